@@ -1,0 +1,131 @@
+"""Read a labelled text dataset (CSV, TSV, JSONL, Parquet, or a Hugging Face datasets id).
+
+Policy for empty or whitespace-only texts: they are skipped and counted (``skipped_empty``),
+never fed to the model, because a zero-token example has no last token to pool. Bytes that
+are not UTF-8 are an error, not silently replaced: a replaced character would change the
+text hash and with it the cache identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probe.errors import ProbeError
+
+READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass
+class TextDataset:
+    texts: list[str]
+    labels: list[str] | None
+    source: str
+    skipped_empty: int = 0
+    splits: list[str] | None = None  # a ``split`` column, when the file has one
+    ids: list[str] | None = field(default=None)  # an ``id`` column, when the file has one
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, mask) -> TextDataset:
+        keep = [i for i, flag in enumerate(mask) if flag]
+        pick = lambda values: None if values is None else [values[i] for i in keep]  # noqa: E731
+        return TextDataset(
+            [self.texts[i] for i in keep], pick(self.labels), self.source, 0,
+            pick(self.splits), pick(self.ids),
+        )  # fmt: skip
+
+
+def text_sha1(text: str) -> bytes:
+    """Identity of one example: joins label files to cached features by exact text."""
+    return hashlib.sha1(text.encode("utf-8")).digest()
+
+
+def read_dataset(
+    source: str,
+    text_col: str = "text",
+    label_col: str | None = "label",
+    split: str | None = None,
+    require_labels: bool = False,
+) -> TextDataset:
+    """Read texts (and labels, if the column exists) from a file or a hub dataset."""
+    frame = _read_frame(source, split)
+    if text_col not in frame.columns:
+        raise ProbeError(
+            f"{source}: no column '{text_col}' (columns: {', '.join(map(str, frame.columns))}); "
+            "use --text-col"
+        )
+    has_labels = label_col is not None and label_col in frame.columns
+    if require_labels and not has_labels:
+        raise ProbeError(f"{source}: no label column '{label_col}'; use --label-col")
+    if len(frame) == 0:
+        raise ProbeError(f"{source}: the dataset is empty")
+    texts = frame[text_col]
+    if texts.isna().any() or not all(isinstance(t, str) for t in texts):
+        texts = texts.fillna("").astype(str)
+    keep = texts.str.strip().str.len() > 0
+    skipped = int((~keep).sum())
+    if not keep.any():
+        raise ProbeError(f"{source}: every text is empty or whitespace")
+    frame = frame[keep.values]
+    labels = None
+    if has_labels:
+        column = frame[label_col]
+        if column.isna().any():
+            raise ProbeError(f"{source}: {int(column.isna().sum())} rows have no label")
+        labels = [str(v) for v in column]
+    return TextDataset(
+        texts=[str(t) for t in texts[keep.values]],
+        labels=labels,
+        source=source,
+        skipped_empty=skipped,
+        splits=[str(v) for v in frame["split"]] if "split" in frame.columns else None,
+        ids=[str(v) for v in frame["id"]] if "id" in frame.columns else None,
+    )
+
+
+def _read_frame(source: str, split: str | None):
+    import pandas as pd
+
+    path = Path(source).expanduser()
+    kind = READERS.get(path.suffix.lower())
+    if not path.exists():
+        if kind is not None or source.startswith((".", "/", "~")):
+            raise ProbeError(f"data file not found: {source}")
+        return _read_hub_dataset(source, split)
+    if path.is_dir() or kind is None:
+        raise ProbeError(f"{source}: expected a .csv, .tsv, .jsonl or .parquet file")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        raw = path.read_bytes()
+        raw.decode("utf-8")  # fail loudly on bytes that are not UTF-8
+        if not raw.strip():
+            raise ProbeError(f"{source}: the dataset is empty")
+        if kind == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        sep = "\t" if kind == "tsv" else ","
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProbeError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except ProbeError:
+        raise
+    except Exception as exc:  # pandas/pyarrow parse errors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ProbeError(f"{source}: cannot parse as {kind}: {reason}") from None
+
+
+def _read_hub_dataset(name: str, split: str | None):
+    try:
+        import datasets
+
+        loaded = datasets.load_dataset(name, split=split or "train")
+        return loaded.to_pandas()
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ProbeError(
+            f"cannot load dataset '{name}' from the Hugging Face hub (offline, or no such "
+            f"dataset: {reason[:120]}); pass a local .csv/.tsv/.jsonl/.parquet file instead"
+        ) from None

@@ -1,0 +1,37 @@
+"""Pool a padded batch of hidden states into one vector per example.
+
+Both pools read only real tokens, so padding side and pad id never change a stored number.
+"""
+
+import torch
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of the last real token of each row, for left or right padding.
+
+    (B, T) -> (B,)
+    """
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask.bool() * (positions + 1)).argmax(dim=1)
+
+
+def pool_last(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden state of the last real token: the only one a causal model let see the whole text.
+
+    (B, T, D) -> (B, D)
+    """
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, last_token_index(attention_mask)]
+
+
+def pool_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mask-weighted mean over real tokens, accumulated in fp32.
+
+    (B, T, D) -> (B, D)
+    """
+    weights = attention_mask.to(torch.float32).unsqueeze(-1)  # (B, T, 1)
+    summed = (hidden.to(torch.float32) * weights).sum(dim=1)  # (B, D)
+    return summed / weights.sum(dim=1).clamp(min=1.0)
+
+
+POOLS = {"last": pool_last, "mean": pool_mean}

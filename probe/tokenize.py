@@ -1,0 +1,100 @@
+"""Text -> token ids, with truncation counted rather than silent.
+
+GPT-2-family models use tiktoken's ``gpt2`` encoding built from the BPE files shipped in
+``probe/assets/gpt2-bpe`` (sha256-checked against tiktoken's expected hashes), so GPT-2
+tokenization never touches the network. Every other model uses its own Hugging Face
+tokenizer. Text is always encoded as ordinary text: a literal ``<|endoftext|>`` in the data
+is not turned into the special token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Protocol
+
+GPT2_BPE_DIR = resources.files("probe") / "assets" / "gpt2-bpe"
+GPT2_VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
+GPT2_ENCODER_JSON_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
+GPT2_EOT_ID = 50256
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids per text (already truncated) and how many texts were cut."""
+
+    token_ids: list[list[int]]
+    truncated: int
+
+
+class TextTokenizer(Protocol):
+    name: str
+    pad_id: int
+
+    def encode(self, texts: Sequence[str], max_length: int) -> Encoded: ...
+
+
+@cache
+def gpt2_encoding():
+    """tiktoken's ``gpt2`` encoding from the shipped files: no download, ever."""
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import gpt2
+
+    ranks = data_gym_to_mergeable_bpe_ranks(
+        vocab_bpe_file=str(GPT2_BPE_DIR / "vocab.bpe"),
+        encoder_json_file=str(GPT2_BPE_DIR / "encoder.json"),
+        vocab_bpe_hash=GPT2_VOCAB_BPE_SHA256,
+        encoder_json_hash=GPT2_ENCODER_JSON_SHA256,
+    )
+    pattern = gpt2.__globals__["r50k_pat_str"]
+    return tiktoken.Encoding(
+        name="gpt2",
+        explicit_n_vocab=50257,
+        pat_str=pattern,
+        mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": GPT2_EOT_ID},
+    )
+
+
+class TiktokenGPT2:
+    """GPT-2 BPE via tiktoken: ~3-6x faster than the HF tokenizer, identical ids."""
+
+    name = "tiktoken:gpt2"
+    pad_id = GPT2_EOT_ID  # any id works: padded positions are masked and never pooled
+
+    def encode(self, texts: Sequence[str], max_length: int) -> Encoded:
+        ids = gpt2_encoding().encode_ordinary_batch(list(texts))
+        truncated = sum(len(row) > max_length for row in ids)
+        return Encoded([row[:max_length] for row in ids], truncated)
+
+
+class HFTokenizer:
+    """A Hugging Face tokenizer; special tokens ([CLS] ... [SEP]) survive truncation."""
+
+    def __init__(self, tokenizer, name: str):
+        self.tokenizer = tokenizer
+        self.name = name
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_id = int(pad)
+
+    def encode(self, texts: Sequence[str], max_length: int) -> Encoded:
+        tok = self.tokenizer
+        room = max(max_length - tok.num_special_tokens_to_add(pair=False), 1)
+        bare = tok(list(texts), add_special_tokens=False)["input_ids"]
+        truncated = sum(len(row) > room for row in bare)
+        rows = tok(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return Encoded([list(row) for row in rows], truncated)
+
+
+def is_gpt2_vocab(config) -> bool:
+    """True for models that use OpenAI's GPT-2 BPE (GPT-2 and its tiny test variants).
+
+    ``config`` is a transformers config or its ``config.json`` as a dict.
+    """
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    return get("model_type") == "gpt2" and get("vocab_size") in (50257, 50304)
