@@ -334,3 +334,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(staging, path)
+
+
+load_cache = open_cache  # the name the design sketch uses

@@ -1,0 +1,153 @@
+"""probe extract vs the naive extraction loop, and achieved FLOP/s vs the machine's matmul peak.
+
+Naive loop (the spam-classification reference): batches of 32 in data order, each padded to
+a fixed 120 tokens, fp32, ``output_hidden_states=True``, then both pools of every layer.
+probe: length-sorted batches under a token budget, hooks instead of hidden-state tuples.
+Both run in this process on the same model and texts; tokens/s counts real tokens.
+
+Useful FLOP/s = 2 x non-embedding parameters x real tokens / time, against the fp32 GEMM
+peak measured here at the model's own matrix shapes.
+
+    python benchmarks/bench_extract.py --model smollm2-135m --data data/sms_spam.csv --n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def non_embedding_parameters(model) -> int:
+    from probe.architecture import base_model
+
+    embeddings = {id(p) for m in base_model(model).modules() if isinstance(m, torch.nn.Embedding)
+                  for p in m.parameters()}  # fmt: skip
+    return sum(p.numel() for p in base_model(model).parameters() if id(p) not in embeddings)
+
+
+def matmul_peak(model, tokens_per_gemm: int = 4096, repeats: int = 5) -> float:
+    """fp32 GEMM FLOP/s over the model's Linear shapes, weighted as one forward pass uses them."""
+    from probe.architecture import transformer_blocks
+
+    shapes = [tuple(m.weight.shape) for m in transformer_blocks(model)[0].modules()
+              if isinstance(m, torch.nn.Linear)]  # fmt: skip
+    inputs = {k: torch.randn(tokens_per_gemm, k) for _, k in shapes}
+    weights = [torch.randn(n, k) for n, k in shapes]
+    for w in weights:  # warm-up
+        inputs[w.shape[1]] @ w.T
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for w in weights:
+            inputs[w.shape[1]] @ w.T
+        elapsed = time.perf_counter() - start
+        flops = sum(2 * tokens_per_gemm * n * k for n, k in shapes)
+        best = max(best, flops / elapsed)
+    return best
+
+
+def naive_loop(backbone, texts, max_length=120, batch_size=32) -> tuple[float, int]:
+    """Returns (seconds, real tokens)."""
+    from probe.architecture import base_model
+    from probe.pooling import pool_last, pool_mean
+
+    encoded = backbone.tokenizer.encode(texts, max_length).token_ids
+    model = base_model(backbone.model)
+    start = time.perf_counter()
+    for first in range(0, len(encoded), batch_size):
+        rows = encoded[first : first + batch_size]
+        rows = [ids + [backbone.tokenizer.pad_id] * (max_length - len(ids)) for ids in rows]
+        input_ids = torch.tensor(rows)
+        mask = torch.zeros_like(input_ids)
+        for i, ids in enumerate(encoded[first : first + batch_size]):
+            mask[i, : len(ids)] = 1
+        with torch.inference_mode():
+            states = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+            for hidden in states.hidden_states:
+                pool_last(hidden, mask).half().numpy()
+                pool_mean(hidden, mask).half().numpy()
+    return time.perf_counter() - start, sum(map(len, encoded))
+
+
+def probe_extract(backbone, dataset, layers) -> tuple[float, int]:
+    from probe.extract import extract
+    from probe.store import open_cache
+
+    with tempfile.TemporaryDirectory() as store:
+        os.environ["PROBE_CACHE"] = store
+        start = time.perf_counter()
+        path = extract(backbone, dataset, layers)
+        elapsed = time.perf_counter() - start
+        return elapsed, int(open_cache(path).n_tokens.sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--data", default="data/sms_spam.csv")
+    parser.add_argument("--n", type=int, default=1000, help="first N texts (0 = all)")
+    parser.add_argument("--out", default=str(RESULTS / "extract_smollm2_sms"))
+    args = parser.parse_args()
+
+    from probe.data import TextDataset, read_dataset
+    from probe.models import load_backbone
+
+    data = read_dataset(args.data)
+    texts = data.texts[: args.n or None]
+    dataset = TextDataset(texts, None, args.data)
+    backbone = load_backbone(args.model, device="cpu")
+    params = non_embedding_parameters(backbone.model)
+    peak = matmul_peak(backbone.model)
+    probe_extract(backbone, TextDataset(texts[:64], None, "warm-up"), "all")
+
+    probe_s, tokens = probe_extract(backbone, dataset, "all")
+    half = backbone.num_layers // 2
+    half_s, _ = probe_extract(backbone, dataset, f"0:{half + 1}")
+    naive_s, naive_tokens = naive_loop(backbone, texts)
+    assert naive_tokens <= tokens  # the naive loop truncates at 120
+
+    def flops(seconds, n_tokens):
+        return 2 * params * n_tokens / seconds
+
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "model": args.model,
+        "data": args.data,
+        "texts": len(texts),
+        "real_tokens": tokens,
+        "threads": torch.get_num_threads(),
+        "non_embedding_parameters": params,
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "probe_seconds": round(probe_s, 2),
+        "probe_tokens_per_s": round(tokens / probe_s, 1),
+        "probe_useful_gflops": round(flops(probe_s, tokens) / 1e9, 1),
+        "probe_fraction_of_peak": round(flops(probe_s, tokens) / peak, 3),
+        "naive_seconds": round(naive_s, 2),
+        "naive_tokens_per_s": round(naive_tokens / naive_s, 1),
+        "naive_useful_gflops": round(flops(naive_s, naive_tokens) / 1e9, 1),
+        "naive_fraction_of_peak": round(flops(naive_s, naive_tokens) / peak, 3),
+        "speedup_tokens_per_s": round((tokens / probe_s) / (naive_tokens / naive_s), 2),
+        "early_stop_layers": f"0..{half}",
+        "early_stop_seconds": round(half_s, 2),
+        "early_stop_time_fraction": round(half_s / probe_s, 3),
+        "early_stop_expected_fraction": round(half / backbone.num_layers, 3),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result.items()]
+    out.with_suffix(".md").write_text("# probe extract benchmark\n\n" + "\n".join(lines) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
