@@ -142,13 +142,13 @@ def test_tsv_jsonl_and_parquet_read_the_same_texts(tiny_gpt2_dir, sms_subset, tm
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_gpt2_dir, tmp_path, isolated_cache):
     """Kill a real ``probe extract`` mid-run, start it again, compare with a clean run."""
-    texts = pd.read_csv(REPO / "data" / "sms_spam.csv").text.head(1500)
-    data = tmp_path / "sms1500.csv"
+    texts = pd.read_csv(REPO / "data" / "sms_spam.csv").text.head(600)
+    data = tmp_path / "sms600.csv"
     pd.DataFrame({"text": texts}).to_csv(data, index=False)
     killed_out = tmp_path / "resumed.h5"
     command = [
         sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-        "--data", str(data), "--batch-tokens", "64", "--quiet", "--out", str(killed_out),
+        "--data", str(data), "--batch-tokens", "48", "--quiet", "--out", str(killed_out),
     ]  # fmt: skip
     env = probe_env(isolated_cache)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
