@@ -90,3 +90,18 @@ def probe_env(store: Path) -> dict:
     env["PROBE_CACHE"] = str(store)
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
+
+
+@pytest.fixture
+def sms_labelled(tmp_path):
+    """90 SMS messages (30 spam, 60 ham, shuffled) with an ``id`` column: enough for a
+    stratified split and cross-validation, small enough to extract in a second."""
+    import pandas as pd
+
+    frame = pd.read_csv(SMS_CSV)
+    frame = pd.concat([frame[frame.label == "spam"].head(30), frame[frame.label == "ham"].head(60)])
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    frame.insert(0, "id", [f"m{i:03d}" for i in range(len(frame))])
+    path = tmp_path / "sms90.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -1,0 +1,140 @@
+"""The layer-wise sweep from the cache: every stored layer x pool, C searched, timed.
+
+Target (issue 4): SmolLM2-135M, 31 layers x 2 pools, the 67,349 SST-2 training sentences,
+C chosen on the 872 validation sentences, in under 60 s on a 2-core CPU. The features come
+from the cache (``probe extract`` of both files first; here a cache hit, no model run). The
+time covers everything ``probe sweep`` does after opening the caches: reading each layer
+(fp16 -> fp32), standardising, the C path with validation scoring, the metrics.
+
+Also fitted once, for the best (layer, pool) and C: scikit-learn's ``LogisticRegression``
+(lbfgs, float64) on the same standardised features, for time and agreement.
+
+    nice -n 10 python benchmarks/bench_sweep.py \\
+        --train ../shared/datasets/sst2/train.csv --val ../shared/datasets/sst2/validation.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def sklearn_reference(data, layer: int, pool: str, C: float, ours) -> dict:
+    """scikit-learn's lbfgs at the chosen C, on our standardisation of the same features."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = data.train.features(layer, pool)
+    standardised = (X - ours.mean_) / ours.scale_
+    started = time.perf_counter()
+    theirs = LogisticRegression(C=C, max_iter=10_000, tol=1e-6).fit(standardised, data.train.labels)
+    seconds = time.perf_counter() - started
+    X_val = (data.val.features(layer, pool) - ours.mean_) / ours.scale_
+    agreement = float(
+        np.mean(theirs.predict(X_val) == ours.predict(data.val.features(layer, pool)))
+    )
+    return {
+        "seconds_one_C": seconds,
+        "n_iter": int(np.max(theirs.n_iter_)),
+        "val_accuracy": float(theirs.score(X_val, data.val.labels)),
+        "val_prediction_agreement": agreement,
+        "max_relative_coef_difference": float(
+            np.abs(theirs.coef_ - ours.coef_).max() / np.abs(theirs.coef_).max()
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--train", required=True, help="training file or cache .h5")
+    parser.add_argument("--val", required=True, help="validation file or cache .h5")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn fit")
+    parser.add_argument("--name", default="sweep_sst2")
+    args = parser.parse_args()
+
+    from probe.sweep import is_cache_file, markdown_table, prepare, public, run_sweep
+
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    caches_only = is_cache_file(args.train) and is_cache_file(args.val)  # they know their model
+    data = prepare(None if caches_only else args.model, train=args.train, val=args.val,
+                   test_size=0, log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+    prepare_seconds = time.perf_counter() - started
+    result = run_sweep(data, n_jobs=args.jobs)
+    load_after = os.getloadavg()
+    best = result["_best_result"]
+    print(markdown_table(result))
+    reference = None
+    if not args.no_sklearn:
+        reference = sklearn_reference(
+            data, best.layer, best.pool, best.classifier.C_, best.classifier
+        )
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        "sweep_seconds": result["seconds"],
+        "prepare_seconds": prepare_seconds,
+        "target_seconds": 60,
+        "heads": len(result["entries"]),
+        "fit_seconds_per_head_mean": float(np.mean([r["seconds"] for r in result["entries"]])),
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "dim": int(best.classifier.n_features_in_),
+        "Cs": best.classifier.search_["Cs"],
+        "machine": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
+                    "load_average_before": load_before, "load_average_after": load_after},
+        "sklearn_reference": reference,
+        **{k: v for k, v in public(result).items() if k not in ("seconds",)},
+    }  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# Layer sweep from the cache: {Path(str(data.model)).name}",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"- {report['heads']} heads ({len(data.layers)} layers x 2 pools), "
+        f"{report['n_train']:,} training examples x {report['dim']} features, C searched over "
+        f"{len(report['Cs'])} values and chosen on {report['n_val']} validation examples.",
+        f"- **Sweep time: {result['seconds']:.1f} s** (target < 60 s) with {result['n_jobs']} "
+        f"parallel jobs on {report['machine']['cpu']} ({report['machine']['cores']} cores); "
+        f"mean fit time per head {report['fit_seconds_per_head_mean']:.2f} s. Opening the "
+        f"caches: {prepare_seconds:.1f} s.",
+        f"- Load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, "
+        f"after {tuple(round(x, 2) for x in load_after)}: the machine is shared.",
+    ]
+    if reference:
+        lines.append(
+            f"- scikit-learn `LogisticRegression` (lbfgs, float64, tol 1e-6) at the chosen "
+            f"(layer {best.layer}, {best.pool}, C {best.classifier.C_:g}) alone: "
+            f"{reference['seconds_one_C']:.1f} s, {reference['n_iter']} iterations; "
+            f"validation predictions agree on {reference['val_prediction_agreement']:.2%}, "
+            f"largest coefficient difference {reference['max_relative_coef_difference']:.1e} "
+            "of the largest coefficient."
+        )
+    lines += ["", markdown_table(result), ""]
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines))
+    print(f"\nsweep {result['seconds']:.1f} s; wrote {RESULTS / args.name}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
