@@ -96,6 +96,7 @@ def main() -> None:
         "target_seconds": 60,
         "heads": len(result["entries"]),
         "fit_seconds_per_head_mean": float(np.mean([r["seconds"] for r in result["entries"]])),
+        "task_cpu_seconds_total": float(sum(r["cpu_seconds"] for r in result["entries"])),
         "n_train": len(data.train),
         "n_val": len(data.val),
         "dim": int(best.classifier.n_features_in_),
@@ -120,7 +121,11 @@ def main() -> None:
         f"mean fit time per head {report['fit_seconds_per_head_mean']:.2f} s. Opening the "
         f"caches: {prepare_seconds:.1f} s.",
         f"- Load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, "
-        f"after {tuple(round(x, 2) for x in load_after)}: the machine is shared.",
+        f"after {tuple(round(x, 2) for x in load_after)}: the machine is shared. CPU time of "
+        f"the {report['heads']} tasks (reading, fitting, scoring): "
+        f"{report['task_cpu_seconds_total']:.1f} s, i.e. "
+        f"{report['task_cpu_seconds_total'] / result['n_jobs']:.1f} s of wall time on "
+        f"{result['n_jobs']} otherwise idle cores.",
     ]
     if reference:
         lines.append(

@@ -319,7 +319,13 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
                 f"with --labels, give cache files (.h5), not {source}; or give no data and "
                 "the cache store is searched for the texts"
             )
-    label_set = read_dataset(labels_file, text_col, label_col, require_labels=True)
+    ids_only = False
+    try:
+        label_set = read_dataset(labels_file, text_col, label_col, require_labels=True)
+    except ProbeError as error:  # an id + label file needs no text column
+        if f"no column '{text_col}'" not in str(error):
+            raise
+        label_set, ids_only = read_dataset(labels_file, "id", label_col, require_labels=True), True
     if label_set.skipped_empty:
         log(f"{labels_file}: skipped {label_set.skipped_empty} empty texts")
     text_keys = [text_sha1(text) for text in label_set.texts]
@@ -333,6 +339,8 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         raise ProbeError(
             f"no complete cache in the store{where}; run probe extract on the texts first"
         )
+    if ids_only and not any(c.ids is not None for c in candidates):
+        raise ProbeError(f"{labels_file} has ids but no texts, and the cache has no id column")
     owner = _match_rows(candidates, label_set, text_keys)  # label row -> (cache index, row)
     missing = [i for i, hit in enumerate(owner) if hit is None]
     if missing:
@@ -429,6 +437,7 @@ class FitResult:
     classifier: object  # ProbeClassifier
     reports: dict  # split -> classification report (val and test; train: accuracy only)
     seconds: float  # fit time, C search included, features read excluded
+    cpu_seconds: float = 0.0  # CPU time of the whole task, reading and scoring included
 
     @property
     def label_names(self) -> list[str]:
@@ -446,6 +455,7 @@ class FitResult:
             row["val_accuracy"] = max(search["accuracy"])
         row["train_accuracy"] = self.reports["train"]["accuracy"]
         row["seconds"] = self.seconds
+        row["cpu_seconds"] = self.cpu_seconds
         return row
 
 
@@ -474,6 +484,7 @@ def fit_one(
         raise ProbeError(
             f"layer {layer} is not in the cache; stored layers: {', '.join(map(str, data.layers))}"
         )
+    cpu_started = time.process_time()
     X = data.train.features(layer, pool)
     val = (
         (data.val.features(layer, pool), data.val.labels) if data.val is not None else (None, None)
@@ -493,7 +504,7 @@ def fit_one(
             X_split = val[0] if split is data.val else split.features(layer, pool)
             predicted = classifier.predict(X_split)
             reports[split.name] = classification_report(split.labels, predicted, names)
-    return FitResult(layer, pool, classifier, reports, seconds)
+    return FitResult(layer, pool, classifier, reports, seconds, time.process_time() - cpu_started)
 
 
 def head_meta(data: CachedData, result: FitResult) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import probe.heads
 from probe.errors import ProbeError
 from probe.heads import InvalidTrainingData, ProbeClassifier, load_head, save_head
 
@@ -64,15 +65,18 @@ def test_separable_features_are_classified_perfectly(classes):
     assert list(clf.classes_) == sorted(names)
 
 
-def test_validation_not_test_chooses_C():
+def test_validation_not_test_chooses_C(monkeypatch):
     """Validation = the test rows with every label flipped: the C best on validation is the
     one worst on test. If test data chose anything, the two would agree."""
+    monkeypatch.setattr(probe.heads, "SEARCH_TOL", 1e-8)  # the path = separate tight fits
     X, y = noisy_linear(n=300, dim=40, seed=7)
     X_test, y_test = X[200:], y[200:]
     grid = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-    test_accuracy = [ProbeClassifier(C=C).fit(X[:200], y[:200]).score(X_test, y_test) for C in grid]
+    test_accuracy = [
+        ProbeClassifier(C=C, tol=1e-8).fit(X[:200], y[:200]).score(X_test, y_test) for C in grid
+    ]
     assert len(set(test_accuracy)) > 1
-    clf = ProbeClassifier(Cs=grid).fit(X[:200], y[:200], X_test, 1 - y_test)
+    clf = ProbeClassifier(Cs=grid, tol=1e-8).fit(X[:200], y[:200], X_test, 1 - y_test)
     assert clf.search_["method"] == "validation"
     assert clf.C_ == grid[int(np.argmin(test_accuracy))]
     np.testing.assert_allclose(clf.search_["accuracy"], 1 - np.asarray(test_accuracy))

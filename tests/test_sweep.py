@@ -79,28 +79,35 @@ def test_cache_files_as_inputs_must_match_the_model(tiny_gpt2_dir, sms_labelled,
         prepare(str(other), train=str(train), test=str(test))
 
 
-def new_label_file(sms_labelled, tmp_path, by_id=False, extra_text=None):
-    """A different task on the same texts: long versus short messages."""
+def new_label_file(sms_labelled, tmp_path, match="text", extra_text=None):
+    """A different task on the same texts: long versus short messages, joined by ``match``:
+    text, id (the texts are then wrong on purpose), or ids_only (no text column)."""
     frame = pd.read_csv(sms_labelled)
-    frame["label"] = np.where(frame.text.str.len() > 60, "long", "short")
-    frame = frame.drop(columns=[] if by_id else ["id"])
-    if by_id:
+    expected = dict(
+        zip(frame.id, np.where(frame.text.str.len() > 60, "long", "short"), strict=True)
+    )
+    frame["label"] = frame.id.map(expected)
+    if match == "text":
+        frame = frame.drop(columns=["id"])
+    elif match == "id":
         frame["text"] = "text is not used when ids match"
+    else:
+        frame = frame.drop(columns=["text"])
     if extra_text:
         extra = pd.DataFrame({"text": extra_text, "label": ["long"] * len(extra_text)})
         frame = pd.concat([frame, extra])
-    path = tmp_path / f"lengths{'_by_id' if by_id else ''}.csv"
+    path = tmp_path / f"lengths_by_{match}.csv"
     frame.to_csv(path, index=False)
-    return path, dict(zip(pd.read_csv(sms_labelled).id, frame.label[:90], strict=True))
+    return path, expected
 
 
-@pytest.mark.parametrize("by_id", [False, True])
+@pytest.mark.parametrize("match", ["text", "id", "ids_only"])
 def test_new_labels_join_cached_texts_without_a_model(
-    tiny_gpt2_dir, sms_labelled, tmp_path, by_id, monkeypatch
+    tiny_gpt2_dir, sms_labelled, tmp_path, match, monkeypatch
 ):
     extract(str(tiny_gpt2_dir), read_dataset(str(sms_labelled)), max_length=48)
     refuse_models(monkeypatch)
-    path, expected = new_label_file(sms_labelled, tmp_path, by_id=by_id)
+    path, expected = new_label_file(sms_labelled, tmp_path, match=match)
     data = prepare(str(tiny_gpt2_dir), labels=str(path))  # the store is searched
     assert len(data.train) + len(data.test) == 90
     ids = pd.read_csv(sms_labelled).id.tolist()
@@ -156,7 +163,9 @@ def test_parallel_sweep_equals_serial(sms_data):
     sms_data.val = CachedSplit("val", sms_data.test.parts, sms_data.test.labels)
     serial = run_sweep(sms_data, layers=[2, 3], n_jobs=1, C=1.0)
     parallel = run_sweep(sms_data, layers=[2, 3], n_jobs=2, C=1.0)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    strip = lambda rows: [  # noqa: E731
+        {k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in rows
+    ]
     assert strip(parallel["entries"]) == strip(serial["entries"])
 
 
