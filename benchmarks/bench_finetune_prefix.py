@@ -27,6 +27,7 @@ from probe.data_splits import load_splits
 from probe.finetune import (
     FinetuneClassifier,
     FinetuneConfig,
+    adamw,
     attach_prefix,
     encode_split,
     evaluate,
@@ -63,7 +64,7 @@ def main() -> None:
     plain = {name: encode(name) for name in ("train", "val")}
     classifier = FinetuneClassifier(backbone.model, plan, config.pool, len(labels))
     classifier.freeze()
-    optimizer = torch.optim.AdamW(param_groups(classifier, config))
+    optimizer = adamw(param_groups(classifier, config), config.lr_head)
     rng = np.random.default_rng(0)
 
     def epoch(encoded: dict) -> float:

@@ -184,7 +184,8 @@ def main() -> None:
         f"Model {args.model}; data {report['data']}: {report['n_train']} train, "
         f"{report['n_test']} test, max_length {args.max_length}, {report['threads']} threads. "
         f"Load average (1, 5, 15 min) at start, after the probe, at the end: "
-        f"{[tuple(round(x, 2) for x in a) for a in load_average]} (shared machine).",
+        f"{[tuple(round(x, 2) for x in a) for a in load_average]} (this run's own 2 threads "
+        "count as 2; nothing else should run alongside).",
         "",
         "| | time (s) | test accuracy | test macro-F1 | speed-up |",
         "|---|---|---|---|---|",

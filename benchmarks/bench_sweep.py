@@ -121,7 +121,8 @@ def main() -> None:
         f"mean fit time per head {report['fit_seconds_per_head_mean']:.2f} s. Opening the "
         f"caches: {prepare_seconds:.1f} s.",
         f"- Load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, "
-        f"after {tuple(round(x, 2) for x in load_after)}: the machine is shared. CPU time of "
+        f"after {tuple(round(x, 2) for x in load_after)}: it counts this run and, decaying "
+        "over minutes, what ran just before. CPU time of "
         f"the {report['heads']} tasks (reading, fitting, scoring): "
         f"{report['task_cpu_seconds_total']:.1f} s, i.e. "
         f"{report['task_cpu_seconds_total'] / result['n_jobs']:.1f} s of wall time on "

@@ -129,9 +129,9 @@ def finetune(model, unfreeze, layer, init_head, no_prefix_cache, out, as_json, *
         head_path = save_finetuned(result, out)
         result.report["saved"] = {"model": out, "head": str(head_path)}
     if as_json:
-        from probe.finetune import _jsonable
+        from probe.jsonable import to_jsonable
 
-        click.echo(json.dumps(_jsonable(result.report)))
+        click.echo(json.dumps(to_jsonable(result.report)))
     else:
         click.echo(format_report(result.report))
 
@@ -200,7 +200,7 @@ def compare(model, unfreeze_list, out_dir, as_json, **options):
     import re
 
     from probe.compare import markdown_table, run_comparison, write_outputs
-    from probe.finetune import _jsonable
+    from probe.jsonable import to_jsonable
 
     log = (lambda m: None) if options["quiet"] else (lambda m: click.echo(m, err=True))
     splits = _load_splits(options)
@@ -213,7 +213,7 @@ def compare(model, unfreeze_list, out_dir, as_json, **options):
     stem = "compare-" + "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", name) for name in names)
     paths = write_outputs(result, out_dir, stem)
     if as_json:
-        click.echo(json.dumps(_jsonable(result)))
+        click.echo(json.dumps(to_jsonable(result)))
     else:
         click.echo(markdown_table(result))
         for path in paths:

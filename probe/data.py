@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, short_reason
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -113,8 +113,7 @@ def _read_frame(source: str, split: str | None):
     except ProbeError:
         raise
     except Exception as exc:  # pandas/pyarrow parse errors
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ProbeError(f"{source}: cannot parse as {kind}: {reason}") from None
+        raise ProbeError(f"{source}: cannot parse as {kind}: {short_reason(exc, 300)}") from None
 
 
 def _read_hub_dataset(name: str, split: str | None):
@@ -124,8 +123,7 @@ def _read_hub_dataset(name: str, split: str | None):
         loaded = datasets.load_dataset(name, split=split or "train")
         return loaded.to_pandas()
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ProbeError(
             f"cannot load dataset '{name}' from the Hugging Face hub (offline, or no such "
-            f"dataset: {reason[:120]}); pass a local .csv/.tsv/.jsonl/.parquet file instead"
+            f"dataset: {short_reason(exc)}); pass a local .csv/.tsv/.jsonl/.parquet file instead"
         ) from None

@@ -103,14 +103,18 @@ def stratified_split(
     return dataset.subset(~held), dataset.subset(held)
 
 
-def _by_split_column(dataset: TextDataset) -> dict[str, TextDataset]:
-    names = [SPLIT_NAMES.get(s.strip().lower()) for s in dataset.splits]
-    unknown = sorted({s for s, n in zip(dataset.splits, names, strict=True) if n is None})
+def split_names(values, source) -> np.ndarray:
+    """Normalise a ``split`` column to 'train' / 'val' / 'test'; anything else is an error."""
+    names = [SPLIT_NAMES.get(str(s).strip().lower()) for s in values]
+    unknown = sorted({str(s) for s, n in zip(values, names, strict=True) if n is None})
     if unknown:
         raise ProbeError(
-            f"{dataset.source}: unknown split values {', '.join(unknown[:5])}; "
+            f"{source}: unknown split values {', '.join(unknown[:5])}; "
             "use train, val (or validation, dev) and test"
         )
-    return {
-        name: dataset.subset([n == name for n in names]) for name in set(names) if name in names
-    }
+    return np.asarray(names)
+
+
+def _by_split_column(dataset: TextDataset) -> dict[str, TextDataset]:
+    names = split_names(dataset.splits, dataset.source)
+    return {name: dataset.subset(names == name) for name in set(names.tolist())}

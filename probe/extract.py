@@ -236,7 +236,8 @@ def extract(
 
     store.assemble(
         run, final_path, len(batches), len(lengths), backbone.hidden_size, wanted, hashes,
-        _attributes(backbone, info, key, data, hashes, max_length, encoded.truncated),
+        {**_attributes(backbone, info, key, data, hashes, max_length, encoded.truncated),
+         "extract_seconds": round(elapsed, 3), "resumed_batches": len(done)},
         labels=data.labels, ids=data.ids,
     )  # fmt: skip
     log(f"extracted {len(lengths)} texts, {sum(lengths)} tokens in {elapsed:.1f} s")

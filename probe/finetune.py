@@ -17,7 +17,6 @@ decay) and vectors (biases, norm gains: no decay).
 
 from __future__ import annotations
 
-import math
 import resource
 import sys
 import time
@@ -33,6 +32,7 @@ from probe.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.data import TextDataset, text_sha1
 from probe.errors import ProbeError
 from probe.forgetting import compare_checks, language_check
+from probe.jsonable import to_jsonable
 from probe.pooling import POOLS
 from probe.prefix import DTYPES, Prefix, load_or_compute_prefix, prefix_key, run_blocks
 
@@ -307,7 +307,8 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
             attach_prefix(encoded[name], backbone, plan, config, log)
             prefix = encoded[name].prefix
             if prefix is not None and name not in prefix_info:
-                prefix_info[name] = {"seconds": prefix.seconds, "hit": prefix.hit}
+                prefix_info[name] = {"seconds": prefix.seconds, "hit": prefix.hit,
+                                     "computed_seconds": prefix.computed_seconds}  # fmt: skip
         progress = _progress_bar(len(encoded["train"].labels), epoch, config)
         stats = train_epoch(
             classifier, backbone, encoded["train"], optimizer, config, rng, progress
@@ -383,7 +384,7 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
             classifier.head.weight.copy_(torch.as_tensor(weight))
             classifier.head.bias.copy_(torch.as_tensor(bias))
     groups = param_groups(classifier, config)
-    optimizer = torch.optim.AdamW(groups, lr=config.lr_head, betas=(0.9, 0.999))
+    optimizer = adamw(groups, config.lr_head)
     trainable_params = sum(p.numel() for g in groups for p in g["params"])
 
     before = language_check(backbone) if config.forgetting_check else None
@@ -440,6 +441,15 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
         "device": str(device),
     }
     return FinetuneResult(report, classifier, backbone, label_names, max_length, test_logits)
+
+
+def adamw(groups: list[dict], lr: float) -> torch.optim.AdamW:
+    """AdamW, fused where torch has the kernel for these parameters (about 5% of an N = 1
+    epoch on CPU is the optimizer step: benchmarks/results/finetune_prefix_*)."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
 
 
 def _trainable_state(classifier) -> dict[str, torch.Tensor]:
@@ -584,17 +594,5 @@ def save_finetuned(result: FinetuneResult, out_dir: str | Path) -> Path:
     }
     head_path = out / "head.json"
     save_head(head_path, classifier, meta)
-    (out / "finetune.json").write_text(json.dumps(_jsonable(result.report), indent=2))
+    (out / "finetune.json").write_text(json.dumps(to_jsonable(result.report), indent=2))
     return head_path
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -45,6 +45,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
+from probe.jsonable import to_jsonable
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
 PRECONDITIONER_ROWS = 4096  # subsample on which the data term's Hessian is estimated
@@ -682,7 +683,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
     weights = save(tensors, metadata={"format": HEAD_FORMAT})
     classes = clf.classes_.tolist()
     record = {
-        **{key: _json_safe(value) for key, value in meta.items()},
+        **{key: to_jsonable(value) for key, value in meta.items()},
         "format": HEAD_FORMAT,
         "format_version": HEAD_FORMAT_VERSION,
         "layer": int(meta["layer"]),
@@ -691,7 +692,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
         "label_names": [str(c) for c in meta.get("label_names") or classes],
         "n_features": int(clf.coef_.shape[1]),
         "C": None if getattr(clf, "C_", None) is None else float(clf.C_),
-        "class_weight": _json_safe(getattr(clf, "class_weight", None)),
+        "class_weight": to_jsonable(getattr(clf, "class_weight", None)),
         "versions": {**_versions(), **(meta.get("versions") or {})},
         "weights_file": weights_path.name,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
@@ -763,23 +764,6 @@ def _content_sha256(record: dict) -> str:
     body = {key: value for key, value in record.items() if key != "sha256"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _json_safe(value):
-    """numpy scalars and arrays, Paths and tuples -> plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _versions() -> dict:

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, short_reason
 from probe.paths import cache_root
 
 DEFAULT_MODEL = "gpt2"
@@ -169,10 +169,9 @@ def _hub_snapshot(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ProbeError(
             f"cannot load '{repo_id}' from the Hugging Face hub (offline, or no such model: "
-            f"{reason[:120]}); {OFFLINE_ALTERNATIVES}"
+            f"{short_reason(exc)}); {OFFLINE_ALTERNATIVES}"
         ) from None
 
 

@@ -119,6 +119,7 @@ class Prefix:
     layer: int
     seconds: float = 0.0  # time spent computing it (0 on a cache hit)
     hit: bool = False
+    computed_seconds: float | None = None  # what computing it cost, recorded with the file
 
     def batch(self, rows: Sequence[int], dtype, device) -> torch.Tensor:
         """Right-padded (B, T, D) for the examples ``rows``, as ``collate`` pads their ids."""
@@ -183,7 +184,8 @@ def load_or_compute_prefix(
         try:
             tensors = load_file(path)
             if len(tensors["offsets"]) == len(token_ids) + 1:
-                return Prefix(tensors["hidden"], tensors["offsets"], layer, 0.0, hit=True)
+                recorded = _recorded_seconds(path)
+                return Prefix(tensors["hidden"], tensors["offsets"], layer, 0.0, True, recorded)
         except Exception:  # an unreadable file is recomputed, never trusted
             pass
     prefix = compute_prefix(model, token_ids, pad_id, layer, dtype)
@@ -195,7 +197,12 @@ def load_or_compute_prefix(
         save_file(
             {"hidden": prefix.hidden.contiguous(), "offsets": prefix.offsets},
             staging,
-            metadata={"layer": str(layer), "dtype": dtype, "format": str(PREFIX_FORMAT)},
+            metadata={
+                "layer": str(layer),
+                "dtype": dtype,
+                "format": str(PREFIX_FORMAT),
+                "seconds": f"{prefix.seconds:.3f}",
+            },  # fmt: skip
         )
         os.replace(staging, path)  # readers see no file or a whole one
     except OSError as exc:
@@ -203,4 +210,14 @@ def load_or_compute_prefix(
             log(f"prefix cache not written ({exc.strerror}); it will be recomputed next time")
         if staging and os.path.exists(staging):
             os.unlink(staging)
+    prefix.computed_seconds = prefix.seconds
     return prefix
+
+
+def _recorded_seconds(path: Path) -> float | None:
+    """How long the stored prefix took to compute (files from before this was kept: None)."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        seconds = (handle.metadata() or {}).get("seconds")
+    return float(seconds) if seconds else None

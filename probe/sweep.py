@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from probe.data_splits import split_names
 from probe.errors import ProbeError
 
 POOLS = ("last", "mean")
-SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
 
 
 # --- labelled rows of cache files -------------------------------------------------------------
@@ -205,15 +205,7 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int) -> dic
     if "data" in found:
         item = found["data"]
         if item.split_column is not None:
-            names = [SPLIT_NAMES.get(str(s).strip().lower()) for s in item.split_column]
-            pairs = zip(item.split_column, names, strict=True)
-            unknown = sorted({str(s) for s, n in pairs if n is None})
-            if unknown:
-                raise ProbeError(
-                    f"{item.source}: unknown split values {', '.join(unknown[:5])}; use "
-                    "train, val (or validation, dev) and test"
-                )
-            names = np.asarray(names)
+            names = split_names(item.split_column, item.source)
             for name in ("train", "val", "test"):
                 if (names == name).any():
                     splits[name] = item.split.take(np.flatnonzero(names == name), name)

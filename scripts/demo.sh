@@ -7,7 +7,5 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1
 probe extract --model smollm2-135m --data data/sms_spam.csv --layers all
-if probe sweep --help >/dev/null 2>&1; then
-  probe sweep --model smollm2-135m --data data/sms_spam.csv --test-size 0.2 --seed 0 \
-    --out-dir benchmarks/results/demo_sms
-fi
+probe sweep --model smollm2-135m --data data/sms_spam.csv --test-size 0.2 --seed 0 \
+  --out-dir benchmarks/results/demo_sms

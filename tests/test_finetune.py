@@ -124,6 +124,10 @@ def test_prefix_is_stored_and_reused(sms_splits, isolated_cache):
     assert len(list((isolated_cache / "prefix").glob("*.safetensors"))) == 3  # train, val, test
     again = finetune(wrap_backbone(tiny_gpt2(), "tiny"), sms_splits, config).report
     assert again["prefix"]["train"]["hit"] and again["prefix"]["val"]["hit"]
+    # a hit still reports what computing the prefix cost, so comparisons show the one-time cost
+    assert again["prefix"]["train"]["seconds"] == 0.0
+    recorded = again["prefix"]["train"]["computed_seconds"]
+    assert recorded == pytest.approx(first["prefix"]["train"]["seconds"], abs=1e-3)
     assert again["test"] == first["test"]
     uncached = finetune(
         wrap_backbone(tiny_gpt2(), "tiny"), sms_splits, FinetuneConfig(
