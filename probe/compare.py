@@ -40,15 +40,16 @@ def best_probe(model: str, splits: Splits, max_length: int | None, device=None, 
         paths[name] = str(extract(model, dataset, "all", max_length=max_length, device=device))
         parts[name] = CachedSplit(name, [(paths[name], None)], np.asarray(dataset.labels, str))
     extract_seconds = time.perf_counter() - started
-    recorded = [open_cache(path).meta.get("extract_seconds") for path in paths.values()]
+    caches = {name: open_cache(path) for name, path in paths.items()}  # each file opened once
+    recorded = [opened.meta.get("extract_seconds") for opened in caches.values()]
     hit = all(Path(path).stat().st_mtime < started_wall for path in paths.values())
-    cache = open_cache(paths["train"])
+    cache = caches["train"]
     data = CachedData(
         train=parts["train"], val=parts["val"], test=parts["test"], model=model,
         model_fingerprint=str(cache.meta["model_fingerprint"]),
         max_length=int(cache.meta["max_length"]),
         n_layers_model=int(cache.meta["n_layers_model"]), layers=list(cache.layers),
-        cache_keys={name: open_cache(path).key for name, path in paths.items()},
+        cache_keys={name: opened.key for name, opened in caches.items()},
         sources={name: f"{splits.train.source} ({name} split)" for name in paths},
     )  # fmt: skip
     sweep = run_sweep(data)

@@ -170,7 +170,8 @@ def compute_prefix(
             for row, index in enumerate(rows):
                 hidden[offsets[index] : offsets[index + 1]] = out[row, : lengths[index]]
     model.train(was_training)
-    return Prefix(hidden, torch.from_numpy(offsets), layer, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Prefix(hidden, torch.from_numpy(offsets), layer, seconds, computed_seconds=seconds)
 
 
 def load_or_compute_prefix(
@@ -210,7 +211,6 @@ def load_or_compute_prefix(
             log(f"prefix cache not written ({exc.strerror}); it will be recomputed next time")
         if staging and os.path.exists(staging):
             os.unlink(staging)
-    prefix.computed_seconds = prefix.seconds
     return prefix
 
 
