@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from probe.batching import DEFAULT_TOKEN_BUDGET
+from probe.features.batching import DEFAULT_TOKEN_BUDGET
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def non_embedding_parameters(model) -> int:
-    from probe.architecture import base_model
+    from probe.features.architecture import base_model
 
     embeddings = {id(p) for m in base_model(model).modules() if isinstance(m, torch.nn.Embedding)
                   for p in m.parameters()}  # fmt: skip
@@ -42,7 +42,7 @@ def matmul_rates(model, tokens_per_gemm: int, repeats: int = 7) -> dict:
     Median and best of ``repeats`` timings: on a shared VM single timings swing by +-15%,
     so the median is the sustained rate and the best an optimistic bound.
     """
-    from probe.architecture import transformer_blocks
+    from probe.features.architecture import transformer_blocks
 
     shapes = [tuple(m.weight.shape) for m in transformer_blocks(model)[0].modules()
               if isinstance(m, torch.nn.Linear)]  # fmt: skip
@@ -74,8 +74,8 @@ def matmul_rates_after(model, before: dict) -> dict:
 
 def naive_loop(backbone, texts, max_length=120, batch_size=32) -> tuple[float, int]:
     """Returns (seconds, real tokens)."""
-    from probe.architecture import base_model
-    from probe.pooling import pool_last, pool_mean
+    from probe.features.architecture import base_model
+    from probe.features.pooling import pool_last, pool_mean
 
     encoded = backbone.tokenizer.encode(texts, max_length).token_ids
     model = base_model(backbone.model)
@@ -96,8 +96,8 @@ def naive_loop(backbone, texts, max_length=120, batch_size=32) -> tuple[float, i
 
 
 def probe_extract(backbone, dataset, layers, token_budget) -> tuple[float, int]:
-    from probe.extract import extract
-    from probe.store import open_cache
+    from probe.features.extract import extract
+    from probe.features.store import open_cache
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["PROBE_CACHE"] = store
@@ -116,9 +116,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "extract_smollm2_sms"))
     args = parser.parse_args()
 
-    from probe.batching import length_sorted_batches
-    from probe.data import TextDataset, read_dataset
-    from probe.models import load_backbone
+    from probe.data.readers import TextDataset, read_dataset
+    from probe.features.batching import length_sorted_batches
+    from probe.features.models import load_backbone
 
     data = read_dataset(args.data)
     texts = data.texts[: args.n or None]

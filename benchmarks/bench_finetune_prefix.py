@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probe.architecture import final_norm
-from probe.data_splits import load_splits
-from probe.finetune import (
+from probe.data.splits import load_splits
+from probe.features.architecture import final_norm
+from probe.features.models import load_backbone
+from probe.finetune.training import (
     FinetuneClassifier,
     FinetuneConfig,
     adamw,
@@ -35,7 +36,6 @@ from probe.finetune import (
     param_groups,
     train_epoch,
 )
-from probe.models import load_backbone
 
 
 def main() -> None:

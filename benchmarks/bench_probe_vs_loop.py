@@ -39,9 +39,9 @@ RESULTS = Path(__file__).parent / "results"
 def frozen_loop(backbone, texts, labels, test_texts, max_length, epochs=5, batch_size=32,
                 lr=1e-3, seed=0):  # fmt: skip
     """The usual loop; returns (seconds, test predictions as class indices)."""
-    from probe.architecture import base_model
-    from probe.batching import collate
-    from probe.pooling import pool_last
+    from probe.features.architecture import base_model
+    from probe.features.batching import collate
+    from probe.features.pooling import pool_last
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -89,11 +89,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from probe.data import read_dataset
-    from probe.extract import extract
-    from probe.metrics import classification_report
-    from probe.models import load_backbone
-    from probe.sweep import fit_one, prepare, stratified_rows
+    from probe.data.readers import read_dataset
+    from probe.features.extract import extract
+    from probe.features.models import load_backbone
+    from probe.heads.metrics import classification_report
+    from probe.heads.rows import prepare, stratified_rows
+    from probe.heads.sweep import fit_one
 
     full = read_dataset(args.data)
     if args.n and args.n < len(full):

@@ -72,7 +72,8 @@ def main() -> None:
     parser.add_argument("--name", default="sweep_sst2")
     args = parser.parse_args()
 
-    from probe.sweep import is_cache_file, markdown_table, prepare, public, run_sweep
+    from probe.heads.rows import is_cache_file, prepare
+    from probe.heads.sweep import markdown_table, public, run_sweep
 
     load_before = os.getloadavg()
     started = time.perf_counter()

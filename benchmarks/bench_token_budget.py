@@ -22,10 +22,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="first N texts")
     args = parser.parse_args()
 
-    from probe.batching import length_sorted_batches
-    from probe.data import read_dataset
-    from probe.extract import MAX_BATCH_SIZE, pooled_batch
-    from probe.models import load_backbone
+    from probe.data.readers import read_dataset
+    from probe.features.batching import length_sorted_batches
+    from probe.features.extract import MAX_BATCH_SIZE, pooled_batch
+    from probe.features.models import load_backbone
 
     backbone = load_backbone(args.model, device="cpu")
     texts = read_dataset(args.data).texts[: args.n]

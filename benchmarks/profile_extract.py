@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from probe.batching import DEFAULT_TOKEN_BUDGET
+from probe.features.batching import DEFAULT_TOKEN_BUDGET
 
 
 def main() -> None:
@@ -24,10 +24,10 @@ def main() -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
-    from probe.batching import length_sorted_batches
-    from probe.data import read_dataset
-    from probe.extract import pooled_batch
-    from probe.models import load_backbone
+    from probe.data.readers import read_dataset
+    from probe.features.batching import length_sorted_batches
+    from probe.features.extract import pooled_batch
+    from probe.features.models import load_backbone
 
     backbone = load_backbone(args.model, device="cpu")
     texts = read_dataset(args.data).texts[: args.n]

@@ -9,24 +9,32 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "extract": "probe.extract",
-    "embed_texts": "probe.extract",
-    "resolve_layers": "probe.extract",
-    "open_cache": "probe.store",
-    "load_cache": "probe.store",
-    "list_caches": "probe.store",
-    "read_dataset": "probe.data",
-    "load_backbone": "probe.models",
+    "read_dataset": "probe.data.readers",
+    "extract": "probe.features.extract",
+    "embed_texts": "probe.features.extract",
+    "resolve_layers": "probe.features.layers",
+    "open_cache": "probe.features.store",
+    "load_cache": "probe.features.store",
+    "list_caches": "probe.features.store",
+    "load_backbone": "probe.features.models",
     "ProbeError": "probe.errors",
-    "ProbeClassifier": "probe.heads",
-    "save_head": "probe.heads",
-    "load_head": "probe.heads",
+    "ProbeClassifier": "probe.heads.estimator",
+    "save_head": "probe.heads.persistence",
+    "load_head": "probe.heads.persistence",
+    "prepare": "probe.heads.rows",
+    "fit_one": "probe.heads.sweep",
+    "sweep": "probe.heads.sweep",
+    "load_predictor": "probe.heads.predict",
+    "finetune": "probe.finetune.training",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 
+_RENAMED = {"sweep": "run_sweep"}  # public name -> name in its module
+
+
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        return getattr(import_module(_EXPORTS[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'probe' has no attribute {name!r}")

@@ -1,0 +1,219 @@
+"""``probe fit``, ``probe sweep``, ``probe predict``: heads on cached features, and serving them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+
+from probe.cli.common import fail_cleanly
+
+
+def _echo_err(quiet: bool):
+    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+
+
+def head_data_options(command):
+    """Where the labelled texts come from; shared by fit and sweep."""
+    options = [
+        click.option("--model", default=None,
+                     help="Model to extract with (default gpt2); checked against cache files."),
+        click.option("--data", help="One file (CSV/TSV/JSONL/Parquet or cache .h5); a 'split' "
+                     "column (train/val/test) splits it, else --test-size does."),
+        click.option("--train", help="Training file or cache .h5."),
+        click.option("--val", help="Validation file or cache .h5: chooses C (and the layer)."),
+        click.option("--test", help="Test file or cache .h5: scored only, never chooses."),
+        click.option("--labels", "labels_file", help="New label set (text or id + label, "
+                     "optional split) for texts already cached: no model is loaded."),
+        click.option("--text-col", default="text", show_default=True),
+        click.option("--label-col", default="label", show_default=True),
+        click.option("--test-size", default=0.2, show_default=True,
+                     help="Test fraction when the data has no test split (stratified)."),
+        click.option("--seed", default=0, show_default=True, help="Seed of that split."),
+        click.option("--max-length", type=int, help="Tokens per text when extracting."),
+        click.option("--C", "C", type=float, help="Inverse L2 strength (default: searched)."),
+        click.option("--class-weight", type=click.Choice(["balanced"]),
+                     help="Weight classes inversely to their frequency."),
+        click.option("--device", default="auto", show_default=True,
+                     help="Device for on-demand extraction."),
+        click.option("--json", "as_json", is_flag=True, help="JSON on stdout."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _prepare(options: dict, layers: str):
+    from probe.heads.rows import prepare
+
+    return prepare(
+        options["model"], train=options["train"], val=options["val"], test=options["test"],
+        data=options["data"], labels=options["labels_file"], text_col=options["text_col"],
+        label_col=options["label_col"], test_size=options["test_size"], seed=options["seed"],
+        max_length=options["max_length"], layers=layers, device=options["device"],
+        log=_echo_err(options["quiet"]),
+    )  # fmt: skip
+
+
+def _short_name(text: str) -> str:
+    name = Path(str(text).rstrip("/")).name or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem if "." in name else name)
+
+
+@click.command()
+@head_data_options
+@click.option("--layer", default="-1", show_default=True,
+              help="Model layer: 0 = embeddings .. L = final output; -1 = last.")  # fmt: skip
+@click.option("--pool", default="last", show_default=True, help="last or mean.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=True),
+    help="Head path (.json, or a directory). Default: heads/MODEL-DATA-lLAYER-POOL.json",
+)
+@fail_cleanly
+def fit(layer, pool, out, **options):
+    """Fit a linear head on cached features of one layer and pool; save it; report metrics.
+
+    Data files are extracted on demand through the cache (a second call runs no model).
+    C is chosen on --val, else by 5-fold cross-validation on train; --test only scores.
+    With --labels, a new label set is joined to cached texts by id or exact text and the
+    backbone is never loaded.
+
+    \b
+    Examples:
+      probe fit --model smollm2-135m --data data/sms_spam.csv --layer 20 --pool last
+      probe fit --model gpt2 --train train.csv --val val.csv --test test.csv --layer 8
+      probe fit --train cache/features/KEY.h5 --labels topics.csv --layer 8 --json
+    """
+    from probe.features.pooling import check_pool
+    from probe.heads.metrics import format_report
+    from probe.heads.persistence import save_head
+    from probe.heads.sweep import fit_one, head_meta
+
+    check_pool(pool)
+    data = _prepare(options, layers=str(layer))
+    chosen = data.layer(layer)
+    result = fit_one(data, chosen, pool, C=options["C"], class_weight=options["class_weight"])
+    meta = head_meta(data, result)
+    task = options["labels_file"] or options["data"] or options["train"]
+    out = out or f"heads/{_short_name(data.model)}-{_short_name(task)}-l{chosen}-{pool}.json"
+    head_path = save_head(out, result.classifier, meta)
+    summary = {"head": str(head_path), **{k: meta[k] for k in ("model", "layer", "pool")},
+               "C": result.classifier.C_, "C_search": meta["C_search"],
+               "train_seconds": result.seconds, "n": meta["n"],
+               "train_accuracy": meta["train_accuracy"], "metrics": meta["metrics"]}  # fmt: skip
+    if options["as_json"]:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    search = result.classifier.search_
+    click.echo(
+        f"model {data.model}  layer {chosen}  pool {pool}  "
+        + "  ".join(f"{name} {n}" for name, n in meta["n"].items())
+    )
+    click.echo(
+        f"C {result.classifier.C_:g} ({search['method']})  fit {result.seconds:.2f} s  "
+        f"train accuracy {meta['train_accuracy']:.4f}"
+    )
+    for split in ("val", "test"):
+        if split in meta["metrics"]:
+            click.echo("")
+            click.echo(format_report(meta["metrics"][split], title=f"{split}:"))
+    click.echo("")
+    click.echo(f"head: {head_path}")
+
+
+@click.command()
+@head_data_options
+@click.option("--layers", default="all", show_default=True,
+              help="Layers to fit (and to extract): all, 0,6,11, 4:9, -1.")  # fmt: skip
+@click.option("--pools", default="last,mean", show_default=True)
+@click.option("--jobs", type=int, help="Parallel fits (default: one per CPU core).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), help="PNG path (default OUT_DIR/sweep.png)."
+)
+@click.option("--out-dir", type=click.Path(file_okay=False),
+              help="Where sweep.md, sweep.json, sweep.png and the best head go "
+              "(default sweeps/MODEL-DATA).")  # fmt: skip
+@fail_cleanly
+def sweep(layers, pools, jobs, plot, out_dir, **options):
+    """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
+
+    The best (layer, pool) is chosen on --val (else by cross-validation accuracy on train);
+    test accuracy is reported for every row but chooses nothing. Writes a Markdown table,
+    JSON (the best entry with its test metrics), a PNG plot of accuracy against layer and
+    the best head to --out-dir; prints the table (or the JSON with --json).
+
+    \b
+    Examples:
+      probe sweep --model smollm2-135m --data data/sms_spam.csv
+      probe sweep --model smollm2-135m --train sst2_train.csv --val sst2_val.csv --json
+      probe sweep --data cache/features/KEY.h5 --labels topics.csv --pools mean
+    """
+    from probe.features.layers import resolve_layers
+    from probe.heads.persistence import save_head
+    from probe.heads.sweep import head_meta, markdown_table, plot_sweep, public, run_sweep
+
+    data = _prepare(options, layers=layers)
+    chosen = resolve_layers(layers, data.n_layers_model)
+    chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
+    pool_names = [p.strip() for p in pools.split(",") if p.strip()]
+    result = run_sweep(data, chosen, pool_names, n_jobs=jobs, C=options["C"],
+                       class_weight=options["class_weight"])  # fmt: skip
+    source = options["data"] or options["train"] or "store"
+    folder = Path(out_dir or f"sweeps/{_short_name(data.model)}-{_short_name(source)}")
+    table = markdown_table(result)
+    head_path = save_head(folder / "head.json", result["_best_result"].classifier,
+                          head_meta(data, result["_best_result"]))  # fmt: skip
+    report = {**public(result), "head": str(head_path)}
+    (folder / "sweep.md").write_text(table + "\n", encoding="utf-8")
+    (folder / "sweep.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_path = plot_sweep(result, plot or folder / "sweep.png")
+    _echo_err(options["quiet"])(f"wrote {folder}/sweep.md, sweep.json, {plot_path}, head.json")
+    click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
+
+
+@click.command()
+@click.option("--head", "head", required=True, help="A head .json (from probe fit/sweep/finetune).")
+@click.argument("texts", nargs=-1)
+@click.option("--data", help="File of texts to classify instead of TEXT arguments.")
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--model", default=None, help="Where the head's model lives now (must match it).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSONL).")
+@fail_cleanly
+def predict(head, texts, data, text_col, model, device, as_json):
+    """Classify texts with a saved head: label and class probabilities.
+
+    Runs the backbone only up to the head's layer; a text gets the prediction it got from
+    the cache at fit time. A head is refused for a model it was not fitted on.
+
+    \b
+    Examples:
+      probe predict --head heads/smollm2-135m-l20-last.json "WIN a FREE prize now!!!"
+      probe predict --head sweeps/run/head.json --data new_messages.csv --json
+    """
+    from probe.errors import ProbeError
+    from probe.heads.predict import format_predictions, load_predictor
+
+    if bool(texts) == bool(data):
+        raise ProbeError("give texts as arguments or --data FILE (one of the two)")
+    if data:
+        from probe.data.readers import read_dataset
+
+        dataset = read_dataset(data, text_col, label_col=None)
+        if dataset.skipped_empty:
+            click.echo(f"skipped {dataset.skipped_empty} empty texts", err=True)
+        texts = dataset.texts
+    predictor = load_predictor(head, model, device)
+    rows = predictor.predict(list(texts))
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        click.echo(format_predictions(rows))
+
+
+COMMANDS = [fit, sweep, predict]

