@@ -5,10 +5,13 @@ a fixed 120 tokens, fp32, ``output_hidden_states=True``, then both pools of ever
 probe: length-sorted batches under a token budget, hooks instead of hidden-state tuples.
 Both run in this process on the same model and texts; tokens/s counts real tokens.
 
-Useful FLOP/s = 2 x non-embedding parameters x real tokens / time, against the fp32 GEMM
-peak measured here at the model's own matrix shapes.
+Useful FLOP/s = 2 x non-embedding parameters x real tokens / time, against the GEMM peak
+measured here at the model's own matrix shapes in its compute dtype (fp32 on CPU, bf16/fp16
+on a GPU: then the fraction is the model FLOP utilisation, MFU). On a GPU the naive loop
+is skipped and ``--token-budget 0`` sizes batches from free device memory.
 
     python benchmarks/bench_extract.py --model smollm2-135m --data data/sms_spam.csv --n 1000
+    python benchmarks/bench_extract.py --model gpt2 --device cuda --token-budget 0 --n 0
 """
 
 from __future__ import annotations
@@ -36,25 +39,45 @@ def non_embedding_parameters(model) -> int:
     return sum(p.numel() for p in base_model(model).parameters() if id(p) not in embeddings)
 
 
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def linear_shapes(model) -> list[tuple[int, int]]:
+    """(out, in) of every matrix multiply in one block: nn.Linear and GPT-2's Conv1D."""
+    from probe.features.architecture import transformer_blocks
+
+    shapes = []
+    for module in transformer_blocks(model)[0].modules():
+        if isinstance(module, torch.nn.Linear):
+            shapes.append(tuple(module.weight.shape))
+        elif type(module).__name__ == "Conv1D":  # GPT-2 stores (in, out)
+            shapes.append(tuple(module.weight.shape[::-1]))
+    return shapes
+
+
 def matmul_rates(model, tokens_per_gemm: int, repeats: int = 7) -> dict:
-    """fp32 GEMM FLOP/s over the model's Linear shapes, weighted as one forward pass uses them.
+    """GEMM FLOP/s over the model's matrix shapes, in its dtype on its device.
 
     Median and best of ``repeats`` timings: on a shared VM single timings swing by +-15%,
     so the median is the sustained rate and the best an optimistic bound.
     """
-    from probe.features.architecture import transformer_blocks
-
-    shapes = [tuple(m.weight.shape) for m in transformer_blocks(model)[0].modules()
-              if isinstance(m, torch.nn.Linear)]  # fmt: skip
-    inputs = {k: torch.randn(tokens_per_gemm, k) for _, k in shapes}
-    weights = [torch.randn(n, k) for n, k in shapes]
-    flops = 3 * sum(2 * tokens_per_gemm * n * k for n, k in shapes)
+    parameter = next(model.parameters())
+    device, dtype = parameter.device, parameter.dtype
+    shapes = linear_shapes(model)
+    inputs = {k: torch.randn(tokens_per_gemm, k, device=device, dtype=dtype) for _, k in shapes}
+    weights = [torch.randn(n, k, device=device, dtype=dtype) for n, k in shapes]
+    rounds = 3 if device.type == "cpu" else 50
+    flops = rounds * sum(2 * tokens_per_gemm * n * k for n, k in shapes)
     rates = []
     for _ in range(repeats + 1):  # the first round warms up
+        _sync(device)
         start = time.perf_counter()
-        for _ in range(3):
+        for _ in range(rounds):
             for w in weights:
                 torch.nn.functional.linear(inputs[w.shape[1]], w)
+        _sync(device)
         rates.append(flops / (time.perf_counter() - start))
     rates = sorted(rates[1:])
     return {"median": rates[len(rates) // 2], "best": rates[-1]}
@@ -112,21 +135,27 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--data", default="data/sms_spam.csv")
     parser.add_argument("--n", type=int, default=1000, help="first N texts (0 = all)")
-    parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET)
+    parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET,
+                        help="0 = size from free device memory (CUDA)")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default=str(RESULTS / "extract_smollm2_sms"))
     args = parser.parse_args()
 
     from probe.data.readers import TextDataset, read_dataset
     from probe.features.batching import length_sorted_batches
+    from probe.features.device import auto_token_budget
     from probe.features.models import load_backbone
 
     data = read_dataset(args.data)
     texts = data.texts[: args.n or None]
     dataset = TextDataset(texts, None, args.data)
-    backbone = load_backbone(args.model, device="cpu")
+    backbone = load_backbone(args.model, device=args.device)
+    on_gpu = args.device.startswith("cuda")
     params = non_embedding_parameters(backbone.model)
-    budget = args.token_budget
-    gemm = {m: matmul_rates(backbone.model, m) for m in sorted({budget, 4096})}
+    budget = args.token_budget or auto_token_budget(
+        backbone, backbone.num_layers + 1, backbone.default_max_length, DEFAULT_TOKEN_BUDGET
+    )
+    gemm = {m: matmul_rates(backbone.model, m) for m in sorted({min(budget, 16384), 4096})}
     probe_extract(backbone, TextDataset(texts[:64], None, "warm-up"), "all", budget)
 
     probe_s, tokens = probe_extract(backbone, dataset, "all", budget)
@@ -136,11 +165,11 @@ def main() -> None:
     padded = sum(
         len(b) * max(lengths[i] for i in b) for b in length_sorted_batches(lengths, budget, 512)
     )
-    naive_s, naive_tokens = naive_loop(backbone, texts)
+    naive_s, naive_tokens = (None, None) if on_gpu else naive_loop(backbone, texts)
     for m, rate in matmul_rates_after(backbone.model, gemm).items():
         gemm[m] = rate
     peak = max(rate["median"] for rate in gemm.values())
-    assert naive_tokens <= tokens  # the naive loop truncates at 120
+    dtype = str(next(backbone.model.parameters()).dtype).removeprefix("torch.")
 
     def flops(seconds, n_tokens):
         return 2 * params * n_tokens / seconds
@@ -149,16 +178,18 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "model": args.model,
         "data": args.data,
+        "device": torch.cuda.get_device_name() if on_gpu else "cpu",
+        "compute_dtype": dtype,
         "texts": len(texts),
         "real_tokens": tokens,
         "threads": torch.get_num_threads(),
         "token_budget": budget,
         "probe_padded_tokens_per_real_token": round(padded / tokens, 3),
-        "naive_padded_tokens_per_real_token": round(120 * len(texts) / tokens, 3),
         "non_embedding_parameters": params,
+        "useful_flops_definition": "2 x non-embedding parameters x real (unpadded) tokens",
         "matmul_peak_gflops": round(peak / 1e9, 1),
-        "matmul_peak_definition": "fp32 GEMM at the model's Linear shapes, median of 7 timings "
-        "(better of before/after the run), max over tokens-per-GEMM",
+        "matmul_peak_definition": f"{dtype} GEMM at the model's matrix shapes, median of 7 "
+        "timings (better of before/after the run), max over tokens-per-GEMM",
         "matmul_gflops_by_tokens_per_gemm": {
             str(m): {k: round(v / 1e9, 1) for k, v in rate.items()} for m, rate in gemm.items()
         },
@@ -169,16 +200,21 @@ def main() -> None:
         "probe_tokens_per_s": round(tokens / probe_s, 1),
         "probe_useful_gflops": round(flops(probe_s, tokens) / 1e9, 1),
         "probe_fraction_of_peak": round(flops(probe_s, tokens) / peak, 3),
-        "naive_seconds": round(naive_s, 2),
-        "naive_tokens_per_s": round(naive_tokens / naive_s, 1),
-        "naive_useful_gflops": round(flops(naive_s, naive_tokens) / 1e9, 1),
-        "naive_fraction_of_peak": round(flops(naive_s, naive_tokens) / peak, 3),
-        "speedup_tokens_per_s": round((tokens / probe_s) / (naive_tokens / naive_s), 2),
         "early_stop_layers": f"0..{half}",
         "early_stop_seconds": round(half_s, 2),
         "early_stop_time_fraction": round(half_s / probe_s, 3),
         "early_stop_expected_fraction": round(half / backbone.num_layers, 3),
     }
+    if naive_s is not None:
+        assert naive_tokens <= tokens  # the naive loop truncates at 120
+        result.update({
+            "naive_padded_tokens_per_real_token": round(120 * len(texts) / tokens, 3),
+            "naive_seconds": round(naive_s, 2),
+            "naive_tokens_per_s": round(naive_tokens / naive_s, 1),
+            "naive_useful_gflops": round(flops(naive_s, naive_tokens) / 1e9, 1),
+            "naive_fraction_of_peak": round(flops(naive_s, naive_tokens) / peak, 3),
+            "speedup_tokens_per_s": round((tokens / probe_s) / (naive_tokens / naive_s), 2),
+        })  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -96,8 +96,10 @@ def main() -> None:
         "prepare_seconds": prepare_seconds,
         "target_seconds": 60,
         "heads": len(result["entries"]),
-        "fit_seconds_per_head_mean": float(np.mean([r["seconds"] for r in result["entries"]])),
-        "task_cpu_seconds_total": float(sum(r["cpu_seconds"] for r in result["entries"])),
+        "fit_seconds_per_head_mean": float(
+            np.mean([r["seconds"] for r in result["entries"] if "seconds" in r])
+        ),
+        "task_cpu_seconds_total": float(sum(r.get("cpu_seconds", 0.0) for r in result["entries"])),
         "n_train": len(data.train),
         "n_val": len(data.val),
         "dim": int(best.classifier.n_features_in_),
@@ -105,6 +107,10 @@ def main() -> None:
         "machine": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
                     "load_average_before": load_before, "load_average_after": load_after},
         "sklearn_reference": reference,
+        "fallback_heads": [(r["layer"], r["pool"]) for r in result["entries"]
+                           if r.get("solver") not in (None, "probe-lbfgs")],
+        "error_rows": [(r["layer"], r["pool"], r["error"]) for r in result["entries"]
+                       if r.get("error")],
         **{k: v for k, v in public(result).items() if k not in ("seconds",)},
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
@@ -138,6 +144,10 @@ def main() -> None:
             f"largest coefficient difference {reference['max_relative_coef_difference']:.1e} "
             "of the largest coefficient."
         )
+    lines.append(
+        f"- Heads fitted by the scikit-learn fallback: {len(report['fallback_heads'])}; "
+        f"rows with an error: {len(report['error_rows'])}."
+    )
     lines += ["", markdown_table(result), ""]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines))
     print(f"\nsweep {result['seconds']:.1f} s; wrote {RESULTS / args.name}.json and .md")

@@ -1,8 +1,18 @@
-"""One exception type for every user-facing failure.
+"""One exception type for every user-facing failure, and the one-line rule for messages.
 
-The CLI turns a ``ProbeError`` into a one-line message and exit code 1; anything else is a
-bug and keeps its traceback.
+The CLI turns a ``ProbeError`` into a one-line message and exit code 1. A few errors of the
+environment (a full disk, a denied write, a path of the wrong kind, memory) are expected
+too and get one line from ``environment_message``; anything else is a bug and keeps its
+traceback.
 """
+
+from __future__ import annotations
+
+import errno
+import re
+
+MAX_LINE = 200  # the longest error line a user sees, "Error: " included
+_CLICK_PREFIX = len("Error: ")
 
 
 class ProbeError(Exception):
@@ -13,3 +23,42 @@ def short_reason(exc: BaseException, limit: int = 120) -> str:
     """The first line of an exception from a library, for quoting inside a one-line error."""
     text = str(exc)
     return (text.splitlines()[0] if text.strip() else type(exc).__name__)[:limit]
+
+
+def one_line(message: str, limit: int = MAX_LINE - _CLICK_PREFIX) -> str:
+    """The first non-empty line of ``message``, clipped to ``limit`` characters.
+
+    A safety net: messages are written to fit, but one that quotes a library or a long path
+    must still not push a traceback-sized wall of text at the user.
+    """
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    first = lines[0] if lines else "failed"
+    if len(first) > limit:  # long paths lose their folders first, the advice stays
+        first = re.sub(r"/[^\s'\"()]*/([^/\s'\"()]+/[^/\s'\"()]+)", r"…/\1", first)
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def environment_message(exc: BaseException) -> str | None:
+    """One line for an expected failure of the machine rather than of probe, else None."""
+    if isinstance(exc, MemoryError):
+        return one_line(f"out of memory ({short_reason(exc, 80)}); use fewer texts or layers")
+    if type(exc).__name__ == "OutOfMemoryError":  # torch's, without importing torch
+        return "the GPU ran out of memory; lower --batch-tokens or --max-length, or --device cpu"
+    if not isinstance(exc, OSError):
+        return None
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno in _DISK_FULL:
+        return one_line(f"disk full while writing{where}; free space or set PROBE_CACHE elsewhere")
+    if isinstance(exc, PermissionError) or exc.errno in _DENIED:
+        return one_line(f"permission denied:{where or ' ' + short_reason(exc, 80)}")
+    if isinstance(exc, IsADirectoryError):
+        return one_line(f"expected a file, found a folder:{where}")
+    if isinstance(exc, NotADirectoryError):
+        return one_line(f"expected a folder, but part of this path is a file:{where}")
+    if isinstance(exc, FileNotFoundError):
+        return one_line(f"not found:{where or ' ' + short_reason(exc, 80)}")
+    return None

@@ -14,9 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from probe.errors import ProbeError
+
 
 def cache_root() -> Path:
-    return Path(os.environ.get("PROBE_CACHE") or "cache").expanduser()
+    """The store's folder; a ``PROBE_CACHE`` that names a file is a one-line error, not a
+    traceback from the first ``mkdir`` deep inside extraction."""
+    root = Path(os.environ.get("PROBE_CACHE") or "cache").expanduser()
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        named = f"PROBE_CACHE={root}" if os.environ.get("PROBE_CACHE") else f"the store {root}"
+        where = "is a file" if existing == root else f"lies under a file ({existing})"
+        raise ProbeError(f"{named} {where}; point PROBE_CACHE at a folder")
+    return root
 
 
 @contextmanager
@@ -29,6 +39,7 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         yield Path(staging)
         with open(staging, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(staging, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
         os.replace(staging, target)
     finally:
         if os.path.exists(staging):
@@ -40,3 +51,9 @@ def write_atomic(target: str | Path, payload: bytes | str) -> None:
     data = payload.encode() if isinstance(payload, str) else payload
     with atomic_path(target) as staging:
         staging.write_bytes(data)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

@@ -2,28 +2,39 @@
 
 A job whose stderr is a file, a pipe or a CI log is never silent: every ``interval``
 seconds it prints ``desc: done/total unit (pct), rate/s, ETA`` as one line, and a last line
-when it ends. On a terminal it is a tqdm bar. ``quiet`` turns both off.
+when it ends. On a terminal it is a tqdm bar. ``quiet`` turns both off. The interval is
+``PROBE_PROGRESS_INTERVAL`` seconds when that is set (tests set it small), else 5.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 LINE_INTERVAL_S = 5.0
 
 
+def line_interval() -> float:
+    """Seconds between plain progress lines: ``$PROBE_PROGRESS_INTERVAL`` or 5."""
+    try:
+        return max(float(os.environ.get("PROBE_PROGRESS_INTERVAL", LINE_INTERVAL_S)), 0.0)
+    except ValueError:
+        return LINE_INTERVAL_S
+
+
 class Progress:
     """``update(n)`` as work is done; ``close()`` (or a ``with`` block) when it ends."""
 
     def __init__(self, total: float, desc: str, unit: str = "it", quiet: bool = False,
-                 stream=None, interval: float = LINE_INTERVAL_S):  # fmt: skip
+                 stream=None, interval: float | None = None):  # fmt: skip
         self.total, self.desc, self.unit = float(total), desc, unit
         self.stream = stream or sys.stderr
-        self.interval = interval
+        self.interval = line_interval() if interval is None else interval
         self.done = 0.0
         self.started = self._last_line = time.perf_counter()
         self._closed = False
+        self._postfix = ""
         self._bar = None
         self._lines = not quiet and not _is_terminal(self.stream)
         if not quiet and not self._lines:
@@ -38,6 +49,12 @@ class Progress:
             self._bar.update(amount)
         elif self._lines and time.perf_counter() - self._last_line >= self.interval:
             self._print_line()
+
+    def set_postfix(self, refresh: bool = False, **values) -> None:
+        """Extra figures (``loss=0.31``) shown after the bar, or at the end of each line."""
+        self._postfix = ", ".join(f"{key} {value}" for key, value in values.items())
+        if self._bar is not None:
+            self._bar.set_postfix(values, refresh=refresh)
 
     def close(self) -> None:
         if self._closed:
@@ -55,6 +72,7 @@ class Progress:
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         text = f"{self.desc}: {_count(self.done)}/{_count(self.total)} {self.unit}{share}, "
         text += f"{_count(rate)} {self.unit}/s"
+        text += f", {self._postfix}" if self._postfix else ""
         if final:
             return text + f", done in {elapsed:.1f} s"
         left = (self.total - self.done) / rate if rate > 0 else float("inf")

@@ -105,3 +105,57 @@ def sms_labelled(tmp_path):
     path = tmp_path / "sms90.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def research_cache(tiny_gpt2_dir, tmp_path_factory):
+    """A real extract of 450 distinct SMS texts with the tiny GPT-2, its features replaced
+    (see ``research_data``); built once per session in its own store."""
+    import h5py
+    import numpy as np
+    import pandas as pd
+
+    from probe.data.readers import read_dataset
+    from probe.features.extract import extract
+
+    folder = tmp_path_factory.mktemp("research")
+    frame = pd.read_csv(SMS_CSV).drop_duplicates("text").head(450)
+    source = folder / "sms450.csv"
+    frame.to_csv(source, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROBE_CACHE", str(folder / "store"))
+        cache = extract(str(tiny_gpt2_dir), read_dataset(str(source)), "all", max_length=32)
+    path = folder / "research.h5"
+    path.write_bytes(Path(cache).read_bytes())
+    rng = np.random.default_rng(0)
+    classes = np.arange(450) % 3
+    with h5py.File(path, "r+") as handle:
+        n_layers, n, dim = handle["last"].shape
+        for pool in ("last", "mean"):
+            values = rng.normal(size=(n_layers, n, dim))
+            for layer, strength in enumerate((0.0, 0.4, 1.0, 2.0)[:n_layers]):
+                values[layer, np.arange(n), classes] += strength
+            # off-centre and scaled, as hidden states are: refits must standardise like fits
+            handle[pool][...] = (5.0 + 3.0 * values).astype(np.float16)
+    return path, source, n_layers
+
+
+@pytest.fixture
+def research_data(tiny_gpt2_dir, research_cache):
+    """Three-class ``CachedData`` from a real cache file (real text hashes) whose features
+    make layer 0 pure noise and each later layer carry more of the class (row i: class
+    i % 3): train 240, val 90, test 120 rows."""
+    import numpy as np
+
+    from probe.heads.rows import CachedData, CachedSplit
+
+    path, source, n_layers = research_cache
+    labels = np.array(["a", "b", "c"])[np.arange(450) % 3]
+    split = lambda name, rows: CachedSplit(name, [(str(path), rows)], labels[rows])  # noqa: E731
+    return CachedData(
+        train=split("train", np.arange(240)), val=split("val", np.arange(240, 330)),
+        test=split("test", np.arange(330, 450)), model=str(tiny_gpt2_dir),
+        model_fingerprint="synthetic", max_length=32, n_layers_model=n_layers - 1,
+        layers=list(range(n_layers)), cache_keys={"train": "synthetic"},
+        sources={"train": str(source)},
+    )  # fmt: skip

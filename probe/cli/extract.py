@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from probe.cli.common import data_options, fail_cleanly, model_option
+from probe.cli.common import data_options, fail_cleanly, model_option, verbosity_options
 from probe.features.batching import DEFAULT_TOKEN_BUDGET
+from probe.features.extract import SHARD_ROWS
 
 
 @click.command()
@@ -32,106 +33,186 @@ from probe.features.batching import DEFAULT_TOKEN_BUDGET
     show_default=True,
     help="Padded tokens per batch (lower it if a GPU runs out of memory).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
+@click.option(
+    "--shard-rows",
+    type=click.IntRange(min=1),
+    default=SHARD_ROWS,
+    show_default=True,
+    help="Rows per committed shard: a killed run loses at most this many (or 60 s of work).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run on Ray Data, one backbone per worker (pip install 'probe[distributed]').",
+)
+@click.option("--address", help="Ray cluster to join (--engine ray; default: start a local one).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True,
+    help="Ray actors, one backbone each (one GPU each where the cluster has GPUs).",
+)  # fmt: skip
+@verbosity_options
 @fail_cleanly
 def extract(
     model, data, text_col, label_col, split, layers, max_length, out, force, device,
-    batch_tokens, quiet,
+    batch_tokens, shard_rows, engine, address, workers, quiet,
 ):  # fmt: skip
     """Run the frozen backbone once over DATA and cache pooled features of every layer.
 
-    Stores, for each requested layer, the last-token and mean-pooled hidden state (fp16) in
-    an HDF5 file under the cache store ($PROBE_CACHE, default ./cache). The same model, texts
-    and settings hit the existing file without running the model; an interrupted run
-    resumes where it stopped. The last line printed is the cache file's path.
+    Features are stored per text (last-token and mean-pooled hidden states, fp16, every
+    layer up to the highest requested) in the store ($PROBE_CACHE, default ./cache); only
+    texts the store lacks run through the model. The dataset is then written as one HDF5
+    file (its view). New labels for the same texts update the view's labels; an
+    interrupted run resumes where it stopped. The last line printed is the view's path.
 
     \b
     Examples:
       probe extract --model smollm2-135m --data data/sms_spam.csv --layers all
       probe extract --model gpt2 --data sms.csv --layers 0,6,12 --max-length 128
       probe extract --model ./my-finetuned-model --data reviews.jsonl --text-col body
+      probe extract --model gpt2 --data big.csv --engine ray --workers 4
     """
     from probe.data.readers import read_dataset
     from probe.features.extract import extract as run_extract
 
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    if engine == "ray":
+        from probe.features.distributed import import_ray
+
+        import_ray()  # before reading data: a missing extra is a one-line error at once
     dataset = read_dataset(data, text_col, label_col, split)
     if dataset.skipped_empty:
         log(f"skipped {dataset.skipped_empty} empty or whitespace-only texts")
+    if engine == "ray":
+        from probe.errors import ProbeError
+        from probe.features.distributed import fill_store_on_ray
+
+        if force:
+            raise ProbeError("--force is not supported with --engine ray; run without it")
+        fill_store_on_ray(
+            model,
+            dataset,
+            layers,
+            max_length=max_length,
+            token_budget=batch_tokens,
+            workers=workers,
+            address=address,
+            quiet=quiet,
+            log=log,
+        )  # fmt: skip; the local step below then finds every row and writes the view
     path = run_extract(
         model, dataset, layers, max_length=max_length, out=out, force=force,
-        quiet=quiet, device=device, token_budget=batch_tokens, log=log,
+        quiet=quiet, device=device, token_budget=batch_tokens, shard_rows=shard_rows, log=log,
     )  # fmt: skip
     click.echo(str(path))
 
 
 @click.group()
 def cache():
-    """List and inspect the feature store ($PROBE_CACHE, default ./cache)."""
+    """List, inspect and clean the feature store ($PROBE_CACHE, default ./cache)."""
 
 
 @cache.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per cache file.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per view, then the store.")
+@verbosity_options
 @fail_cleanly
 def cache_ls(as_json):
-    """List cache files: model, data, N, layers, size, complete or not.
+    """List views (model, data, N, layers, size, complete or not) and the row store's totals.
 
     \b
     Example:
       probe cache ls
     """
-    from probe.features.store import list_caches
+    from probe.features.store import list_caches, store_report
 
     rows = list_caches()
+    report = store_report()
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
+        click.echo(json.dumps({"store": {k: v for k, v in report.items() if k != "settings"}}))
         return
-    if not rows:
-        click.echo("the cache store is empty", err=True)
-        return
-    header = f"{'complete':<9}{'N':>7}  {'layers':<10}{'size MB':>9}  {'model':<24}{'path'}"
-    click.echo(header)
+    if rows:
+        header = f"{'complete':<9}{'N':>7}  {'layers':<10}{'size MB':>9}  {'model':<24}{'path'}"
+        click.echo(header)
     for row in rows:
         click.echo(
             f"{'yes' if row['complete'] else 'NO':<9}{row['n'] or '?':>7}  {row['layers']:<10}"
             f"{row['size_mb']:>9}  {str(row['model'])[:23]:<24}{Path(row['path']).name}"
         )
+    click.echo(_store_line(report), err=not rows)
+
+
+def _store_line(report: dict) -> str:
+    return (
+        f"store: {report['rows']} rows in {report['shards']} shards "
+        f"({report['shard_bytes'] / 1e6:.1f} MB), {report['views']} views "
+        f"({report['view_bytes'] / 1e6:.1f} MB), {report['orphans']} orphan shards"
+    )
 
 
 @cache.command("info")
-@click.argument("file", type=click.Path(dir_okay=True))
+@click.argument("file", type=click.Path(dir_okay=True), required=False)
+@verbosity_options
 @fail_cleanly
 def cache_info(file):
-    """Everything a cache file records about itself.
+    """Everything a view records about itself; with no FILE, the row store per setting.
 
     \b
-    Example:
+    Examples:
       probe cache info cache/features/3f2a...h5
+      probe cache info
     """
-    from probe.features.store import PartialRun, read_attrs, summarize
+    from probe.errors import ProbeError
+    from probe.features.store import PendingView, read_attrs, store_report, summarize
 
+    if file is None:
+        report = store_report()
+        for setting in report["settings"]:
+            for name, value in setting.items():
+                click.echo(f"{name:<22}{value}")
+            click.echo("")
+        click.echo(_store_line(report))
+        return
     path = Path(file)
     partial = Path(f"{path}.partial") if not path.name.endswith(".partial") else path
     if path.is_file():
         attrs = read_attrs(path)
         if attrs is None:
-            from probe.errors import ProbeError
-
             raise ProbeError(f"{path} is not a probe cache file")
         details = {**summarize(path, attrs), **attrs}
     elif partial.is_dir():
-        run = PartialRun(partial)
-        manifest = run.manifest() or {}
+        pending = PendingView(partial)
+        manifest = pending.manifest() or {}
         details = {**summarize(partial, manifest), **manifest, "complete": False}
-        details["committed_batches"] = len(run.committed_batches())
+        details["stored_rows"] = f"{pending.stored_rows()} of {manifest.get('n', '?')}"
     else:
-        from probe.errors import ProbeError
-
         raise ProbeError(f"cache file not found: {path}")
     for name, value in details.items():
         click.echo(f"{name:<22}{value}")
     sys.stdout.flush()
+
+
+@cache.command("gc")
+@verbosity_options
+@fail_cleanly
+def cache_gc():
+    """Remove what crashed writers left: orphan shards and stale temporary files.
+
+    A shard or temporary file whose writing process is still alive is kept.
+
+    \b
+    Example:
+      probe cache gc
+    """
+    from probe.features.rowstore import collect_garbage
+    from probe.features.store import store_report
+
+    removed = collect_garbage()
+    freed = sum(size for _, size in removed)
+    click.echo(f"removed {len(removed)} orphan files ({freed / 1e6:.1f} MB)")
+    click.echo(_store_line(store_report()))
 
 
 COMMANDS = [extract, cache]

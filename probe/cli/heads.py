@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from probe.cli.common import fail_cleanly
+from probe.cli.common import fail_cleanly, say, verbosity_options
 
 
 def _echo_err(quiet: bool):
@@ -30,7 +30,8 @@ def head_data_options(command):
         click.option("--text-col", default="text", show_default=True),
         click.option("--label-col", default="label", show_default=True),
         click.option("--test-size", default=0.2, show_default=True,
-                     help="Test fraction when the data has no test split (stratified)."),
+                     help="Test fraction held out (stratified, said on stderr) when no test "
+                     "split is given; 0 trains on all."),
         click.option("--seed", default=0, show_default=True, help="Seed of that split."),
         click.option("--max-length", type=int, help="Tokens per text when extracting."),
         click.option("--C", "C", type=float, help="Inverse L2 strength (default: searched)."),
@@ -39,7 +40,6 @@ def head_data_options(command):
         click.option("--device", default="auto", show_default=True,
                      help="Device for on-demand extraction."),
         click.option("--json", "as_json", is_flag=True, help="JSON on stdout."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -66,13 +66,15 @@ def _short_name(text: str) -> str:
 @click.command()
 @head_data_options
 @click.option("--layer", default="-1", show_default=True,
-              help="Model layer: 0 = embeddings .. L = final output; -1 = last.")  # fmt: skip
+              help="Model layer: 0 = embeddings .. L = final output; -1 = last; "
+              "12,18,24 = those layers side by side; mix = a learned mix of all.")  # fmt: skip
 @click.option("--pool", default="last", show_default=True, help="last or mean.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=True),
     help="Head path (.json, or a directory). Default: heads/MODEL-DATA-lLAYER-POOL.json",
 )
+@verbosity_options
 @fail_cleanly
 def fit(layer, pool, out, **options):
     """Fit a linear head on cached features of one layer and pool; save it; report metrics.
@@ -90,18 +92,27 @@ def fit(layer, pool, out, **options):
     """
     from probe.features.pooling import check_pool
     from probe.heads.metrics import format_report
+    from probe.heads.mix import parse_multi_layer
     from probe.heads.persistence import save_head
     from probe.heads.sweep import fit_one, head_meta
 
     check_pool(pool)
-    data = _prepare(options, layers=str(layer))
-    chosen = data.layer(layer)
+    multi = parse_multi_layer(layer)  # --layer mix, --layer 12,18,24
+    data = _prepare(options, layers=("all" if multi[0] == "mix" else ",".join(multi[1]))
+                    if multi else str(layer))  # fmt: skip
+    if multi:
+        parts = data.layers if multi[0] == "mix" else [data.layer(p) for p in multi[1]]
+        chosen = (multi[0], tuple(parts))
+    else:
+        chosen = data.layer(layer)
     result = fit_one(data, chosen, pool, C=options["C"], class_weight=options["class_weight"])
     meta = head_meta(data, result)
     task = options["labels_file"] or options["data"] or options["train"]
-    out = out or f"heads/{_short_name(data.model)}-{_short_name(task)}-l{chosen}-{pool}.json"
-    head_path = save_head(out, result.classifier, meta)
-    summary = {"head": str(head_path), **{k: meta[k] for k in ("model", "layer", "pool")},
+    name = str(result.layer).replace("+", "-")
+    out = out or f"heads/{_short_name(data.model)}-{_short_name(task)}-l{name}-{pool}.json"
+    head_path = None if multi else save_head(out, result.classifier, meta)  # not servable yet
+    summary = {"head": str(head_path) if head_path else None,
+               **{k: meta[k] for k in ("model", "layer", "pool")}, **result.layers_info,
                "C": result.classifier.C_, "C_search": meta["C_search"],
                "train_seconds": result.seconds, "n": meta["n"],
                "train_accuracy": meta["train_accuracy"], "metrics": meta["metrics"]}  # fmt: skip
@@ -110,7 +121,7 @@ def fit(layer, pool, out, **options):
         return
     search = result.classifier.search_
     click.echo(
-        f"model {data.model}  layer {chosen}  pool {pool}  "
+        f"model {data.model}  layer {result.layer}  pool {pool}  "
         + "  ".join(f"{name} {n}" for name, n in meta["n"].items())
     )
     click.echo(
@@ -121,8 +132,54 @@ def fit(layer, pool, out, **options):
         if split in meta["metrics"]:
             click.echo("")
             click.echo(format_report(meta["metrics"][split], title=f"{split}:"))
+    if "mix_weights" in result.layers_info:
+        weights = result.layers_info["mix_weights"]
+        click.echo("mix weights: " + "  ".join(
+            f"{layer}:{w:.3f}" for layer, w in zip(result.layers_info["layers"], weights,
+                                                   strict=True)))  # fmt: skip
     click.echo("")
-    click.echo(f"head: {head_path}")
+    click.echo(
+        f"head: {head_path}"
+        if head_path
+        else "head: not saved (a multi-layer head cannot be served by probe predict yet)"
+    )
+
+
+def research_options(command):
+    """Uncertainty, selection and the research measures of ``probe sweep``; collected into
+    one ``research`` dict of ``run_sweep`` keywords."""
+    options = [
+        click.option("--resamples", default=1000, show_default=True,
+                     help="Bootstrap resamples of every CI and paired comparison."),
+        click.option("--repeats", default=0, show_default=True,
+                     help="Refit each row on R bootstrap resamples of train: mean and sd."),
+        click.option("--prefer-early", is_flag=True, help="Select the shallowest row that "
+                     "the paired bootstrap cannot tell from the lowest-loss row."),
+        click.option("--control", is_flag=True, help="Control task per row (Hewitt & "
+                     "Liang 2019): control accuracy and selectivity."),
+        click.option("--mdl", is_flag=True, help="Online codelength per row (Voita & "
+                     "Titov 2020) and compression over the uniform code."),
+        click.option("--mix", is_flag=True, help="Add a learned scalar mix of all the "
+                     "swept layers (per pool) as a row."),
+        click.option("--concat", "concat", multiple=True, help="Add a row on these layers' "
+                     "features side by side, e.g. 12,18,24 (repeatable)."),
+    ]  # fmt: skip
+
+    def collect(**kwargs):
+        multi = ([("mix", [])] if kwargs.pop("mix") else []) + [
+            ("concat", [p.strip() for p in spec.split(",") if p.strip()])
+            for spec in kwargs.pop("concat")
+        ]
+        research = {key: kwargs.pop(key) for key in ("resamples", "repeats", "prefer_early",
+                                                     "control", "mdl")}  # fmt: skip
+        return command(research={**research, "multi": multi}, **kwargs)
+
+    import functools
+
+    wrapped = functools.update_wrapper(collect, command)
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
 
 
 @click.command()
@@ -137,20 +194,25 @@ def fit(layer, pool, out, **options):
 @click.option("--out-dir", type=click.Path(file_okay=False),
               help="Where sweep.md, sweep.json, sweep.png and the best head go "
               "(default sweeps/MODEL-DATA).")  # fmt: skip
+@research_options
+@verbosity_options
 @fail_cleanly
-def sweep(layers, pools, jobs, plot, out_dir, **options):
+def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
 
-    The best (layer, pool) is chosen on --val (else by cross-validation accuracy on train);
-    test accuracy is reported for every row but chooses nothing. Writes a Markdown table,
-    JSON (the best entry with its test metrics), a PNG plot of accuracy against layer and
-    the best head to --out-dir; prints the table (or the JSON with --json).
+    The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen;
+    rows a paired bootstrap cannot tell from it are marked (=), and --prefer-early takes the
+    shallowest of them. Test accuracy and macro-F1 carry 95% bootstrap CIs and choose
+    nothing. --control, --mdl and --repeats add control-task selectivity, online codelength
+    and refits on resampled training sets. Writes a Markdown table, JSON, a PNG plot of
+    accuracy against layer and the selected head to --out-dir; prints the table (or JSON).
 
     \b
     Examples:
       probe sweep --model smollm2-135m --data data/sms_spam.csv
       probe sweep --model smollm2-135m --train sst2_train.csv --val sst2_val.csv --json
       probe sweep --data cache/features/KEY.h5 --labels topics.csv --pools mean
+      probe sweep --train tr.csv --val va.csv --test te.csv --control --mdl --mix --concat 12,18,24
     """
     from probe.features.layers import resolve_layers
     from probe.heads.persistence import save_head
@@ -161,30 +223,45 @@ def sweep(layers, pools, jobs, plot, out_dir, **options):
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
     pool_names = [p.strip() for p in pools.split(",") if p.strip()]
     result = run_sweep(data, chosen, pool_names, n_jobs=jobs, C=options["C"],
-                       class_weight=options["class_weight"])  # fmt: skip
+                       class_weight=options["class_weight"], quiet=options["quiet"],
+                       seed=options["seed"], **research)  # fmt: skip
     source = options["data"] or options["train"] or "store"
     folder = Path(out_dir or f"sweeps/{_short_name(data.model)}-{_short_name(source)}")
     table = markdown_table(result)
-    head_path = save_head(folder / "head.json", result["_best_result"].classifier,
-                          head_meta(data, result["_best_result"]))  # fmt: skip
-    report = {**public(result), "head": str(head_path)}
+    head_path = None
+    if isinstance(result["best"]["layer"], int):  # multi-layer heads cannot be served yet
+        head_path = save_head(folder / "head.json", result["_best_result"].classifier,
+                              head_meta(data, result["_best_result"]))  # fmt: skip
+    settings = {key: options[key] for key in ("text_col", "label_col", "test_size", "seed",
+                                              "max_length")}  # fmt: skip
+    report = {**public(result), "settings": settings,
+              "head": str(head_path) if head_path else None}  # fmt: skip
     (folder / "sweep.md").write_text(table + "\n", encoding="utf-8")
     (folder / "sweep.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot_path = plot_sweep(result, plot or folder / "sweep.png")
-    _echo_err(options["quiet"])(f"wrote {folder}/sweep.md, sweep.json, {plot_path}, head.json")
+    _echo_err(options["quiet"])(
+        f"wrote {folder}/sweep.md, sweep.json, {plot_path}" + (", head.json" if head_path else "")
+    )
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
 
 
 @click.command()
-@click.option("--head", "head", required=True, help="A head .json (from probe fit/sweep/finetune).")
+@click.option("--head", "head", help="A head .json (from probe fit/sweep/finetune).")
+@click.option(
+    "--onnx",
+    "onnx_dir",
+    type=click.Path(file_okay=False),
+    help="A probe export folder instead of --head: runs in onnxruntime, no torch.",
+)
 @click.argument("texts", nargs=-1)
 @click.option("--data", help="File of texts to classify instead of TEXT arguments.")
 @click.option("--text-col", default="text", show_default=True)
 @click.option("--model", default=None, help="Where the head's model lives now (must match it).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSONL).")
+@verbosity_options
 @fail_cleanly
-def predict(head, texts, data, text_col, model, device, as_json):
+def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
     """Classify texts with a saved head: label and class probabilities.
 
     Runs the backbone only up to the head's layer; a text gets the prediction it got from
@@ -194,20 +271,28 @@ def predict(head, texts, data, text_col, model, device, as_json):
     Examples:
       probe predict --head heads/smollm2-135m-l20-last.json "WIN a FREE prize now!!!"
       probe predict --head sweeps/run/head.json --data new_messages.csv --json
+      probe predict --onnx exports/sms "WIN a FREE prize now!!!"
     """
     from probe.errors import ProbeError
     from probe.heads.predict import format_predictions, load_predictor
 
     if bool(texts) == bool(data):
         raise ProbeError("give texts as arguments or --data FILE (one of the two)")
+    if bool(head) == bool(onnx_dir):
+        raise ProbeError("give --head HEAD.json or --onnx EXPORT_DIR (one of the two)")
     if data:
         from probe.data.readers import read_dataset
 
         dataset = read_dataset(data, text_col, label_col=None)
         if dataset.skipped_empty:
-            click.echo(f"skipped {dataset.skipped_empty} empty texts", err=True)
+            say(f"skipped {dataset.skipped_empty} empty texts")
         texts = dataset.texts
-    predictor = load_predictor(head, model, device)
+    if onnx_dir:
+        from probe.heads.export import OnnxPredictor
+
+        predictor = OnnxPredictor.load(onnx_dir)
+    else:
+        predictor = load_predictor(head, model, device)
     rows = predictor.predict(list(texts))
     if as_json:
         for row in rows:

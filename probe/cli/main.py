@@ -21,7 +21,14 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (one module per stage)."""
     import importlib
 
-    for module_name in ("probe.cli.extract", "probe.cli.heads", "probe.cli.finetune"):
+    for module_name in (
+        "probe.cli.extract",
+        "probe.cli.heads",
+        "probe.cli.finetune",
+        "probe.cli.export",
+        "probe.cli.research",
+        "probe.cli.report",
+    ):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

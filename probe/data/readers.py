@@ -1,4 +1,10 @@
-"""Read a labelled text dataset (CSV, TSV, JSONL, Parquet, or a Hugging Face datasets id).
+"""Read a labelled text dataset: CSV, TSV, JSONL, Parquet, a ``datasets`` folder, a hub id.
+
+A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict with
+``--split``) and a Hugging Face hub id (with ``--split``, default ``train``; offline from the
+local hub cache) go through ``datasets``; ClassLabel columns arrive as their label names.
+A text file holding NUL bytes is refused: it is binary (or UTF-16), and pandas would
+otherwise read garbage rows from it without complaint.
 
 Policy for empty or whitespace-only texts: they are skipped and counted (``skipped_empty``),
 never fed to the model, because a zero-token example has no last token to pool. Bytes that
@@ -95,12 +101,22 @@ def _read_frame(source: str, split: str | None):
         if kind is not None or source.startswith((".", "/", "~")):
             raise ProbeError(f"data file not found: {source}")
         return _read_hub_dataset(source, split)
-    if path.is_dir() or kind is None:
-        raise ProbeError(f"{source}: expected a .csv, .tsv, .jsonl or .parquet file")
+    if path.is_dir():
+        return _read_saved_dataset(path, split)
+    if kind is None:
+        raise ProbeError(
+            f"{source}: expected a .csv, .tsv, .jsonl or .parquet file or a datasets folder"
+        )
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         raw = path.read_bytes()
+        if b"\x00" in raw:
+            first = raw.index(b"\x00")
+            raise ProbeError(
+                f"{source}: holds NUL bytes (first at byte {first}): a binary or "
+                f"UTF-16 file, not {kind} text; save it as UTF-8 {kind}"
+            )
         raw.decode("utf-8")  # fail loudly on bytes that are not UTF-8
         if not raw.strip():
             raise ProbeError(f"{source}: the dataset is empty")
@@ -117,13 +133,62 @@ def _read_frame(source: str, split: str | None):
 
 
 def _read_hub_dataset(name: str, split: str | None):
-    try:
-        import datasets
+    """A hub dataset through ``datasets``: online, or offline from the local hub cache."""
+    import datasets
 
-        loaded = datasets.load_dataset(name, split=split or "train")
-        return loaded.to_pandas()
+    split = split or "train"
+    try:
+        loaded = datasets.load_dataset(name, split=split)
+    except ValueError as exc:
+        if "split" in str(exc).lower():
+            raise ProbeError(f"dataset '{name}': {short_reason(exc)}; use --split") from None
+        raise ProbeError(f"cannot load dataset '{name}': {short_reason(exc)}") from None
     except Exception as exc:
+        if datasets.config.HF_HUB_OFFLINE:
+            raise ProbeError(
+                f"dataset '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: "
+                "with network, set HF_HUB_OFFLINE=0; else pass a local file or datasets folder"
+            ) from None
         raise ProbeError(
             f"cannot load dataset '{name}' from the Hugging Face hub (offline, or no such "
             f"dataset: {short_reason(exc)}); pass a local .csv/.tsv/.jsonl/.parquet file instead"
         ) from None
+    return _frame_with_label_names(loaded)
+
+
+def _read_saved_dataset(path: Path, split: str | None):
+    """A folder from ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    is_dict = (path / "dataset_dict.json").is_file()
+    if not is_dict and not (path / "state.json").is_file():
+        raise ProbeError(
+            f"{path}: a folder, but not one written by datasets' save_to_disk; "
+            "expected a .csv, .tsv, .jsonl or .parquet file or a save_to_disk folder"
+        )
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # damaged arrow files or state: datasets raises many types
+        raise ProbeError(f"{path}: cannot read the datasets folder: {short_reason(exc)}") from None
+    if is_dict:
+        split = split or "train"
+        if split not in loaded:
+            raise ProbeError(
+                f"{path}: no split '{split}' (splits: {', '.join(loaded)}); use --split"
+            )
+        loaded = loaded[split]
+    elif split is not None:
+        raise ProbeError(f"{path} holds one split; --split {split} applies to a DatasetDict only")
+    return _frame_with_label_names(loaded)
+
+
+def _frame_with_label_names(dataset):
+    """``to_pandas`` with every ClassLabel column turned from ids into label names."""
+    import datasets
+
+    frame = dataset.to_pandas()
+    for column, feature in dataset.features.items():
+        if isinstance(feature, datasets.ClassLabel):
+            frame[column] = [feature.int2str(int(v)) if v is not None and v >= 0 else None
+                             for v in frame[column]]  # fmt: skip
+    return frame

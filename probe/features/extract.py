@@ -9,19 +9,19 @@ fp16 before the next, so memory stays flat in N.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
-from probe.features import store
+from probe.features import store, views
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.features.layers import resolve_layers
 from probe.features.models import Backbone
+from probe.features.rowstore import RowStore, Setting, layers_to_compute
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
 MAX_BATCH_SIZE = 512
@@ -82,12 +82,47 @@ def hidden_states_by_layer(model, input_ids, attention_mask, layers: Sequence[in
 
 def pooled_batch(backbone: Backbone, token_ids, layers: Sequence[int]) -> dict[str, np.ndarray]:
     """{pool: float16 [n_layers, B, D]} for one batch of token id lists."""
+    return _pool_on_device(backbone, _host_batch(backbone, token_ids), layers)
+
+
+def pooled_batches(
+    backbone: Backbone,
+    token_ids: Sequence[Sequence[int]],
+    batches: Sequence[np.ndarray],
+    layers: Sequence[int],
+    overlap: bool = True,
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Yield (rows, {pool: float16 [n_layers, B, D]}) for each batch of row indices, in order.
+
+    With ``overlap`` the next batches are collated (and pinned, on CUDA) in a background
+    thread while the model runs on this one; the numbers are the same either way.
+    """
+    from probe.features.device import prefetched
+
+    def prepare(rows):
+        return rows, _host_batch(backbone, [token_ids[i] for i in rows])
+
+    staged = prefetched(batches, prepare) if overlap else map(prepare, batches)
+    for rows, host in staged:
+        yield rows, _pool_on_device(backbone, host, layers)
+
+
+def _host_batch(backbone: Backbone, token_ids):
+    """Padded (input_ids, attention_mask) on the host: pinned where a CUDA copy follows."""
+    input_ids, attention_mask = collate(token_ids, backbone.tokenizer.pad_id, "cpu")
+    if next(backbone.model.parameters()).device.type == "cuda":
+        input_ids, attention_mask = input_ids.pin_memory(), attention_mask.pin_memory()
+    return input_ids, attention_mask
+
+
+def _pool_on_device(backbone: Backbone, host_batch, layers: Sequence[int]) -> dict:
     import torch
 
+    from probe.features.device import to_device
     from probe.features.pooling import POOLS
 
     device = next(backbone.model.parameters()).device
-    input_ids, attention_mask = collate(token_ids, backbone.tokenizer.pad_id, device)
+    input_ids, attention_mask = (to_device(t, device) for t in host_batch)
     with torch.inference_mode():
         hidden = hidden_states_by_layer(backbone.model, input_ids, attention_mask, layers)
         return {
@@ -96,7 +131,7 @@ def pooled_batch(backbone: Backbone, token_ids, layers: Sequence[int]) -> dict[s
             .cpu()
             .numpy()
             for name, pool in POOLS.items()
-        }
+        }  # (n_layers, B, D) per pool; .cpu() waits for the device, so the batch is done
 
 
 def embed_texts(
@@ -105,6 +140,7 @@ def embed_texts(
     layers: Sequence[int],
     max_length: int | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
+    overlap: bool = True,
 ) -> dict[str, np.ndarray]:
     """Features for a few texts without the cache: {pool: float32 [n_layers, N, D]}.
 
@@ -119,14 +155,17 @@ def embed_texts(
         pool: np.zeros((len(layers), len(texts), backbone.hidden_size), np.float32)
         for pool in store.POOL_NAMES
     }
-    for rows in length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE):
-        batch = pooled_batch(backbone, [encoded.token_ids[i] for i in rows], layers)
+    batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
+    for rows, batch in pooled_batches(backbone, encoded.token_ids, batches, layers, overlap):
         for pool in store.POOL_NAMES:
             out[pool][:, rows] = batch[pool]
     return out
 
 
 # --- the cached extraction ----------------------------------------------------------------
+
+SHARD_ROWS = 4096  # rows per committed shard: what a killed run can lose at most...
+SHARD_SECONDS = 60.0  # ...or this much compute, whichever comes first
 
 
 def extract(
@@ -140,12 +179,16 @@ def extract(
     quiet: bool = True,
     device: str | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
+    shard_rows: int = SHARD_ROWS,
     log=None,
 ) -> Path:
-    """Cache the features of ``data`` and return the complete HDF5 file's path.
+    """Cache the features of ``data`` and return its view: one complete HDF5 file.
 
-    A complete file with the same key and a superset of the layers is returned without
-    loading the model; an unfinished run with the same settings is resumed.
+    Only the rows the store lacks are computed, each with every layer up to the highest
+    requested one and both pools (the pass computes them anyway: extract once); the rest are
+    read from the store, so when every row is there no model is loaded. A killed run keeps
+    its committed shards and the next one computes only the rest. A view that is already
+    complete gets the labels of ``data`` if they differ (and says so).
     """
     from probe.features.models import describe_model, load_backbone
 
@@ -156,7 +199,9 @@ def extract(
     if max_length < 1:
         raise ProbeError("--max-length must be at least 1")
     hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
-    key = store.cache_key(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, hashes)
+    setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
+                      compute_dtype_name(model, device))  # fmt: skip
+    key = views.view_key(setting, hashes)
     final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
     _ensure_writable(final_path.parent)
 
@@ -164,57 +209,112 @@ def extract(
     if existing and existing.get("key") == key and existing.get("complete") and not force:
         stored = [int(x) for x in existing.get("layers", [])]
         if set(wanted) <= set(stored):
+            views.sync_labels(final_path, data.labels, data.ids, data.source, log)
             log(f"cache hit: {final_path} (no model run)")
             return final_path
-        wanted = sorted(set(wanted) | set(stored))  # recompute once, keep what was there
+        wanted = sorted(set(wanted) | set(stored))  # the view keeps what it had
 
-    backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
-    encoded = backbone.tokenizer.encode(data.texts, max_length)
-    lengths = [len(ids) for ids in encoded.token_ids]
-    if min(lengths) == 0:
-        empty = sum(n == 0 for n in lengths)
-        raise ProbeError(f"{empty} texts have no tokens; remove them from the data")
-    if encoded.truncated:
-        log(f"truncated {encoded.truncated} of {len(lengths)} texts to {max_length} tokens")
-    batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
-    run = store.PartialRun(Path(f"{final_path}.partial"))
-    if force:
-        run.discard()
-    run.start(
-        {"key": key, "layers": wanted, "max_length": max_length, "n": len(lengths),
-         "token_budget": token_budget, "n_batches": len(batches), "model": backbone.name}
-    )  # fmt: skip
-    done = run.committed_batches()
-    if done:
-        log(f"resuming: {len(done)} of {len(batches)} batches already committed")
-
-    progress = _progress_bar(sum(lengths), quiet)
-    progress.update(sum(lengths[i] for b in done for i in batches[b]))
+    rows = RowStore(setting)
+    pending = store.PendingView(Path(f"{final_path}.partial"))
+    manifest = {"key": key, "layers": wanted, "n": len(hashes), "model": info.name,
+                "setting": setting.as_dict(), "data_source": str(data.source)}  # fmt: skip
+    pending.start(manifest, hashes)
+    missing = np.arange(len(hashes)) if force else rows.missing(hashes, wanted)
+    todo = _distinct(hashes, missing)
     started = time.perf_counter()
-    for index, rows in enumerate(batches):
-        if index in done:
-            continue
-        token_ids = [encoded.token_ids[i] for i in rows]
-        pooled = pooled_batch(backbone, token_ids, wanted)
-        run.commit(
-            index,
-            {"rows": rows, "n_tokens": np.asarray([lengths[i] for i in rows], np.int32), **pooled},
-        )
-        progress.update(sum(lengths[i] for i in rows))
-    progress.close()
+    if len(todo):
+        if len(missing) < len(hashes):
+            log(f"{len(hashes) - len(missing)} of {len(hashes)} texts already in the store")
+        backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
+        _compute_rows(
+            backbone, rows, data.texts, hashes, todo, wanted, force=force,
+            token_budget=token_budget, shard_rows=shard_rows, quiet=quiet, log=log,
+        )  # fmt: skip
     elapsed = time.perf_counter() - started
-
-    store.assemble(
-        run, final_path, len(batches), len(lengths), backbone.hidden_size, wanted, hashes,
-        {**_attributes(backbone, info, key, data, hashes, max_length, encoded.truncated),
-         "extract_seconds": round(elapsed, 3), "resumed_batches": len(done)},
-        labels=data.labels, ids=data.ids,
-    )  # fmt: skip
-    log(f"extracted {len(lengths)} texts, {sum(lengths)} tokens in {elapsed:.1f} s")
+    attrs = {**_attributes(info, setting, key, data, hashes), "extract_seconds": round(elapsed, 3),
+             "computed_rows": len(todo), "reused_rows": len(hashes) - len(missing)}  # fmt: skip
+    views.materialise(final_path, rows, hashes, wanted, attrs, data.labels, data.ids)
+    pending.discard()
+    if len(todo):
+        log(f"extracted {len(todo)} texts in {elapsed:.1f} s")
+    else:
+        log(f"every text was in the store: {final_path} (no model run)")
     return final_path
 
 
-def _attributes(backbone, info, key, data, hashes, max_length, truncated) -> dict:
+def compute_dtype_name(model: str | Backbone, device: str | None) -> str:
+    """The dtype the forward pass runs in: part of the row setting (fp16 rows from a GPU
+    must not answer for an fp32 CPU run). Known without loading the model."""
+    if isinstance(model, Backbone):
+        dtype = getattr(model, "compute_dtype", None) or next(model.model.parameters()).dtype
+    else:
+        from probe.features.device import compute_dtype
+        from probe.features.models import pick_device
+
+        dtype = compute_dtype(pick_device(device))
+    return str(dtype).removeprefix("torch.")
+
+
+def _distinct(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``positions`` without repeated texts (the first of each): a row is computed once."""
+    seen: set[bytes] = set()
+    keep = []
+    for position in positions.tolist():
+        digest = hashes[position].tobytes()
+        if digest not in seen:
+            seen.add(digest)
+            keep.append(position)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, force, token_budget,
+                  shard_rows, quiet, log) -> None:  # fmt: skip
+    """Run the backbone over the texts at ``todo`` and commit their rows in shards.
+
+    Batches are length-sorted over ``todo`` and committed in order, so a re-run after a kill
+    (whose ``todo`` is the uncommitted tail) batches the rest exactly as the first run would
+    have: the result is bitwise the uninterrupted one.
+    """
+    max_length = rows.setting.max_length
+    encoded = backbone.tokenizer.encode([texts[i] for i in todo], max_length)
+    lengths = np.asarray([len(ids) for ids in encoded.token_ids], dtype=np.int64)
+    if lengths.min() == 0:
+        empty = int((lengths == 0).sum())
+        raise ProbeError(f"{empty} texts have no tokens; remove them from the data")
+    if encoded.truncated:
+        log(f"truncated {encoded.truncated} of {len(lengths)} texts to {max_length} tokens")
+    cut = lengths >= max_length  # exact unless a text is exactly max_length tokens long
+    held = set() if force else rows.held_layers(hashes[todo])
+    computed = [layer for layer in layers_to_compute(wanted) if layer not in held]
+    batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
+    progress = _progress_bar(int(lengths.sum()), quiet)
+    pending: list[tuple[np.ndarray, dict]] = []
+    flushed_at = time.perf_counter()
+
+    def flush():
+        if not pending:
+            return
+        order = np.concatenate([batch_rows for batch_rows, _ in pending])
+        pooled = {
+            pool: np.concatenate([p[pool] for _, p in pending], axis=1) for pool in pending[0][1]
+        }  # (n_layers, rows, D) per pool
+        rows.commit(hashes[todo[order]], lengths[order], pooled, computed, truncated=cut[order],
+                    prefer=force)  # fmt: skip
+        pending.clear()
+
+    for batch_rows, pooled in pooled_batches(backbone, encoded.token_ids, batches, computed):
+        pending.append((batch_rows, pooled))
+        progress.update(int(lengths[batch_rows].sum()))
+        buffered = sum(len(r) for r, _ in pending)
+        if buffered >= shard_rows or time.perf_counter() - flushed_at > SHARD_SECONDS:
+            flush()
+            flushed_at = time.perf_counter()
+    flush()
+    progress.close()
+
+
+def _attributes(info, setting: Setting, key, data, hashes) -> dict:
+    """What the view records about itself; versions are attributes, never key parts."""
     import torch
     import transformers
 
@@ -222,19 +322,20 @@ def _attributes(backbone, info, key, data, hashes, max_length, truncated) -> dic
 
     return {
         "key": key,
-        "model": backbone.name,
+        "setting": setting.key,
+        "model": info.name,
         "model_fingerprint": info.fingerprint,
         "tokenizer": info.tokenizer_id,
-        "causal": bool(backbone.causal),
-        "n_layers_model": backbone.num_layers,
-        "max_length": max_length,
-        "truncation_side": TRUNCATION_SIDE,
-        "truncated": int(truncated),
-        "pools": list(store.POOL_NAMES),
+        "n_layers_model": info.num_layers,
+        "max_length": setting.max_length,
+        "truncation_side": setting.truncation_side,
+        "pools": list(setting.pools),
+        "compute_dtype": setting.compute_dtype,
         "dtype": "float16",
         "data_source": str(data.source),
+        "labels_source": str(data.source),
         "skipped_empty": int(data.skipped_empty),
-        "dataset_fingerprint": store.dataset_fingerprint(hashes),
+        "dataset_fingerprint": views.dataset_fingerprint(hashes),
         "probe_version": __version__,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
@@ -252,13 +353,7 @@ def _ensure_writable(folder: Path) -> None:
 
 
 def _progress_bar(total_tokens: int, quiet: bool):
-    from tqdm.auto import tqdm
+    """A bar on a terminal; elsewhere (a file, CI) a line every few seconds: never silent."""
+    from probe.progress import Progress
 
-    return tqdm(
-        total=total_tokens,
-        unit="tok",
-        unit_scale=True,
-        desc="extract",
-        disable=quiet or not sys.stderr.isatty(),
-        dynamic_ncols=True,
-    )
+    return Progress(total_tokens, "extract", unit="tok", quiet=quiet)

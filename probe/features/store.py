@@ -1,6 +1,6 @@
-"""The HDF5 feature cache: content-addressed files, crash-safe resume, listing.
+"""The feature store: rows per text (``rowstore``), datasets as views (``views``), reading.
 
-Layout of a complete file (one per cache key)::
+Layout of a view file (one per dataset and setting; the files fit/sweep/predict read)::
 
     /last      float16 [n_layers_stored, N, D]   chunk (1, rows, D): one layer reads contiguously
     /mean      float16 [n_layers_stored, N, D]
@@ -9,24 +9,35 @@ Layout of a complete file (one per cache key)::
     /text_sha1 uint8   [N, 20]                   identity of each example (joins new label sets)
     /labels    int64   [N] (optional)            codes; names in attrs["label_names"]
     /ids       str     [N] (optional)            the data's ``id`` column
-    attrs: key, model, model_fingerprint, tokenizer, max_length, truncation_side, truncated,
-           pools, dtype, probe/torch/transformers versions, dataset_fingerprint, complete
+    attrs: key, setting, model, model_fingerprint, tokenizer, max_length, truncation_side,
+           truncated, pools, compute_dtype, dtype (of the stored values: float16),
+           labels_source, probe/torch/transformers versions (not key parts),
+           dataset_fingerprint, computed_rows, reused_rows, complete
 
-Crash safety. An HDF5 file written in place can be left unreadable by a SIGKILL, so a run in
-progress never writes HDF5: each finished batch is committed as a directory of ``.npy`` files
-under ``<final>.partial/``, renamed into place atomically. A killed run resumes by skipping the
-committed batches. When all batches are in, the final file is assembled under a temporary
-name and moved into place with ``os.replace``: a reader sees no file or a complete one, and
-the ``complete`` attribute says so explicitly as well.
+Store folder (``$PROBE_CACHE``)::
+
+    features/<view key>.h5            views; ``<view>.h5.partial/`` while one is being made
+    rows/<setting key>/               shards + index (see ``probe.features.rowstore``)
+
+Crash safety. Rows are committed as immutable shards (temp, fsync, ``os.replace``, then the
+index under a lock), so a killed run keeps every committed block and a re-run computes only
+the rest. A view is written whole under a temporary name and moved into place; until then a
+``<view>.h5.partial/`` folder says a run is under way (``open_cache`` names it, ``probe
+cache info`` counts the rows already stored). A reader sees no file or a complete one.
+
+Row store API for other engines (e.g. the Ray driver), in ``probe.features.rowstore``::
+
+    Setting(model_fingerprint, tokenizer, max_length, truncation_side, compute_dtype, pools)
+    missing_rows(setting, text_sha1 [N,20] uint8, layers, root=None) -> int64 positions
+    layers_to_compute(layers) -> list(range(max(layers) + 1))
+    commit_block(setting, text_sha1 [n,20], n_tokens [n], {pool: float16 [k, n, D]}, layers,
+                 root=None, *, truncated=None, prefer=False) -> shard path
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +45,7 @@ import numpy as np
 
 from probe.errors import ProbeError
 from probe.features.pooling import POOL_NAMES
-from probe.files import atomic_path, cache_root, write_atomic
-
-FORMAT_VERSION = 1
-ROWS_PER_CHUNK = 4096
-ASSEMBLY_BYTES = 1 << 30  # layers are assembled in groups of about this many bytes
+from probe.files import cache_root, write_atomic
 
 
 def features_dir(root: Path | None = None) -> Path:
@@ -51,30 +58,18 @@ def cache_key(
     max_length: int,
     truncation_side: str,
     text_hashes: np.ndarray,
+    compute_dtype: str = "float32",
 ) -> str:
-    """Hash of everything that determines the features, labels and layers excepted.
+    """A view's key: the row setting (labels and layers excepted) plus the ordered texts.
 
     Labels are left out so a new label set reuses the features; layers are left out so a
     file holding a superset of the requested layers is a hit.
     """
-    settings = json.dumps(
-        {
-            "format": FORMAT_VERSION,
-            "model": model_fingerprint,
-            "tokenizer": tokenizer,
-            "max_length": int(max_length),
-            "truncation_side": truncation_side,
-            "pools": list(POOL_NAMES),
-        },
-        sort_keys=True,
-    )
-    digest = hashlib.blake2b(settings.encode(), digest_size=16)
-    digest.update(np.ascontiguousarray(text_hashes, dtype=np.uint8).tobytes())
-    return digest.hexdigest()
+    from probe.features.rowstore import Setting
+    from probe.features.views import view_key
 
-
-def dataset_fingerprint(text_hashes: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(text_hashes).tobytes(), digest_size=16).hexdigest()
+    setting = Setting(model_fingerprint, tokenizer, int(max_length), truncation_side, compute_dtype)
+    return view_key(setting, text_hashes)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -173,12 +168,74 @@ def list_caches(root: Path | None = None) -> list[dict]:
             attrs = read_attrs(path) or {}
             rows.append(summarize(path, attrs))
         elif path.name.endswith(".partial") and path.is_dir():
-            manifest = PartialRun(path).manifest() or {}
-            done = len(PartialRun(path).committed_batches())
+            pending = PendingView(path)
+            manifest = pending.manifest() or {}
             row = summarize(path, manifest)
-            row.update(complete=False, progress=f"{done}/{manifest.get('n_batches', '?')} batches")
+            row.update(
+                complete=False, progress=f"{pending.stored_rows()}/{manifest.get('n', '?')} rows"
+            )
             rows.append(row)
     return rows
+
+
+class PendingView:
+    """``<view>.h5.partial/``: a view being made (its setting, texts and layers), so a
+    killed run is reported as incomplete and ``probe cache info`` can count its stored rows."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def manifest(self) -> dict | None:
+        try:
+            return json.loads((self.folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, manifest: dict, text_sha1: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "text_sha1.npy").is_file():
+            staging = self.folder / ".text_sha1.tmp.npy"
+            np.save(staging, np.ascontiguousarray(text_sha1, dtype=np.uint8))
+            staging.replace(self.folder / "text_sha1.npy")
+        write_atomic(self.folder / "manifest.json", json.dumps(manifest, sort_keys=True))
+
+    def stored_rows(self) -> int:
+        """Texts of this view whose rows (every layer it asks for) are in the store now."""
+        from probe.features.rowstore import RowStore, Setting
+
+        manifest = self.manifest()
+        try:
+            hashes = np.load(self.folder / "text_sha1.npy", allow_pickle=False)
+            setting = Setting(
+                **{**manifest["setting"], "pools": tuple(manifest["setting"]["pools"])}
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        store = RowStore(setting, self.folder.parents[1])
+        return len(hashes) - len(store.missing(hashes, manifest.get("layers", [0])))
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def store_report(root: Path | None = None) -> dict:
+    """Rows, shards, views and bytes of the whole store (``probe cache ls/info``)."""
+    from probe.features.rowstore import rows_dir, setting_report
+
+    settings = []
+    folder = rows_dir(root)
+    if folder.is_dir():
+        settings = [setting_report(path) for path in sorted(folder.iterdir()) if path.is_dir()]
+    views = [row for row in list_caches(root) if row["complete"]]
+    return {
+        "settings": settings,
+        "rows": sum(s["rows"] for s in settings),
+        "shards": sum(s["shards"] for s in settings),
+        "shard_bytes": sum(s["bytes"] for s in settings),
+        "orphans": sum(s["orphans"] for s in settings),
+        "views": len(views),
+        "view_bytes": sum(Path(row["path"]).stat().st_size for row in views),
+    }
 
 
 def summarize(path: Path, attrs: dict) -> dict:
@@ -213,113 +270,6 @@ def _plain(value):
         return [_plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return value.item()
-    return value
-
-
-# --- writing ------------------------------------------------------------------------------
-
-
-class PartialRun:
-    """Batches committed so far by an unfinished extraction, one atomic directory each."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def manifest(self) -> dict | None:
-        try:
-            return json.loads((self.folder / "manifest.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def start(self, manifest: dict) -> None:
-        """Resume when the manifest matches exactly; otherwise start from nothing."""
-        if self.manifest() == manifest:
-            return
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True)
-        write_atomic(self.folder / "manifest.json", json.dumps(manifest, sort_keys=True))
-
-    def committed_batches(self) -> set[int]:
-        if not self.folder.is_dir():
-            return set()
-        return {
-            int(p.name.split("-")[1])
-            for p in self.folder.iterdir()
-            if p.name.startswith("batch-") and p.is_dir()
-        }
-
-    def commit(self, batch_index: int, arrays: dict[str, np.ndarray]) -> None:
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.folder))
-        for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", array)
-        os.replace(staging, self.folder / f"batch-{batch_index:06d}")
-
-    def load(self, batch_index: int, name: str, mmap: bool = True) -> np.ndarray:
-        path = self.folder / f"batch-{batch_index:06d}" / f"{name}.npy"
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def assemble(
-    run: PartialRun,
-    final_path: Path,
-    n_batches: int,
-    n: int,
-    dim: int,
-    layers: list[int],
-    text_sha1: np.ndarray,
-    attrs: dict,
-    labels: list[str] | None = None,
-    ids: list[str] | None = None,
-) -> None:
-    """Write the committed batches, in the original example order, as one complete file."""
-    import h5py
-
-    rows = [run.load(b, "rows", mmap=False) for b in range(n_batches)]
-    n_tokens = np.zeros(n, dtype=np.int32)
-    for b, batch_rows in enumerate(rows):
-        n_tokens[batch_rows] = run.load(b, "n_tokens", mmap=False)
-    with atomic_path(final_path, suffix=".h5") as staging:
-        with h5py.File(staging, "w") as handle:
-            chunk = (1, min(n, ROWS_PER_CHUNK), dim)
-            for pool in POOL_NAMES:
-                dataset = handle.create_dataset(
-                    pool, shape=(len(layers), n, dim), dtype=np.float16, chunks=chunk
-                )
-                group = max(1, ASSEMBLY_BYTES // max(n * dim * 2, 1))
-                for first in range(0, len(layers), group):
-                    block = np.empty((min(group, len(layers) - first), n, dim), np.float16)
-                    for b, batch_rows in enumerate(rows):
-                        block[:, batch_rows] = run.load(b, pool)[first : first + len(block)]
-                    dataset[first : first + len(block)] = block
-            handle["layers"] = np.asarray(layers, dtype=np.int64)
-            handle["n_tokens"] = n_tokens
-            handle["text_sha1"] = text_sha1
-            if labels is not None:
-                names = sorted(set(labels))
-                code = {name: i for i, name in enumerate(names)}
-                handle["labels"] = np.asarray([code[v] for v in labels], dtype=np.int64)
-                handle.attrs["label_names"] = _h5_value(names)
-            if ids is not None:
-                handle.create_dataset("ids", data=list(ids), dtype=h5py.string_dtype())
-            for name, value in attrs.items():
-                handle.attrs[name] = _h5_value(value)
-            handle.attrs["layers"] = np.asarray(layers, dtype=np.int64)
-            handle.attrs["n"] = n
-            handle.attrs["complete"] = True
-    run.discard()
-
-
-def _h5_value(value):
-    """Lists of strings need h5py's variable-length string type."""
-    import h5py
-
-    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
-        return np.asarray([str(v) for v in value], dtype=h5py.string_dtype())
-    if isinstance(value, str):
-        return str(value)  # str subclasses (torch's TorchVersion) have no HDF5 type
     return value
 
 

@@ -1,10 +1,15 @@
-"""Probe versus fine-tuning on one model and dataset: accuracy, cost and forgetting.
+"""Probe versus fine-tuning on one model and dataset, with fine-tuning given a fair chance.
 
 Rows: the best probe of the layer-wise sweep (layer and pool chosen on validation), then
-fine-tuning with N = 0, 1, 2 and all blocks unfrozen, each timed with the frozen-prefix
-cache and without it (``--no-prefix-cache``; the same run when nothing below the trainable
-blocks is frozen). Every fine-tuning run starts from freshly loaded weights. The table is
-written as Markdown and JSON, with a PNG plot, to the output folder.
+fine-tuning with N = 0, 1, 2 and all blocks unfrozen, and the recipe of the book this project
+grew from (last block + final norm, AdamW lr 5e-5 on body and head, weight decay 0.1, 5
+epochs, batch 8). One body learning rate for every N made N = 0, 1, 2 look alike (1e-5 barely
+moves a block in 2 epochs), so each N > 0 picks its body learning rate from a grid on
+validation, trains up to ``epochs`` with early stopping on validation, and is scored on test
+once. Every test number carries a 95% bootstrap CI over test examples; each fine-tuning row is
+compared with the probe by a paired bootstrap on the same test examples (significant when the
+CI of the difference excludes 0). Every run starts from freshly loaded weights and is timed;
+the LR search's total cost is reported beside the chosen run's.
 """
 
 from __future__ import annotations
@@ -13,20 +18,33 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from probe.data.splits import Splits
-from probe.finetune.training import FinetuneConfig, finetune
 from probe.jsonable import to_jsonable
 
+if TYPE_CHECKING:
+    from probe.data.splits import Splits
+    from probe.finetune.training import FinetuneConfig
 
-def best_probe(model: str, splits: Splits, max_length: int | None, device=None, log=None) -> dict:
-    """The layer-wise sweep (every layer x pool) on these splits; the best row on validation.
+DEFAULT_LR_GRID = (1e-5, 3e-5, 1e-4)
+# Raschka, "Build a Large Language Model (From Scratch)", ch. 6: the spam classifier.
+BOOK_RECIPE = {
+    "unfreeze": 1, "layer": None, "pool": "last", "lr_body": 5e-5, "lr_head": 5e-5,
+    "weight_decay": 0.1, "epochs": 5, "batch_size": 8, "patience": None,
+}  # fmt: skip
+RESAMPLES = 1000
+
+
+def best_probe(
+    model: str, splits: Splits, max_length: int | None, device=None, log=None
+) -> tuple[dict, np.ndarray]:
+    """The layer-wise sweep on these splits; (the selected row, its test predictions).
 
     The splits are extracted through the feature cache (a second run loads no model) and
-    handed to :func:`probe.sweep.run_sweep` as they are, so the probe and fine-tuning see
-    exactly the same train, validation and test examples.
+    handed to :func:`probe.heads.sweep.run_sweep` as they are, so the probe and fine-tuning see
+    exactly the same train, validation and test examples, in the same order.
     """
     from probe.features.extract import extract
     from probe.features.store import open_cache
@@ -56,8 +74,9 @@ def best_probe(model: str, splits: Splits, max_length: int | None, device=None, 
     sweep = run_sweep(data)
     best = sweep["best"]
     classifier = sweep["_best_result"].classifier
+    predicted = np.asarray(classifier.predict(data.test.features(best["layer"], best["pool"])))
     log(f"best probe: layer {best['layer']} {best['pool']}, val acc {best['val_accuracy']:.4f}")
-    return {
+    row = {
         "method": f"probe (layer {best['layer']}, {best['pool']})",
         "layer": int(best["layer"]),
         "pool": best["pool"],
@@ -74,11 +93,9 @@ def best_probe(model: str, splits: Splits, max_length: int | None, device=None, 
         "fit_seconds": sweep["seconds"],
         "seconds": extract_seconds + sweep["seconds"],
         "heads_fitted": len(sweep["entries"]),
-        "sweep": [
-            {key: row[key] for key in ("layer", "pool", "val_accuracy", "test_accuracy")}
-            for row in sweep["entries"]
-        ],
+        "selection": sweep.get("selection"),
     }
+    return row, predicted.astype(str)
 
 
 def run_comparison(
@@ -86,196 +103,316 @@ def run_comparison(
     splits: Splits,
     base: FinetuneConfig,
     unfreeze=("0", "1", "2", "all"),
+    lr_grid=DEFAULT_LR_GRID,
+    book: bool = True,
+    time_without_prefix: bool = False,
+    resamples: int = RESAMPLES,
     device=None,
     log=None,
 ) -> dict:
-    """The probe row and one row per N; see the module docstring."""
-    from probe.features.models import load_backbone
+    """The probe row, one row per N (body LR chosen on validation) and the book's recipe."""
+    from probe.finetune.training import finetune
+    from probe.heads.uncertainty import indistinguishable, paired_differences
 
     log = log or (lambda message: None)
     started = time.perf_counter()
-    probe_row = best_probe(model, splits, base.max_length, device, log)
-    rows = []
-    for count in unfreeze:
-        log(f"fine-tuning, --unfreeze {count}, with the prefix cache")
-        cached = finetune(
-            load_backbone(model, device),
-            splits,
-            replace(base, unfreeze=count, prefix_cache=True),
-            log=log,
-        ).report
-        uncached = cached
-        if cached["prefix_cache"]:
-            log(f"fine-tuning, --unfreeze {count}, without the prefix cache")
-            config = replace(base, unfreeze=count, prefix_cache=False, forgetting_check=False)
-            uncached = finetune(load_backbone(model, device), splits, config, log=log).report
-        rows.append(_row(cached, uncached))
+    truth = np.asarray(splits.test.labels, str)
+    probe_row, probe_predicted = best_probe(model, splits, base.max_length, device, log)
+    classes = sorted(set(splits.train.labels))
+    probe_row["ci"] = _intervals(classes, truth, probe_predicted, resamples, base.seed)
+    plans = [
+        (
+            f"fine-tune, unfreeze {count}",
+            replace(base, unfreeze=count),
+            [None] if str(count).strip() == "0" else list(lr_grid),
+        )
+        for count in unfreeze
+    ]
+    if book:
+        plans.append(("book recipe (last block + norm)", replace(base, **BOOK_RECIPE), [None]))
+    before = _language_check(_fresh(model, device)) if base.forgetting_check else None
+    rows, correct = [], [truth == probe_predicted]
+    for method, config, grid in plans:
+        row, predicted = _search(model, splits, method, config, grid, before, device, log)
+        if time_without_prefix and row["prefix_cache_used"]:
+            log(f"{method}: timing the chosen run without the prefix cache")
+            config = replace(config, lr_body=row["lr_body"], prefix_cache=False,
+                             forgetting_check=False)  # fmt: skip
+            report = finetune(_fresh(model, device), splits, config, log=log).report
+            row["train_seconds_without_prefix"] = sum(report["time"]["epochs_seconds"])
+            row["test_accuracy_without_prefix"] = report["test"]["accuracy"]
+        row["ci"] = _intervals(classes, truth, predicted, resamples, base.seed)
+        rows.append(row)
+        correct.append(truth == predicted)
+    # paired bootstrap: every row and the probe scored on the same resamples of test examples
+    intervals = paired_differences(np.stack(correct), 0, n_resamples=resamples, seed=base.seed)
+    same = indistinguishable(intervals)
+    for row, hits, interval, alike in zip(rows, correct[1:], intervals[1:], same[1:], strict=True):
+        row["vs_probe"] = {
+            "accuracy_difference": float(hits.mean() - correct[0].mean()),
+            "ci": [float(interval[0]), float(interval[1])],
+            "significant": not bool(alike),
+        }
     return {
         "model": model,
         "data": splits.sizes(),
         "settings": {
             "epochs": base.epochs,
+            "patience": base.patience,
             "batch_size": base.batch_size,
             "max_length": base.max_length,
-            "lr_body": base.lr_body,
+            "lr_grid": list(lr_grid),
             "lr_head": base.lr_head,
+            "weight_decay": base.weight_decay,
             "seed": base.seed,
             "pool": base.pool,
             "prefix_dtype": base.prefix_dtype,
-        },
+            "book_recipe": BOOK_RECIPE if book else None,
+            "bootstrap": {
+                "resamples": resamples,
+                "seed": base.seed,
+                "level": 0.95,
+                "over": f"{len(truth)} test examples",
+            },
+        },  # fmt: skip
+        "versions": _versions(),
         "probe": probe_row,
         "finetune": rows,
         "total_seconds": time.perf_counter() - started,
     }
 
 
-def _row(cached: dict, uncached: dict) -> dict:
-    forgetting = cached["forgetting"] or {}
-    with_prefix = cached["time"]["epochs_seconds"]
-    without = uncached["time"]["epochs_seconds"]
+def _fresh(model: str, device):
+    from probe.features.models import load_backbone
+
+    return load_backbone(model, device)
+
+
+def _language_check(backbone):
+    """The forgetting check's measurements, on the fp32 weights fine-tuning trains."""
+    from probe.finetune.forgetting import language_check
+
+    backbone.model.float()
+    return language_check(backbone)
+
+
+def _search(model, splits, method, config, grid, before, device, log) -> tuple[dict, np.ndarray]:
+    """Fine-tune once per body LR in ``grid`` (None: the config's); keep the best on val.
+
+    The forgetting check runs once, on the chosen model (``before``: the fresh weights, the
+    same for every run), not on every trial: on a small model it costs more than training.
+    """
+    from probe.finetune.forgetting import compare_checks
+    from probe.finetune.training import finetune
+
+    trials, best, best_key = [], None, None
+    for lr in grid:
+        trial_config = replace(config, forgetting_check=False)
+        trial_config = trial_config if lr is None else replace(trial_config, lr_body=lr)
+        log(f"{method}, body lr {trial_config.lr_body:g}")
+        result = finetune(_fresh(model, device), splits, trial_config, log=log)
+        report = result.report
+        chosen = report["epochs"][report["best_epoch"] - 1]
+        trials.append({
+            "lr_body": trial_config.lr_body, "val_accuracy": chosen["val_accuracy"],
+            "val_loss": chosen["val_loss"], "best_epoch": report["best_epoch"],
+            "epochs_run": len(report["epochs"]), "seconds": report["time"]["total_seconds"],
+        })  # fmt: skip
+        key = (chosen["val_accuracy"], -chosen["val_loss"])
+        if best_key is None or key > best_key:
+            names = np.asarray(result.label_names, dtype=object)
+            predicted = names[result.test_logits.argmax(1)].astype(str)
+            best_key, best = key, (result, trial_config.lr_body, predicted)
+        del result  # at most two models in memory: the best so far and the one training
+    result, lr_body, predicted = best
+    report = result.report
+    if before is not None:
+        report["forgetting"] = compare_checks(before, _language_check(result.backbone))
+    return _row(method, report, lr_body, trials, searched=len(grid) > 1), predicted
+
+
+def _row(method: str, report: dict, lr_body: float, trials: list[dict], searched: bool) -> dict:
+    forgetting = report["forgetting"] or {}
+    config = report["config"]
     return {
-        "method": f"fine-tune, unfreeze {cached['unfreeze_arg']}",
-        "unfreeze": cached["unfreeze"],
-        "trainable_params": cached["trainable_params"],
-        "test": cached["test"],
-        "test_accuracy_without_prefix": uncached["test"]["accuracy"],
-        "best_epoch": cached["best_epoch"],
-        "prefix_cache_used": cached["prefix_cache"],
-        "prefix_hit": any(p.get("hit") for p in cached["prefix"].values()),
-        "prefix_computed_seconds": _total(
-            p.get("computed_seconds") for p in cached["prefix"].values()
-        ),
-        "train_seconds_with_prefix": sum(with_prefix),
-        "train_seconds_without_prefix": sum(without),
-        "epoch_seconds_with_prefix": with_prefix,
-        "epoch_seconds_without_prefix": without,
-        "later_epoch_speedup": (
-            float(np.mean(without) / np.mean(with_prefix[1:])) if len(with_prefix) > 1 else None
-        ),
+        "method": method,
+        "unfreeze": report["unfreeze"],
+        "lr_body": lr_body if report["unfreeze"] > 0 else None,
+        "lr_searched": searched,
+        "lr_head": config["lr_head"],
+        "weight_decay": config["weight_decay"],
+        "batch_size": config["batch_size"],
+        "trials": trials,
+        "trainable_params": report["trainable_params"],
+        "val_accuracy": report["epochs"][report["best_epoch"] - 1]["val_accuracy"],
+        "test": report["test"],
+        "best_epoch": report["best_epoch"],
+        "epochs_run": len(report["epochs"]),
+        "prefix_cache_used": report["prefix_cache"],
+        "train_seconds": sum(report["time"]["epochs_seconds"]),
+        "seconds": report["time"]["total_seconds"],
+        "search_seconds": sum(trial["seconds"] for trial in trials),
+        "epoch_seconds": report["time"]["epochs_seconds"],
         "perplexity_before": forgetting.get("perplexity_before"),
         "perplexity_after": forgetting.get("perplexity_after"),
         "perplexity_drift_pct": forgetting.get("perplexity_drift_pct"),
         "continuation_unchanged": forgetting.get("continuation_unchanged"),
-        "continuation_after": forgetting.get("continuation_after"),
-        "peak_memory_mb": cached["peak_memory_mb"],
+        "peak_memory_mb": report["peak_memory_mb"],
     }
 
 
-def first_time_seconds(probe_row: dict) -> float:
-    """The probe's cost on an empty cache: a cache hit's recorded extraction time + the fits."""
-    recorded = probe_row.get("extract_seconds_recorded")
-    if probe_row.get("extract_hit") and recorded is not None:
-        return recorded + probe_row["fit_seconds"]
-    return probe_row["seconds"]
+def _intervals(classes, truth, predicted, resamples: int, seed: int) -> dict:
+    """95% CIs of test accuracy and macro F1 (over the training classes, as the reports'
+    macro F1 is), resampling test examples."""
+    from probe.heads.uncertainty import metric_intervals
+
+    code = {name: i for i, name in enumerate(classes)}
+    true_codes = [code[label] for label in truth]
+    pred_codes = [code[label] for label in predicted]
+    return metric_intervals(true_codes, pred_codes, len(code), n_resamples=resamples, seed=seed)
 
 
-def _total(values) -> float | None:
-    values = list(values)
-    return float(sum(values)) if values and all(v is not None for v in values) else None
+def _versions() -> dict:
+    import platform
+
+    import torch
+    import transformers
+
+    from probe import __version__
+
+    return {"probe": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "transformers": transformers.__version__}  # fmt: skip
 
 
-def _one_time(recorded: float | None, hit: bool) -> str:
-    """' (cache hit; computed once in 96.3 s)' when a cached result hid the one-time cost."""
-    if not hit:
-        return ""
-    cost = "cost not recorded" if recorded is None else f"computed once in {recorded:.1f} s"
-    return f" (cache hit; {cost})"
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def _ci(interval) -> str:
+    return "-" if not interval else f"[{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def summary_lines(result: dict) -> list[str]:
+    """Which rows differ significantly from the probe, and what each cost."""
+    probe_row = result["probe"]
+    lines = [
+        f"{probe_row['method'].capitalize()}: test accuracy {probe_row['test']['accuracy']:.4f} "
+        f"{_ci(probe_row['ci']['accuracy'])}, {probe_row['seconds']:.1f} s "
+        f"(extract + {probe_row['heads_fitted']} heads).",
+    ]
+    for row in result["finetune"]:
+        versus = row["vs_probe"]
+        verdict = "significantly " + ("better" if versus["accuracy_difference"] > 0 else "worse")
+        verdict = verdict if versus["significant"] else "not significantly different"
+        search = f"; LR search {row['search_seconds']:.1f} s" if row["lr_searched"] else ""
+        lines.append(
+            f"{row['method']}: {verdict} (accuracy {versus['accuracy_difference']:+.4f}, "
+            f"95% CI {_ci(versus['ci'])}); chosen run {row['seconds']:.1f} s{search}."
+        )
+    return lines
 
 
 def markdown_table(result: dict) -> str:
     probe_row = result["probe"]
+    bootstrap = result["settings"]["bootstrap"]
     lines = [
         f"# Probe vs fine-tuning: {result['model']}",
         "",
         f"Data: {result['data']}; settings: {json.dumps(result['settings'])}",
         "",
-        "| method | test acc | macro F1 | trainable params | time, prefix cache (s) "
-        "| time, no prefix cache (s) | later epoch speed-up | perplexity drift |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {probe_row['method']} | {probe_row['test']['accuracy']:.4f} | "
-        f"{probe_row['test']['macro_f1']:.4f} | {probe_row['trainable_params']:,} | "
-        f"{probe_row['seconds']:.1f} (extract {probe_row['extract_seconds']:.1f}"
-        f"{_one_time(probe_row.get('extract_seconds_recorded'), probe_row.get('extract_hit'))} + "
-        f"{probe_row['heads_fitted']} fits {probe_row['fit_seconds']:.1f}) | - | - | 0 |",
+        "| method | body lr | best epoch / run | test acc [95% CI] | macro F1 [95% CI] "
+        "| acc - probe [95% CI] | trainable params | time (s) | LR search (s) "
+        "| perplexity drift |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {probe_row['method']} | - | - | {probe_row['test']['accuracy']:.4f} "
+        f"{_ci(probe_row['ci']['accuracy'])} | {probe_row['test']['macro_f1']:.4f} "
+        f"{_ci(probe_row['ci']['macro_f1'])} | - | {probe_row['trainable_params']:,} | "
+        f"{probe_row['seconds']:.1f} | - | 0 |",
     ]
     for row in result["finetune"]:
-        speedup = row["later_epoch_speedup"]
         drift = row["perplexity_drift_pct"]
-        with_prefix = f"{row['train_seconds_with_prefix']:.1f}" if row["prefix_cache_used"] else "-"
+        versus = row["vs_probe"]
+        marker = " *" if versus["significant"] else ""
+        lr_body = "-" if row["lr_body"] is None else f"{row['lr_body']:g}"
+        search = f"{row['search_seconds']:.1f}" if row["lr_searched"] else "-"
         lines.append(
-            f"| {row['method']} | {row['test']['accuracy']:.4f} | {row['test']['macro_f1']:.4f} | "
-            f"{row['trainable_params']:,} | {with_prefix} | "
-            f"{row['train_seconds_without_prefix']:.1f} | "
-            f"{f'{speedup:.1f}x' if speedup and row['prefix_cache_used'] else '-'} | "
+            f"| {row['method']} | {lr_body} | "
+            f"{row['best_epoch']} / {row['epochs_run']} | {row['test']['accuracy']:.4f} "
+            f"{_ci(row['ci']['accuracy'])} | {row['test']['macro_f1']:.4f} "
+            f"{_ci(row['ci']['macro_f1'])} | {versus['accuracy_difference']:+.4f} "
+            f"{_ci(versus['ci'])}{marker} | {row['trainable_params']:,} | {row['seconds']:.1f} | "
+            f"{search} | "
             f"{'-' if drift is None else f'{drift:+.3f}%'} |"
         )
-    lines += ["", "Seconds per epoch (validation pass included):", ""]
-    for row in result["finetune"]:
-        with_prefix = ", ".join(f"{s:.1f}" for s in row["epoch_seconds_with_prefix"])
-        without = ", ".join(f"{s:.1f}" for s in row["epoch_seconds_without_prefix"])
-        if row["prefix_cache_used"]:
-            hit = _one_time(row.get("prefix_computed_seconds"), row["prefix_hit"])
-            lines.append(
-                f"- {row['method']}: with prefix cache {with_prefix}{hit}; without {without}"
-            )
-        else:
-            lines.append(f"- {row['method']}: {without} (nothing frozen below: no prefix)")
+    lines += ["", *summary_lines(result), ""]
     lines += [
-        "",
-        "Times are training epochs plus the per-epoch validation pass (epoch 1 with the prefix "
-        "cache includes computing the prefix); test evaluation and the forgetting check are "
-        "excluded. Later epoch speed-up: mean epoch time without the cache over the mean of "
-        "epochs 2.. with it. Perplexity drift: the LM head's perplexity on "
-        "probe/assets/reference.txt after training, relative to before.",
+        f"CIs: percentile bootstrap, {bootstrap['resamples']} resamples of the "
+        f"{bootstrap['over']} (seed {bootstrap['seed']}); * = the paired CI of the difference "
+        "excludes 0. Body lr: chosen on validation from the grid (N = 0 trains the head only). "
+        "Time: the chosen run (training epochs with their validation pass, and test "
+        "scoring); LR search: every run of the grid. Perplexity drift: the LM "
+        "head's perplexity on probe/assets/reference.txt after training, relative to before.",
         "",
     ]
     return "\n".join(lines)
 
 
 def plot(result: dict, path: Path) -> None:
+    """Test accuracy with its CI per row (left), time per row (right, log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [result["probe"], *result["finetune"]]
-    names = ["probe"] + [f"N={r['method'].split()[-1]}" for r in result["finetune"]]
-    accuracy = [r["test"]["accuracy"] for r in rows]
-    f1 = [r["test"]["macro_f1"] for r in rows]
+    names = ["probe"] + [r["method"].replace("fine-tune, unfreeze ", "N=") for r in rows[1:]]
+    names = [name.split(" (")[0] for name in names]
+    accuracy = np.array([r["test"]["accuracy"] for r in rows])
+    low = np.array([r["ci"]["accuracy"][0] for r in rows])
+    high = np.array([r["ci"]["accuracy"][1] for r in rows])
     x = np.arange(len(rows))
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.bar(x - 0.2, accuracy, 0.4, label="accuracy")
-    left.bar(x + 0.2, f1, 0.4, label="macro F1")
-    left.set_ylim(min(accuracy + f1) - 0.05, 1.0)
-    left.set_xticks(x, names)
-    left.set_title("test metrics")
-    left.legend(loc="lower right")
-    tuned = result["finetune"]
-    tx = np.arange(len(tuned))
-    cached = [r["train_seconds_with_prefix"] if r["prefix_cache_used"] else 0 for r in tuned]
-    right.bar(tx - 0.2, cached, 0.4, label="with prefix cache")
-    right.bar(tx + 0.2, [r["train_seconds_without_prefix"] for r in tuned], 0.4,
-              label="without")  # fmt: skip
-    right.axhline(
-        first_time_seconds(result["probe"]), color="gray", linestyle="--",
-        label="probe: extract (first time) + every fit",
-    )  # fmt: skip
-    right.set_xticks(tx, names[1:])
+    left.errorbar(x, accuracy, yerr=[accuracy - low, high - accuracy], fmt="o", capsize=4)
+    left.set_xticks(x, names, rotation=20)
+    left.set_ylabel("test accuracy (95% CI)")
+    left.grid(alpha=0.3)
+    right.bar(x, [r["seconds"] for r in rows], 0.4, label="chosen run")
+    right.bar(x + 0.4, [r.get("search_seconds", r["seconds"]) for r in rows], 0.4,
+              label="with LR search")  # fmt: skip
+    right.set_xticks(x + 0.2, names, rotation=20)
     right.set_yscale("log")
     right.set_ylabel("seconds")
-    right.set_title("fine-tuning time")
     right.legend()
-    figure.suptitle(f"{result['model']}: probe vs partial fine-tuning")
+    figure.suptitle(f"{Path(str(result['model'])).name}: probe vs fine-tuning")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-def write_outputs(result: dict, out_dir: str | Path, stem: str) -> list[Path]:
+def default_out_dir(model: str, source: str) -> Path:
+    """$PROBE_CACHE/reports/compare-MODEL-DATA: never inside the package or the checkout's
+    benchmarks/ (a run from the repository root used to write its results there)."""
+    import re
+
+    from probe.files import cache_root
+
+    names = [Path(str(model).rstrip("/")).name, Path(str(source)).stem]
+    stem = "compare-" + "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", name) for name in names)
+    return cache_root() / "reports" / stem
+
+
+def write_outputs(result: dict, out_dir: str | Path) -> list[Path]:
+    """compare.md, compare.json and compare.png in ``out_dir`` (each written atomically)."""
+    from probe.errors import ProbeError
+    from probe.files import atomic_path, write_atomic
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{stem}.md", out / f"{stem}.json", out / f"{stem}.png"]
-    paths[0].write_text(markdown_table(result))
-    paths[1].write_text(json.dumps(to_jsonable(result), indent=2))
-    plot(result, paths[2])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProbeError(f"cannot create --out-dir {out}: {exc.strerror or exc}") from None
+    paths = [out / "compare.md", out / "compare.json", out / "compare.png"]
+    write_atomic(paths[0], markdown_table(result))
+    write_atomic(paths[1], json.dumps(to_jsonable(result), indent=2) + "\n")
+    with atomic_path(paths[2], suffix=".png") as staging:
+        plot(result, staging)
     return paths

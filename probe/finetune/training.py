@@ -18,7 +18,6 @@ decay) and vectors (biases, norm gains: no decay).
 from __future__ import annotations
 
 import resource
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     epochs: int = 3
+    patience: int | None = None  # stop after this many epochs without a better val score
     batch_size: int = 16
     seed: int = 0
     max_length: int | None = None
@@ -328,6 +328,9 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
         )
         if best_key is None or (val_accuracy, -val_loss) > best_key:
             best_key, best_state = (val_accuracy, -val_loss), _trainable_state(classifier)
+            best_epoch = epoch
+        elif config.patience and epoch - best_epoch >= config.patience:
+            break  # early stopping: the best epoch's weights are restored below
     _restore(classifier, best_state)
     return history, prefix_info
 
@@ -482,16 +485,9 @@ def peak_memory_mb(device) -> float:
 
 
 def _progress_bar(total: int, epoch: int, config: FinetuneConfig):
-    from tqdm.auto import tqdm
+    from probe.progress import Progress
 
-    return tqdm(
-        total=total,
-        unit="ex",
-        desc=f"epoch {epoch}/{config.epochs}",
-        disable=config.quiet or not sys.stderr.isatty(),
-        dynamic_ncols=True,
-        leave=False,
-    )
+    return Progress(total, f"epoch {epoch}/{config.epochs}", unit="ex", quiet=config.quiet)
 
 
 # --- the head: from a probe, and saved for probe predict -------------------------------------

@@ -18,7 +18,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
-from probe.heads.solver import SEARCH_TOL, _accuracy_and_log_loss, _LogisticPath, _softmax
+from probe.heads.solver import (
+    SEARCH_TOL,
+    ReferencePath,
+    SolverFailure,
+    _accuracy_and_log_loss,
+    _LogisticPath,
+    _softmax,
+)
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
 SMALL_PROBLEM = 1 << 22  # entries of X below which BLAS runs single-threaded
@@ -56,7 +63,9 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
     (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
-    (grid, score and log loss per C, and how they were measured), ``n_iter_``.
+    (grid, score and log loss per C, and how they were measured), ``n_iter_``, ``solver_``
+    ("probe-lbfgs", or "sklearn-fallback" when the fast path failed, ``fallback_reason_``
+    saying why).
     """
 
     def __init__(
@@ -84,7 +93,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         """Fit on (X, y); choose C on (X_val, y_val) when given, else by cross-validation."""
         from threadpoolctl import threadpool_limits
 
-        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], ensure_all_finite=False)
+        _check_finite(X, "X")
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -92,36 +102,41 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 f"the training labels have one class ({self.classes_[0]!r}); "
                 "a classifier needs at least 2 classes"
             )
-        search_on_validation = self.C is None and X_val is not None
-        if search_on_validation:
-            X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
+        val_codes = None
+        if self.C is None and X_val is not None:
+            X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64],
+                                  ensure_all_finite=False)  # fmt: skip
+            _check_finite(X_val, "validation X")
             val_codes = self._encode(y_val, "validation")
-        standardised, self.mean_, self.scale_ = _standardise(X, self.copy_X)  # float32 (N, D)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked: one line
+            standardised, self.mean_, self.scale_ = _standardise(X, self.copy_X)  # (N, D) f32
         sample_weight = self._sample_weight(codes)
         grid = self._grid()
+        X_val = None if val_codes is None else self._standardise32(X_val)
         # BLAS threads pay off on big matrices only; on small ones they spin and wait
         with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
-            search_tol = max(self.tol, SEARCH_TOL)
-            if self.C is not None:
-                best_C = float(self.C)
-                self.search_ = {"method": "given", "Cs": [best_C]}
-            elif search_on_validation:
-                scores, states, path = self._path_scores(
-                    standardised, codes, sample_weight, grid, self._standardise32(X_val),
-                    val_codes, keep_states=True,
-                )  # fmt: skip
-                best_C = self._pick(grid, scores, "validation")
-                path.restore(states[grid.index(best_C)])
-            else:
-                best_C = self._cross_validate(standardised, codes, sample_weight, grid)
-            if self.C is not None or not search_on_validation:
-                path = self._new_path(standardised, codes, sample_weight)
-                for C in [c for c in grid if c < best_C]:  # warm starts along the path
-                    path.solve(C, search_tol, self.max_iter)
-            self.n_iter_ = path.solve(best_C, self.tol, self.max_iter)  # polished to tol
+            self.solver_, self.fallback_reason_ = "probe-lbfgs", None
+            try:
+                with np.errstate(all="ignore"):  # non-finite values are checked, not warned
+                    path, best_C = self._fit_path(
+                        _LogisticPath, standardised, codes, sample_weight, grid, X_val, val_codes
+                    )
+            except ProbeError:
+                raise
+            except (SolverFailure, ArithmeticError, ValueError) as error:  # LinAlgError too
+                self.solver_ = "sklearn-fallback"
+                self.fallback_reason_ = f"{type(error).__name__}: {error}"[:200]
+                try:
+                    path, best_C = self._fit_path(
+                        ReferencePath, standardised, codes, sample_weight, grid, X_val, val_codes
+                    )
+                except (ArithmeticError, ValueError) as second:
+                    raise ProbeError(
+                        f"could not fit a head: {self.fallback_reason_[:80]}; scikit-learn "
+                        f"then: {type(second).__name__}: {str(second).splitlines()[0][:80]}"
+                    ) from None
             self.coef_, self.intercept_ = path.W.copy(), path.b.copy()
-            converged = path.converged
-        if not converged:
+        if not path.converged:
             warnings.warn(
                 f"ProbeClassifier did not converge in max_iter={self.max_iter} iterations "
                 "per C; raise max_iter or lower C",
@@ -131,8 +146,32 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         self.C_ = best_C
         return self
 
-    def _new_path(self, X, codes, sample_weight) -> _LogisticPath:
-        return _LogisticPath(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
+    def _fit_path(self, path_class, X, codes, sample_weight, grid, X_val, val_codes):
+        """C search (given, on validation, or cross-validated) then the polished fit at the
+        chosen C, with one solver: (path, chosen C). Sets ``search_`` and ``n_iter_``."""
+        self._path_class = path_class
+        search_tol = max(self.tol, SEARCH_TOL)
+        if self.C is not None:
+            best_C = float(self.C)
+            self.search_ = {"method": "given", "Cs": [best_C]}
+        elif val_codes is not None:
+            scores, states, path = self._path_scores(
+                X, codes, sample_weight, grid, X_val, val_codes, keep_states=True
+            )
+            best_C = self._pick(grid, scores, "validation")
+            path.restore(states[grid.index(best_C)])
+        else:
+            best_C = self._cross_validate(X, codes, sample_weight, grid)
+        if self.C is not None or val_codes is None:
+            path = self._new_path(X, codes, sample_weight)
+            for C in [c for c in grid if c < best_C]:  # warm starts along the path
+                path.solve(C, search_tol, self.max_iter)
+        self.n_iter_ = path.solve(best_C, self.tol, self.max_iter)  # polished to tol
+        return path, best_C
+
+    def _new_path(self, X, codes, sample_weight):
+        path_class = getattr(self, "_path_class", _LogisticPath)
+        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
 
     def _standardise32(self, X) -> np.ndarray:
         standardised = np.asarray(X, np.float32) - self.mean_.astype(np.float32)
@@ -275,6 +314,21 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         return clf
 
 
+def _check_finite(X: np.ndarray, what: str) -> None:
+    """NaN or inf in features: one line naming how many, before any arithmetic."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(X.sum(dtype=np.float64)):  # one pass, no (N, D) mask, when all is well
+            return
+    finite = np.isfinite(X)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        rows = int(np.count_nonzero(~finite.all(axis=1)))
+        raise InvalidTrainingData(
+            f"{what} contains {bad} non-finite values (NaN or inf) in {rows} rows; "
+            "drop or repair those rows"
+        )
+
+
 def _standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(standardised float32 X, centre, scale): what ``mean_`` and ``scale_`` hold.
 
@@ -300,6 +354,12 @@ def _standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarr
         squares += np.einsum("ij,ij->j", block, block)
     offset /= n
     scale = np.sqrt(np.maximum(squares / n - offset**2, 0.0))
-    scale = np.where(scale < 10 * np.finfo(np.float64).eps, 1.0, scale)
+    if not (np.isfinite(scale).all() and np.isfinite(centre).all()):
+        raise InvalidTrainingData("feature values too large for float32 (|x| > 3e38)")
+    # constant: no spread, or less than float32 can hold next to the column's mean (rounding)
+    constant = (scale < 10 * np.finfo(np.float64).eps) | (
+        scale <= 8 * np.finfo(np.float32).eps * np.abs(centre)
+    )
+    scale = np.where(constant, 1.0, scale)
     out /= scale.astype(np.float32)
     return out, centre.astype(np.float64), scale

@@ -37,20 +37,30 @@ class Predictor:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One dict per text: label and the probability of every class."""
-        texts = [str(text) for text in texts]
-        empty = [i for i, text in enumerate(texts) if not text.strip()]
-        if empty:
-            raise ProbeError(f"{len(empty)} texts are empty (first at position {empty[0] + 1})")
+        texts = check_texts(texts)
         probabilities = self.classifier.predict_proba(self.features(texts))  # (N, K)
-        names = self.label_names
-        return [
-            {
-                "text": text,
-                "label": names[int(np.argmax(row))],
-                "probabilities": {name: float(p) for name, p in zip(names, row, strict=True)},
-            }
-            for text, row in zip(texts, probabilities, strict=True)
-        ]
+        return prediction_rows(texts, probabilities, self.label_names)
+
+
+def check_texts(texts) -> list[str]:
+    """The texts as strings; an empty one is a one-line error naming its position."""
+    texts = [str(text) for text in texts]
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        raise ProbeError(f"{len(empty)} texts are empty (first at position {empty[0] + 1})")
+    return texts
+
+
+def prediction_rows(texts: list[str], probabilities, names: list[str]) -> list[dict]:
+    """One dict per text: label (the most probable) and the probability of every class."""
+    return [
+        {
+            "text": text,
+            "label": names[int(np.argmax(row))],
+            "probabilities": {name: float(p) for name, p in zip(names, row, strict=True)},
+        }
+        for text, row in zip(texts, probabilities, strict=True)
+    ]
 
 
 def load_predictor(head: str, model: str | None = None, device: str | None = None) -> Predictor:

@@ -40,6 +40,14 @@ class CachedSplit:
             blocks.append(layer_features if rows is None else layer_features[rows])
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
+    def text_sha1(self) -> np.ndarray:
+        """uint8 (n, 20): each row's text identity (equal texts, equal rows; control tasks)."""
+        blocks = []
+        for path, rows in self.parts:
+            keys = np.asarray(_open(path).text_sha1)
+            blocks.append(keys if rows is None else keys[rows])
+        return np.concatenate(blocks)
+
     def take(self, positions: np.ndarray, name: str) -> CachedSplit:
         """The sub-split at ``positions`` (indices into this split's rows), in their order."""
         positions = np.sort(np.asarray(positions, dtype=np.int64))
@@ -129,6 +137,8 @@ def prepare(
         raise ProbeError("--test-size must be at least 0 and below 1 (0: no test split)")
     sources = [s for s in (train, val, test, data) if s is not None]
     caches = [s for s in sources if is_cache_file(s) and Path(s).is_file()]
+    if caches:  # a bad --layer is one line, before any notice (data files: extract checks)
+        _check_layer_spec(layers, _open(caches[0]).meta)
     if model is None and labels is None and caches and len(caches) < len(sources):
         model = str(_open(caches[0]).meta.get("model"))  # extract data files like the cache
     if labels is not None:
@@ -148,8 +158,19 @@ def prepare(
         }  # fmt: skip
     else:
         raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
-    splits = _assign_splits(found, test_size, seed)
-    return _describe(splits, model, found)
+    splits, carved = _assign_splits(found, test_size, seed)
+    described = _describe(splits, model, found)
+    _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
+    if carved:
+        log(carved)
+    return described
+
+
+def _check_layer_spec(layers: str, meta: dict) -> None:
+    from probe.features.layers import resolve_layers
+
+    if meta.get("n_layers_model") is not None:
+        resolve_layers(layers, int(meta["n_layers_model"]))
 
 
 @dataclass
@@ -170,6 +191,8 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
         if cache.labels is None:
             raise ProbeError(f"{source} holds no labels; give a label file with --labels FILE")
         labels = np.asarray(cache.labels, dtype=str)
+        origin = cache.meta.get("labels_source") or "an unrecorded file"
+        log(f"{Path(source).name}: labels {_label_names(labels)} from {origin} (stored there)")
         return _Found(CachedSplit("data", [(str(source), None)], labels), str(source))
     from probe.data.readers import read_dataset
     from probe.features.extract import extract
@@ -182,14 +205,20 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
         )
     if dataset.skipped_empty:
         log(f"{source}: skipped {dataset.skipped_empty} empty or whitespace-only texts")
+    log(f"{Path(source).name}: labels {_label_names(dataset.labels)} from {source}")
     path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length,
                    device=device, log=log)  # fmt: skip
     split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
     return _Found(split, str(source), dataset.splits)
 
 
-def _assign_splits(found: dict[str, _Found], test_size: float, seed: int) -> dict:
-    """{'train', 'val', 'test'} -> CachedSplit or None, from inputs or by splitting here."""
+def _assign_splits(found: dict[str, _Found], test_size: float, seed: int):
+    """({'train', 'val', 'test'} -> CachedSplit or None, notice), from inputs or split here.
+
+    A test set carved here comes with a notice for the user (size, seed, how to turn it
+    off): a default that silently trains on 80% of the user's data would look like a bug.
+    """
+    carved = None
     splits = {"train": None, "val": None, "test": None}
     for name, item in found.items():
         if name != "data":
@@ -209,7 +238,12 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int) -> dic
         keep, held = stratified_rows(splits["train"].labels, test_size, seed)
         whole = splits["train"]
         splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
-    return splits
+        carved = (
+            f"no --test given: holding out {len(held)} of {len(whole)} examples "
+            f"({round(test_size * 100, 2):g}%, stratified, seed {seed}) as the test set; "
+            "--test-size 0 to use all for training"
+        )
+    return splits, carved
 
 
 def stratified_rows(labels: np.ndarray, fraction: float, seed: int):
@@ -355,7 +389,10 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         raise ProbeError("give --data CACHE or --train CACHE with --labels, not both")
     if "data" not in found and "train" not in found:
         raise ProbeError("none of the labelled texts is in the --train cache")
-    log(f"matched {len(owner)} labelled texts to cached features (no model run)")
+    log(
+        f"matched {len(owner)} labelled texts to cached features (no model run); labels "
+        f"{_label_names(label_values)} from {labels_file}"
+    )
     return found
 
 
@@ -405,6 +442,12 @@ def _match_rows(caches, label_set, text_keys) -> list:
         if sum(hit is not None for hit in owner) > sum(hit is not None for hit in best):
             best = owner
     return best or [None] * len(text_keys)
+
+
+def _label_names(labels) -> str:
+    """``ham/spam``: the label names a head will learn, for the log line that says so."""
+    names = sorted({str(v) for v in labels})
+    return "/".join(names) if len(names) <= 8 else "/".join(names[:8]) + f"/... ({len(names)})"
 
 
 def _clip(text: str, width: int = 40) -> str:

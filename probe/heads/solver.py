@@ -16,6 +16,13 @@ about 20 passes for a whole 7-value C path:
 - Cs are compared at a Newton decrement of ``SEARCH_TOL``; the chosen one is then polished
   to ``tol`` from where the path left it;
 - float32 for the data matrix (it was fp16 in the cache), float64 for everything else.
+
+Degenerate features (constant or duplicated columns, rank-deficient or wide matrices: what
+embedding layers look like) make the curvature estimate singular. Every factorisation is
+therefore guarded (symmetrised, floored, a ridge relative to the trace, a diagonal
+preconditioner as the last resort), and a non-finite value anywhere raises ``SolverFailure``,
+on which the estimator refits with ``ReferencePath`` (scikit-learn's lbfgs): slower, never
+wrong.
 """
 
 from __future__ import annotations
@@ -28,7 +35,12 @@ PRECONDITIONER_ROWS = 4096  # subsample on which the data term's Hessian is esti
 LBFGS_MEMORY = 10
 SEARCH_TOL = 3e-3  # Newton decrement when comparing Cs; the chosen C is polished to ``tol``
 CHUNK_ROWS = 4096  # rows per block in a fused pass: both products use a block while cached
+OBJECTIVE_RTOL = 1e-6  # stop also when the objective is this close to its minimum, relatively
 RENEW_EVERY = 12  # iterations at one C after which the curvature is estimated again
+
+
+class SolverFailure(ArithmeticError):
+    """The fast path met a value it cannot use (non-finite loss or gradient)."""
 
 
 # --- the solver -------------------------------------------------------------------------------
@@ -45,7 +57,7 @@ class _LogisticPath:
     """
 
     def __init__(self, X: np.ndarray, codes: np.ndarray, n_classes: int, sample_weight, seed=0):
-        self.X = X  # float32 (N, D), standardised
+        self.X = X  # float32 (N, D), standardised; or rows read from a file on demand
         self.codes = codes  # int (N,)
         self.binary = n_classes == 2
         self.k = 1 if self.binary else n_classes
@@ -92,7 +104,13 @@ class _LogisticPath:
         """Data-term gradient at the current logits: (K', D+1), one read of X."""
         self.passes += 1
         residual = self._residual(self.Z)  # (N, K')
-        grad_w = residual.T.astype(np.float32) @ self.X  # (K', N) @ (N, D) -> (K', D)
+        if isinstance(self.X, np.ndarray):
+            grad_w = residual.T.astype(np.float32) @ self.X  # (K', N) @ (N, D) -> (K', D)
+        else:  # rows streamed from a file (probe.heads.streaming), block by block
+            grad_w = np.zeros((self.k, self.X.shape[1]), np.float32)
+            for start in range(0, len(self.X), CHUNK_ROWS):
+                rows = slice(start, start + CHUNK_ROWS)
+                grad_w += residual[rows].T.astype(np.float32) @ self.X[rows]
         return np.hstack([grad_w.astype(np.float64), residual.sum(axis=0)[:, None]])
 
     def _step_pass(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,43 +162,62 @@ class _LogisticPath:
         """
         if self._curvature is None:
             self._curvature = self._estimate_curvature()
-        penalty = np.full(self.W.shape[1] + 1, lam)
-        penalty[-1] = 0.0  # the intercept is not penalised
-        if self.binary:
-            hessian = self._curvature + np.diag(penalty)
-            hessian[-1, -1] += 1e-12 * max(1.0, hessian[-1, -1])
-            return _cholesky_solver(hessian)
+        if not isinstance(self._curvature, tuple):  # two classes, more rows than features
+            penalty = np.full(self.W.shape[1] + 1, lam)
+            penalty[-1] = 0.0  # the intercept is not penalised
+            return _cholesky_solver(self._curvature + np.diag(penalty))
         feature_values, feature_vectors, class_values, class_vectors = self._curvature
-        denominator = np.outer(class_values, feature_values) + lam  # (K, D+1)
+        # (K', r); lam > 0 keeps it positive. The all-ones class direction changes no
+        # prediction: the solve never moves along it (a row of zeros, not 1 / inf, since a
+        # constant column's eigenvalue 0 would make that inf * 0 = NaN)
+        inverse = 1.0 / (np.outer(class_values, feature_values) + lam)
+        rest = np.full((len(class_values), 1), 1.0 / lam)  # the null space of a thin basis
+        if not self.binary:
+            inverse[np.argmin(np.abs(class_values))] = 0.0
+            rest[np.argmin(np.abs(class_values))] = 0.0
+        thin = feature_vectors.shape[1] < feature_vectors.shape[0]
 
         def solve(q: np.ndarray) -> np.ndarray:
-            rotated = class_vectors.T @ q @ feature_vectors
-            return class_vectors @ (rotated / denominator) @ feature_vectors.T
+            rotated = class_vectors.T @ q  # (K', D+1)
+            projected = rotated @ feature_vectors  # (K', r)
+            result = (projected * inverse) @ feature_vectors.T
+            if thin:  # eigenvalue 0 off the basis: only the penalty bends there
+                result += (rotated - projected @ feature_vectors.T) * rest
+            return class_vectors @ result
 
         return solve
 
     def _estimate_curvature(self):
+        """The data term's Hessian on the subsample: (D+1, D+1) for two classes and more rows
+        than features; otherwise eigen-factors (feature values, feature basis (D+1, r), class
+        values, class basis), the basis thin (r <= m) when there are fewer rows than features,
+        so that wide data cost an m x m eigenproblem rather than a (D+1) x (D+1) one."""
         from scipy.special import expit
 
         sub = self.X[self.sub_rows]  # (m, D)
         augmented = np.hstack([sub, np.ones((len(sub), 1), np.float32)])  # (m, D+1)
         Z = self.Z[self.sub_rows]  # (m, K')
         weight = self.w[self.sub_rows] * (len(self.X) / len(self.sub_rows))  # (m,)
+        wide = len(sub) < augmented.shape[1]
         if self.binary:
             p = expit(Z[:, 0])
             rows = (weight * p * (1.0 - p)).astype(np.float32)
-            return ((augmented * rows[:, None]).T @ augmented).astype(np.float64)
+            if not wide:
+                return ((augmented * rows[:, None]).T @ augmented).astype(np.float64)
+            feature_values, feature_vectors = _thin_gram_eigh(augmented, rows)
+            return feature_values, feature_vectors, np.ones(1), np.ones((1, 1))
         p = _softmax(Z)  # (m, K)
         spread = (p * (1.0 - p)).mean(axis=1)  # (m,) how much each row still bends
         rows = (weight * spread).astype(np.float32)
-        features = ((augmented * rows[:, None]).T @ augmented).astype(np.float64)  # A
+        if wide:
+            feature_values, feature_vectors = _thin_gram_eigh(augmented, rows)
+        else:
+            features = ((augmented * rows[:, None]).T @ augmented).astype(np.float64)  # A
+            feature_values, feature_vectors = _robust_eigh(features)
         coupling = np.diag(weight @ p) - (p * weight[:, None]).T @ p  # (K, K)
         coupling /= max(float(weight @ spread), 1e-300)  # B, so that A (kron) B ~ H
-        feature_values, feature_vectors = np.linalg.eigh(features)
-        class_values, class_vectors = np.linalg.eigh(coupling)
-        # the all-ones class direction (eigenvalue ~0) changes no prediction: never move along it
-        class_values[np.argmin(np.abs(class_values))] = np.inf
-        return np.maximum(feature_values, 0), feature_vectors, class_values, class_vectors
+        class_values, class_vectors = _robust_eigh(coupling)
+        return feature_values, feature_vectors, class_values, class_vectors
 
     # one C -----------------------------------------------------------------------------------
     def solve(self, C: float, tol: float, max_iter: int) -> int:
@@ -204,6 +241,8 @@ class _LogisticPath:
             self.grad_data = self._gradient_pass()
         loss = self._loss(self.Z)
         for evaluations in range(1, max_iter + 2):
+            if not (math.isfinite(loss) and np.isfinite(self.grad_data).all()):
+                raise SolverFailure(f"non-finite loss or gradient at C={C:g}")
             if evaluations % RENEW_EVERY == 0:  # slow progress: the curvature has moved
                 self._curvature = None
                 precondition = self._preconditioner(lam)
@@ -214,7 +253,10 @@ class _LogisticPath:
                 self.pairs.clear()
                 direction = -precondition(grad)
                 slope_0 = float(np.vdot(grad, direction))
-            if -slope_0 <= tol * tol:
+            # the decrement bounds the distance to the minimum; relative to the objective
+            # too, or a near-separable fit (objective ~1e-4) would stop percent away from it
+            objective = loss + 0.5 * float(np.vdot(penalty * params(), params()))
+            if -slope_0 <= min(tol * tol, 2 * OBJECTIVE_RTOL * objective):
                 return evaluations
             if evaluations > max_iter:
                 break
@@ -294,6 +336,53 @@ class _LogisticPath:
         return X @ self.W.T + self.b  # (n, K')
 
 
+class ReferencePath:
+    """scikit-learn's lbfgs behind ``_LogisticPath``'s interface: the fallback and reference.
+
+    Same objective, same parametrisation (binary: one row; K classes: K rows, multinomial),
+    warm-started from C to C. Its ``tol`` is a bound on the largest gradient entry of the
+    mean-form objective, so ours (a Newton decrement) is mapped to a tighter one.
+    """
+
+    def __init__(self, X: np.ndarray, codes: np.ndarray, n_classes: int, sample_weight, seed=0):
+        self.X, self.codes, self.sample_weight = X, codes, np.asarray(sample_weight, np.float64)
+        self.binary = n_classes == 2
+        self.k = 1 if self.binary else n_classes
+        self.W = np.zeros((self.k, X.shape[1]))
+        self.b = np.zeros(self.k)
+        self.converged = True
+        self._model = None
+
+    def solve(self, C: float, tol: float, max_iter: int) -> int:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        if self._model is None:
+            self._model = LogisticRegression(warm_start=True)
+        self._model.set_params(C=C, tol=min(1e-4, 1e-2 * tol), max_iter=max(max_iter, 2000))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            self._model.fit(self.X, self.codes, sample_weight=self.sample_weight)
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            self.converged = False
+        self.W = self._model.coef_.astype(np.float64)
+        self.b = self._model.intercept_.astype(np.float64)
+        return int(np.max(self._model.n_iter_))
+
+    def snapshot(self) -> dict:
+        return {"W": self.W.copy(), "b": self.b.copy()}
+
+    def restore(self, state: dict) -> None:
+        self.W, self.b = state["W"].copy(), state["b"].copy()
+        if self._model is not None:  # the next solve warm-starts from here
+            self._model.coef_, self._model.intercept_ = self.W.copy(), self.b.copy()
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W.T + self.b  # (n, K')
+
+
 def _softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (n, K) logits (scipy's carries array-API overhead per call)."""
     exp = np.exp(Z - Z.max(axis=1, keepdims=True))
@@ -307,14 +396,65 @@ def _logsumexp(Z: np.ndarray) -> np.ndarray:
 
 
 def _cholesky_solver(matrix: np.ndarray):
-    """``q -> q @ inv(matrix)`` for q (K', n); the identity if matrix is not positive definite."""
+    """``q -> q @ inv(matrix)`` for q (K', n), matrix symmetric positive semi-definite (and
+    overwritten: the caller builds it for this call).
+
+    A singular matrix (the unpenalised intercept with nothing to pin it, a tiny penalty on a
+    rank-deficient Hessian) gets a ridge relative to its mean diagonal, growing until the
+    factorisation holds; the diagonal (Jacobi) preconditioner when none does.
+    """
     from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-    try:
-        factor = cho_factor(matrix)
-    except LinAlgError:
-        return lambda q: q
-    return lambda q: cho_solve(factor, q.T).T
+    if not np.isfinite(matrix).all():
+        raise SolverFailure("non-finite curvature estimate")
+    diagonal = np.maximum(np.diag(matrix), 0.0)  # (n,) a copy: the ridge goes into matrix
+    level = max(float(diagonal.mean()), np.finfo(float).tiny)
+    added = 0.0
+    for ridge in (1e-12, 1e-9, 1e-6, 1e-3):  # Cholesky reads one triangle: no symmetrising
+        matrix.flat[:: len(matrix) + 1] += (ridge - added) * level  # in place: no n x n copy
+        added = ridge
+        try:
+            factor = cho_factor(matrix, check_finite=False)
+        except (LinAlgError, ValueError):
+            continue
+        return lambda q: cho_solve(factor, q.T, check_finite=False).T
+    jacobi = 1.0 / (diagonal + 1e-3 * level)
+    return lambda q: q * jacobi
+
+
+def _thin_gram_eigh(augmented: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nonzero eigenpairs of ``augmented^T diag(rows) augmented`` ((D+1) square, rank <= m)
+    from the m x m Gram matrix: values (r,), orthonormal basis (D+1, r)."""
+    scaled = augmented.astype(np.float64) * np.sqrt(np.maximum(rows, 0.0))[:, None]  # (m, D+1)
+    values, vectors = _robust_eigh(scaled @ scaled.T)  # (m,), (m, m)
+    keep = values > 1e-10 * max(float(values.max(initial=0.0)), np.finfo(float).tiny)
+    basis = scaled.T @ vectors[:, keep] / np.sqrt(values[keep])  # (D+1, r)
+    return values[keep], basis
+
+
+def _robust_eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues >= 0, eigenvectors) of a symmetric PSD estimate, whatever its rank.
+
+    LAPACK's divide-and-conquer (numpy's default) can fail to converge on matrices with many
+    equal or zero eigenvalues (constant or duplicated columns): symmetrise, add a ridge
+    relative to the trace, try the relatively robust driver then the QR one; if all fail,
+    the diagonal with the identity basis (a Jacobi preconditioner) still serves.
+    """
+    from scipy.linalg import LinAlgError, eigh
+
+    if not np.isfinite(matrix).all():
+        raise SolverFailure("non-finite curvature estimate")
+    matrix = (matrix + matrix.T) / 2
+    ridge = 1e-12 * max(float(np.trace(matrix)) / len(matrix), np.finfo(float).tiny)
+    shifted = matrix + ridge * np.eye(len(matrix))
+    for driver in ("evr", "ev"):
+        try:
+            values, vectors = eigh(shifted, driver=driver, check_finite=False)
+        except (LinAlgError, ValueError):
+            continue
+        if np.isfinite(values).all() and np.isfinite(vectors).all():
+            return np.maximum(values - ridge, 0.0), vectors
+    return np.maximum(np.diag(matrix).copy(), 0.0), np.eye(len(matrix))
 
 
 def _accuracy_and_log_loss(logits: np.ndarray, codes: np.ndarray, binary: bool) -> tuple:

@@ -8,7 +8,7 @@ cross-validation accuracy on train). Test data are scored, never used to choose.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +17,23 @@ from probe.errors import ProbeError
 from probe.features.pooling import POOL_NAMES as POOLS
 from probe.features.pooling import check_pool
 from probe.heads.rows import CachedData
+from probe.heads.uncertainty import RESAMPLES
+from probe.progress import Progress
 
 # --- one head ---------------------------------------------------------------------------------
 
 
 @dataclass
 class FitResult:
-    layer: int
+    layer: int | str  # a model layer; "mix" or "12+18+24" for a multi-layer head
     pool: str
     classifier: object  # ProbeClassifier
     reports: dict  # split -> classification report (val and test; train: accuracy only)
     seconds: float  # fit time, C search included, features read excluded
     cpu_seconds: float = 0.0  # CPU time of the whole task, reading and scoring included
+    measures: dict = field(default_factory=dict)  # row fields from probe.heads.measures
+    scores: dict | None = None  # per-example selection scores (val, or out of fold)
+    layers_info: dict = field(default_factory=dict)  # multi-layer heads: layers, mix weights
 
     @property
     def label_names(self) -> list[str]:
@@ -47,12 +52,42 @@ class FitResult:
         row["train_accuracy"] = self.reports["train"]["accuracy"]
         row["seconds"] = self.seconds
         row["cpu_seconds"] = self.cpu_seconds
+        row["solver"] = getattr(self.classifier, "solver_", None)  # "sklearn-fallback" says why
+        row.update(self.layers_info)
+        row.update(self.measures)
         return row
+
+
+def row_features(data: CachedData, layer, pool: str) -> tuple[int | str, dict, dict]:
+    """(row name, {split: float32 (n, D)}, multi-layer info) of one row of the sweep.
+
+    ``layer`` is a stored model layer, or ("mix" | "concat", [layers]) for a multi-layer head.
+    """
+    if isinstance(layer, tuple):
+        from probe.heads.mix import multi_layer_features, row_name
+
+        kind, layers = layer
+        features, info = multi_layer_features(data, kind, list(layers), pool)
+        return row_name(kind, list(layers)), features, {"kind": kind, **info}
+    if layer not in data.layers:
+        raise ProbeError(
+            f"layer {layer} is not in the cache; stored layers: {', '.join(map(str, data.layers))}"
+        )
+    return layer, {name: s.features(layer, pool) for name, s in data.splits().items()}, {}
+
+
+def _refits_on_train(measures, data: CachedData) -> bool:
+    """Whether the measures fit again on the raw training features (then the fit must not
+    standardise them in place)."""
+    if measures is None:
+        return False
+    return bool(measures.repeats or measures.control is not None or measures.mdl
+                or data.val is None)  # fmt: skip
 
 
 def fit_one(
     data: CachedData,
-    layer: int,
+    layer,
     pool: str,
     *,
     C: float | None = None,
@@ -60,29 +95,26 @@ def fit_one(
     class_weight: str | None = None,
     cv: int = 5,
     train_accuracy: bool = True,
+    measures=None,
 ) -> FitResult:
     """A head on one stored (layer, pool); C chosen on val (or by CV), scored on val and test.
 
-    ``train_accuracy=False`` (the sweep) skips scoring the training set and lets the fit
-    standardise the features in place: on 67k x 576 each saves ~0.1-0.2 s.
+    ``layer`` may be ("mix" | "concat", [layers]) (see ``row_features``). ``measures``
+    (``probe.heads.measures.Measures``) adds intervals, the selection loss and the research
+    measures to the row. ``train_accuracy=False`` (the sweep) skips scoring the training set
+    and lets the fit standardise the features in place: on 67k x 576 each saves ~0.1-0.2 s.
     """
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.metrics import classification_report
 
     check_pool(pool)
-    if layer not in data.layers:
-        raise ProbeError(
-            f"layer {layer} is not in the cache; stored layers: {', '.join(map(str, data.layers))}"
-        )
     cpu_started = time.process_time()
-    X = data.train.features(layer, pool)
-    val = (
-        (data.val.features(layer, pool), data.val.labels) if data.val is not None else (None, None)
-    )
+    name, features, info = row_features(data, layer, pool)
+    X = features["train"]
+    val = (features["val"], data.val.labels) if data.val is not None else (None, None)
     started = time.perf_counter()
-    classifier = ProbeClassifier(
-        C=C, Cs=Cs, class_weight=class_weight, cv=cv, copy_X=train_accuracy
-    )
+    copy_X = train_accuracy or _refits_on_train(measures, data)
+    classifier = ProbeClassifier(C=C, Cs=Cs, class_weight=class_weight, cv=cv, copy_X=copy_X)
     classifier.fit(X, data.train.labels, *val)
     seconds = time.perf_counter() - started
     names = [str(c) for c in classifier.classes_]
@@ -91,10 +123,16 @@ def fit_one(
         reports["train"]["accuracy"] = float(np.mean(classifier.predict(X) == data.train.labels))
     for split in (data.val, data.test):
         if split is not None:
-            X_split = val[0] if split is data.val else split.features(layer, pool)
-            predicted = classifier.predict(X_split)
+            predicted = classifier.predict(features[split.name])
             reports[split.name] = classification_report(split.labels, predicted, names)
-    return FitResult(layer, pool, classifier, reports, seconds, time.process_time() - cpu_started)
+    fields, scores = {}, None
+    if measures is not None:
+        from probe.heads.measures import row_measures
+
+        labels = {split_name: s.labels for split_name, s in data.splits().items()}
+        fields, scores = row_measures(classifier, features, labels, measures)
+    return FitResult(name, pool, classifier, reports, seconds,
+                     time.process_time() - cpu_started, fields, scores, info)  # fmt: skip
 
 
 def head_meta(data: CachedData, result: FitResult) -> dict:
@@ -114,10 +152,32 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
         "train_accuracy": result.reports["train"]["accuracy"],
         "C_search": result.classifier.search_,
         "train_seconds": result.seconds,
+        **result.layers_info,
     }
 
 
 # --- every layer x pool -----------------------------------------------------------------------
+
+
+def _numbered_fit(index: int, *args, **kwargs) -> tuple[int, FitResult | str]:
+    """``fit_one`` tagged with its task index: results arrive in completion order. A head
+    that cannot be fitted comes back as its one-line error: one bad layer loses one row."""
+    try:
+        return index, fit_one(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001  (any failure of this head, reported as a row)
+        from probe.errors import short_reason
+
+        return index, f"{type(error).__name__}: {short_reason(error, 160)}"
+
+
+def _error_row(layer, pool: str, error: str) -> dict:
+    """The row of a head that could not be fitted: its error, no metrics."""
+    if isinstance(layer, tuple):
+        from probe.heads.mix import row_name
+
+        layer = row_name(layer[0], list(layer[1]))
+    return {"layer": layer, "pool": pool, "C": None, "val_accuracy": None, "val_macro_f1": None,
+            "test_accuracy": None, "test_macro_f1": None, "error": error}  # fmt: skip
 
 
 def run_sweep(
@@ -130,36 +190,68 @@ def run_sweep(
     Cs=None,
     class_weight: str | None = None,
     cv: int = 5,
+    multi=(),
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    repeats: int = 0,
+    control: bool = False,
+    mdl: bool = False,
+    prefer_early: bool = False,
+    quiet: bool = True,
 ) -> dict:
-    """Fit every (layer, pool) in parallel; the best is chosen on validation (or CV).
+    """Fit every (layer, pool) in parallel, plus ``multi`` heads (("mix", []) or
+    ("concat", [12, 18, 24])) per pool; choose one row by validation log loss.
 
-    Ties go to the higher macro F1, then the lower layer (cheaper to serve: ``probe predict``
-    runs the backbone only up to it), then ``last``.
+    See ``probe.heads.selection`` for the choice and ``probe.heads.measures`` for what each
+    row reports (CIs always; ``repeats``, ``control`` and ``mdl`` on request).
     """
     import os
 
     from joblib import Parallel, delayed
+
+    from probe.heads.measures import Measures
+    from probe.heads.selection import select_row
 
     if data.val is None and (C is not None or (Cs is not None and len(Cs) < 2)):
         raise ProbeError("with a fixed --C the sweep needs --val data to choose a layer")
     layers = list(data.layers) if layers is None else [data.layer(spec) for spec in layers]
     for pool in pools:
         check_pool(pool)
-    n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(layers) * len(pools))
+    multi = [(kind, [data.layer(spec) for spec in parts] if kind == "concat" else layers)
+             for kind, parts in multi]  # fmt: skip
+    labels = None
+    if control:
+        from probe.heads.control import control_task
+
+        labels = control_task(data)
+    measures = Measures(resamples=resamples, seed=seed, repeats=repeats, control=labels,
+                        mdl=mdl, cv=cv)  # fmt: skip
+    tasks = [(layer, pool) for layer in layers for pool in pools]
+    tasks += [((kind, tuple(parts)), pool) for kind, parts in multi for pool in pools]
+    n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(tasks))
     started = time.perf_counter()
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(fit_one)(
-            data, layer, pool, C=C, Cs=Cs, class_weight=class_weight, cv=cv, train_accuracy=False
-        )  # fmt: skip
-        for layer in layers
-        for pool in pools
+    results = [None] * len(tasks)
+    options = {"C": C, "Cs": Cs, "class_weight": class_weight, "cv": cv,
+               "train_accuracy": False, "measures": measures}  # fmt: skip
+    finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(_numbered_fit)(index, data, layer, pool, **options)
+        for index, (layer, pool) in enumerate(tasks)
     )
+    with Progress(len(tasks), "sweep", unit="heads", quiet=quiet) as progress:
+        for index, result in finished:  # in completion order: one update per finished head
+            results[index] = result
+            progress.update()
     seconds = time.perf_counter() - started
-    rows = [result.summary() for result in results]
-    rank = lambda i: (rows[i]["val_accuracy"], rows[i]["val_macro_f1"] or 0.0,  # noqa: E731
-                      -rows[i]["layer"], -POOLS.index(rows[i]["pool"]))  # fmt: skip
-    best_index = max(range(len(rows)), key=rank)
+    fitted = [i for i, result in enumerate(results) if isinstance(result, FitResult)]
+    if not fitted:
+        raise ProbeError(f"every head of the sweep failed; the first: {results[0]}")
+    rows = [result.summary() if isinstance(result, FitResult) else _error_row(*task, result)
+            for task, result in zip(tasks, results, strict=True)]  # fmt: skip
+    choice = select_row([rows[i] for i in fitted], [results[i].scores for i in fitted],
+                        prefer_early=prefer_early, resamples=resamples, seed=seed)  # fmt: skip
+    best_index = fitted[choice.pop("index")]
     best = results[best_index]
+    chance = float(np.unique(data.train.labels, return_counts=True)[1].max() / len(data.train))
     return {
         "model": data.model,
         "model_fingerprint": data.model_fingerprint,
@@ -167,6 +259,12 @@ def run_sweep(
         "data": data.sources,
         "n": {name: len(split) for name, split in data.splits().items()},
         "selection": "validation" if data.val is not None else f"{cv}-fold cross-validation",
+        **choice,
+        "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
+        "repeats": repeats,
+        "control": control,
+        "mdl": mdl,
+        "majority_baseline": chance,
         "best": {**rows[best_index], "val": best.reports.get("val"),
                  "test": best.reports.get("test"), "C_search": best.classifier.search_},
         "entries": rows,
@@ -181,35 +279,71 @@ def public(result: dict) -> dict:
     return {key: value for key, value in result.items() if not key.startswith("_")}
 
 
+def _is_best(row: dict, best: dict) -> bool:
+    return (row["layer"], row["pool"]) == (best["layer"], best["pool"])
+
+
+def _ci(row: dict, key: str) -> str:
+    value, interval = row.get(key), row.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    return f"{value:.4f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _number(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def markdown_table(result: dict) -> str:
-    """One row per (layer, pool); the selected row in bold."""
+    """One row per (layer, pool); the selected row in bold; = marks rows indistinguishable
+    from the lowest-loss row (paired bootstrap on the selection examples)."""
     best = result["best"]
-    has_test = any(row["test_accuracy"] is not None for row in result["entries"])
+    entries = result["entries"]
+    has_test = any(row["test_accuracy"] is not None for row in entries)
     val_name = "val" if result["selection"] == "validation" else "CV"
-    header = ["layer", "pool", "C", f"{val_name} acc"]
-    header += ["val macro-F1"] if val_name == "val" else []
-    header += ["test acc", "test macro-F1"] if has_test else []
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in result["entries"]:
-        cells = [str(row["layer"]), row["pool"], f"{row['C']:g}", f"{row['val_accuracy']:.4f}"]
-        cells += [f"{row['val_macro_f1']:.4f}"] if val_name == "val" else []
-        cells += [f"{row['test_accuracy']:.4f}", f"{row['test_macro_f1']:.4f}"] if has_test else []
-        if (row["layer"], row["pool"]) == (best["layer"], best["pool"]):
-            cells = [f"**{cell}**" for cell in cells]
+    has = lambda key: any(row.get(key) is not None for row in entries)  # noqa: E731
+    columns = [("layer", lambda r: str(r["layer"])), ("pool", lambda r: r["pool"]),
+               ("C", lambda r: _number(r["C"], "g"))]  # fmt: skip
+    if has("selection_log_loss"):
+        columns.append((f"{val_name} log-loss", lambda r: _number(r.get("selection_log_loss"))))
+        columns.append(("≈ chosen", lambda r: "=" if r.get("indistinguishable") else ""))
+    columns.append((f"{val_name} acc", lambda r: _number(r["val_accuracy"])))
+    if has_test:
+        columns.append(("test acc [95% CI]", lambda r: _ci(r, "test_accuracy")))
+        columns.append(("test macro-F1 [95% CI]", lambda r: _ci(r, "test_macro_f1")))
+    if has("repeat_accuracy_mean"):
+        columns.append((f"acc over {result['repeats']} refits", lambda r: (
+            f"{r['repeat_accuracy_mean']:.4f} ± {r['repeat_accuracy_sd']:.4f}"
+            if r.get("repeat_accuracy_mean") is not None else "-")))  # fmt: skip
+    if has("control_accuracy"):
+        columns.append(("control acc", lambda r: _number(r.get("control_accuracy"))))
+        columns.append(("control train acc", lambda r: _number(r.get("control_train_accuracy"))))
+        columns.append(("selectivity", lambda r: _number(r.get("selectivity"), "+.4f")))
+    if has("mdl_online_bits"):
+        columns.append(("MDL bits", lambda r: _number(r.get("mdl_online_bits"), ".1f")))
+        columns.append(("compression", lambda r: _number(r.get("mdl_compression"), ".3f")))
+    if has("error"):
+        columns.append(("error", lambda r: r.get("error") or ""))
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in entries:
+        cells = [cell(row) for _, cell in columns]
+        if _is_best(row, best):
+            cells = [f"**{cell}**" if cell else cell for cell in cells]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    how = result.get("selected_by", f"{val_name} accuracy")
     lines.append(
-        f"Best on {result['selection']}: layer {best['layer']}, pool {best['pool']}, "
-        f"C {best['C']:g}"
-        + (f"; test accuracy {best['test_accuracy']:.4f}" if has_test else "")
-        + f". {len(result['entries'])} heads in {result['seconds']:.1f} s "
-        f"({result['n_jobs']} jobs)."
+        f"Selected by {how}: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}"
+        + (f"; test accuracy {_ci(best, 'test_accuracy')}" if has_test else "")
+        + f". {result.get('n_indistinguishable', 0)} rows indistinguishable from the lowest "
+        f"loss. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} jobs)."
     )
     return "\n".join(lines)
 
 
 def plot_sweep(result: dict, path: str | Path) -> Path:
-    """Accuracy against layer, one line per pool (validation solid, test dashed), best marked."""
+    """Accuracy against layer, one line per pool: validation solid, test dashed with its
+    95% CI as a band; multi-layer heads as horizontal dotted lines; the selected row starred."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,8 +352,9 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
     path = Path(path)
     figure, axes = plt.subplots(figsize=(8, 4.5))
     val_name = "val" if result["selection"] == "validation" else "CV"
+    single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]
     for pool, colour in zip(POOLS, ("tab:blue", "tab:orange"), strict=True):
-        rows = sorted((r for r in result["entries"] if r["pool"] == pool), key=lambda r: r["layer"])
+        rows = sorted((r for r in single if r["pool"] == pool), key=lambda r: r["layer"])
         if not rows:
             continue
         layers = [r["layer"] for r in rows]
@@ -227,15 +362,35 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
                   label=f"{pool} ({val_name})")  # fmt: skip
         if rows[0]["test_accuracy"] is not None:
             axes.plot(layers, [r["test_accuracy"] for r in rows], "--", color=colour,
-                      alpha=0.6, label=f"{pool} (test)")  # fmt: skip
+                      alpha=0.7, label=f"{pool} (test, 95% CI)")  # fmt: skip
+            if all(r.get("test_accuracy_ci") for r in rows):
+                axes.fill_between(layers, [r["test_accuracy_ci"][0] for r in rows],
+                                  [r["test_accuracy_ci"][1] for r in rows], color=colour,
+                                  alpha=0.15, linewidth=0)  # fmt: skip
+        refits = [r for r in rows if r.get("repeat_accuracy_mean") is not None]
+        if refits:
+            axes.errorbar([r["layer"] for r in refits], [r["repeat_accuracy_mean"] for r in refits],
+                          yerr=[r["repeat_accuracy_sd"] for r in refits], fmt="none",
+                          ecolor=colour, capsize=2, alpha=0.8,
+                          label=f"{pool} ({result['repeats']} refits, mean ± sd)")  # fmt: skip
+        same = [r for r in rows if r.get("indistinguishable")]
+        axes.plot([r["layer"] for r in same], [r["val_accuracy"] for r in same], "o",
+                  mfc="none", color="black", markersize=7, alpha=0.5)  # fmt: skip
+    multi = (r for r in result["entries"] if not isinstance(r["layer"], int) and not r.get("error"))
+    for row, style in zip(multi,
+                          (":", "-.", (0, (1, 3)), (0, (5, 5))) * 8, strict=False):  # fmt: skip
+        value = row["test_accuracy"] if row["test_accuracy"] is not None else row["val_accuracy"]
+        axes.axhline(value, linestyle=style, color="grey", linewidth=1,
+                     label=f"{row['layer']} {row['pool']}")  # fmt: skip
     best = result["best"]
-    axes.plot([best["layer"]], [best["val_accuracy"]], "*", color="black", markersize=14,
-              label=f"best: layer {best['layer']}, {best['pool']}")  # fmt: skip
-    axes.set_xlabel("layer (0 = embeddings)")
+    if isinstance(best["layer"], int):
+        axes.plot([best["layer"]], [best["val_accuracy"]], "*", color="black", markersize=14,
+                  label=f"selected: layer {best['layer']}, {best['pool']}")  # fmt: skip
+    axes.set_xlabel("layer (0 = embeddings); open circles: indistinguishable from the chosen")
     axes.set_ylabel("accuracy")
     axes.set_title(f"{Path(str(result['model'])).name}: linear probe per layer")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -42,3 +42,88 @@ def test_text_hash_is_sha1_of_utf8():
     import hashlib
 
     assert text_sha1("café") == hashlib.sha1("café".encode()).digest()
+
+
+# --- Hugging Face datasets folders and hub ids ---------------------------------------------
+
+
+def _sentiment():
+    import datasets
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    return datasets.Dataset.from_dict(
+        {"text": ["awful film", "   ", "great film", "fine"], "label": [0, 1, 1, 1]}, features
+    )
+
+
+def test_reads_a_save_to_disk_folder_with_label_names(tmp_path):
+    _sentiment().save_to_disk(str(tmp_path / "ds"))
+    data = read_dataset(str(tmp_path / "ds"))
+    assert data.texts == ["awful film", "great film", "fine"]
+    assert data.labels == ["neg", "pos", "pos"] and data.skipped_empty == 1
+    with pytest.raises(ProbeError, match="one split"):
+        read_dataset(str(tmp_path / "ds"), split="test")
+
+
+def test_reads_a_split_of_a_dataset_dict_folder(tmp_path):
+    import datasets
+
+    full = _sentiment()
+    splits = datasets.DatasetDict({"train": full.select([0, 2]), "test": full.select([3])})
+    splits.save_to_disk(str(tmp_path / "dd"))
+    assert read_dataset(str(tmp_path / "dd")).texts == ["awful film", "great film"]
+    assert read_dataset(str(tmp_path / "dd"), split="test").texts == ["fine"]
+    with pytest.raises(ProbeError, match=r"no split 'validation' \(splits: train, test\)"):
+        read_dataset(str(tmp_path / "dd"), split="validation")
+
+
+def test_a_folder_not_from_datasets_is_one_line(tmp_path):
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ProbeError, match="not one written by datasets' save_to_disk"):
+        read_dataset(str(tmp_path / "notes"))
+
+
+def test_offline_hub_id_not_in_the_cache_says_what_to_do(monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # a name no cache holds
+    with pytest.raises(ProbeError) as caught:
+        read_dataset("someone/no-such-dataset-here", split="train")
+    message = str(caught.value)
+    assert "HF_HUB_OFFLINE=0" in message and "local file" in message
+    assert "\n" not in message and len(message) <= 200
+
+
+# --- binary files given as data ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.tsv", "data.jsonl"])
+def test_a_file_with_nul_bytes_is_refused(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"text,label\nhello,ham\n\x00\x01\x02binary\x00,spam\n")
+    with pytest.raises(ProbeError, match="NUL bytes") as caught:
+        read_dataset(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_utf16_text_is_refused_not_misread(tmp_path):
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("text,label\nhello,ham\n".encode("utf-16-le"))
+    with pytest.raises(ProbeError, match="binary or UTF-16"):
+        read_dataset(str(path))
+
+
+def test_cli_reads_a_datasets_folder(tmp_path, tiny_gpt2_dir):
+    from click.testing import CliRunner
+
+    from probe.cli.main import main
+
+    _sentiment().save_to_disk(str(tmp_path / "ds"))
+    run = CliRunner().invoke(
+        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(tmp_path / "ds"),
+               "--layers", "1", "-q"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert run.stdout.strip().endswith(".h5")

@@ -113,7 +113,8 @@ def test_truncation_is_counted(tiny_gpt2_dir):
     path = extract(backbone, TextDataset(texts, None, "mem"), "-1", max_length=8)
     cache = open_cache(path)
     assert cache.meta["truncated"] == 1
-    assert cache.meta["extract_seconds"] > 0 and cache.meta["resumed_batches"] == 0
+    assert cache.meta["extract_seconds"] > 0
+    assert cache.meta["computed_rows"] == 2 and cache.meta["reused_rows"] == 0
     assert cache.n_tokens.tolist() == [1, 8]
 
 

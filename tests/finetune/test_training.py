@@ -234,20 +234,13 @@ def test_fold_scaler_equals_the_standardised_probe():
         logits = features @ weight.T + bias
         proba = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
         np.testing.assert_allclose(proba, probe.predict_proba(features), rtol=1e-4, atol=1e-5)
-        assert list(probe.classes_) == classes or len(classes) == 3
-
-
-def _heads_api():
-    heads = pytest.importorskip("probe.heads")
-    if not (hasattr(heads, "save_head") and hasattr(heads, "load_head")):
-        pytest.skip("probe.heads has no save_head/load_head yet")
-    return heads
+        assert list(probe.classes_) == classes
 
 
 def test_saved_model_reloads_and_predicts_the_same(sms_splits, tmp_path):
-    heads = _heads_api()
     from probe.features.models import load_backbone
     from probe.finetune.training import save_finetuned
+    from probe.heads.persistence import load_head
 
     model = tiny_gpt2()
     model.save_pretrained(tmp_path / "base")
@@ -256,7 +249,7 @@ def test_saved_model_reloads_and_predicts_the_same(sms_splits, tmp_path):
     head_path = save_finetuned(result, tmp_path / "tuned")
 
     reloaded = load_backbone(str(tmp_path / "tuned" / "model"))
-    probe_head, meta = heads.load_head(head_path)
+    probe_head, meta = load_head(head_path)
     assert meta["layer"] == 3 and meta["pool"] == "last"
     texts = sms_splits.test.texts
     token_ids = reloaded.tokenizer.encode(texts, 48).token_ids
@@ -280,27 +273,46 @@ def test_saved_model_reloads_and_predicts_the_same(sms_splits, tmp_path):
     np.testing.assert_allclose(served_proba, expected, atol=1e-3)
 
 
-def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, sms_subset, tmp_path):
-    heads = _heads_api()
+@pytest.fixture
+def separable_csv(tmp_path):
+    """40 texts a linear head must get right: every spam text ends in 'spam spam spam',
+    every ham text in 'ham ham'; the last token alone tells them apart."""
+    import pandas as pd
+
+    openings = ["note", "hello", "reminder", "update", "message", "hey", "ok", "fyi", "re", "so"]
+    rows = [(f"{openings[i % 10]} {i}: spam spam spam", "spam") for i in range(20)]
+    rows += [(f"{openings[i % 10]} {i}: ham ham", "ham") for i in range(20)]
+    path = tmp_path / "separable.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    return path
+
+
+def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, separable_csv, tmp_path):
     from probe.features.extract import embed_texts
     from probe.features.models import load_backbone, model_fingerprint
+    from probe.heads.estimator import ProbeClassifier
+    from probe.heads.persistence import save_head
 
-    splits = load_splits(data=str(sms_subset))
+    splits = load_splits(data=str(separable_csv))
     backbone = load_backbone(str(tiny_gpt2_dir))
     features = embed_texts(backbone, splits.train.texts, [3], 48)["last"][0]
-    probe = heads.ProbeClassifier(C=1.0).fit(features, splits.train.labels)
+    probe = ProbeClassifier(C=1.0).fit(features, splits.train.labels)
+    test_features = embed_texts(backbone, splits.test.texts, [3], 48)["last"][0]
+    assert probe.score(test_features, splits.test.labels) == 1.0  # the data is separable
     meta = {
         "model": str(tiny_gpt2_dir), "model_fingerprint": model_fingerprint(str(tiny_gpt2_dir)),
         "layer": 3, "pool": "last", "max_length": 48, "label_names": list(probe.classes_),
     }  # fmt: skip
-    heads.save_head(tmp_path / "probe.json", probe, meta)
+    save_head(tmp_path / "probe.json", probe, meta)
     good = FinetuneConfig(unfreeze=0, init_head=str(tmp_path / "probe.json"), **FAST)
     result = finetune(str(tiny_gpt2_dir), splits, good)
-    assert result.report["test"]["accuracy"] >= 0
+    assert result.report["test"]["accuracy"] >= 0.9  # started from a perfect head
+    assert sorted(result.label_names) == ["ham", "spam"]
 
     runner = CliRunner()
-    args = ["finetune", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset), "--epochs", "1",
-            "--max-length", "48", "--init-head", str(tmp_path / "probe.json")]  # fmt: skip
+    head = str(tmp_path / "probe.json")
+    args = ["finetune", "--model", str(tiny_gpt2_dir), "--data", str(separable_csv),
+            "--epochs", "1", "--max-length", "48", "--init-head", head]  # fmt: skip
     outcome = runner.invoke(main, [*args, "--layer", "2"])
     assert outcome.exit_code == 1
     assert "does not fit" in outcome.output and "layer" in outcome.output

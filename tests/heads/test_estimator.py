@@ -222,3 +222,42 @@ def test_fitting_imports_no_modeling_code():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert output.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_are_a_one_line_error_with_their_count(bad):
+    X, y = noisy_linear(n=100)
+    X[[3, 3, 50], [0, 5, 7]] = bad
+    with pytest.raises(InvalidTrainingData, match="3 non-finite values .* in 2 rows") as caught:
+        ProbeClassifier().fit(X, y)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) <= 200
+    with pytest.raises(InvalidTrainingData, match="validation X contains 3 non-finite"):
+        ProbeClassifier().fit(X[[0, 1]].repeat(50, axis=0) * 0 + 1.0, y, X, y)
+
+
+def test_float32_overflow_is_a_one_line_error():
+    X, y = noisy_linear(n=100)
+    X = X.astype(np.float64)
+    X[0, 0] = 1e300
+    with pytest.raises(InvalidTrainingData, match="too large for float32"):
+        ProbeClassifier().fit(X, y)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_when_the_fast_path_fails_scikit_learn_fits_and_says_so(classes, monkeypatch):
+    """The fallback is the reference itself: same objective, so the same coefficients."""
+    from probe.heads import solver
+
+    def broken(self, C, tol, max_iter):
+        raise solver.SolverFailure("forced for the test")
+
+    X, y = noisy_linear(classes=classes, seed=11)
+    fast = ProbeClassifier(Cs=(0.01, 1.0), tol=1e-6).fit(X, y)
+    assert fast.solver_ == "probe-lbfgs" and fast.fallback_reason_ is None
+    monkeypatch.setattr(solver._LogisticPath, "solve", broken)
+    slow = ProbeClassifier(Cs=(0.01, 1.0), tol=1e-6).fit(X, y)
+    assert slow.solver_ == "sklearn-fallback"
+    assert slow.fallback_reason_ == "SolverFailure: forced for the test"
+    assert slow.C_ == fast.C_ and slow.search_["method"] == fast.search_["method"]
+    np.testing.assert_allclose(slow.coef_, fast.coef_, atol=1e-3 * np.abs(fast.coef_).max())
+    assert (slow.predict(X) == fast.predict(X)).mean() >= 0.99

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,8 +26,10 @@ def refuse_models(monkeypatch):
 
 
 def test_one_file_is_split_stratified_and_extracted_once(tiny_gpt2_dir, sms_labelled, monkeypatch):
-    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
+    messages = []
+    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
     assert (len(data.train), len(data.test), data.val) == (72, 18, None)
+    assert "holding out 18 of 90 examples (20%, stratified, seed 0)" in "\n".join(messages)
     assert sorted(data.test.labels.tolist()).count("spam") == 6  # 20% of each class
     assert data.layers == [0, 1, 2, 3] and data.max_length == 48
     assert data.model == str(tiny_gpt2_dir.resolve())
@@ -143,7 +147,9 @@ def test_validation_not_test_chooses_layer_and_pool(sms_data):
     assert max(test_accuracy) > min(test_accuracy)
     for row in entries:
         assert row["val_accuracy"] == pytest.approx(1 - row["test_accuracy"])
-    assert result["best"]["test_accuracy"] == min(test_accuracy)
+    losses = [row["selection_log_loss"] for row in entries]
+    assert result["best"]["selection_log_loss"] == min(losses)  # chosen by validation loss
+    assert result["best"]["test_accuracy"] < max(test_accuracy)  # not by test accuracy
     assert result["selection"] == "validation"
 
 
@@ -153,7 +159,8 @@ def test_sweep_outputs_table_json_and_plot(sms_data, tmp_path):
     best = result["best"]
     assert best["test"]["n"] == 18 and "confusion_matrix" in best["test"]
     table = markdown_table(result).splitlines()
-    assert table[0].startswith("| layer | pool | C | CV acc |") and len(table) == 2 + 2 + 2
+    assert table[0].startswith("| layer | pool | C | CV log-loss | ≈ chosen | CV acc |")
+    assert len(table) == 2 + 2 + 2
     assert sum("**" in line for line in table) == 1
     assert "_best_result" not in public(result)
     png = plot_sweep(result, tmp_path / "plots" / "sweep.png")
@@ -184,3 +191,66 @@ def test_one_class_training_labels_stop_before_extraction(tiny_gpt2_dir, tmp_pat
     pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "x"]}).to_csv(path, index=False)
     with pytest.raises(ProbeError, match="at least 2 classes"):
         prepare(str(tiny_gpt2_dir), data=str(path))
+
+
+def test_every_number_has_its_uncertainty(research_data, tmp_path):
+    result = run_sweep(research_data, n_jobs=2, repeats=3, resamples=500)
+    assert result["bootstrap"] == {"resamples": 500, "seed": 0, "level": 0.95}
+    for row in result["entries"]:
+        for split in ("val", "test"):
+            for metric in ("accuracy", "macro_f1"):
+                low, high = row[f"{split}_{metric}_ci"]
+                assert low <= row[f"{split}_{metric}"] <= high
+        assert row["repeats"] == 3 and row["repeat_accuracy_sd"] >= 0
+        assert abs(row["repeat_accuracy_mean"] - row["test_accuracy"]) < 0.15
+        assert isinstance(row["indistinguishable"], bool)
+    best = result["best"]
+    assert best["layer"] == 3 and best["indistinguishable"] and best["loss_difference_ci"] == [0, 0]
+    assert result["selected_by"] == "validation log loss"
+    assert not any(r["indistinguishable"] for r in result["entries"] if r["layer"] == 0)
+    json.dumps(public(result))  # plain JSON types only
+    table = markdown_table(result)
+    assert "test acc [95% CI]" in table and "acc over 3 refits" in table and " ± " in table
+    png = plot_sweep(result, tmp_path / "sweep.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prefer_early_takes_the_shallowest_indistinguishable_row(research_data):
+    # layers 2 and 3 are both informative; on 12 validation rows they cannot be told apart
+    research_data.val = research_data.val.take(np.arange(12), "val")
+    default = run_sweep(research_data, layers=[1, 2, 3], pools=["mean"], n_jobs=1)
+    early = run_sweep(research_data, layers=[1, 2, 3], pools=["mean"], n_jobs=1,
+                      prefer_early=True)  # fmt: skip
+    assert early["best"]["layer"] <= default["best"]["layer"]
+    same = [row["layer"] for row in early["entries"] if row["indistinguishable"]]
+    assert early["best"]["layer"] == min(same) and early["prefer_early"]
+    assert early["selected_by"].endswith("the shallowest indistinguishable layer")
+    assert early["lowest_loss"]["layer"] == default["best"]["layer"]
+
+
+def test_without_validation_the_loss_is_out_of_fold(research_data):
+    research_data.val = None
+    result = run_sweep(research_data, layers=[0, 3], pools=["last"], n_jobs=1)
+    assert result["selected_by"] == "out-of-fold log loss" and result["best"]["layer"] == 3
+    assert all(row["selection_log_loss"] > 0 for row in result["entries"])
+
+
+def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_path):
+    from click.testing import CliRunner
+
+    from probe.cli.main import main
+
+    out = tmp_path / "sweep"
+    args = ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
+            "--max-length", "48", "--layers", "1,3", "--control", "--mdl", "--repeats", "2",
+            "--prefer-early", "--mix", "--concat", "1,3", "--resamples", "200",
+            "--out-dir", str(out), "--json", "-q"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert len(report["entries"]) == 2 * 2 + 2 * 2  # 2 layers + mix + concat, 2 pools
+    for row in report["entries"]:
+        assert {"control_accuracy", "selectivity", "mdl_compression", "repeat_accuracy_sd",
+                "test_accuracy_ci"} <= set(row)  # fmt: skip
+    assert report["settings"]["test_size"] == 0.2 and report["prefer_early"]
+    assert json.loads((out / "sweep.json").read_text())["entries"] == report["entries"]

@@ -1,0 +1,50 @@
+"""``probe export``: a saved head as an ONNX folder that runs without torch."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from probe.cli.common import detail, fail_cleanly, say, verbosity_options
+
+
+@click.command()
+@click.argument("head", type=click.Path(dir_okay=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for model.onnx, tokenizer.json and probe-export.json.")  # fmt: skip
+@click.option("--model", default=None, help="Where the head's model lives now (must match it).")
+@click.option("--no-check", is_flag=True,
+              help="Skip the onnxruntime-vs-torch parity check on a few texts.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the export's metadata as JSON.")
+@verbosity_options
+@fail_cleanly
+def export(head, out, model, no_check, as_json):
+    """Export HEAD (a head .json) as one ONNX graph + tokenizer, runnable with onnxruntime.
+
+    The graph holds the backbone up to the head's layer, the pooling, the fp16 rounding of
+    the cache, the standardisation and the linear head; inputs input_ids and
+    attention_mask (right-padded, any batch and length), outputs logits and
+    probabilities. Needs the extra: pip install 'probe[export]'. The last line printed is
+    the folder.
+
+    \b
+    Examples:
+      probe export heads/smollm2-135m-sms-l20-last.json --out exports/sms
+      probe predict --onnx exports/sms "WIN a FREE prize now!!!"
+    """
+    from probe.heads.export import META_FILE, export_head, export_size
+
+    folder = export_head(head, out, model=model, check=not no_check, log=detail)
+    record = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    if as_json:
+        click.echo(json.dumps({**record, "folder": str(folder), "bytes": export_size(folder)}))
+        return
+    say(
+        f"exported layer {record['layer']} ({record['pool']}) of {record['model']}, "
+        f"labels {', '.join(record['labels'])}: {export_size(folder) / 1e6:.1f} MB"
+    )
+    click.echo(str(folder))
+
+
+COMMANDS = [export]

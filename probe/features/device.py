@@ -1,0 +1,249 @@
+"""What changes when extraction runs on a GPU: compute dtype, batch size, copies, overlap.
+
+The forward pass is the same code on every device; this module holds the few decisions
+that differ, each as a small function a CPU test can check:
+
+- ``compute_dtype``: bf16 where the GPU supports it (fp32's range, so no overflow in
+  residual streams), else fp16; fp32 on CPU, where half precision is slower, not faster.
+- ``token_budget_for_memory``: padded tokens per batch from a free-memory figure, so a GPU
+  is filled without an out-of-memory error; a pure function of numbers.
+- ``to_device``: pinned host memory and a non-blocking copy on CUDA only (pinning on CPU
+  costs a copy and buys nothing).
+- ``prefetched`` and ``BackgroundWriter``: host-side work (collating the next batch,
+  writing a finished one) runs in one background thread while the device computes. PyTorch
+  releases the GIL inside its kernels, so a thread overlaps without the cost of processes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+# --- dtype ----------------------------------------------------------------------------------
+
+
+def compute_dtype(device: str, bf16_supported: bool | None = None):
+    """The dtype the backbone runs in on ``device`` (features are stored as fp16 anyway).
+
+    ``bf16_supported`` defaults to asking the GPU; tests pass it to check the policy.
+    """
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return torch.float32
+    if bf16_supported is None:
+        bf16_supported = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if bf16_supported else torch.float16
+
+
+def dtype_name(dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``: the form the row store's setting records."""
+    return str(dtype).removeprefix("torch.")
+
+
+# --- batch size from memory -----------------------------------------------------------------
+
+SAFETY_FRACTION = 0.7  # of the free memory; the rest absorbs allocator fragmentation
+BUDGET_MULTIPLE = 64
+
+
+def activation_bytes_per_token(
+    *,
+    hidden_size: int,
+    intermediate_size: int,
+    num_heads: int,
+    kept_layers: int,
+    max_length: int,
+    dtype_bytes: int = 2,
+) -> int:
+    """Peak device bytes one padded token costs during an inference-mode forward pass.
+
+    Held for the whole batch: the hidden states of every requested layer (pooled at the
+    end). Live inside one block: residual, norm output, q/k/v and attention output (~4 x D),
+    the MLP's intermediate activations (up to 3 x I for a gated MLP), and, should SDPA fall
+    back to its math kernel, one row of attention scores per head (H x T). Conservative on
+    purpose: an overestimate costs a little speed, an underestimate a crashed run.
+    """
+    per_token = (
+        kept_layers * hidden_size + 4 * hidden_size + 3 * intermediate_size + num_heads * max_length
+    )
+    return dtype_bytes * per_token
+
+
+def token_budget_for_memory(
+    free_bytes: int,
+    *,
+    hidden_size: int,
+    intermediate_size: int,
+    num_heads: int,
+    kept_layers: int,
+    max_length: int,
+    dtype_bytes: int = 2,
+    safety: float = SAFETY_FRACTION,
+) -> int:
+    """Padded tokens per batch that fit in ``safety`` x ``free_bytes`` (measured after loading).
+
+    Rounded down to a multiple of 64; never below ``max_length``, so the longest text always
+    fits in a batch of its own (if even that does not fit, the GPU is too small for the
+    model at this max length and the run fails at its first batch, which comes first).
+    """
+    if free_bytes <= 0:
+        raise ValueError("free_bytes must be positive")
+    per_token = activation_bytes_per_token(
+        hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
+        kept_layers=kept_layers, max_length=max_length, dtype_bytes=dtype_bytes,
+    )  # fmt: skip
+    budget = int(safety * free_bytes) // per_token
+    budget -= budget % BUDGET_MULTIPLE
+    return max(budget, int(max_length))
+
+
+def free_device_memory(device) -> int | None:
+    """Free bytes on a CUDA device (probed once, after the model is loaded); None on CPU."""
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return None
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
+
+
+def auto_token_budget(backbone, kept_layers: int, max_length: int, default: int) -> int:
+    """``token_budget_for_memory`` for a loaded backbone on CUDA; ``default`` elsewhere."""
+    from probe.features.architecture import base_model
+
+    parameter = next(backbone.model.parameters())
+    free = free_device_memory(parameter.device)
+    if free is None:
+        return default
+    config = base_model(backbone.model).config
+    hidden = backbone.hidden_size
+    intermediate = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None)
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 1)
+    return token_budget_for_memory(
+        free, hidden_size=hidden, intermediate_size=intermediate or 4 * hidden, num_heads=heads,
+        kept_layers=kept_layers, max_length=max_length, dtype_bytes=parameter.element_size(),
+    )  # fmt: skip
+
+
+# --- host <-> device copies -----------------------------------------------------------------
+
+
+def to_device(tensor, device):
+    """Copy a host tensor to ``device``: pinned and non-blocking on CUDA, as-is on CPU.
+
+    A non-blocking copy from pinned memory lets the host go on (collating the next batch)
+    while the copy and the kernels queued behind it run; from pageable memory it would
+    silently block.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tensor.to(device)
+    pinned = tensor if tensor.is_pinned() else tensor.pin_memory()
+    return pinned.to(device, non_blocking=True)
+
+
+# --- overlap --------------------------------------------------------------------------------
+
+_DONE = object()
+
+
+def prefetched(items: Iterable, prepare: Callable[[Any], Any], depth: int = 2) -> Iterator:
+    """Yield ``prepare(item)`` for each item, in order, computed ``depth`` ahead in a thread.
+
+    An exception in ``prepare`` is raised here, at the item that caused it. Closing the
+    generator early stops the thread after at most ``depth`` extra items.
+    """
+    results: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                results.put((True, prepare(item)))
+        except BaseException as exc:  # handed to the consumer, raised there
+            results.put((False, exc))
+            return
+        results.put((True, _DONE))
+
+    thread = threading.Thread(target=work, name="probe-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = results.get()
+            if not ok:
+                raise value
+            if value is _DONE:
+                return
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+class BackgroundWriter:
+    """Run ``write(*args)`` calls in order in one background thread, at most ``depth`` queued.
+
+    The bound keeps memory flat (a slow disk slows the producer instead of piling up
+    batches). The first error stops the writer and is raised by the next ``submit`` or by
+    ``close``, so a failed write is never silent. With ``enabled=False`` each call runs at
+    once in the caller's thread: the same results, no overlap (tests compare the two).
+    """
+
+    def __init__(self, depth: int = 2, enabled: bool = True):
+        self.enabled = enabled
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._thread = None
+        if enabled:
+            self._thread = threading.Thread(target=self._run, name="probe-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _DONE:
+                return
+            if self._error is None:
+                write, args = job
+                try:
+                    write(*args)
+                except BaseException as exc:
+                    self._error = exc
+
+    def submit(self, write: Callable, *args) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self.enabled:
+            write(*args)
+            return
+        self._queue.put((write, args))
+
+    def close(self) -> None:
+        """Wait for every queued write; raise the first error one of them hit."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        elif self._thread is not None and self._thread.is_alive():
+            self._queue.put(_DONE)  # the caller's error wins; queued writes still finish
+            self._thread.join()
+        return False

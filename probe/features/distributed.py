@@ -1,0 +1,258 @@
+"""Extraction on Ray Data (``probe extract --engine ray``, extra ``probe[distributed]``).
+
+The same forward pass as the single-process path, spread over a pool of Ray actors:
+
+    driver: texts the store lacks, longest first --> ray.data dataset (blocks of rows)
+    actors: one backbone each (one GPU each where the cluster has GPUs); tokenise a block,
+            batch it by length under the token budget, pool --> fp16 [rows, layers, D]
+    driver: each finished block --> one shard + index entry (the row store's commit)
+
+Only the driver writes to the store, so the store's file lock and atomic shards are all
+the coordination there is. Ray restarts a killed actor and retries its block
+(``max_restarts``/``max_task_retries``), so a lost worker costs one block; a lost driver
+costs the uncommitted blocks, and a rerun skips every committed row.
+
+Ray is optional: without it ``--engine ray`` is a one-line error naming the extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from probe.errors import ProbeError
+from probe.features.pooling import POOL_NAMES
+
+RAY_MISSING = "--engine ray needs Ray, which is not installed: pip install 'probe[distributed]'"
+ROWS_PER_BLOCK = 256  # texts per Ray block: one task, one committed shard
+
+
+def import_ray():
+    """The ``ray`` module with Ray Data, or a one-line error naming the extra."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the extra installs ray[data])
+    except ImportError:
+        raise ProbeError(RAY_MISSING) from None
+    return ray
+
+
+# --- the actor ------------------------------------------------------------------------------
+
+
+class EmbedBlock:
+    """Callable class for ``map_batches``: Ray makes one per actor, so one backbone each."""
+
+    def __init__(self, model: str, layers: Sequence[int], max_length: int, token_budget: int,
+                 device: str, dtype: str):  # fmt: skip
+        from probe.features.device import dtype_name
+        from probe.features.models import load_backbone
+
+        self.backbone = load_backbone(model, device=device)
+        loaded = dtype_name(next(self.backbone.model.parameters()).dtype)
+        if loaded != dtype:
+            raise ProbeError(f"a Ray worker computes in {loaded}, the driver planned {dtype}")
+        self.layers = list(layers)
+        self.max_length = max_length
+        self.token_budget = token_budget
+
+    def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{position, text} -> {position, n_tokens, last, mean}; pools as fp16 (rows, L, D)."""
+        from probe.features.batching import length_sorted_batches
+        from probe.features.extract import MAX_BATCH_SIZE, pooled_batches
+
+        backbone = self.backbone
+        token_ids = backbone.tokenizer.encode(list(block["text"]), self.max_length).token_ids
+        lengths = np.asarray([len(ids) for ids in token_ids], np.int32)
+        if lengths.min(initial=1) == 0:
+            raise ProbeError(f"{int((lengths == 0).sum())} texts have no tokens; remove them")
+        shape = (len(lengths), len(self.layers), backbone.hidden_size)
+        out = {"position": np.asarray(block["position"], np.int64), "n_tokens": lengths}
+        out.update({pool: np.empty(shape, np.float16) for pool in POOL_NAMES})
+        batches = length_sorted_batches(lengths, self.token_budget, MAX_BATCH_SIZE)
+        for rows, pooled in pooled_batches(backbone, token_ids, batches, self.layers):
+            for pool in POOL_NAMES:
+                out[pool][rows] = pooled[pool].transpose(1, 0, 2)  # (L, B, D) -> (B, L, D)
+        return out
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+def fill_store_on_ray(
+    model: str,
+    data,
+    layers="all",
+    *,
+    max_length: int | None = None,
+    token_budget: int = 1024,
+    workers: int = 2,
+    address: str | None = None,
+    rows_per_block: int | None = None,
+    quiet: bool = True,
+    log=None,
+    on_block: Callable[[], None] | None = None,
+) -> str:
+    """Compute on Ray the rows of ``data`` the store lacks; return their compute dtype.
+
+    Afterwards ``probe.features.extract.extract`` finds every row present and only builds
+    the view. ``on_block`` runs after each commit (tests use it to kill a worker mid-run).
+    """
+    from probe.data.readers import text_sha1
+    from probe.features.extract import TRUNCATION_SIDE, _distinct
+    from probe.features.layers import resolve_layers
+    from probe.features.models import Backbone, describe_model
+    from probe.features.rowstore import RowStore, Setting, layers_to_compute
+    from probe.progress import Progress
+
+    if isinstance(model, Backbone):
+        raise ProbeError("--engine ray loads the model in each worker: pass a model name or path")
+    log = log or (lambda message: None)
+    info = describe_model(model)
+    wanted = resolve_layers(layers, info.num_layers)
+    max_length = info.default_max_length if max_length is None else int(max_length)
+    if max_length < 1:
+        raise ProbeError("--max-length must be at least 1")
+    hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
+    ray, started = start_ray(address, workers)
+    try:
+        device, dtype = cluster_device_and_dtype(ray)
+        setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype)
+        rows = RowStore(setting)
+        todo = _distinct(hashes, rows.missing(hashes, wanted))
+        if not len(todo):
+            return dtype
+        computed = layers_to_compute(wanted)
+        rows_per_block = rows_per_block or block_rows(len(todo), workers)
+        log(f"ray: {len(todo)} of {len(hashes)} texts to compute on {workers} {device} workers")
+
+        def commit(positions, n_tokens, pooled):
+            rows.commit(hashes[positions], n_tokens, pooled, computed,
+                        truncated=np.asarray(n_tokens) >= max_length)  # fmt: skip
+            if on_block is not None:
+                on_block()
+
+        with Progress(len(todo), "extract (ray)", unit="text", quiet=quiet) as progress:
+            embed_on_ray(
+                model, data.texts, todo, computed, commit, max_length=max_length, dtype=dtype,
+                device=device, token_budget=token_budget, workers=workers,
+                rows_per_block=rows_per_block, progress=progress,
+            )  # fmt: skip
+        return dtype
+    finally:
+        if started:
+            ray.shutdown()
+
+
+Sink = Callable[[np.ndarray, np.ndarray, dict], None]  # (positions, n_tokens, {pool: (L,n,D)})
+
+
+def block_rows(n_rows: int, workers: int) -> int:
+    """Rows per block: ``ROWS_PER_BLOCK``, less when that would leave a worker idle.
+
+    Four blocks per worker at least, so a small job still spreads over every worker and a
+    killed worker's retry is a small share of the run.
+    """
+    return max(1, min(ROWS_PER_BLOCK, -(-n_rows // (4 * workers))))
+
+
+def embed_on_ray(
+    model: str,
+    texts: Sequence[str],
+    positions: np.ndarray,
+    layers: Sequence[int],
+    sink: Sink,
+    *,
+    max_length: int,
+    dtype: str,
+    device: str = "cpu",
+    token_budget: int = 1024,
+    workers: int = 2,
+    rows_per_block: int = ROWS_PER_BLOCK,
+    progress=None,
+) -> int:
+    """Embed ``texts[positions]`` on the running Ray cluster; hand each block to ``sink``.
+
+    Blocks reach ``sink`` in completion order, each exactly once (a retried block is
+    delivered once, after its retry). Returns the number of rows delivered.
+    """
+    ray = import_ray()
+    import pandas as pd
+
+    positions = np.asarray(positions, np.int64)
+    if not len(positions):
+        return 0
+    by_length = positions[np.argsort([-len(texts[i]) for i in positions], kind="stable")]
+    frame = pd.DataFrame({"position": by_length, "text": [texts[i] for i in by_length]})
+    blocks = [frame.iloc[i : i + rows_per_block] for i in range(0, len(frame), rows_per_block)]
+    dataset = ray.data.from_pandas(blocks)
+    # Ray Data's actor pools default to max_restarts=-1 and max_task_retries=-1: a killed
+    # actor is restarted (reloading its backbone) and the block it held runs again.
+    mapped = dataset.map_batches(
+        EmbedBlock,
+        fn_constructor_kwargs={"model": model, "layers": list(layers), "max_length": max_length,
+                               "token_budget": token_budget, "device": device, "dtype": dtype},
+        batch_size=rows_per_block,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        **({"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}),
+    )  # fmt: skip
+    delivered = 0
+    try:
+        for block in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+            pooled = {pool: np.ascontiguousarray(block[pool].transpose(1, 0, 2))
+                      for pool in POOL_NAMES}  # fmt: skip
+            sink(block["position"], block["n_tokens"], pooled)
+            delivered += len(block["position"])
+            if progress is not None:
+                progress.update(len(block["position"]))
+    except ray.exceptions.RayError as exc:
+        raise ProbeError(f"Ray extraction failed: {_root_message(exc)}") from None
+    return delivered
+
+
+def cluster_device_and_dtype(ray) -> tuple[str, str]:
+    """("cuda", bf16/fp16 as a GPU worker reports it) on a cluster with GPUs, else CPU fp32."""
+    if ray.cluster_resources().get("GPU", 0) < 1:
+        return "cpu", "float32"
+
+    @ray.remote(num_gpus=1)
+    def gpu_dtype() -> str:
+        from probe.features.device import compute_dtype, dtype_name
+
+        return dtype_name(compute_dtype("cuda"))
+
+    return "cuda", ray.get(gpu_dtype.remote())
+
+
+def start_ray(address: str | None, workers: int):
+    """Join ``address`` or start a local Ray with ``workers`` CPUs; True if we started one."""
+    import logging
+
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # probe prints its own progress lines
+    context.print_on_execution_start = False
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if address is None:
+        kwargs["num_cpus"] = workers
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ProbeError(f"cannot start or join Ray at {address or 'local'}: {exc}") from None
+    return ray, True
+
+
+def _root_message(exc: BaseException) -> str:
+    """The user-facing line of a Ray error: our ProbeError's text where there is one."""
+    cause = exc
+    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
+        cause = cause.cause
+    if isinstance(cause, ProbeError):
+        return str(cause)
+    from probe.errors import short_reason
+
+    return short_reason(cause)

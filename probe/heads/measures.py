@@ -1,0 +1,138 @@
+"""What a sweep row reports beyond its accuracy: intervals, a selection loss, repeats,
+control task and codelength. Runs inside the row's worker, on features it already read.
+
+Every measure refits with the row's chosen C (no new search): the measures describe the
+probe the row chose, and a fixed C keeps ~10-20 extra fits per row to seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from probe.heads.uncertainty import RESAMPLES, mean_and_sd, metric_intervals, per_example_log_loss
+
+
+@dataclass(frozen=True)
+class Measures:
+    """Which measures a row computes, and their seeds."""
+
+    resamples: int = RESAMPLES  # bootstrap resamples of each CI
+    seed: int = 0
+    repeats: int = 0  # refits on bootstrap resamples of the training rows
+    control: dict | None = None  # split -> control labels (probe.heads.control.control_task)
+    mdl: bool = False
+    cv: int = 5  # folds of the out-of-fold log loss when there is no validation set
+
+
+def held_out_name(features: dict) -> str | None:
+    """The split that scores repeats and control tasks: test, else validation."""
+    return "test" if "test" in features else "val" if "val" in features else None
+
+
+def row_measures(classifier, features: dict, labels: dict, measures: Measures):
+    """(row fields, per-example selection scores {"log_loss", "correct"} or None).
+
+    ``features`` and ``labels`` map split names to (n, D) arrays and (n,) labels.
+    """
+    fields: dict = {}
+    classes = classifier.classes_
+    codes = {name: np.searchsorted(classes, np.asarray(y)) for name, y in labels.items()}
+    for name in ("val", "test"):
+        if name in features:
+            predicted = np.searchsorted(classes, classifier.predict(features[name]))
+            ci = metric_intervals(codes[name], predicted, len(classes),
+                                  n_resamples=measures.resamples, seed=measures.seed)  # fmt: skip
+            fields[f"{name}_accuracy_ci"] = ci["accuracy"]
+            fields[f"{name}_macro_f1_ci"] = ci["macro_f1"]
+    scores = selection_scores(classifier, features, codes, measures)
+    fields["selection_log_loss"] = float(scores["log_loss"].mean()) if scores else None
+    held = held_out_name(features)
+    C = float(classifier.C_)
+    if measures.repeats and held is not None:
+        fields.update(repeat_fits(features, labels, held, C, measures))
+    if measures.control is not None:
+        from probe.heads.control import fit_control, selectivity
+
+        control = fit_control(features["train"], measures.control,
+                              (features[held], held) if held else None, C)  # fmt: skip
+        fields.update(control)
+        task = _accuracy(classifier, features, labels, held) if held else None
+        fields["selectivity"] = selectivity(task, control["control_accuracy"])
+    if measures.mdl:
+        from probe.heads.mdl import online_codelength
+
+        fields.update(online_codelength(features["train"], labels["train"], C=C,
+                                        seed=measures.seed))  # fmt: skip
+    return fields, scores
+
+
+def _accuracy(classifier, features, labels, name) -> float:
+    return float(np.mean(classifier.predict(features[name]) == np.asarray(labels[name])))
+
+
+def selection_scores(classifier, features, codes, measures: Measures) -> dict | None:
+    """Per-example log loss and correctness on validation data, or out of fold on train
+    (k-fold at the row's C) when there is none; None when too few rows per class."""
+    if "val" in features:
+        probabilities = classifier.predict_proba(features["val"])
+        y = codes["val"]
+    else:
+        probabilities = out_of_fold_probabilities(features["train"], codes["train"],
+                                                  float(classifier.C_), measures)  # fmt: skip
+        if probabilities is None:
+            return None
+        y = codes["train"]
+    return {
+        "log_loss": per_example_log_loss(probabilities, y),
+        "correct": (probabilities.argmax(axis=1) == y).astype(np.float64),
+    }
+
+
+def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
+    """(n, K) probabilities of each training row from a probe that did not see it."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from probe.heads.estimator import ProbeClassifier
+
+    k = int(codes.max()) + 1
+    folds = min(measures.cv, int(np.bincount(codes, minlength=k).min()))
+    if folds < 2:
+        return None
+    probabilities = np.zeros((len(codes), k))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=measures.seed)
+    for train_rows, held_rows in splitter.split(X, codes):
+        fold = ProbeClassifier(C=C).fit(X[train_rows], codes[train_rows])
+        probabilities[np.ix_(held_rows, fold.classes_)] = fold.predict_proba(X[held_rows])
+    return probabilities
+
+
+def repeat_fits(features, labels, held: str, C: float, measures: Measures) -> dict:
+    """Mean and sd of held-out accuracy and macro F1 over refits on bootstrap resamples
+    of the training rows (seeded: seed, seed + 1, ...)."""
+    from probe.heads.estimator import ProbeClassifier
+    from probe.heads.metrics import classification_report
+
+    X, y = features["train"], np.asarray(labels["train"])
+    names = sorted(set(y.tolist()))
+    accuracy, macro_f1 = [], []
+    for repeat in range(measures.repeats):
+        rows = np.random.default_rng(measures.seed + 1 + repeat).integers(0, len(y), len(y))
+        if len(np.unique(y[rows])) < 2:
+            continue
+        refit = ProbeClassifier(C=C).fit(X[rows], y[rows])
+        report = classification_report(labels[held], refit.predict(features[held]), names)
+        accuracy.append(report["accuracy"])
+        macro_f1.append(report["macro_f1"])
+    if not accuracy:
+        return {"repeats": 0}
+    (acc_mean, acc_sd), (f1_mean, f1_sd) = mean_and_sd(accuracy), mean_and_sd(macro_f1)
+    return {
+        "repeats": len(accuracy),
+        "repeat_split": held,
+        "repeat_accuracy_mean": acc_mean,
+        "repeat_accuracy_sd": acc_sd,
+        "repeat_macro_f1_mean": f1_mean,
+        "repeat_macro_f1_sd": f1_sd,
+    }

@@ -1,0 +1,115 @@
+"""Heads on several layers at once: concatenated features, and a learned scalar mix.
+
+``--layer 12,18,24`` concatenates the layers' features (D x 3 inputs). ``--layer mix`` learns
+a softmax-weighted sum of every stored layer, as ELMo, SentEval and NeuroX do: each layer is
+standardised on the training rows, ``mixed = sum_l softmax(s)_l * Z_l``, and the weights ``s``
+are fitted jointly with a logistic head by L-BFGS (scipy) on the mean log loss plus the usual
+L2 penalty. The head reported is then refitted on the mixed features with the same C search
+as every other row, so its numbers compare with single-layer rows. Numpy only: no torch.
+
+The whole (layers, N, D) stack is held in memory (float32): 31 x 67k x 576 is ~4.8 GB, so
+mix a subset of rows or layers for large sets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIX = "mix"
+
+
+def parse_multi_layer(spec) -> tuple[str, list[str]] | None:
+    """``"mix"`` -> ("mix", []); ``"12,18,24"`` -> ("concat", ["12", "18", "24"]); else None."""
+    text = str(spec).strip().lower()
+    if text == MIX:
+        return MIX, []
+    if "," in text:
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        return "concat", parts
+    return None
+
+
+def row_name(kind: str, layers: list[int]) -> str:
+    """What a sweep row's ``layer`` field holds for a multi-layer head: "mix" or "12+18+24"."""
+    return MIX if kind == MIX else "+".join(str(layer) for layer in layers)
+
+
+def concat_features(split, layers: list[int], pool: str) -> np.ndarray:
+    """(n, D * len(layers)) float32, layers side by side in the given order."""
+    return np.hstack([split.features(layer, pool) for layer in layers])
+
+
+def _stack(split, layers, pool) -> np.ndarray:
+    return np.stack([split.features(layer, pool) for layer in layers])  # (L, n, D)
+
+
+def fit_mix_weights(
+    stack: np.ndarray, codes: np.ndarray, k: int, *, C: float = 1.0, max_iter: int = 200
+) -> np.ndarray:
+    """Softmax mixing weights (L,) learned jointly with a K-class logistic head.
+
+    ``stack`` is standardised per layer, (L, n, D) float32. Objective: mean log loss plus
+    ||W||^2 / (2 C n), as scikit-learn's C on the summed loss.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax, softmax
+
+    n_layers, n, dim = stack.shape
+    targets = np.zeros((n, k), np.float32)
+    targets[np.arange(n), codes] = 1.0
+
+    def unpack(theta):
+        s = theta[:n_layers]
+        W = theta[n_layers : n_layers + k * dim].reshape(k, dim)
+        return s, W, theta[n_layers + k * dim :]
+
+    def objective(theta):
+        s, W, b = unpack(theta)
+        weights = softmax(s)  # (L,)
+        mixed = np.tensordot(weights.astype(np.float32), stack, axes=1)  # (n, D)
+        logits = mixed @ W.T.astype(np.float32) + b  # (n, K)
+        log_p = log_softmax(logits, axis=1)
+        loss = -float((log_p * targets).sum()) / n + float((W**2).sum()) / (2 * C * n)
+        G = (np.exp(log_p) - targets) / n  # (n, K)
+        grad_W = G.T @ mixed + W / (C * n)  # (K, D)
+        grad_b = G.sum(axis=0)
+        grad_mixed = (G @ W.astype(np.float32)).astype(np.float32)  # (n, D)
+        grad_weights = np.einsum("nd,lnd->l", grad_mixed, stack)  # (L,)
+        grad_s = weights * (grad_weights - weights @ grad_weights)  # softmax Jacobian
+        return loss, np.concatenate([grad_s, grad_W.ravel(), grad_b]).astype(np.float64)
+
+    theta = np.zeros(n_layers + k * dim + k)
+    found = minimize(objective, theta, jac=True, method="L-BFGS-B",
+                     options={"maxiter": max_iter})  # fmt: skip
+    return softmax(unpack(found.x)[0])
+
+
+def mix_features(data, layers: list[int], pool: str, *, C: float = 1.0) -> tuple[dict, dict]:
+    """Mixed features of every split, {split name: (n, D)}, and what was learned.
+
+    Each layer is standardised with the training rows' mean and scale before mixing.
+    """
+    train = _stack(data.train, layers, pool)  # (L, n, D)
+    mean = train.mean(axis=1, keepdims=True)  # (L, 1, D)
+    scale = train.std(axis=1, keepdims=True)
+    scale[scale < 1e-6] = 1.0
+    train -= mean
+    train /= scale
+    classes, codes = np.unique(data.train.labels, return_inverse=True)
+    weights = fit_mix_weights(train, codes, len(classes), C=C)
+    mixed = {"train": np.tensordot(weights.astype(np.float32), train, axes=1)}
+    del train
+    for name, split in data.splits().items():
+        if name != "train":
+            stack = (_stack(split, layers, pool) - mean) / scale
+            mixed[name] = np.tensordot(weights.astype(np.float32), stack, axes=1)
+    info = {"layers": list(layers), "mix_weights": [float(w) for w in weights]}
+    return mixed, info
+
+
+def multi_layer_features(data, kind: str, layers: list[int], pool: str) -> tuple[dict, dict]:
+    """{split: features} and a description, for a ``concat`` or ``mix`` head."""
+    if kind == MIX:
+        return mix_features(data, layers, pool)
+    features = {name: concat_features(split, layers, pool) for name, split in data.splits().items()}
+    return features, {"layers": list(layers)}

@@ -1,0 +1,145 @@
+"""The report's figures as inline SVG strings (matplotlib, glyphs drawn as paths: no fonts).
+
+Each figure gets its own ``svg.hashsalt``, so the ids matplotlib gives clip paths and
+markers never collide between figures in one page.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from probe.report.results import curve_points, interval_path, lookup
+
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_svg(figure, salt: str) -> str:
+    """The figure as an ``<svg>`` element (XML prolog and DOCTYPE dropped for inline use)."""
+    import matplotlib
+
+    plt = _pyplot()
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def layer_plot(sweep: dict, salt: str) -> str | None:
+    """Accuracy against layer, one colour per pool: test with its CI band, validation dashed."""
+    rows = [r for r in sweep.get("entries", []) if isinstance(r.get("layer"), int)]
+    if not rows:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(8, 4.2))
+    pools = list(dict.fromkeys(str(r.get("pool")) for r in rows))
+    for pool, colour in zip(pools, COLOURS * 4, strict=False):
+        mine = sorted((r for r in rows if str(r.get("pool")) == pool), key=lambda r: r["layer"])
+        for key, style in (("test_accuracy", "-"), ("val_accuracy", "--")):
+            points = [(r["layer"], _number(r.get(key))) for r in mine]
+            points = [(x, y) for x, y in points if y is not None]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            split = key.split("_")[0]
+            axes.plot(xs, ys, style, color=colour, marker="o", markersize=3,
+                      label=f"{pool} ({split})")  # fmt: skip
+            bands = [(r["layer"], lookup(r, interval_path(r, key) or ["-"])) for r in mine]
+            bands = [(x, ci) for x, ci in bands if ci is not None]
+            if bands:
+                axes.fill_between([x for x, _ in bands], [ci[0] for _, ci in bands],
+                                  [ci[1] for _, ci in bands], color=colour, alpha=0.15,
+                                  linewidth=0, label=f"{pool} {split} 95% CI")  # fmt: skip
+    best = sweep.get("best") or {}
+    best_y = _number(best.get("test_accuracy")) or _number(best.get("val_accuracy"))
+    if isinstance(best.get("layer"), int) and best_y is not None:
+        axes.plot([best["layer"]], [best_y], "*", color="black", markersize=13,
+                  label=f"selected: layer {best['layer']}, {best.get('pool')}")  # fmt: skip
+    axes.set_xlabel("layer (0 = embeddings)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"{Path(str(sweep.get('model', ''))).name}: linear probe per layer")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return to_svg(figure, salt)
+
+
+def _curve_series(points: list[dict]) -> dict[str, list[tuple]]:
+    """metric -> [(training examples, mean, sd)] from a curve's rows ("all" included)."""
+    series: dict[str, list[tuple]] = {}
+    for point in points:
+        x = _number(point.get("n_train"))
+        if x is None:
+            continue
+        for key, value in point.items():
+            if key.endswith("_mean") and _number(value) is not None:
+                metric = key[: -len("_mean")]
+                sd = _number(point.get(f"{metric}_sd")) or 0.0
+                series.setdefault(metric, []).append((x, float(value), sd))
+    return series
+
+
+def curve_plot(curve: dict, salt: str) -> str | None:
+    """Mean with a +-1 sd band per metric against training examples (log x)."""
+    series = _curve_series(curve_points(curve) or [])
+    if not series:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for (metric, values), colour in zip(series.items(), COLOURS * 4, strict=False):
+        values.sort()
+        xs = [v[0] for v in values]
+        means = [v[1] for v in values]
+        axes.plot(xs, means, "-o", color=colour, markersize=3, label=f"{metric} (mean)")
+        low = [m - v[2] for m, v in zip(means, values, strict=True)]
+        high = [m + v[2] for m, v in zip(means, values, strict=True)]
+        axes.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0,
+                          label=f"{metric} ± 1 sd")  # fmt: skip
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("training examples")
+    axes.set_ylabel("score")
+    where = f"layer {curve.get('layer')}, {curve.get('pool')}" if "layer" in curve else ""
+    axes.set_title(f"learning curve {where}".strip())
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return to_svg(figure, salt)
+
+
+def compare_plot(compare: dict, salt: str) -> str | None:
+    """Test accuracy with its 95% CI for the probe and each fine-tuning row."""
+    rows = [compare.get("probe") or {}, *compare.get("finetune", [])]
+    points = []
+    for row in rows:
+        accuracy = _number(lookup(row, ["test", "accuracy"]))
+        if accuracy is not None:
+            points.append((str(row.get("method", "?")), accuracy, lookup(row, ["ci", "accuracy"])))
+    if not points:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(8, 3.8))
+    for x, (_, accuracy, ci) in enumerate(points):
+        error = [[accuracy - ci[0]], [ci[1] - accuracy]] if ci else None
+        axes.errorbar([x], [accuracy], yerr=error, fmt="o", capsize=4,
+                      color="black" if x == 0 else "tab:blue")  # fmt: skip
+    axes.set_xticks(range(len(points)), [p[0] for p in points], rotation=15, fontsize=7)
+    axes.set_ylabel("test accuracy (95% CI)")
+    axes.set_title("probe vs fine-tuning")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return to_svg(figure, salt)

@@ -1,0 +1,146 @@
+"""Habits every command shares: --version, -v/--verbose and -q/--quiet with one meaning,
+and progress lines (not a bar, not silence) when stderr is a file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from conftest import probe_env
+from probe import __version__
+from probe.cli.main import main
+from probe.progress import Progress
+
+
+def _leaf_commands(group: click.Group, prefix: str = ""):
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_version():
+    run = CliRunner().invoke(main, ["--version"])
+    assert run.exit_code == 0 and __version__ in run.output
+
+
+EXPECTED = {"extract", "fit", "sweep", "predict", "finetune", "compare", "export"}
+
+
+def test_every_command_has_verbose_and_quiet():
+    commands = dict(_leaf_commands(main))
+    assert EXPECTED <= set(commands), sorted(commands)
+    assert any(name.startswith("cache ") for name in commands)
+    for name, command in commands.items():
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        assert {"-v", "--verbose", "-q", "--quiet"} <= options, name
+
+
+def test_verbose_and_quiet_exclude_each_other():
+    run = CliRunner().invoke(main, ["cache", "ls", "-v", "-q"])
+    assert run.exit_code == 2 and "exclude each other" in run.output
+
+
+@pytest.fixture
+def labelled_cache(tiny_gpt2_dir, sms_labelled, isolated_cache):
+    """An extracted cache of the 90 labelled SMS texts, layers 0-3 of the tiny GPT-2."""
+    run = CliRunner().invoke(
+        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
+               "--max-length", "32", "-q"],
+        env=probe_env(isolated_cache),
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_quiet_prints_only_the_result_and_verbose_adds_detail(
+    tiny_gpt2_dir, sms_labelled, labelled_cache, tmp_path, isolated_cache
+):
+    args = ["fit", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
+            "--max-length", "32", "--layer", "2", "--json"]  # fmt: skip
+    env = probe_env(isolated_cache)
+    quiet = CliRunner().invoke(main, [*args, "-q", "--out", str(tmp_path / "q.json")], env=env)
+    normal = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "n.json")], env=env)
+    verbose = CliRunner().invoke(main, [*args, "-v", "--out", str(tmp_path / "v.json")], env=env)
+    for run in (quiet, normal, verbose):
+        assert run.exit_code == 0, run.output
+        assert run.stdout.lstrip().startswith("{")  # the result, on stdout, every time
+    assert quiet.stderr == ""
+    assert "finished in" not in normal.stderr
+    detail = verbose.stderr.splitlines()
+    assert any(line.startswith("fit: ") and "layer=2" in line for line in detail)
+    assert any(re.search(r"fit: finished in \d+\.\d s", line) for line in detail)
+    assert set(normal.stderr.splitlines()) <= set(detail)  # verbose adds, never removes
+
+
+def test_sweep_writes_progress_lines_when_stderr_is_a_file(
+    labelled_cache, sms_labelled, tiny_gpt2_dir, tmp_path, isolated_cache
+):
+    env = {**probe_env(isolated_cache), "PROBE_PROGRESS_INTERVAL": "0"}
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        run = subprocess.run(
+            [sys.executable, "-m", "probe", "sweep", "--model", str(tiny_gpt2_dir),
+             "--data", str(sms_labelled), "--max-length", "32", "--jobs", "2",
+             "--out-dir", str(tmp_path / "sweep")],
+            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300,
+        )  # fmt: skip
+    text = log.read_text()
+    assert run.returncode == 0, text[-2000:]
+    lines = [line for line in text.splitlines() if line.startswith("sweep: ")]
+    total = 4 * 2  # layers 0-3 x two pools
+    assert len(lines) >= total  # one line per finished head (interval 0), then the last
+    assert re.fullmatch(rf"sweep: 1/{total} heads \(\d+%\), [\d.,]+ heads/s, ETA \d+ s", lines[0])
+    assert re.search(rf"sweep: {total}/{total} heads \(100%\), .* done in", lines[-1])
+    assert "\r" not in text  # a file gets lines, not a redrawn bar
+
+
+def test_progress_interval_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROBE_PROGRESS_INTERVAL", "3600")
+    with open(tmp_path / "err", "w") as stream, Progress(10, "job", stream=stream) as progress:
+        for _ in range(10):
+            progress.update()
+            progress.set_postfix(loss="0.5")
+    lines = (tmp_path / "err").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("job: 10/10 it (100%)")
+    assert "loss 0.5" in lines[0]
+    monkeypatch.setenv("PROBE_PROGRESS_INTERVAL", "0")
+    with open(tmp_path / "err", "w") as stream, Progress(3, "job", stream=stream) as progress:
+        progress.update(3)
+    assert len((tmp_path / "err").read_text().splitlines()) == 2
+
+
+def test_extract_writes_progress_lines_while_it_runs(
+    tiny_gpt2_dir, sms_labelled, tmp_path, isolated_cache
+):
+    env = {**probe_env(isolated_cache), "PROBE_PROGRESS_INTERVAL": "0"}
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        run = subprocess.run(
+            [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
+             "--data", str(sms_labelled), "--max-length", "32", "--batch-tokens", "256"],
+            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300,
+        )  # fmt: skip
+    text = log.read_text()
+    assert run.returncode == 0, text[-2000:]
+    lines = [line for line in text.splitlines() if line.startswith("extract: ")]
+    assert len(lines) >= 3, text  # several batches, each a line, then the final line
+    first = re.fullmatch(r"extract: ([\d,]+)/([\d,]+) tok \(\d+%\), [\d.,]+ tok/s, ETA \d+ s",
+                         lines[0])  # fmt: skip
+    assert first and int(first[1].replace(",", "")) < int(first[2].replace(",", ""))
+    assert "(100%)" in lines[-1] and "done in" in lines[-1]
+    assert "\r" not in text
+    quiet_log = tmp_path / "quiet.log"
+    with open(quiet_log, "w") as stderr:
+        subprocess.run(
+            [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
+             "--data", str(sms_labelled), "--max-length", "32", "--force", "-q"],
+            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300, check=True,
+        )  # fmt: skip
+    assert "extract: " not in quiet_log.read_text()

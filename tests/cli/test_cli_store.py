@@ -1,0 +1,82 @@
+"""Two real ``probe extract`` processes into one store, a killed writer, ``probe cache gc``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from conftest import SMS_CSV, probe_env
+from probe.cli import main
+from probe.features.store import open_cache
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_two_concurrent_extracts_agree_and_rerun_as_hits(tiny_gpt2_dir, tmp_path, isolated_cache):
+    texts = pd.read_csv(SMS_CSV).text
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    pd.DataFrame({"text": texts.iloc[0:120]}).to_csv(first, index=False)
+    pd.DataFrame({"text": texts.iloc[60:180]}).to_csv(second, index=False)
+    env = probe_env(isolated_cache)
+
+    def command(data):
+        return [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
+                "--data", str(data), "--batch-tokens", "64", "--shard-rows", "8"]  # fmt: skip
+
+    runs = [subprocess.Popen(command(d), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for d in (first, second)]  # fmt: skip
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    a, b = (open_cache(out.strip().splitlines()[-1]) for out, _ in outputs)
+    for layer in a.layers:
+        for pool in ("last", "mean"):
+            np.testing.assert_array_equal(
+                a.features(layer, pool)[60:], b.features(layer, pool)[:60]
+            )
+    for data in (first, second):
+        again = subprocess.run(command(data), env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and "cache hit" in again.stderr, again.stderr
+    listing = run_cli("cache", "ls", "--json")
+    store = json.loads(listing.output.strip().splitlines()[-1])["store"]
+    assert store["rows"] == len(set(texts.iloc[0:180])) and store["views"] == 2
+    assert store["orphans"] == 0 and store["shards"] >= 2
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from probe.features import rowstore
+from probe.files import atomic_path
+
+setting = rowstore.Setting("fp", "tok", 8, "right", "float32")
+store = rowstore.RowStore(setting)
+store.commit(np.zeros((1, 20), np.uint8), [1], {p: np.zeros((1, 1, 2), np.float16)
+             for p in setting.pools}, [0])
+name = f"shard-1-{os.uname().nodename}-{os.getpid()}-deadbeef.h5"
+with atomic_path(store.folder / name, suffix=".h5") as staging:
+    staging.write_bytes(b"half a shard")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writer_leaves_an_orphan_that_gc_removes(tmp_path, isolated_cache):
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER], env=probe_env(isolated_cache))
+    assert killed.returncode == -signal.SIGKILL
+    folder = next((isolated_cache / "rows").iterdir())
+    temps = [p for p in folder.iterdir() if p.name.startswith(".shard-")]
+    assert len(temps) == 1
+    info = run_cli("cache", "info")
+    assert info.exit_code == 0 and "1 orphan shards" in info.output, info.output
+    gc = run_cli("cache", "gc")
+    assert gc.exit_code == 0 and "removed 1 orphan files" in gc.output, gc.output
+    assert not temps[0].exists()
+    assert len(list(folder.glob("shard-*.h5"))) == 1  # the committed shard stays
+    assert "1 rows in 1 shards" in run_cli("cache", "ls").output

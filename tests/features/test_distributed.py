@@ -1,0 +1,147 @@
+"""``probe extract --engine ray``: same features as one process, also when a worker dies.
+
+Runs a real local Ray cluster (2 CPUs) with the tiny GPT-2; skipped only where Ray is not
+installed (CI installs ``probe[distributed]``). The missing-extra error is tested always.
+
+Tolerance: Ray batches texts differently from one process, and a float32 pass over a
+different batch shape is not bitwise equal; stored values are fp16, so they agree to fp16
+rounding: |a - b| <= 5e-3 + 5e-3 * |b| (a few fp16 ulps at these magnitudes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from conftest import SMS_CSV, probe_env
+
+TOLERANCE = {"rtol": 5e-3, "atol": 5e-3}
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray not installed: probe[distributed]"
+)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local 2-CPU Ray for the module: starting Ray costs ~10 s here."""
+    from probe.features.distributed import start_ray
+
+    ray, started = start_ray(None, workers=2)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def sms_csv(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / f"sms{n}.csv"
+    pd.read_csv(SMS_CSV).head(n).to_csv(path, index=False)
+    return path
+
+
+def local_view(model_dir, csv: Path, store: Path, monkeypatch):
+    """The single-process extraction of the same data, in a store of its own."""
+    from probe.data.readers import read_dataset
+    from probe.features.extract import extract
+    from probe.features.store import open_cache
+
+    monkeypatch.setenv("PROBE_CACHE", str(store))
+    return open_cache(extract(str(model_dir), read_dataset(csv), "all"))
+
+
+def assert_same_features(view, reference, layers=range(4)):
+    np.testing.assert_array_equal(view.n_tokens, reference.n_tokens)
+    for layer in layers:
+        for pool in ("last", "mean"):
+            np.testing.assert_allclose(
+                view.features(layer, pool), reference.features(layer, pool), **TOLERANCE
+            )
+
+
+def map_worker_pids() -> list[int]:
+    """Processes of Ray actors running ``EmbedBlock`` (Ray sets their process title)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if title.startswith(b"ray::MapWorker") and b"EmbedBlock" in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+@needs_ray
+def test_cli_ray_two_workers_equals_single_process(
+    local_ray, tiny_gpt2_dir, tmp_path, isolated_cache, monkeypatch
+):
+    from probe.cli import main
+    from probe.features.store import open_cache, read_attrs
+
+    csv = sms_csv(tmp_path, 80)
+    result = CliRunner().invoke(
+        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv),
+              "--engine", "ray", "--workers", "2", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.strip().splitlines()[-1])
+    assert read_attrs(path)["computed_rows"] == 0  # Ray computed every row; the view read them
+    reference = local_view(tiny_gpt2_dir, csv, tmp_path / "local", monkeypatch)
+    assert_same_features(open_cache(path), reference)
+
+
+@needs_ray
+def test_killed_worker_costs_only_its_block(
+    local_ray, tiny_gpt2_dir, tmp_path, isolated_cache, monkeypatch
+):
+    from probe.data.readers import read_dataset
+    from probe.features.distributed import fill_store_on_ray
+    from probe.features.extract import extract
+    from probe.features.store import open_cache, read_attrs
+
+    csv = sms_csv(tmp_path, 240)
+    killed: list[int] = []
+
+    def kill_one_worker():
+        if killed:
+            return
+        pids = map_worker_pids()
+        assert pids, "no Ray map worker found to kill"
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(pids[0])
+
+    dataset = read_dataset(csv)
+    fill_store_on_ray(
+        str(tiny_gpt2_dir), dataset, "all", workers=2, rows_per_block=10, on_block=kill_one_worker
+    )
+    assert killed  # the kill happened after the first of 24 blocks was committed
+    view = extract(str(tiny_gpt2_dir), dataset, "all")
+    assert read_attrs(view)["computed_rows"] == 0  # every row came from Ray, none missing
+    reference = local_view(tiny_gpt2_dir, csv, tmp_path / "local", monkeypatch)
+    assert_same_features(open_cache(view), reference)
+
+
+def test_without_ray_engine_ray_is_one_line_error(tiny_gpt2_dir, sms_subset, tmp_path):
+    blocked = (
+        "import sys; sys.modules['ray'] = None; from probe.cli import main; main(prog_name='probe')"
+    )
+    args = ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset), "--engine", "ray"]
+    run = subprocess.run(
+        [sys.executable, "-c", blocked, *args], capture_output=True, text=True,
+        env=probe_env(tmp_path / "store"), timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= 200, run.stderr
+    assert "pip install 'probe[distributed]'" in lines[0]
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.h5"))

@@ -1,0 +1,148 @@
+"""``probe compare`` end to end on a tiny random GPT-2 and real SMS texts, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from probe.cli import main
+
+GRID = (1e-4, 1e-3)
+FAST = ["--epochs", "1", "--batch-size", "16", "--max-length", "32", "--quiet"]
+
+
+def repo_files() -> set[str]:
+    """Files under the checkout a compare run could write into (outputs, not source edits)."""
+    skip = {".git", ".venv", "cache", "__pycache__", ".ruff_cache", ".pytest_cache"}
+    found = set()
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in skip]
+        found.update(os.path.join(root, name) for name in files)
+    return found
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_gpt2_dir, tmp_path_factory):
+    """One compare run (default out-dir, cwd in an empty folder), shared by the tests here."""
+    import pandas as pd
+
+    from conftest import SMS_CSV
+
+    folder = tmp_path_factory.mktemp("compare")
+    frame = pd.read_csv(SMS_CSV)
+    frame = pd.concat([frame[frame.label == "spam"].head(30), frame[frame.label == "ham"].head(60)])
+    data = folder / "sms90.csv"
+    frame.sample(frac=1.0, random_state=0).to_csv(data, index=False)
+    store, cwd = folder / "store", folder / "cwd"
+    cwd.mkdir()
+    before = repo_files()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["compare", "--model", str(tiny_gpt2_dir), "--data", str(data), *FAST,
+             "--lr-grid", ",".join(map(str, GRID)), "--json"],
+            env={"PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output
+    return {
+        "json": json.loads(result.output.strip().splitlines()[-1]),
+        "out_dir": store / "reports" / f"compare-{tiny_gpt2_dir.name.replace('-', '_')}-sms90",
+        "cwd": cwd,
+        "new_repo_files": repo_files() - before,
+    }
+
+
+def test_outputs_land_in_the_store_and_nowhere_in_the_checkout(compared):
+    out_dir = compared["out_dir"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "compare.json",
+        "compare.md",
+        "compare.png",
+    ]
+    assert list(compared["cwd"].iterdir()) == []
+    written = [p for p in compared["new_repo_files"] if "compare" in os.path.basename(p)]
+    assert written == []
+    assert json.loads((out_dir / "compare.json").read_text()) == compared["json"]
+
+
+def test_every_row_has_a_ci_containing_its_accuracy(compared):
+    result = compared["json"]
+    methods = [row["method"] for row in result["finetune"]]
+    assert methods == [
+        "fine-tune, unfreeze 0", "fine-tune, unfreeze 1", "fine-tune, unfreeze 2",
+        "fine-tune, unfreeze all", "book recipe (last block + norm)",
+    ]  # fmt: skip
+    assert [row["unfreeze"] for row in result["finetune"]] == [0, 1, 2, 3, 1]
+    for row in [result["probe"], *result["finetune"]]:
+        for metric in ("accuracy", "macro_f1"):
+            low, high = row["ci"][metric]
+            assert low <= row["test"][metric] <= high, (row["method"], metric)
+            assert 0.0 <= low <= high <= 1.0
+    for row in result["finetune"]:
+        versus = row["vs_probe"]
+        difference = row["test"]["accuracy"] - result["probe"]["test"]["accuracy"]
+        assert versus["accuracy_difference"] == pytest.approx(difference, abs=1e-12)
+        low, high = versus["ci"]
+        assert low <= versus["accuracy_difference"] <= high
+        assert versus["significant"] == (low > 0 or high < 0)
+
+
+def test_body_lr_is_chosen_from_the_grid_on_validation(compared):
+    rows = compared["json"]["finetune"]
+    head_only, *searched, book = rows
+    assert head_only["lr_body"] is None and len(head_only["trials"]) == 1
+    for row in searched:
+        assert [trial["lr_body"] for trial in row["trials"]] == list(GRID)
+        assert row["lr_body"] in GRID
+        best = max(row["trials"], key=lambda t: (t["val_accuracy"], -t["val_loss"]))
+        assert row["lr_body"] == best["lr_body"]
+        assert row["search_seconds"] == pytest.approx(sum(t["seconds"] for t in row["trials"]))
+    assert (book["lr_body"], book["lr_head"], book["weight_decay"], book["batch_size"]) == (
+        5e-5, 5e-5, 0.1, 8,
+    )  # fmt: skip
+    assert book["epochs_run"] == 5  # the recipe's epochs, whatever --epochs says
+    assert compared["json"]["settings"]["bootstrap"]["resamples"] == 1000
+
+
+def test_markdown_marks_significance_and_cost(compared):
+    table = (compared["out_dir"] / "compare.md").read_text()
+    for row in compared["json"]["finetune"]:
+        line = next(line for line in table.splitlines() if line.startswith(f"| {row['method']} |"))
+        assert f"{row['test']['accuracy']:.4f} [{row['ci']['accuracy'][0]:.4f}, " in line
+        assert line.count(" *") == int(row["vs_probe"]["significant"])
+    assert "significantly" in table and "LR search" in table
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(tiny_gpt2_dir, sms_labelled):
+    from probe.data.splits import load_splits
+    from probe.finetune.training import FinetuneConfig, finetune
+
+    splits = load_splits(data=str(sms_labelled), seed=0)
+    config = FinetuneConfig(unfreeze=1, lr_body=0.0, lr_head=0.0, epochs=6, patience=1,
+                            batch_size=16, max_length=32, forgetting_check=False)  # fmt: skip
+    report = finetune(str(tiny_gpt2_dir), splits, config).report
+    # nothing moves at lr 0, so validation never improves on epoch 1: stop after epoch 2
+    assert len(report["epochs"]) == 2
+    assert report["best_epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--lr-grid", "fast"], "--lr-grid must be comma-separated numbers"),
+     (["--lr-grid", "0,1e-5"], "--lr-grid needs at least one positive")],
+)  # fmt: skip
+def test_bad_lr_grid_is_one_line(tiny_gpt2_dir, sms_labelled, args, message):
+    result = CliRunner().invoke(
+        main, ["compare", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled), *args]
+    )
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,65 @@
+"""Heads on several layers: concatenated features and a learned scalar mix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from probe.cli.main import main
+from probe.heads.mix import fit_mix_weights, parse_multi_layer
+from probe.heads.sweep import fit_one, run_sweep
+
+
+def test_layer_specs():
+    assert parse_multi_layer("mix") == ("mix", [])
+    assert parse_multi_layer("12, 18,24") == ("concat", ["12", "18", "24"])
+    assert parse_multi_layer("-1") is None and parse_multi_layer(7) is None
+
+
+def test_mix_weights_find_the_informative_layer():
+    rng = np.random.default_rng(0)
+    stack = rng.normal(size=(4, 400, 8)).astype(np.float32)
+    codes = (stack[2, :, 0] + 0.2 * rng.normal(size=400) > 0).astype(int)
+    weights = fit_mix_weights(stack, codes, 2)
+    assert abs(weights.sum() - 1) < 1e-9 and weights.argmax() == 2 and weights[2] > 0.5
+
+
+def test_mix_and_concat_rows_in_the_sweep(research_data):
+    result = run_sweep(research_data, pools=["mean"], n_jobs=1, multi=[("mix", []),
+                       ("concat", ["1", "3"])])  # fmt: skip
+    rows = {str(row["layer"]): row for row in result["entries"]}
+    assert set(rows) == {"0", "1", "2", "3", "mix", "1+3"}
+    mix = rows["mix"]
+    assert mix["kind"] == "mix" and mix["layers"] == [0, 1, 2, 3]
+    assert np.argmax(mix["mix_weights"]) == 3
+    assert rows["1+3"]["layers"] == [1, 3] and rows["1+3"]["kind"] == "concat"
+    assert mix["test_accuracy"] >= rows["0"]["test_accuracy"] + 0.2
+    concat = fit_one(research_data, ("concat", (1, 3)), "mean")
+    assert concat.classifier.coef_.shape[1] == 2 * research_data.train.features(1, "mean").shape[1]
+
+
+def test_fit_layer_mix_on_the_command_line(tiny_gpt2_dir, sms_labelled):
+    runner = CliRunner()
+    base = [
+        "fit",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_labelled),
+        "--max-length",
+        "48",
+        "--json",
+        "-q",
+    ]
+    mixed = runner.invoke(main, [*base, "--layer", "mix"])
+    assert mixed.exit_code == 0, mixed.output
+    summary = json.loads(mixed.output)
+    assert summary["layer"] == "mix" and summary["head"] is None
+    assert len(summary["mix_weights"]) == 4 and 0.0 <= summary["metrics"]["test"]["accuracy"] <= 1
+    concat = runner.invoke(main, [*base, "--layer", "1,3"])
+    assert concat.exit_code == 0, concat.output
+    assert json.loads(concat.output)["layer"] == "1+3"
+    bad = runner.invoke(main, [*base, "--layer", "1,9"])
+    assert bad.exit_code == 1 and "\n" not in bad.output.strip()

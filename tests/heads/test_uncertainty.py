@@ -1,0 +1,64 @@
+"""Bootstrap intervals and paired comparisons: what every number's uncertainty rests on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probe.heads.metrics import classification_report
+from probe.heads.uncertainty import (
+    accuracy_and_macro_f1,
+    indistinguishable,
+    metric_intervals,
+    paired_differences,
+    resample_counts,
+)
+
+
+def noisy_predictions(n: int, k: int = 3, accuracy: float = 0.8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    predicted = np.where(rng.random(n) < accuracy, truth, rng.integers(0, k, n))
+    return truth, predicted
+
+
+def test_confusion_metrics_equal_the_classification_report():
+    truth, predicted = noisy_predictions(300)
+    confusion = np.asarray(classification_report(truth, predicted, [0, 1, 2])["confusion_matrix"])
+    accuracy, macro_f1 = accuracy_and_macro_f1(confusion.astype(float))
+    report = classification_report(truth, predicted, [0, 1, 2])
+    assert abs(accuracy - report["accuracy"]) < 1e-12
+    assert abs(macro_f1 - report["macro_f1"]) < 1e-12
+
+
+def test_interval_contains_the_estimate_is_seeded_and_shrinks_with_n():
+    for n in (50, 500):
+        truth, predicted = noisy_predictions(n, seed=n)
+        report = classification_report(truth, predicted, [0, 1, 2])
+        ci = metric_intervals(truth, predicted, 3, seed=1)
+        assert ci["accuracy"][0] <= report["accuracy"] <= ci["accuracy"][1]
+        assert ci["macro_f1"][0] <= report["macro_f1"] <= ci["macro_f1"][1]
+        assert ci == metric_intervals(truth, predicted, 3, seed=1)
+    small = metric_intervals(*noisy_predictions(50), 3)["accuracy"]
+    large = metric_intervals(*noisy_predictions(5000), 3)["accuracy"]
+    assert large[1] - large[0] < (small[1] - small[0]) / 4  # ~ 1 / sqrt(n)
+
+
+def test_resamples_are_count_vectors_independent_of_chunking():
+    blocks = list(resample_counts(40, 130, seed=3, chunk=50))
+    assert [len(b) for b in blocks] == [50, 50, 30]
+    counts = np.concatenate(blocks)
+    assert (counts.sum(axis=1) == 40).all() and counts.min() >= 0
+    assert not (counts == 1).all()  # a bootstrap, not the identity
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_a_tie():
+    truth, predicted = noisy_predictions(400)
+    correct = (truth == predicted).astype(float)
+    rng = np.random.default_rng(1)
+    one_flip = correct.copy()
+    one_flip[np.flatnonzero(correct)[0]] = 0.0  # one example worse: noise
+    coin = (rng.random(400) < 0.5).astype(float)  # much worse
+    intervals = paired_differences(np.stack([correct, one_flip, coin]), 0)
+    assert intervals[0].tolist() == [0.0, 0.0]
+    assert indistinguishable(intervals).tolist() == [True, True, False]
+    assert intervals[2, 1] < 0
