@@ -99,22 +99,15 @@ def fill_store_on_ray(
     Afterwards ``probe.features.extract.extract`` finds every row present and only builds
     the view. ``on_block`` runs after each commit (tests use it to kill a worker mid-run).
     """
-    from probe.data.readers import text_sha1
-    from probe.features.extract import TRUNCATION_SIDE, _distinct
-    from probe.features.layers import resolve_layers
-    from probe.features.models import Backbone, describe_model
+    from probe.features.extract import TRUNCATION_SIDE, _distinct, resolve_request
+    from probe.features.models import Backbone
     from probe.features.rowstore import RowStore, Setting, layers_to_compute
     from probe.progress import Progress
 
     if isinstance(model, Backbone):
         raise ProbeError("--engine ray loads the model in each worker: pass a model name or path")
     log = log or (lambda message: None)
-    info = describe_model(model)
-    wanted = resolve_layers(layers, info.num_layers)
-    max_length = info.default_max_length if max_length is None else int(max_length)
-    if max_length < 1:
-        raise ProbeError("--max-length must be at least 1")
-    hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
+    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
     ray, started = start_ray(address, workers)
     try:
         device, dtype = cluster_device_and_dtype(ray)

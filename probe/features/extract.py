@@ -190,15 +190,10 @@ def extract(
     its committed shards and the next one computes only the rest. A view that is already
     complete gets the labels of ``data`` if they differ (and says so).
     """
-    from probe.features.models import describe_model, load_backbone
+    from probe.features.models import load_backbone
 
     log = log or (lambda message: None)
-    info = describe_model(model)
-    wanted = resolve_layers(layers, info.num_layers)
-    max_length = info.default_max_length if max_length is None else int(max_length)
-    if max_length < 1:
-        raise ProbeError("--max-length must be at least 1")
-    hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
+    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
     setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
                       compute_dtype_name(model, device))  # fmt: skip
     key = views.view_key(setting, hashes)
@@ -240,6 +235,20 @@ def extract(
     else:
         log(f"every text was in the store: {final_path} (no model run)")
     return final_path
+
+
+def resolve_request(model, data: TextDataset, layers, max_length: int | None):
+    """What an extraction request means for this model: (model info, layers, max length,
+    text sha1s uint8 [N, 20]); checked before any model is loaded."""
+    from probe.features.models import describe_model
+
+    info = describe_model(model)
+    wanted = resolve_layers(layers, info.num_layers)
+    max_length = info.default_max_length if max_length is None else int(max_length)
+    if max_length < 1:
+        raise ProbeError("--max-length must be at least 1")
+    hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
+    return info, wanted, max_length, hashes
 
 
 def compute_dtype_name(model: str | Backbone, device: str | None) -> str:

@@ -358,10 +358,7 @@ def markdown_table(result: dict) -> str:
 
 def plot(result: dict, path: Path) -> None:
     """Test accuracy with its CI per row (left), time per row (right, log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from probe.heads.figures import new_figure, save_png
 
     rows = [result["probe"], *result["finetune"]]
     names = ["probe"] + [r["method"].replace("fine-tune, unfreeze ", "N=") for r in rows[1:]]
@@ -370,7 +367,7 @@ def plot(result: dict, path: Path) -> None:
     low = np.array([r["ci"]["accuracy"][0] for r in rows])
     high = np.array([r["ci"]["accuracy"][1] for r in rows])
     x = np.arange(len(rows))
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = new_figure(1, 2, size=(11, 4))
     left.errorbar(x, accuracy, yerr=[accuracy - low, high - accuracy], fmt="o", capsize=4)
     left.set_xticks(x, names, rotation=20)
     left.set_ylabel("test accuracy (95% CI)")
@@ -383,9 +380,7 @@ def plot(result: dict, path: Path) -> None:
     right.set_ylabel("seconds")
     right.legend()
     figure.suptitle(f"{Path(str(result['model'])).name}: probe vs fine-tuning")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_png(figure, path)
 
 
 def default_out_dir(model: str, source: str) -> Path:

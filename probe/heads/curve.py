@@ -129,17 +129,13 @@ def markdown_table(curve: dict) -> str:
 
 def plot_curve(curve: dict, path: str | Path) -> Path:
     """Accuracy against training examples (log axis), mean with a +-1 sd band and bars."""
-    import matplotlib
+    from probe.heads.figures import new_figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
     points = curve["points"]
     n = np.array([p["n_train"] for p in points], float)
     mean = np.array([p["accuracy_mean"] for p in points])
     sd = np.array([p["accuracy_sd"] for p in points])
-    figure, axes = plt.subplots(figsize=(7, 4.2))
+    figure, axes = new_figure(size=(7, 4.2))
     axes.errorbar(n, mean, yerr=sd, fmt="-o", markersize=4, capsize=3, color="tab:blue",
                   label=f"layer {curve['layer']}, {curve['pool']} (mean ± sd)")  # fmt: skip
     axes.fill_between(n, mean - sd, mean + sd, color="tab:blue", alpha=0.15, linewidth=0)
@@ -149,8 +145,4 @@ def plot_curve(curve: dict, path: str | Path) -> Path:
     axes.set_title(f"{Path(str(curve['model'])).name}: learning curve")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_png(figure, path)

@@ -344,13 +344,9 @@ def markdown_table(result: dict) -> str:
 def plot_sweep(result: dict, path: str | Path) -> Path:
     """Accuracy against layer, one line per pool: validation solid, test dashed with its
     95% CI as a band; multi-layer heads as horizontal dotted lines; the selected row starred."""
-    import matplotlib
+    from probe.heads.figures import new_figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, axes = new_figure()
     val_name = "val" if result["selection"] == "validation" else "CV"
     single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]
     for pool, colour in zip(POOLS, ("tab:blue", "tab:orange"), strict=True):
@@ -391,8 +387,4 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
     axes.set_title(f"{Path(str(result['model'])).name}: linear probe per layer")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_png(figure, path)
