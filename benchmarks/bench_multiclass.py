@@ -6,7 +6,7 @@ Per class 300 training, 100 validation and 200 test texts (seeded draw). The swe
 (62 rows, C and the row chosen on validation) must finish with no error row, and its
 selected row's test accuracy must be within 2 points of an independent scikit-learn probe
 on the same features (StandardScaler + LogisticRegression, C chosen on the same validation
-set over the same grid).
+set over the same grid). With control tasks and MDL, as `probe sweep --control --mdl --json`.
 
     python benchmarks/bench_multiclass.py --sst2 ../shared/datasets/sst2/train.csv
 
@@ -33,20 +33,30 @@ def four_class_splits(sms: Path, sst2: Path, folder: Path, seed: int) -> dict[st
     sms_frame = pd.read_csv(sms)
     sst_frame = pd.read_csv(sst2)
     sms_frame["label"] = "sms:" + sms_frame["label"].astype(str)
-    sst_frame["label"] = "sst2:" + sst_frame["label"].map({0: "negative", 1: "positive"})
+    sst_frame["label"] = "sst2:" + sst_frame["label"].astype(str)
     frame = pd.concat([sms_frame[["text", "label"]], sst_frame[["text", "label"]]])
     frame = frame.drop_duplicates("text")
     total = sum(PER_CLASS.values())
-    drawn = frame.groupby("label", group_keys=False).sample(n=total, random_state=seed)
+    by_class = [group.sample(n=total, random_state=seed) for _, group in frame.groupby("label")]
     paths, start = {}, 0
     for split, size in PER_CLASS.items():
-        part = drawn.groupby("label", group_keys=False).apply(
-            lambda g, s=start, n=size: g[s : s + n]
-        )
+        part = pd.concat([group.iloc[start : start + size] for group in by_class])
         paths[split] = folder / f"{split}.csv"
         part.sample(frac=1.0, random_state=seed).to_csv(paths[split], index=False)
         start += size
     return paths
+
+
+MEASURES = ("control_accuracy", "selectivity", "mdl_compression")
+
+
+def spearman(rows) -> float:
+    """Rank correlation of MDL compression and test accuracy over the rows."""
+    from scipy.stats import spearmanr
+
+    rows = [row for row in rows if not row.get("error")]
+    return float(spearmanr([r["mdl_compression"] for r in rows],
+                           [r["test_accuracy"] for r in rows]).statistic)  # fmt: skip
 
 
 def sklearn_probe(data, layer: int, pool: str, grid) -> dict:
@@ -89,7 +99,7 @@ def main() -> None:
                    test=str(paths["test"]), layers="all", log=log)  # fmt: skip
     extract_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    result = run_sweep(data)
+    result = run_sweep(data, control=True, mdl=True)
     sweep_seconds = time.perf_counter() - started
     best = result["best"]
     errors = [row for row in result["entries"] if row.get("error")]
@@ -112,6 +122,13 @@ def main() -> None:
         },  # fmt: skip
         "sklearn_probe": reference,
         "gap_points": round(100 * gap, 2),
+        "selected_measures": {key: best.get(key) for key in MEASURES},
+        "spearman_mdl_compression_vs_test_accuracy": spearman(result["entries"]),
+        "every_ci_contains_its_accuracy": all(
+            row["test_accuracy_ci"][0] <= row["test_accuracy"] <= row["test_accuracy_ci"][1]
+            for row in result["entries"]
+            if not row.get("error")
+        ),
         "within_2_points": gap <= 0.02,
     }
     RESULTS.mkdir(exist_ok=True)
@@ -133,6 +150,11 @@ def main() -> None:
         f"- Independent scikit-learn probe on that row (C {reference['C']:g} on validation): "
         f"test accuracy {reference['test_accuracy']:.4f}; gap {100 * gap:.2f} points "
         f"({'within' if gap <= 0.02 else 'NOT within'} 2 points).",
+        f"- Selected row: control accuracy {best.get('control_accuracy')}, selectivity "
+        f"{best.get('selectivity')}, MDL compression {best.get('mdl_compression')}; every "
+        f"row's 95% CI contains its accuracy: {summary['every_ci_contains_its_accuracy']}; "
+        f"Spearman(MDL compression, test accuracy) over the rows "
+        f"{summary['spearman_mdl_compression_vs_test_accuracy']:.3f}.",
         "",
         markdown_table(result),
         "",

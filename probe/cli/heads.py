@@ -149,9 +149,9 @@ def research_options(command):
     """Uncertainty, selection and the research measures of ``probe sweep``; collected into
     one ``research`` dict of ``run_sweep`` keywords."""
     options = [
-        click.option("--resamples", default=1000, show_default=True,
+        click.option("--resamples", type=click.IntRange(min=10), default=1000, show_default=True,
                      help="Bootstrap resamples of every CI and paired comparison."),
-        click.option("--repeats", default=0, show_default=True,
+        click.option("--repeats", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Refit each row on R bootstrap resamples of train: mean and sd."),
         click.option("--prefer-early", is_flag=True, help="Select the shallowest row that "
                      "the paired bootstrap cannot tell from the lowest-loss row."),
@@ -187,7 +187,9 @@ def research_options(command):
 @click.option("--layers", default="all", show_default=True,
               help="Layers to fit (and to extract): all, 0,6,11, 4:9, -1.")  # fmt: skip
 @click.option("--pools", default="last,mean", show_default=True)
-@click.option("--jobs", type=int, help="Parallel fits (default: one per CPU core).")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), help="Parallel fits (default: one per CPU core)."
+)
 @click.option(
     "--plot", type=click.Path(dir_okay=False), help="PNG path (default OUT_DIR/sweep.png)."
 )

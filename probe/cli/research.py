@@ -48,8 +48,12 @@ def _from_sweep(folder: str, options: dict) -> tuple[str, str]:
     show_default=True,
     help="Training examples per class; the whole training set is always added.",
 )
-@click.option("--seeds", default=5, show_default=True, help="Draws per size.")
-@click.option("--jobs", default=1, show_default=True, help="Parallel fits.")
+@click.option(
+    "--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Draws per size."
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel fits."
+)
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False),
