@@ -92,19 +92,24 @@ def probe_env(store: Path) -> dict:
     return env
 
 
-@pytest.fixture
-def sms_labelled(tmp_path):
-    """90 SMS messages (30 spam, 60 ham, shuffled) with an ``id`` column: enough for a
-    stratified split and cross-validation, small enough to extract in a second."""
+def write_sms90(path: Path, ids: bool = False) -> Path:
+    """90 SMS messages (30 spam, 60 ham, shuffled), optionally with an ``id`` column: enough
+    for a stratified split and cross-validation, small enough to extract in a second."""
     import pandas as pd
 
     frame = pd.read_csv(SMS_CSV)
     frame = pd.concat([frame[frame.label == "spam"].head(30), frame[frame.label == "ham"].head(60)])
     frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    frame.insert(0, "id", [f"m{i:03d}" for i in range(len(frame))])
-    path = tmp_path / "sms90.csv"
+    if ids:
+        frame.insert(0, "id", [f"m{i:03d}" for i in range(len(frame))])
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def sms_labelled(tmp_path):
+    """``write_sms90`` with ids, per test."""
+    return write_sms90(tmp_path / "sms90.csv", ids=True)
 
 
 @pytest.fixture(scope="session")

@@ -271,11 +271,11 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
             caches[path] = _open(path)
     first = next(iter(caches.values()))
     settings = lambda c: (c.meta.get("model_fingerprint"), c.meta.get("tokenizer"),  # noqa: E731
-                          c.meta.get("max_length"))  # fmt: skip
+                          c.meta.get("max_length"), c.meta.get("compute_dtype"))  # fmt: skip
     for path, cache in caches.items():
         if settings(cache) != settings(first):
             raise ProbeError(
-                f"{Path(path).name} was extracted with another model or max_length than "
+                f"{Path(path).name} was extracted with another model, max_length or dtype than "
                 f"{first.path.name}; every split must come from the same extraction settings"
             )
     fingerprint = str(first.meta.get("model_fingerprint"))

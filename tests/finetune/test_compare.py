@@ -28,15 +28,10 @@ def repo_files() -> set[str]:
 @pytest.fixture(scope="module")
 def compared(tiny_gpt2_dir, tmp_path_factory):
     """One compare run (default out-dir, cwd in an empty folder), shared by the tests here."""
-    import pandas as pd
-
-    from conftest import SMS_CSV
+    from conftest import write_sms90
 
     folder = tmp_path_factory.mktemp("compare")
-    frame = pd.read_csv(SMS_CSV)
-    frame = pd.concat([frame[frame.label == "spam"].head(30), frame[frame.label == "ham"].head(60)])
-    data = folder / "sms90.csv"
-    frame.sample(frac=1.0, random_state=0).to_csv(data, index=False)
+    data = write_sms90(folder / "sms90.csv")
     store, cwd = folder / "store", folder / "cwd"
     cwd.mkdir()
     before = repo_files()

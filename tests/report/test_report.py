@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, SMS_CSV
+from conftest import REPO
 from probe.cli import main
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -31,13 +31,10 @@ def invoke(args: list[str], store: Path) -> str:
 @pytest.fixture(scope="module")
 def results(tiny_gpt2_dir, tmp_path_factory):
     """A results folder holding a sweep, a learning curve and a comparison, and its report."""
-    import pandas as pd
+    from conftest import write_sms90
 
     folder = tmp_path_factory.mktemp("report")
-    frame = pd.read_csv(SMS_CSV)
-    frame = pd.concat([frame[frame.label == "spam"].head(30), frame[frame.label == "ham"].head(60)])
-    data = folder / "sms90.csv"
-    frame.sample(frac=1.0, random_state=0).to_csv(data, index=False)
+    data = write_sms90(folder / "sms90.csv")
     store, out = folder / "store", folder / "results"
     model = ["--model", str(tiny_gpt2_dir)]
     sweep_help = invoke(["sweep", "--help"], store)
