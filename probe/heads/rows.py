@@ -206,10 +206,22 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
     if dataset.skipped_empty:
         log(f"{source}: skipped {dataset.skipped_empty} empty or whitespace-only texts")
     log(f"{Path(source).name}: labels {_label_names(dataset.labels)} from {source}")
+    conflicting = _conflicting_texts(dataset.texts, dataset.labels)
+    if conflicting:
+        log(f"{source}: {conflicting} texts appear more than once with different labels; "
+            "they are kept as given (no model can get both right)")  # fmt: skip
     path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length,
                    device=device, log=log)  # fmt: skip
     split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
     return _Found(split, str(source), dataset.splits)
+
+
+def _conflicting_texts(texts, labels) -> int:
+    """How many distinct texts carry more than one label: worth a warning, not an error."""
+    seen: dict[str, set] = {}
+    for text, label in zip(texts, labels, strict=True):
+        seen.setdefault(text, set()).add(label)
+    return sum(len(found) > 1 for found in seen.values())
 
 
 def _assign_splits(found: dict[str, _Found], test_size: float, seed: int):

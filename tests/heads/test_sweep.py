@@ -254,3 +254,17 @@ def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_pat
                 "test_accuracy_ci"} <= set(row)  # fmt: skip
     assert report["settings"]["test_size"] == 0.2 and report["prefer_early"]
     assert json.loads((out / "sweep.json").read_text())["entries"] == report["entries"]
+
+
+def test_texts_with_conflicting_labels_are_counted_aloud(tiny_gpt2_dir, sms_labelled, tmp_path):
+    frame = pd.read_csv(sms_labelled)
+    flipped = frame.head(7).assign(label=lambda f: f.label.map({"ham": "spam", "spam": "ham"}))
+    path = tmp_path / "conflict.csv"
+    pd.concat([frame, flipped]).to_csv(path, index=False)
+    messages = []
+    prepare(str(tiny_gpt2_dir), data=str(path), max_length=48, log=messages.append)
+    assert any(m.endswith("7 texts appear more than once with different labels; they are kept "
+                          "as given (no model can get both right)") for m in messages)  # fmt: skip
+    messages.clear()
+    prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
+    assert not any("different labels" in m for m in messages)
