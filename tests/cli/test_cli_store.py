@@ -36,10 +36,13 @@ def test_two_concurrent_extracts_agree_and_rerun_as_hits(tiny_gpt2_dir, tmp_path
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     a, b = (open_cache(out.strip().splitlines()[-1]) for out, _ in outputs)
+    # Shared rows resolve to the earliest committed shard, so they are usually bitwise equal;
+    # a view finished before the other process committed keeps its own copy, computed in
+    # other batch shapes: equal to fp16 rounding (2^-10 relative).
     for layer in a.layers:
         for pool in ("last", "mean"):
-            np.testing.assert_array_equal(
-                a.features(layer, pool)[60:], b.features(layer, pool)[:60]
+            np.testing.assert_allclose(
+                a.features(layer, pool)[60:], b.features(layer, pool)[:60], rtol=2**-10, atol=1e-6
             )
     for data in (first, second):
         again = subprocess.run(command(data), env=env, capture_output=True, text=True, timeout=300)
