@@ -8,6 +8,7 @@ half of one.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -53,7 +54,10 @@ def write_atomic(target: str | Path, payload: bytes | str) -> None:
         staging.write_bytes(data)
 
 
+@functools.cache
 def _umask() -> int:
-    current = os.umask(0)
+    """The process umask, read once: reading it means setting it, which must not race with
+    files other threads create (extraction writes from a background thread)."""
+    current = os.umask(0o022)
     os.umask(current)
     return current

@@ -72,32 +72,20 @@ def activation_bytes_per_token(
     return dtype_bytes * per_token
 
 
-def token_budget_for_memory(
-    free_bytes: int,
-    *,
-    hidden_size: int,
-    intermediate_size: int,
-    num_heads: int,
-    kept_layers: int,
-    max_length: int,
-    dtype_bytes: int = 2,
-    safety: float = SAFETY_FRACTION,
-) -> int:
+def token_budget_for_memory(free_bytes: int, *, safety: float = SAFETY_FRACTION, **shape) -> int:
     """Padded tokens per batch that fit in ``safety`` x ``free_bytes`` (measured after loading).
 
     Rounded down to a multiple of 64; never below ``max_length``, so the longest text always
     fits in a batch of its own (if even that does not fit, the GPU is too small for the
     model at this max length and the run fails at its first batch, which comes first).
+    ``shape`` is what ``activation_bytes_per_token`` takes.
     """
     if free_bytes <= 0:
         raise ValueError("free_bytes must be positive")
-    per_token = activation_bytes_per_token(
-        hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
-        kept_layers=kept_layers, max_length=max_length, dtype_bytes=dtype_bytes,
-    )  # fmt: skip
+    per_token = activation_bytes_per_token(**shape)
     budget = int(safety * free_bytes) // per_token
     budget -= budget % BUDGET_MULTIPLE
-    return max(budget, int(max_length))
+    return max(budget, int(shape["max_length"]))
 
 
 def free_device_memory(device) -> int | None:

@@ -136,11 +136,11 @@ def test_compute_dtype_is_part_of_the_key_and_versions_are_not(tiny_gpt2_dir, mo
     data = TextDataset(sms_texts(0, 12), None, "a")
     path = extract(str(tiny_gpt2_dir), data, "all")
     assert open_cache(path).meta["compute_dtype"] == "float32"
-    monkeypatch.setattr(transformers, "__version__", "99.0.0")
-    monkeypatch.setattr(torch, "__version__", "9.9.9")
-    refuse_models(monkeypatch)
-    assert extract(str(tiny_gpt2_dir), data, "all") == path  # an upgrade is still a hit
-    monkeypatch.undo()
+    with monkeypatch.context() as upgrade:  # undone on exit; the isolated store stays
+        upgrade.setattr(transformers, "__version__", "99.0.0")
+        upgrade.setattr(torch, "__version__", "9.9.9")
+        refuse_models(upgrade)
+        assert extract(str(tiny_gpt2_dir), data, "all") == path  # an upgrade is still a hit
     backbone = load_backbone(str(tiny_gpt2_dir))
     backbone.model.to(torch.bfloat16)
     other = extract(backbone, data, "all")
