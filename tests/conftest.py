@@ -29,6 +29,18 @@ VARIED_TEXTS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def checkout_store_untouched():
+    """Every test works in a store of its own: the checkout's ./cache ends as it began (a
+    test that undid its PROBE_CACHE, or a worker process started without it, fails here)."""
+    store = REPO / "cache"
+    listing = lambda: {p.relative_to(store) for p in store.rglob("*")}  # noqa: E731
+    before = listing() if store.is_dir() else set()
+    yield
+    written = sorted(str(p) for p in (listing() if store.is_dir() else set()) - before)
+    assert not written, f"tests wrote into {store}: {written[:5]}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own feature store: no test touches ./cache."""

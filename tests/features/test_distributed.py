@@ -31,11 +31,14 @@ needs_ray = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    """One local 2-CPU Ray for the module: starting Ray costs ~10 s here."""
+def local_ray(tmp_path_factory):
+    """One local 2-CPU Ray for the module: starting Ray costs ~10 s here. Its workers keep
+    the environment they start with, so they get a store of their own, never ./cache."""
     from probe.features.distributed import start_ray
 
-    ray, started = start_ray(None, workers=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROBE_CACHE", str(tmp_path_factory.mktemp("ray-workers-store")))
+        ray, started = start_ray(None, workers=2)
     yield ray
     if started:
         ray.shutdown()
