@@ -57,14 +57,14 @@ def linear_shapes(model) -> list[tuple[int, int]]:
     return shapes
 
 
-def matmul_rates(model, tokens_per_gemm: int, repeats: int = 7) -> dict:
+def matmul_rates(model, tokens_per_gemm: int, repeats: int = 7, dtype=None) -> dict:
     """GEMM FLOP/s over the model's matrix shapes, in its dtype on its device.
 
     Median and best of ``repeats`` timings: on a shared VM single timings swing by +-15%,
     so the median is the sustained rate and the best an optimistic bound.
     """
     parameter = next(model.parameters())
-    device, dtype = parameter.device, parameter.dtype
+    device, dtype = parameter.device, dtype or parameter.dtype
     shapes = linear_shapes(model)
     inputs = {k: torch.randn(tokens_per_gemm, k, device=device, dtype=dtype) for _, k in shapes}
     weights = [torch.randn(n, k, device=device, dtype=dtype) for n, k in shapes]
@@ -83,9 +83,9 @@ def matmul_rates(model, tokens_per_gemm: int, repeats: int = 7) -> dict:
     return {"median": rates[len(rates) // 2], "best": rates[-1]}
 
 
-def matmul_rates_after(model, before: dict) -> dict:
+def matmul_rates_after(model, before: dict, dtype=None) -> dict:
     """Measure again after the run and keep the better median: the VM's speed drifts."""
-    after = {m: matmul_rates(model, m) for m in before}
+    after = {m: matmul_rates(model, m, dtype=dtype) for m in before}
     return {
         m: {
             "median": max(before[m]["median"], after[m]["median"]),
@@ -118,14 +118,29 @@ def naive_loop(backbone, texts, max_length=120, batch_size=32) -> tuple[float, i
     return time.perf_counter() - start, sum(map(len, encoded))
 
 
-def probe_extract(backbone, dataset, layers, token_budget) -> tuple[float, int]:
+def cpu_name() -> str:
+    """The CPU model and its widest vector/matrix units: results depend on both."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), "unknown")  # fmt: skip
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
+                      if line.startswith("flags")), []))  # fmt: skip
+    units = [u for u in ("avx2", "avx512f", "amx_bf16") if u in flags]
+    return f"{name} ({', '.join(units)})"
+
+
+def probe_extract(backbone, dataset, layers, token_budget, use_compile=False) -> tuple[float, int]:
     from probe.features.extract import extract
     from probe.features.store import open_cache
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["PROBE_CACHE"] = store
         start = time.perf_counter()
-        path = extract(backbone, dataset, layers, token_budget=token_budget)
+        path = extract(backbone, dataset, layers, token_budget=token_budget,
+                       use_compile=use_compile)  # fmt: skip
         elapsed = time.perf_counter() - start
         return elapsed, int(open_cache(path).n_tokens.sum())
 
@@ -138,6 +153,9 @@ def main() -> None:
     parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET,
                         help="0 = size from free device memory (CUDA)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--compile", action="store_true", help="probe extract --compile")
+    parser.add_argument("--skip-naive", action="store_true", help="skip the naive loop")
     parser.add_argument("--out", default=str(RESULTS / "extract_smollm2_sms"))
     args = parser.parse_args()
 
@@ -149,26 +167,31 @@ def main() -> None:
     data = read_dataset(args.data)
     texts = data.texts[: args.n or None]
     dataset = TextDataset(texts, None, args.data)
-    backbone = load_backbone(args.model, device=args.device)
+    backbone = load_backbone(args.model, device=args.device, dtype=args.dtype)
     on_gpu = args.device.startswith("cuda")
     params = non_embedding_parameters(backbone.model)
     budget = args.token_budget or auto_token_budget(
         backbone, backbone.num_layers + 1, backbone.default_max_length, DEFAULT_TOKEN_BUDGET
     )
     gemm = {m: matmul_rates(backbone.model, m) for m in sorted({min(budget, 16384), 4096})}
-    probe_extract(backbone, TextDataset(texts[:64], None, "warm-up"), "all", budget)
+    fp32 = {m: matmul_rates(backbone.model, m, dtype=torch.float32) for m in gemm}
+    warm = TextDataset(texts[:64], None, "warm-up")
+    warm_s, _ = probe_extract(backbone, warm, "all", budget, args.compile)  # compiles, if asked
 
-    probe_s, tokens = probe_extract(backbone, dataset, "all", budget)
+    probe_s, tokens = probe_extract(backbone, dataset, "all", budget, args.compile)
     half = backbone.num_layers // 2
-    half_s, _ = probe_extract(backbone, dataset, f"0:{half + 1}", budget)
+    half_s, _ = probe_extract(backbone, dataset, f"0:{half + 1}", budget, args.compile)
     lengths = [len(ids) for ids in backbone.tokenizer.encode(texts, 2048).token_ids]
     padded = sum(
         len(b) * max(lengths[i] for i in b) for b in length_sorted_batches(lengths, budget, 512)
     )
-    naive_s, naive_tokens = (None, None) if on_gpu else naive_loop(backbone, texts)
+    skip_naive = on_gpu or args.skip_naive
+    naive_s, naive_tokens = (None, None) if skip_naive else naive_loop(backbone, texts)
     for m, rate in matmul_rates_after(backbone.model, gemm).items():
         gemm[m] = rate
     peak = max(rate["median"] for rate in gemm.values())
+    fp32 = matmul_rates_after(backbone.model, fp32, torch.float32)
+    fp32_peak = max(rate["median"] for rate in fp32.values())
     dtype = str(next(backbone.model.parameters()).dtype).removeprefix("torch.")
 
     def flops(seconds, n_tokens):
@@ -178,8 +201,10 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "model": args.model,
         "data": args.data,
-        "device": torch.cuda.get_device_name() if on_gpu else "cpu",
+        "device": torch.cuda.get_device_name() if on_gpu else f"cpu: {cpu_name()}",
         "compute_dtype": dtype,
+        "compiled": args.compile,
+        "warm_up_seconds_64_texts": round(warm_s, 2),
         "texts": len(texts),
         "real_tokens": tokens,
         "threads": torch.get_num_threads(),
@@ -200,6 +225,8 @@ def main() -> None:
         "probe_tokens_per_s": round(tokens / probe_s, 1),
         "probe_useful_gflops": round(flops(probe_s, tokens) / 1e9, 1),
         "probe_fraction_of_peak": round(flops(probe_s, tokens) / peak, 3),
+        "fp32_matmul_peak_gflops": round(fp32_peak / 1e9, 1),
+        "probe_fraction_of_fp32_peak": round(flops(probe_s, tokens) / fp32_peak, 3),
         "early_stop_layers": f"0..{half}",
         "early_stop_seconds": round(half_s, 2),
         "early_stop_time_fraction": round(half_s / probe_s, 3),

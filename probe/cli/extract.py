@@ -10,7 +10,25 @@ import click
 
 from probe.cli.common import data_options, fail_cleanly, model_option, verbosity_options
 from probe.features.batching import DEFAULT_TOKEN_BUDGET
+from probe.features.device import DTYPE_CHOICES
 from probe.features.extract import SHARD_ROWS
+
+
+class TokenBudget(click.ParamType):
+    """``auto`` (None: sized from free GPU memory, the default budget on CPU) or an int >= 1."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int) or str(value).lower() == "auto":
+            return None if value is None or str(value).lower() == "auto" else value
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < 1:
+            self.fail(f"{value!r} is not 'auto' or a whole number of tokens >= 1", param, ctx)
+        return number
 
 
 @click.command()
@@ -27,11 +45,27 @@ from probe.features.extract import SHARD_ROWS
 @click.option("--force", is_flag=True, help="Recompute even if the cache is complete.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, or auto.")
 @click.option(
-    "--batch-tokens",
-    type=click.IntRange(min=1),
-    default=DEFAULT_TOKEN_BUDGET,
+    "--dtype",
+    type=click.Choice(DTYPE_CHOICES),
+    default="auto",
     show_default=True,
-    help="Padded tokens per batch (lower it if a GPU runs out of memory).",
+    help="Compute dtype. auto: fp32 on CPU, bf16 (else fp16) on a GPU. bfloat16 is ~3x faster "
+    "on CPUs with AMX, slower on AVX2. Part of the cache key: rows never mix dtypes.",
+)
+@click.option(
+    "--batch-tokens",
+    type=TokenBudget(),
+    default="auto",
+    show_default=True,
+    help=f"Padded tokens per batch. auto: sized from free memory on a GPU, "
+    f"{DEFAULT_TOKEN_BUDGET} on CPU. Lower it if a GPU runs out of memory.",
+)
+@click.option(
+    "--compile",
+    "use_compile",
+    is_flag=True,
+    help="Fuse each block with torch.compile: ~1.1x on CPU after a few seconds of compiling; "
+    "pays back from ~10k texts. Falls back to eager if compiling fails.",
 )
 @click.option(
     "--shard-rows",
@@ -55,8 +89,8 @@ from probe.features.extract import SHARD_ROWS
 @verbosity_options
 @fail_cleanly
 def extract(
-    model, data, text_col, label_col, split, layers, max_length, out, force, device,
-    batch_tokens, shard_rows, engine, address, workers, quiet,
+    model, data, text_col, label_col, split, layers, max_length, out, force, device, dtype,
+    batch_tokens, use_compile, shard_rows, engine, address, workers, quiet,
 ):  # fmt: skip
     """Run the frozen backbone once over DATA and cache pooled features of every layer.
 
@@ -72,6 +106,7 @@ def extract(
       probe extract --model gpt2 --data sms.csv --layers 0,6,12 --max-length 128
       probe extract --model ./my-finetuned-model --data reviews.jsonl --text-col body
       probe extract --model gpt2 --data big.csv --engine ray --workers 4
+      probe extract --model smollm2-135m --data big.csv --dtype bfloat16 --compile
     """
     from probe.data.readers import read_dataset
     from probe.features.extract import extract as run_extract
@@ -96,6 +131,8 @@ def extract(
             layers,
             max_length=max_length,
             token_budget=batch_tokens,
+            dtype=dtype,
+            use_compile=use_compile,
             workers=workers,
             address=address,
             quiet=quiet,
@@ -103,7 +140,8 @@ def extract(
         )  # fmt: skip; the local step below then finds every row and writes the view
     path = run_extract(
         model, dataset, layers, max_length=max_length, out=out, force=force,
-        quiet=quiet, device=device, token_budget=batch_tokens, shard_rows=shard_rows, log=log,
+        quiet=quiet, device=device, dtype=dtype, token_budget=batch_tokens,
+        use_compile=use_compile, shard_rows=shard_rows, log=log,
     )  # fmt: skip
     click.echo(str(path))
 

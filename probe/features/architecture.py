@@ -23,6 +23,14 @@ def base_model(model: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else model
 
 
+def without_kv_cache(base: nn.Module) -> dict:
+    """``{"use_cache": False}`` where the forward takes it: a one-pass feature read never
+    decodes, and the key/value cache would copy every block's keys and values for nothing."""
+    import inspect
+
+    return {"use_cache": False} if "use_cache" in inspect.signature(base.forward).parameters else {}
+
+
 def num_blocks(model: nn.Module) -> int:
     return len(transformer_blocks(model))
 

@@ -44,18 +44,27 @@ def import_ray():
 class EmbedBlock:
     """Callable class for ``map_batches``: Ray makes one per actor, so one backbone each."""
 
-    def __init__(self, model: str, layers: Sequence[int], max_length: int, token_budget: int,
-                 device: str, dtype: str):  # fmt: skip
-        from probe.features.device import dtype_name
+    def __init__(self, model: str, layers: Sequence[int], max_length: int,
+                 token_budget: int | None, device: str, dtype: str,
+                 use_compile: bool = False):  # fmt: skip
+        from contextlib import ExitStack
+
+        from probe.features.batching import DEFAULT_TOKEN_BUDGET
+        from probe.features.device import auto_token_budget, dtype_name
+        from probe.features.fusion import compiled_blocks
         from probe.features.models import load_backbone
 
-        self.backbone = load_backbone(model, device=device)
+        self.backbone = load_backbone(model, device=device, dtype=dtype)
         loaded = dtype_name(next(self.backbone.model.parameters()).dtype)
         if loaded != dtype:
             raise ProbeError(f"a Ray worker computes in {loaded}, the driver planned {dtype}")
         self.layers = list(layers)
         self.max_length = max_length
-        self.token_budget = token_budget
+        self.token_budget = token_budget or auto_token_budget(
+            self.backbone, len(self.layers), max_length, DEFAULT_TOKEN_BUDGET
+        )  # sized from this worker's own free GPU memory
+        self._compiled = ExitStack()  # compiled for the actor's life: one compile per actor
+        self._compiled.enter_context(compiled_blocks(self.backbone.model, use_compile))
 
     def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{position, text} -> {position, n_tokens, last, mean}; pools as fp16 (rows, L, D)."""
@@ -86,7 +95,9 @@ def fill_store_on_ray(
     layers="all",
     *,
     max_length: int | None = None,
-    token_budget: int = 1024,
+    token_budget: int | None = None,
+    dtype: str | None = None,
+    use_compile: bool = False,
     workers: int = 2,
     address: str | None = None,
     rows_per_block: int | None = None,
@@ -98,6 +109,8 @@ def fill_store_on_ray(
 
     Afterwards ``probe.features.extract.extract`` finds every row present and only builds
     the view. ``on_block`` runs after each commit (tests use it to kill a worker mid-run).
+    ``token_budget`` None: each worker sizes its batches (from free memory on a GPU);
+    ``dtype`` overrides the cluster's compute dtype (``--dtype``).
     """
     from probe.features.extract import TRUNCATION_SIDE, _distinct, resolve_request
     from probe.features.models import Backbone
@@ -110,7 +123,7 @@ def fill_store_on_ray(
     info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
     ray, started = start_ray(address, workers)
     try:
-        device, dtype = cluster_device_and_dtype(ray)
+        device, dtype = cluster_device_and_dtype(ray, dtype)
         setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype)
         rows = RowStore(setting)
         todo = _distinct(hashes, rows.missing(hashes, wanted))
@@ -130,7 +143,7 @@ def fill_store_on_ray(
             embed_on_ray(
                 model, data.texts, todo, computed, commit, max_length=max_length, dtype=dtype,
                 device=device, token_budget=token_budget, workers=workers,
-                rows_per_block=rows_per_block, progress=progress,
+                rows_per_block=rows_per_block, progress=progress, use_compile=use_compile,
             )  # fmt: skip
         return dtype
     finally:
@@ -160,10 +173,11 @@ def embed_on_ray(
     max_length: int,
     dtype: str,
     device: str = "cpu",
-    token_budget: int = 1024,
+    token_budget: int | None = None,
     workers: int = 2,
     rows_per_block: int = ROWS_PER_BLOCK,
     progress=None,
+    use_compile: bool = False,
 ) -> int:
     """Embed ``texts[positions]`` on the running Ray cluster; hand each block to ``sink``.
 
@@ -185,7 +199,8 @@ def embed_on_ray(
     mapped = dataset.map_batches(
         EmbedBlock,
         fn_constructor_kwargs={"model": model, "layers": list(layers), "max_length": max_length,
-                               "token_budget": token_budget, "device": device, "dtype": dtype},
+                               "token_budget": token_budget, "device": device, "dtype": dtype,
+                               "use_compile": use_compile},
         batch_size=rows_per_block,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
@@ -205,15 +220,17 @@ def embed_on_ray(
     return delivered
 
 
-def cluster_device_and_dtype(ray) -> tuple[str, str]:
-    """("cuda", bf16/fp16 as a GPU worker reports it) on a cluster with GPUs, else CPU fp32."""
-    if ray.cluster_resources().get("GPU", 0) < 1:
-        return "cpu", "float32"
+def cluster_device_and_dtype(ray, requested: str | None = None) -> tuple[str, str]:
+    """("cuda", bf16/fp16 as a GPU worker reports it) on a cluster with GPUs, else CPU fp32;
+    a ``requested`` dtype (``--dtype``) replaces the default (the driver may have no GPU)."""
+    from probe.features.device import compute_dtype, dtype_name
+
+    device = "cuda" if ray.cluster_resources().get("GPU", 0) >= 1 else "cpu"
+    if requested not in (None, "auto") or device == "cpu":
+        return device, dtype_name(compute_dtype(device, requested=requested))
 
     @ray.remote(num_gpus=1)
     def gpu_dtype() -> str:
-        from probe.features.device import compute_dtype, dtype_name
-
         return dtype_name(compute_dtype("cuda"))
 
     return "cuda", ray.get(gpu_dtype.remote())
@@ -229,7 +246,8 @@ def start_ray(address: str | None, workers: int):
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # probe prints its own progress lines
     context.print_on_execution_start = False
-    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING}
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING,
+              "runtime_env": worker_environment(address)}  # fmt: skip
     if address is None:
         kwargs["num_cpus"] = workers
     try:
@@ -237,6 +255,19 @@ def start_ray(address: str | None, workers: int):
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ProbeError(f"cannot start or join Ray at {address or 'local'}: {exc}") from None
     return ray, True
+
+
+def worker_environment(address: str | None) -> dict:
+    """Workers use the driver's store (converted GGUF weights, fingerprint memos) instead of a
+    ``cache/`` under their Ray session folder: always on a local Ray; on a cluster only
+    when ``PROBE_CACHE`` is set, i.e. the user named a store the nodes share."""
+    import os
+
+    from probe.files import cache_root
+
+    if address is not None and not os.environ.get("PROBE_CACHE"):
+        return {}
+    return {"env_vars": {"PROBE_CACHE": str(cache_root().resolve())}}
 
 
 def _root_message(exc: BaseException) -> str:

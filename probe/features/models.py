@@ -296,8 +296,9 @@ def pick_device(device: str | None = None) -> str:
     return device
 
 
-def load_backbone(spec: str, device: str | None = None) -> Backbone:
-    """Load ``--model`` for inference: fp32 on CPU, bf16/fp16 with SDPA attention on a GPU."""
+def load_backbone(spec: str, device: str | None = None, dtype: str | None = None) -> Backbone:
+    """Load ``--model`` for inference with SDPA attention: fp32 on CPU, bf16/fp16 on a GPU,
+    or the ``dtype`` asked for (``--dtype``)."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from probe.features.device import compute_dtype
@@ -306,7 +307,7 @@ def load_backbone(spec: str, device: str | None = None) -> Backbone:
     fingerprint = directory_fingerprint(model_dir)
     device = pick_device(device)
     _quiet_transformers()
-    dtype = compute_dtype(device)  # bf16 on GPUs that have it, fp16 on older ones, fp32 on CPU
+    dtype = compute_dtype(device, requested=dtype)  # auto: bf16/fp16 on a GPU, fp32 on CPU
     try:
         config = AutoConfig.from_pretrained(model_dir)
         architectures = getattr(config, "architectures", None) or []

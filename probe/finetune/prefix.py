@@ -36,6 +36,7 @@ from probe.features.architecture import (
     only_blocks,
     transformer_blocks,
     without_final_norm,
+    without_kv_cache,
 )
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.files import atomic_path, cache_root
@@ -84,14 +85,8 @@ def run_blocks(
 
 def _forward(model, input_ids, attention_mask) -> torch.Tensor:
     base = base_model(model)
-    kwargs = {"use_cache": False} if "use_cache" in _forward_parameters(base) else {}
+    kwargs = without_kv_cache(base)
     return base(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-
-
-def _forward_parameters(module) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(module.forward).parameters)
 
 
 def _replace_input(hidden: torch.Tensor):

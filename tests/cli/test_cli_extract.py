@@ -42,6 +42,19 @@ def test_extract_prints_the_cache_path_last(tiny_gpt2_dir, sms_subset):
     assert set(cache.labels) == {"ham", "spam"}
 
 
+def test_dtype_and_batch_tokens_options(tiny_gpt2_dir, sms_subset):
+    result = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "-q",
+                     "--dtype", "bfloat16", "--batch-tokens", "200")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert open_cache(result.output.strip().splitlines()[-1]).meta["compute_dtype"] == "bfloat16"
+    for bad in ("0", "lots", "-5"):
+        refused = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset,
+                          "--batch-tokens", bad)  # fmt: skip
+        assert refused.exit_code == 2 and "'auto' or a whole number" in refused.output
+    refused = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "--dtype", "fp8")
+    assert refused.exit_code == 2 and "fp8" in refused.output
+
+
 def test_cache_ls_and_info(tiny_gpt2_dir, sms_subset):
     path = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "-q").output.strip()
     listing = run_cli("cache", "ls")

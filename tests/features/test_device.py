@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from probe.errors import ProbeError
 from probe.features.device import (
     BackgroundWriter,
     activation_bytes_per_token,
     compute_dtype,
+    cpu_has_fast_bf16,
     dtype_name,
     prefetched,
     to_device,
@@ -32,6 +34,15 @@ def test_dtype_policy():
     assert compute_dtype("cuda", bf16_supported=True) is torch.bfloat16
     assert compute_dtype("cuda:1", bf16_supported=False) is torch.float16
     assert dtype_name(torch.bfloat16) == "bfloat16"
+
+
+def test_requested_dtype_wins_over_the_policy():
+    assert compute_dtype("cpu", requested="bfloat16") is torch.bfloat16
+    assert compute_dtype("cuda", bf16_supported=True, requested="float32") is torch.float32
+    assert compute_dtype("cpu", requested="auto") is torch.float32
+    with pytest.raises(ProbeError, match="unknown --dtype 'fp8'"):
+        compute_dtype("cpu", requested="fp8")
+    assert isinstance(cpu_has_fast_bf16(), bool)
 
 
 def test_activation_bytes_count_kept_layers_mlp_and_attention_rows():

@@ -134,6 +134,33 @@ def test_killed_worker_costs_only_its_block(
     assert_same_features(open_cache(view), reference)
 
 
+def test_workers_get_the_drivers_store(local_ray, monkeypatch, tmp_path):
+    """A local Ray's workers use the driver's store (not ./cache under their session
+    folder); a remote cluster's only when PROBE_CACHE names one the user chose."""
+    from probe.features.distributed import worker_environment
+
+    @local_ray.remote
+    def worker_store() -> str:
+        import os
+
+        return os.environ.get("PROBE_CACHE", "")
+
+    assert Path(local_ray.get(worker_store.remote())).name.startswith("ray-workers-store")
+    monkeypatch.setenv("PROBE_CACHE", str(tmp_path / "store"))
+    assert worker_environment(None) == {"env_vars": {"PROBE_CACHE": str(tmp_path / "store")}}
+    assert worker_environment("ray://head:10001")["env_vars"]["PROBE_CACHE"].endswith("store")
+    monkeypatch.delenv("PROBE_CACHE")
+    assert worker_environment("ray://head:10001") == {}
+    assert worker_environment(None)["env_vars"]["PROBE_CACHE"] == str(Path("cache").resolve())
+
+
+def test_requested_dtype_overrides_the_cluster_default(local_ray):
+    from probe.features.distributed import cluster_device_and_dtype
+
+    assert cluster_device_and_dtype(local_ray) == ("cpu", "float32")
+    assert cluster_device_and_dtype(local_ray, "bfloat16") == ("cpu", "bfloat16")
+
+
 def test_without_ray_engine_ray_is_one_line_error(tiny_gpt2_dir, sms_subset, tmp_path):
     blocked = (
         "import sys; sys.modules['ray'] = None; from probe.cli import main; main(prog_name='probe')"

@@ -164,3 +164,89 @@ def test_smollm2_alias_on_a_few_texts():
     assert cache.layers == [0, 15, 30]
     ref_last, _ = reference_features(backbone, texts)
     np.testing.assert_allclose(cache.features(30, "last"), ref_last[30], rtol=5e-3, atol=5e-3)
+
+
+def test_shards_are_written_by_the_background_writer(tiny_gpt2_dir, monkeypatch):
+    """Commits run in the writer thread, in order, so compute overlaps shard writing."""
+    import threading
+
+    from probe.features.rowstore import RowStore
+
+    threads, committed = [], []
+    commit = RowStore.commit
+
+    def traced_commit(self, hashes, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        committed.append(len(hashes))
+        return commit(self, hashes, *args, **kwargs)
+
+    monkeypatch.setattr(RowStore, "commit", traced_commit)
+    texts = [f"text number {i} " * (1 + i % 7) for i in range(40)]
+    path = extract(str(tiny_gpt2_dir), TextDataset(texts, None, "t"), "all", shard_rows=8,
+                   token_budget=64)  # fmt: skip
+    assert set(threads) == {"probe-writer"} and sum(committed) == 40 and len(committed) >= 5
+    assert open_cache(path).n == 40
+
+
+def test_a_failed_shard_write_stops_the_run_and_a_rerun_completes(tiny_gpt2_dir, monkeypatch):
+    from probe.features.rowstore import RowStore
+
+    commit, calls = RowStore.commit, []
+
+    def disk_full_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return commit(self, *args, **kwargs)
+
+    texts = [f"sentence {i} about something " * (1 + i % 5) for i in range(48)]
+    data = TextDataset(texts, None, "t")
+    with monkeypatch.context() as disk:
+        disk.setattr(RowStore, "commit", disk_full_on_the_third)
+        with pytest.raises(OSError, match="No space"):
+            extract(str(tiny_gpt2_dir), data, "all", shard_rows=8, token_budget=64)
+    assert len(calls) == 3  # the error stopped the run: no commit after the failed one
+    rerun = open_cache(extract(str(tiny_gpt2_dir), data, "all", shard_rows=8, token_budget=64))
+    assert rerun.meta["reused_rows"] == 16 and rerun.meta["computed_rows"] == 32
+    clean = embed_texts(load_backbone(str(tiny_gpt2_dir)), texts, [0, 3], token_budget=64)
+    for index, layer in enumerate([0, 3]):
+        np.testing.assert_allclose(rerun.features(layer, "mean"), clean["mean"][index],
+                                   rtol=2**-10, atol=1e-6)  # fmt: skip; other batch shapes
+
+
+def test_auto_token_budget_on_cpu_is_the_default(tiny_gpt2_dir):
+    from probe.features.batching import DEFAULT_TOKEN_BUDGET
+    from probe.features.device import auto_token_budget
+
+    backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
+    assert auto_token_budget(backbone, 4, 256, DEFAULT_TOKEN_BUDGET) == DEFAULT_TOKEN_BUDGET
+
+
+def test_requested_dtype_is_the_compute_dtype_and_a_setting_of_its_own(tiny_gpt2_dir):
+    texts = VARIED_TEXTS
+    data = TextDataset(texts, None, "v")
+    fp32 = open_cache(extract(str(tiny_gpt2_dir), data, "all"))
+    bf16 = open_cache(extract(str(tiny_gpt2_dir), data, "all", dtype="bfloat16"))
+    assert (fp32.meta["compute_dtype"], bf16.meta["compute_dtype"]) == ("float32", "bfloat16")
+    assert bf16.meta["computed_rows"] == len(texts)  # no fp32 row answered for bf16
+    for layer in (1, 3):
+        a, b = fp32.features(layer, "mean"), bf16.features(layer, "mean")
+        scale = np.abs(a).max()
+        assert np.abs(a - b).max() < 0.05 * scale  # bf16 keeps 8 bits of mantissa
+        assert not np.array_equal(a, b)  # and really ran in bf16
+    backbone = load_backbone(str(tiny_gpt2_dir))
+    with pytest.raises(ProbeError, match="computes in float32"):
+        extract(backbone, data, "all", dtype="bfloat16")
+
+
+def test_compile_flag_gives_the_eager_features(tiny_gpt2_dir, tmp_path):
+    data = TextDataset(VARIED_TEXTS * 2, None, "v")
+    eager = open_cache(extract(str(tiny_gpt2_dir), data, "all", out=tmp_path / "eager.h5"))
+    fused = open_cache(extract(str(tiny_gpt2_dir), data, "all", use_compile=True, force=True,
+                               out=tmp_path / "fused.h5"))  # fmt: skip
+    assert fused.meta["computed_rows"] == len(data.texts) // 2  # repeated texts run once
+    assert fused.meta["compiled"] and not eager.meta["compiled"]
+    for layer in (0, 2, 3):
+        for pool in ("last", "mean"):
+            np.testing.assert_allclose(fused.features(layer, pool), eager.features(layer, pool),
+                                       rtol=2e-3, atol=1e-4)  # fmt: skip

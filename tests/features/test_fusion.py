@@ -1,0 +1,77 @@
+"""``--compile``: blocks compiled with torch.compile give the eager numbers, and a compiler
+failure falls back to eager instead of failing the extraction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import VARIED_TEXTS
+from probe.features.architecture import transformer_blocks
+from probe.features.extract import embed_texts
+from probe.features.fusion import compiled_blocks
+from probe.features.models import load_backbone
+
+LAYERS = [0, 1, 2, 3]
+# Fused kernels reorder float32 additions; features are then rounded to fp16. One fp16 ulp
+# (2^-10 relative) plus fp32 noise near zero covers it.
+TOLERANCE = {"rtol": 2e-3, "atol": 1e-4}
+
+
+def features(backbone):
+    return embed_texts(backbone, VARIED_TEXTS * 2, LAYERS, token_budget=128)
+
+
+def test_compiled_blocks_match_eager_and_are_removed_afterwards(tiny_gpt2_dir):
+    from torch._dynamo.utils import counters
+
+    backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
+    eager = features(backbone)
+    logged = []
+    graphs_before = counters["stats"]["unique_graphs"]
+    with compiled_blocks(backbone.model, log=logged.append) as compiled:
+        fused = features(backbone)
+    assert compiled and logged == []  # no fallback: the blocks really ran compiled
+    assert counters["stats"]["unique_graphs"] > graphs_before
+    for pool in ("last", "mean"):
+        np.testing.assert_allclose(fused[pool], eager[pool], **TOLERANCE)
+    assert all("forward" not in block.__dict__ for block in transformer_blocks(backbone.model))
+    np.testing.assert_array_equal(features(backbone)["mean"], eager["mean"])  # eager again
+
+
+def test_a_compiler_failure_falls_back_to_eager_with_one_line(tiny_gpt2_dir, monkeypatch):
+    def broken_compile(function, **options):
+        def run(*args, **kwargs):
+            raise RuntimeError("Compiler: cc not found\nlong inductor traceback")
+
+        return run
+
+    backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
+    eager = features(backbone)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    logged = []
+    with compiled_blocks(backbone.model, log=logged.append):
+        fallen_back = features(backbone)
+    assert len(logged) == 1 and "running eager" in logged[0] and "\n" not in logged[0]
+    for pool in ("last", "mean"):
+        np.testing.assert_array_equal(fallen_back[pool], eager[pool])  # the eager code ran
+
+
+def test_disabled_leaves_the_model_alone(tiny_gpt2_dir):
+    backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
+    with compiled_blocks(backbone.model, enabled=False) as compiled:
+        assert not compiled
+        assert all("forward" not in b.__dict__ for b in transformer_blocks(backbone.model))
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_forward_patched_before_is_put_back(tiny_gpt2_dir, existing):
+    backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
+    block = transformer_blocks(backbone.model)[0]
+    if existing:
+        block.forward = block.forward  # an instance attribute, as accelerate's hooks leave
+    before = block.__dict__.get("forward")
+    with compiled_blocks(backbone.model):
+        assert block.__dict__.get("forward") is not before
+    assert block.__dict__.get("forward") is before
