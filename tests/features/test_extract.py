@@ -210,8 +210,9 @@ def test_a_failed_shard_write_stops_the_run_and_a_rerun_completes(tiny_gpt2_dir,
     assert rerun.meta["reused_rows"] == 16 and rerun.meta["computed_rows"] == 32
     clean = embed_texts(load_backbone(str(tiny_gpt2_dir)), texts, [0, 3], token_budget=64)
     for index, layer in enumerate([0, 3]):
-        np.testing.assert_allclose(rerun.features(layer, "mean"), clean["mean"][index],
-                                   rtol=2**-10, atol=1e-6)  # fmt: skip; other batch shapes
+        np.testing.assert_allclose(
+            rerun.features(layer, "mean"), clean["mean"][index], rtol=2**-10, atol=1e-6
+        )  # fmt: skip; other batch shapes
 
 
 def test_auto_token_budget_on_cpu_is_the_default(tiny_gpt2_dir):
