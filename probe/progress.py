@@ -56,6 +56,13 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix(values, refresh=refresh)
 
+    def set_total(self, total: float) -> None:
+        """A better estimate of the total (extraction knows its tokens chunk by chunk)."""
+        self.total = float(round(total))
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -63,6 +70,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
         elif self._lines:
+            self.total = max(self.total, self.done)  # an estimated total ends exact
             self._print_line(final=True)
 
     def line(self, final: bool = False) -> str:

@@ -290,62 +290,88 @@ def _distinct(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
+TOKENIZE_CHUNK = 65536  # texts tokenised and length-sorted together: bounds the token ids held
+
+
 def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, force, token_budget,
                   shard_rows, quiet, log) -> None:  # fmt: skip
     """Run the backbone over the texts at ``todo`` and commit their rows in shards.
 
-    Batches are length-sorted over ``todo`` and committed in order, so a re-run after a kill
-    (whose ``todo`` is the uncommitted tail) batches the rest as the first run would have.
-    Shards are written and committed in a background thread while the model computes the
-    next batches (one writer, in order, one shard queued at most; a failed write stops
-    the run at the next shard and is raised).
+    Three things overlap: the next chunk of texts is tokenised in a thread, the model runs on
+    this one, and finished shards are written and committed by a background writer (one, in
+    order, one shard queued at most; a failed write stops the run at the next shard). Within
+    a chunk of ``TOKENIZE_CHUNK`` texts batches are length-sorted, so padding stays ~5% while
+    the token ids held stay bounded on a 10M-text corpus. A re-run after a kill computes only
+    the uncommitted rows; they may meet other batch shapes (equal to float rounding).
     """
-    from probe.features.device import auto_token_budget
+    from probe.features.device import auto_token_budget, prefetched
 
     max_length = rows.setting.max_length
-    encoded = backbone.tokenizer.encode([texts[i] for i in todo], max_length)
-    lengths = np.asarray([len(ids) for ids in encoded.token_ids], dtype=np.int64)
-    if lengths.min() == 0:
-        empty = int((lengths == 0).sum())
-        raise ProbeError(f"{empty} texts have no tokens; remove them from the data")
-    if encoded.truncated:
-        log(f"truncated {encoded.truncated} of {len(lengths)} texts to {max_length} tokens")
-    cut = lengths >= max_length  # exact unless a text is exactly max_length tokens long
     held = set() if force else rows.held_layers(hashes[todo])
     computed = [layer for layer in layers_to_compute(wanted) if layer not in held]
     if token_budget is None:
         token_budget = auto_token_budget(backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET)
+    chunks = [todo[i : i + TOKENIZE_CHUNK] for i in range(0, len(todo), TOKENIZE_CHUNK)]
+    characters = np.asarray([len(texts[i]) for i in todo], dtype=np.int64)
+    progress = _progress_bar(0, quiet)
+    truncated = 0
+
+    def tokenize(chunk: np.ndarray):
+        encoded = backbone.tokenizer.encode([texts[i] for i in chunk], max_length)
+        lengths = np.asarray([len(ids) for ids in encoded.token_ids], dtype=np.int64)
+        if lengths.min() == 0:
+            empty = int((lengths == 0).sum())
+            raise ProbeError(f"{empty} texts have no tokens; remove them from the data")
+        return chunk, encoded, lengths
+
+    def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
+        rows.commit(hashes[positions], lengths, pooled, computed, truncated=lengths >= max_length,
+                    prefer=force)  # fmt: skip; exact unless a text is exactly max_length long
+
+    total_characters = int(characters.sum())
+    tokens_seen = characters_seen = offset = 0
+    with BackgroundWriter(depth=1) as writer:
+        for chunk, encoded, lengths in prefetched(chunks, tokenize, depth=1):
+            truncated += encoded.truncated
+            tokens_seen += int(lengths.sum())
+            characters_seen += int(characters[offset : offset + len(chunk)].sum())
+            offset += len(chunk)
+            rate = tokens_seen / max(characters_seen, 1)  # tokens per character so far
+            progress.set_total(tokens_seen + rate * (total_characters - characters_seen))
+            _run_chunk(backbone, encoded.token_ids, lengths, chunk, computed, token_budget,
+                       shard_rows, writer, commit, progress)  # fmt: skip
+    progress.close()
+    if truncated:
+        log(f"truncated {truncated} of {len(todo)} texts to {max_length} tokens")
+
+
+def _run_chunk(backbone, token_ids, lengths, positions, layers, token_budget, shard_rows, writer,
+               commit, progress) -> None:  # fmt: skip
+    """Pool one tokenised chunk batch by batch; hand a shard to ``writer`` every
+    ``shard_rows`` rows or ``SHARD_SECONDS`` of compute, and the rest at the end."""
     batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
-    progress = _progress_bar(int(lengths.sum()), quiet)
     pending: list[tuple[np.ndarray, dict]] = []
     flushed_at = time.perf_counter()
 
-    def commit(order: np.ndarray, pooled: dict) -> None:
-        rows.commit(hashes[todo[order]], lengths[order], pooled, computed, truncated=cut[order],
-                    prefer=force)  # fmt: skip
+    def flush():
+        if not pending:
+            return
+        order = np.concatenate([batch_rows for batch_rows, _ in pending])
+        pooled = {
+            pool: np.concatenate([p[pool] for _, p in pending], axis=1) for pool in pending[0][1]
+        }  # (n_layers, rows, D) per pool
+        pending.clear()
+        writer.submit(commit, positions[order], lengths[order], pooled)
 
-    with BackgroundWriter(depth=1) as writer:
-
-        def flush():
-            if not pending:
-                return
-            order = np.concatenate([batch_rows for batch_rows, _ in pending])
-            pooled = {
-                pool: np.concatenate([p[pool] for _, p in pending], axis=1)
-                for pool in pending[0][1]
-            }  # (n_layers, rows, D) per pool
-            pending.clear()
-            writer.submit(commit, order, pooled)
-
-        for batch_rows, pooled in pooled_batches(backbone, encoded.token_ids, batches, computed):
-            pending.append((batch_rows, pooled))
-            progress.update(int(lengths[batch_rows].sum()))
-            buffered = sum(len(r) for r, _ in pending)
-            if buffered >= shard_rows or time.perf_counter() - flushed_at > SHARD_SECONDS:
-                flush()
-                flushed_at = time.perf_counter()
-        flush()
-    progress.close()
+    for batch_rows, pooled in pooled_batches(backbone, token_ids, batches, layers):
+        pending.append((batch_rows, pooled))
+        progress.update(int(lengths[batch_rows].sum()))
+        if sum(len(r) for r, _ in pending) >= shard_rows or (
+            time.perf_counter() - flushed_at > SHARD_SECONDS
+        ):
+            flush()
+            flushed_at = time.perf_counter()
+    flush()
 
 
 def _hint_faster_dtype(backbone: Backbone, requested: str | None, log) -> None:

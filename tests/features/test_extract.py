@@ -215,12 +215,14 @@ def test_a_failed_shard_write_stops_the_run_and_a_rerun_completes(tiny_gpt2_dir,
         )  # fmt: skip; other batch shapes
 
 
-def test_auto_token_budget_on_cpu_is_the_default(tiny_gpt2_dir):
+def test_auto_token_budget_on_cpu_is_the_default_doubled_in_half_precision(tiny_gpt2_dir):
     from probe.features.batching import DEFAULT_TOKEN_BUDGET
     from probe.features.device import auto_token_budget
 
     backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
     assert auto_token_budget(backbone, 4, 256, DEFAULT_TOKEN_BUDGET) == DEFAULT_TOKEN_BUDGET
+    backbone = load_backbone(str(tiny_gpt2_dir), device="cpu", dtype="bfloat16")
+    assert auto_token_budget(backbone, 4, 256, DEFAULT_TOKEN_BUDGET) == 2 * DEFAULT_TOKEN_BUDGET
 
 
 def test_requested_dtype_is_the_compute_dtype_and_a_setting_of_its_own(tiny_gpt2_dir):
@@ -251,3 +253,28 @@ def test_compile_flag_gives_the_eager_features(tiny_gpt2_dir, tmp_path):
         for pool in ("last", "mean"):
             np.testing.assert_allclose(fused.features(layer, pool), eager.features(layer, pool),
                                        rtol=2e-3, atol=1e-4)  # fmt: skip
+
+
+def test_chunked_tokenisation_gives_the_features_of_one_chunk(tiny_gpt2_dir, monkeypatch, tmp_path):
+    """Chunks bound the token ids held on a huge corpus; they change batch shapes, not rows."""
+    import probe.features.extract as extraction
+
+    backbone = load_backbone(str(tiny_gpt2_dir))
+    texts = [f"{VARIED_TEXTS[i % len(VARIED_TEXTS)]} {i}" for i in range(30)]
+    data = TextDataset(texts, None, "t")
+    whole = open_cache(extract(backbone, data, "all", token_budget=96, out=tmp_path / "w.h5"))
+    calls = []
+    encode = backbone.tokenizer.encode
+    monkeypatch.setattr(
+        backbone.tokenizer, "encode", lambda t, m: calls.append(len(t)) or encode(t, m)
+    )
+    monkeypatch.setattr(extraction, "TOKENIZE_CHUNK", 7)
+    chunked = extract(backbone, data, "all", token_budget=96, force=True, out=tmp_path / "c.h5")
+    chunked = open_cache(chunked)
+    assert calls == [7, 7, 7, 7, 2]
+    np.testing.assert_array_equal(chunked.n_tokens, whole.n_tokens)
+    for layer in whole.layers:
+        for pool in ("last", "mean"):
+            np.testing.assert_allclose(
+                chunked.features(layer, pool), whole.features(layer, pool), rtol=2**-10, atol=1e-6
+            )  # fmt: skip; other batch shapes
