@@ -156,6 +156,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--compile", action="store_true", help="probe extract --compile")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive loop")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="K distinct copies of each text (' #k' appended): a GPU needs "
+                        "millions of tokens to time")  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "extract_smollm2_sms"))
     args = parser.parse_args()
 
@@ -166,6 +169,8 @@ def main() -> None:
 
     data = read_dataset(args.data)
     texts = data.texts[: args.n or None]
+    if args.repeat > 1:
+        texts = [f"{text} #{k}" for k in range(args.repeat) for text in texts]
     dataset = TextDataset(texts, None, args.data)
     backbone = load_backbone(args.model, device=args.device, dtype=args.dtype)
     on_gpu = args.device.startswith("cuda")

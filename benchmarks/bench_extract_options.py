@@ -80,7 +80,7 @@ def main() -> None:
                "data": args.data, "texts": args.n, "results": results}  # fmt: skip
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    rows = ["| configuration | wall s | extract s | tok/s (wall) | speedup |", "|---|" * 5]
+    rows = ["| configuration | wall s | extract s | tok/s (wall) | speedup |", "|" + "---|" * 5]
     rows += [f"| {name} | {r['wall_seconds']} | {r['extract_seconds']} | "
              f"{r['tokens_per_wall_second']} | {r.get('speedup_vs_fp32_eager_wall', '-')} |"
              for name, r in results.items()]  # fmt: skip

@@ -49,11 +49,11 @@ def virtual_view(path: Path, store: RowStore, keys: np.ndarray) -> int:
         for pool in store.setting.pools:
             layout = h5py.VirtualLayout(shape=(LAYERS, n, D), dtype=np.float16)
             for layer in range(LAYERS):
-                shards, rows = located[layer]
-                names = np.asarray(shards, dtype=object)
-                for name in dict.fromkeys(shards):
-                    positions = np.flatnonzero(names == name)
-                    shard_rows = rows[positions]
+                where = located[layer]
+                for shard in dict.fromkeys(where.shard.tolist()):
+                    name = where.names[shard]
+                    positions = np.flatnonzero(where.shard == shard)
+                    shard_rows = where.row[positions]
                     source = h5py.VirtualSource(str(store.folder / name), pool,
                                                 shape=(LAYERS, SHARD_LEN[name], D))  # fmt: skip
                     # split into runs where both view positions and shard rows are consecutive

@@ -290,7 +290,7 @@ def _distinct(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-TOKENIZE_CHUNK = 65536  # texts tokenised and length-sorted together: bounds the token ids held
+TOKENIZE_CHUNK = 16384  # texts tokenised and length-sorted together: bounds the token ids held
 
 
 def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, force, token_budget,
@@ -325,8 +325,14 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
         return chunk, encoded, lengths
 
     def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
-        rows.commit(hashes[positions], lengths, pooled, computed, truncated=lengths >= max_length,
-                    prefer=force)  # fmt: skip; exact unless a text is exactly max_length long
+        rows.commit(
+            hashes[positions],
+            lengths,
+            pooled,
+            computed,
+            truncated=lengths >= max_length,
+            prefer=force,
+        )  # fmt: skip; exact unless a text is exactly max_length long
 
     total_characters = int(characters.sum())
     tokens_seen = characters_seen = offset = 0

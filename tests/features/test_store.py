@@ -73,6 +73,61 @@ def test_commit_then_missing_and_the_earliest_row_wins(tmp_path):
     np.testing.assert_array_equal(store.read_layer(located[1], 1, "mean")[0], forced["mean"][0, 0])
 
 
+def reference_locate(store: RowStore, keys: np.ndarray, layer: int):
+    """The obvious computation: walk the index in order, first shard holding (text, layer)."""
+    import h5py
+
+    found = {}
+    for index, entry in enumerate(store.entries()):
+        if layer not in entry.layers:
+            continue
+        with h5py.File(store.folder / entry.name) as handle:
+            for row, key in enumerate(handle["text_sha1"][()]):
+                found.setdefault(key.tobytes(), (index, row))
+    return [found.get(key.tobytes(), (-1, 0)) for key in keys]
+
+
+def test_vectorised_lookup_equals_a_walk_through_the_index(tmp_path):
+    """Many shards, repeated texts across shards, three layer sets, a forced shard first."""
+    rng = np.random.default_rng(7)
+    universe = rng.integers(0, 256, (300, 20), dtype=np.uint8)
+    universe[:, :8] = universe[rng.integers(0, 40, 300), :8]  # many shared 8-byte prefixes
+    universe = np.unique(universe, axis=0)
+    for shard in range(12):
+        rows = rng.choice(len(universe), rng.integers(1, 60), replace=False)
+        layers = [[0, 1], [2], [0, 1, 2]][shard % 3]
+        commit_block(SETTING, universe[rows], np.full(len(rows), 3), block(len(rows), layers),
+                     layers, tmp_path, prefer=shard == 7)  # fmt: skip
+    store = RowStore(SETTING, tmp_path)
+    queries = np.concatenate([universe, rng.integers(0, 256, (50, 20), dtype=np.uint8)])
+    queries[-10:, :8] = universe[:10, :8]  # absent texts whose prefix is stored
+    located = store.locate(queries, [0, 1, 2])
+    for layer in (0, 1, 2):
+        expected = reference_locate(store, queries, layer)
+        assert (
+            list(zip(located[layer].shard.tolist(), located[layer].row.tolist(), strict=True))
+            == expected
+        )
+    lacking = {
+        i
+        for layer in (0, 1, 2)
+        for i, (s, _) in enumerate(reference_locate(store, queries, layer))
+        if s < 0
+    }
+    assert store.missing(queries, [0, 1, 2]).tolist() == sorted(lacking)
+
+
+def test_held_layers_of_texts_spread_over_shards(tmp_path):
+    keys = hashes_of(["a", "b", "c"])
+    commit_block(SETTING, keys, [1, 1, 1], block(3, [0, 1]), [0, 1], tmp_path)
+    commit_block(SETTING, keys[:2], [1, 1], block(2, [2]), [2], tmp_path)
+    store = RowStore(SETTING, tmp_path)
+    assert store.held_layers(keys) == {0, 1}
+    assert store.held_layers(keys[:2]) == {0, 1, 2}
+    assert store.held_layers(hashes_of(["z"])) == set()
+    assert store.held_layers(keys[:0]) == set()
+
+
 def test_commit_rejects_a_block_of_the_wrong_shape(tmp_path):
     with pytest.raises(ValueError, match="expected"):
         commit_block(SETTING, hashes_of(["a"]), [1], block(2, [0]), [0], tmp_path)
