@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_extract import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "incremental.md"
@@ -55,7 +56,8 @@ def main() -> None:
         "",
         f"Model {args.model} (CPU, fp32), SMS texts, layers {args.layers} "
         f"({len(a.layers)} stored), one loaded backbone (load {load_s:.1f} s, excluded).",
-        "Machine: 2 cores shared with other helpers' jobs (times are upper bounds).",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (times are upper bounds if other "
+        "jobs ran).",
         f"Command: `python benchmarks/bench_incremental.py --model {args.model} "
         f"--first {n1} --second {n2} --layers {args.layers}`",
         "",
