@@ -325,18 +325,14 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
         return chunk, encoded, lengths
 
     def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
-        rows.commit(
-            hashes[positions],
-            lengths,
-            pooled,
-            computed,
-            truncated=lengths >= max_length,
-            prefer=force,
-        )  # fmt: skip; exact unless a text is exactly max_length long
+        # truncated: exact unless a text is exactly max_length tokens long
+        rows.commit(hashes[positions], lengths, pooled, computed,
+                    truncated=lengths >= max_length, prefer=force)  # fmt: skip
 
     total_characters = int(characters.sum())
     tokens_seen = characters_seen = offset = 0
     with BackgroundWriter(depth=1) as writer:
+        shards = _ShardBuffer(writer, commit, shard_rows)
         for chunk, encoded, lengths in prefetched(chunks, tokenize, depth=1):
             truncated += encoded.truncated
             tokens_seen += int(lengths.sum())
@@ -344,40 +340,42 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
             offset += len(chunk)
             rate = tokens_seen / max(characters_seen, 1)  # tokens per character so far
             progress.set_total(tokens_seen + rate * (total_characters - characters_seen))
-            _run_chunk(backbone, encoded.token_ids, lengths, chunk, computed, token_budget,
-                       shard_rows, writer, commit, progress)  # fmt: skip
+            batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
+            for batch, pooled in pooled_batches(backbone, encoded.token_ids, batches, computed):
+                shards.add(chunk[batch], lengths[batch], pooled)
+                progress.update(int(lengths[batch].sum()))
+        shards.flush()
     progress.close()
     if truncated:
         log(f"truncated {truncated} of {len(todo)} texts to {max_length} tokens")
 
 
-def _run_chunk(backbone, token_ids, lengths, positions, layers, token_budget, shard_rows, writer,
-               commit, progress) -> None:  # fmt: skip
-    """Pool one tokenised chunk batch by batch; hand a shard to ``writer`` every
-    ``shard_rows`` rows or ``SHARD_SECONDS`` of compute, and the rest at the end."""
-    batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
-    pending: list[tuple[np.ndarray, dict]] = []
-    flushed_at = time.perf_counter()
+class _ShardBuffer:
+    """Pooled batches gathered into shards: one goes to the writer every ``shard_rows`` rows
+    or ``SHARD_SECONDS`` of compute, whichever comes first (what a killed run can lose)."""
 
-    def flush():
-        if not pending:
-            return
-        order = np.concatenate([batch_rows for batch_rows, _ in pending])
-        pooled = {
-            pool: np.concatenate([p[pool] for _, p in pending], axis=1) for pool in pending[0][1]
-        }  # (n_layers, rows, D) per pool
-        pending.clear()
-        writer.submit(commit, positions[order], lengths[order], pooled)
+    def __init__(self, writer: BackgroundWriter, commit, shard_rows: int):
+        self.writer, self.commit, self.shard_rows = writer, commit, shard_rows
+        self.pending: list[tuple[np.ndarray, np.ndarray, dict]] = []
+        self.started = time.perf_counter()
 
-    for batch_rows, pooled in pooled_batches(backbone, token_ids, batches, layers):
-        pending.append((batch_rows, pooled))
-        progress.update(int(lengths[batch_rows].sum()))
-        if sum(len(r) for r, _ in pending) >= shard_rows or (
-            time.perf_counter() - flushed_at > SHARD_SECONDS
-        ):
-            flush()
-            flushed_at = time.perf_counter()
-    flush()
+    def add(self, positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
+        self.pending.append((positions, lengths, pooled))
+        held = sum(len(p) for p, _, _ in self.pending)
+        if held >= self.shard_rows or time.perf_counter() - self.started > SHARD_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            positions = np.concatenate([p for p, _, _ in self.pending])
+            lengths = np.concatenate([n for _, n, _ in self.pending])
+            pooled = {  # (n_layers, rows, D) per pool
+                pool: np.concatenate([b[pool] for _, _, b in self.pending], axis=1)
+                for pool in self.pending[0][2]
+            }
+            self.pending.clear()
+            self.writer.submit(self.commit, positions, lengths, pooled)
+        self.started = time.perf_counter()
 
 
 def _hint_faster_dtype(backbone: Backbone, requested: str | None, log) -> None:
