@@ -126,7 +126,7 @@ def extract(
 
         if force:
             raise ProbeError("--force is not supported with --engine ray; run without it")
-        fill_store_on_ray(
+        dtype = fill_store_on_ray(  # the cluster's dtype: a CPU driver must not recompute
             model,
             dataset,
             layers,

@@ -104,6 +104,27 @@ def test_cli_ray_two_workers_equals_single_process(
 
 
 @needs_ray
+def test_the_view_step_takes_the_clusters_dtype(local_ray, tiny_gpt2_dir, tmp_path, monkeypatch):
+    """A GPU cluster computes in bf16 while the driver has only a CPU: the driver's view
+    step must find the cluster's rows, not recompute them in its own fp32."""
+    import probe.features.distributed as distributed
+    from probe.cli import main
+    from probe.features.store import read_attrs
+
+    def gpu_cluster(ray, requested=None):
+        return "cpu", "bfloat16"  # what cluster_device_and_dtype reports for bf16 GPUs
+
+    monkeypatch.setattr(distributed, "cluster_device_and_dtype", gpu_cluster)
+    result = CliRunner().invoke(
+        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_csv(tmp_path, 40)),
+               "--engine", "ray", "--workers", "2", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    attrs = read_attrs(Path(result.output.strip().splitlines()[-1]))
+    assert attrs["compute_dtype"] == "bfloat16" and attrs["computed_rows"] == 0
+
+
+@needs_ray
 def test_killed_worker_costs_only_its_block(
     local_ray, tiny_gpt2_dir, tmp_path, isolated_cache, monkeypatch
 ):
