@@ -35,6 +35,8 @@ def one_line(message: str, limit: int = MAX_LINE - _CLICK_PREFIX) -> str:
     first = lines[0] if lines else "failed"
     if len(first) > limit:  # long paths lose their folders first, the advice stays
         first = re.sub(r"/[^\s'\"()]*/([^/\s'\"()]+/[^/\s'\"()]+)", r"…/\1", first)
+    if len(first) > limit:  # still too long (deep temporary folders): keep file names only
+        first = re.sub(r"…/[^/\s'\"()]+/([^/\s'\"()]+)", r"…/\1", first)
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 

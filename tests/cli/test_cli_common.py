@@ -144,3 +144,19 @@ def test_extract_writes_progress_lines_while_it_runs(
             stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300, check=True,
         )  # fmt: skip
     assert "extract: " not in quiet_log.read_text()
+
+
+@pytest.mark.parametrize("depth", [1, 3, 8])
+def test_one_line_keeps_the_advice_when_paths_are_deep(depth):
+    """Paths lose folders, then everything but their names, before the advice is cut."""
+    from probe.errors import MAX_LINE, one_line
+
+    folder = "/tmp" + "/pytest-of-root/test_a_long_test_function_name_with_parameters_0" * depth
+    message = (
+        f"{folder}/h/sms.json was fitted on model '{folder}/tiny-gpt2' (fingerprint "
+        f"0cf3a9ef7685), not on '{folder}/other-gpt2' (fingerprint 81740984e2c9); "
+        "fit a head for this model"
+    )
+    line = one_line(message)
+    assert line.endswith("fit a head for this model") and len(line) <= MAX_LINE
+    assert "sms.json" in line and "other-gpt2" in line
