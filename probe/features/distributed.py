@@ -246,6 +246,7 @@ def start_ray(address: str | None, workers: int):
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # probe prints its own progress lines
     context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # probe prints its own progress
     kwargs = {"include_dashboard": False, "logging_level": logging.WARNING,
               "runtime_env": worker_environment(address)}  # fmt: skip
     if address is None:
