@@ -179,7 +179,12 @@ def main() -> None:
         backbone, backbone.num_layers + 1, backbone.default_max_length, DEFAULT_TOKEN_BUDGET
     )
     gemm = {m: matmul_rates(backbone.model, m) for m in sorted({min(budget, 16384), 4096})}
-    fp32 = {m: matmul_rates(backbone.model, m, dtype=torch.float32) for m in gemm}
+    model_is_fp32 = next(backbone.model.parameters()).dtype == torch.float32
+    fp32 = (
+        gemm
+        if model_is_fp32
+        else {m: matmul_rates(backbone.model, m, dtype=torch.float32) for m in gemm}
+    )
     warm = TextDataset(texts[:64], None, "warm-up")
     warm_s, _ = probe_extract(backbone, warm, "all", budget, args.compile)  # compiles, if asked
 
@@ -195,11 +200,10 @@ def main() -> None:
     for m, rate in matmul_rates_after(backbone.model, gemm).items():
         gemm[m] = rate
     peak = max(rate["median"] for rate in gemm.values())
-    fp32 = matmul_rates_after(backbone.model, fp32, torch.float32)
+    if not model_is_fp32:  # for an fp32 model ``fp32`` is ``gemm``, measured once
+        fp32 = matmul_rates_after(backbone.model, fp32, torch.float32)
     fp32_peak = max(rate["median"] for rate in fp32.values())
     dtype = str(next(backbone.model.parameters()).dtype).removeprefix("torch.")
-    if dtype == "float32":  # the same quantity measured twice: keep the better
-        peak = fp32_peak = max(peak, fp32_peak)
 
     def flops(seconds, n_tokens):
         return 2 * params * n_tokens / seconds

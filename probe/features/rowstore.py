@@ -125,6 +125,7 @@ class RowStore:
         self.setting = setting
         self.folder = rows_dir(root) / setting.key
         self._keys: dict[str, np.ndarray] = {}  # shard name -> its keys (shards are immutable)
+        self._sorted: dict[tuple, tuple] = {}  # per group of shards, sorted (_sorted_keys)
 
     # --- the index ------------------------------------------------------------------------
 
@@ -164,19 +165,32 @@ class RowStore:
             found.append((set(layers), shard, row))
         return [e.name for e in entries], found
 
+    def _sorted_keys(self, names: list[str], indices: list[int]) -> tuple:
+        """The keys of these shards, with shard index and row, sorted by prefix then shard:
+        built once per set of shards (a view's lookups ask several times per extract)."""
+        cache_key = tuple(zip(indices, names, strict=True))
+        if cache_key not in self._sorted:
+            keys = [self._shard_keys(name) for name in names]
+            stored = np.concatenate(keys) if keys else np.empty(0, KEY)
+            shard_of = np.repeat(np.asarray(indices, np.int64), [len(k) for k in keys])
+            row_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys] or [[]])
+            order = np.lexsort((shard_of, stored["prefix"]))  # by prefix, then earliest shard
+            superseded = [k for k in self._sorted if {n for _, n in k} & set(names)]
+            for old in superseded:  # the same shards before a commit joined them
+                del self._sorted[old]
+            sorted_prefix = stored["prefix"][order]
+            self._sorted[cache_key] = (stored, shard_of, row_of.astype(np.int64), order,
+                                       sorted_prefix)  # fmt: skip
+        return self._sorted[cache_key]
+
     def _search(self, query: np.ndarray, names: list[str], indices: list[int]):
         """For each query key: the smallest shard index among ``names`` holding it (-1 if
         none) and its row there."""
         shard = np.full(len(query), -1, np.int64)
         row = np.zeros(len(query), np.int64)
-        keys = [self._shard_keys(name) for name in names]
-        if not sum(len(k) for k in keys) or not len(query):
+        stored, shard_of, row_of, order, prefix = self._sorted_keys(names, indices)
+        if not len(stored) or not len(query):
             return shard, row
-        stored = np.concatenate(keys)
-        shard_of = np.repeat(np.asarray(indices, np.int64), [len(k) for k in keys])
-        row_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys])
-        order = np.lexsort((shard_of, stored["prefix"]))  # by prefix, then earliest shard
-        prefix = stored["prefix"][order]
         at = np.searchsorted(prefix, query["prefix"])
         inside = at < len(order)
         candidate = order[np.minimum(at, len(order) - 1)]
