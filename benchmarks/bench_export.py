@@ -38,11 +38,11 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from probe.heads.export import OnnxPredictor, export_head, export_size
     from probe.heads.persistence import save_head
-    from probe.heads.predict import load_predictor
     from probe.heads.rows import prepare
-    from probe.heads.sweep import fit_one, head_meta
+    from probe.research.sweep import fit_one, head_meta
+    from probe.serve.export import OnnxPredictor, export_head, export_size
+    from probe.serve.predict import load_predictor
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def main() -> None:
 
 
 def _model_dir(spec: str) -> Path:
-    from probe.features.models import resolve_model_dir
+    from probe.features.models.loading import resolve_model_dir
 
     return resolve_model_dir(spec)
 

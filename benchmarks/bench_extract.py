@@ -32,7 +32,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def non_embedding_parameters(model) -> int:
-    from probe.features.architecture import base_model
+    from probe.features.models.architecture import base_model
 
     embeddings = {id(p) for m in base_model(model).modules() if isinstance(m, torch.nn.Embedding)
                   for p in m.parameters()}  # fmt: skip
@@ -46,7 +46,7 @@ def _sync(device) -> None:
 
 def linear_shapes(model) -> list[tuple[int, int]]:
     """(out, in) of every matrix multiply in one block: nn.Linear and GPT-2's Conv1D."""
-    from probe.features.architecture import transformer_blocks
+    from probe.features.models.architecture import transformer_blocks
 
     shapes = []
     for module in transformer_blocks(model)[0].modules():
@@ -97,7 +97,7 @@ def matmul_rates_after(model, before: dict, dtype=None) -> dict:
 
 def naive_loop(backbone, texts, max_length=120, batch_size=32) -> tuple[float, int]:
     """Returns (seconds, real tokens)."""
-    from probe.features.architecture import base_model
+    from probe.features.models.architecture import base_model
     from probe.features.pooling import pool_last, pool_mean
 
     encoded = backbone.tokenizer.encode(texts, max_length).token_ids
@@ -134,7 +134,7 @@ def cpu_name() -> str:
 
 def probe_extract(backbone, dataset, layers, token_budget, use_compile=False) -> tuple[float, int]:
     from probe.features.extract import extract
-    from probe.features.store import open_cache
+    from probe.features.store.caches import open_cache
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["PROBE_CACHE"] = store
@@ -165,7 +165,7 @@ def main() -> None:
     from probe.data.readers import TextDataset, read_dataset
     from probe.features.batching import length_sorted_batches
     from probe.features.device import auto_token_budget
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
 
     data = read_dataset(args.data)
     texts = data.texts[: args.n or None]

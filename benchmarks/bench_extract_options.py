@@ -32,7 +32,7 @@ CONFIGURATIONS = {
 
 
 def run(model: str, data: Path, options: list[str]) -> dict:
-    from probe.features.store import open_cache
+    from probe.features.store.caches import open_cache
 
     with tempfile.TemporaryDirectory() as store:
         env = {**os.environ, "PROBE_CACHE": store, "HF_HUB_OFFLINE": "1"}

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from probe.data.splits import load_splits
-from probe.features.architecture import final_norm
-from probe.features.models import load_backbone
+from probe.features.models.architecture import final_norm
+from probe.features.models.loading import load_backbone
 from probe.finetune.training import (
     FinetuneClassifier,
     FinetuneConfig,

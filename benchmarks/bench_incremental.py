@@ -35,8 +35,8 @@ def main() -> None:
 
     from probe.data.readers import TextDataset
     from probe.features.extract import extract
-    from probe.features.models import load_backbone
-    from probe.features.store import open_cache
+    from probe.features.models.loading import load_backbone
+    from probe.features.store.caches import open_cache
 
     texts = pd.read_csv(REPO / "data" / "sms_spam.csv").text.tolist()
     started = time.perf_counter()

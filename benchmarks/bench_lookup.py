@@ -27,7 +27,7 @@ LAYERS = list(range(31))
 
 
 def build(root: Path, rows: int, shard_rows: int, seed: int = 0) -> np.ndarray:
-    from probe.features.rowstore import RowStore, Setting
+    from probe.features.store.rowstore import RowStore, Setting
 
     store = RowStore(Setting("bench", "tok", 512, "right", "float32"), root)
     keys = np.random.default_rng(seed).integers(0, 256, (rows, 20), dtype=np.uint8)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "lookup"))
     args = parser.parse_args()
 
-    import probe.features.rowstore as current
+    import probe.features.store.rowstore as current
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

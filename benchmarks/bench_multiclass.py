@@ -89,7 +89,7 @@ def main() -> None:
 
     from probe.heads.estimator import DEFAULT_CS
     from probe.heads.rows import prepare
-    from probe.heads.sweep import markdown_table, public, run_sweep
+    from probe.research.sweep import markdown_table, public, run_sweep
 
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     folder = Path(tempfile.mkdtemp(prefix="probe-4class-"))

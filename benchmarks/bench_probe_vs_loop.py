@@ -39,8 +39,8 @@ RESULTS = Path(__file__).parent / "results"
 def frozen_loop(backbone, texts, labels, test_texts, max_length, epochs=5, batch_size=32,
                 lr=1e-3, seed=0):  # fmt: skip
     """The usual loop; returns (seconds, test predictions as class indices)."""
-    from probe.features.architecture import base_model
     from probe.features.batching import collate
+    from probe.features.models.architecture import base_model
     from probe.features.pooling import pool_last
 
     torch.manual_seed(seed)
@@ -91,10 +91,10 @@ def main() -> None:
 
     from probe.data.readers import read_dataset
     from probe.features.extract import extract
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
     from probe.heads.metrics import classification_report
     from probe.heads.rows import prepare, stratified_rows
-    from probe.heads.sweep import fit_one
+    from probe.research.sweep import fit_one
 
     full = read_dataset(args.data)
     if args.n and args.n < len(full):

@@ -48,10 +48,10 @@ def main() -> None:
     parser.add_argument("--name", default="research_sst2")
     args = parser.parse_args()
 
-    from probe.heads.curve import learning_curve
-    from probe.heads.curve import markdown_table as curve_table
     from probe.heads.rows import prepare
-    from probe.heads.sweep import markdown_table, public, run_sweep
+    from probe.research.curve import learning_curve
+    from probe.research.curve import markdown_table as curve_table
+    from probe.research.sweep import markdown_table, public, run_sweep
 
     train, test = make_subset(args.sst2, args.subset_dir)
     load_before = os.getloadavg()

@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from probe.features.rowstore import RowStore, Setting
-from probe.features.views import materialise
+from probe.features.store.rowstore import RowStore, Setting
+from probe.features.store.views import materialise
 
 D, LAYERS, SHARD = 576, 4, 4096
 RESULTS = Path(__file__).parent / "results" / "store_views.md"

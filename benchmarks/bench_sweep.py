@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from probe.heads.rows import is_cache_file, prepare
-    from probe.heads.sweep import markdown_table, public, run_sweep
+    from probe.research.sweep import markdown_table, public, run_sweep
 
     load_before = os.getloadavg()
     started = time.perf_counter()

@@ -25,7 +25,7 @@ def main() -> None:
     from probe.data.readers import read_dataset
     from probe.features.batching import length_sorted_batches
     from probe.features.extract import MAX_BATCH_SIZE, pooled_batch
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
 
     backbone = load_backbone(args.model, device="cpu")
     texts = read_dataset(args.data).texts[: args.n]

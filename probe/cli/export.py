@@ -33,7 +33,7 @@ def export(head, out, model, no_check, as_json):
       probe export heads/smollm2-135m-sms-l20-last.json --out exports/sms
       probe predict --onnx exports/sms "WIN a FREE prize now!!!"
     """
-    from probe.heads.export import META_FILE, export_head, export_size
+    from probe.serve.export import META_FILE, export_head, export_size
 
     folder = export_head(head, out, model=model, check=not no_check, log=detail)
     record = json.loads((folder / META_FILE).read_text(encoding="utf-8"))

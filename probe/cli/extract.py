@@ -163,7 +163,7 @@ def cache_ls(as_json):
     Example:
       probe cache ls
     """
-    from probe.features.store import list_caches, store_report
+    from probe.features.store.caches import list_caches, store_report
 
     rows = list_caches()
     report = store_report()
@@ -204,7 +204,7 @@ def cache_info(file):
       probe cache info
     """
     from probe.errors import ProbeError
-    from probe.features.store import PendingView, read_attrs, store_report, summarize
+    from probe.features.store.caches import PendingView, read_attrs, store_report, summarize
 
     if file is None:
         report = store_report()
@@ -245,8 +245,8 @@ def cache_gc():
     Example:
       probe cache gc
     """
-    from probe.features.rowstore import collect_garbage
-    from probe.features.store import store_report
+    from probe.features.store.caches import store_report
+    from probe.features.store.rowstore import collect_garbage
 
     removed = collect_garbage()
     freed = sum(size for _, size in removed)

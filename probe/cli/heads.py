@@ -94,7 +94,7 @@ def fit(layer, pool, out, **options):
     from probe.heads.metrics import format_report
     from probe.heads.mix import parse_multi_layer
     from probe.heads.persistence import save_head
-    from probe.heads.sweep import fit_one, head_meta
+    from probe.research.sweep import fit_one, head_meta
 
     check_pool(pool)
     multi = parse_multi_layer(layer)  # --layer mix, --layer 12,18,24
@@ -218,7 +218,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     """
     from probe.features.layers import resolve_layers
     from probe.heads.persistence import save_head
-    from probe.heads.sweep import head_meta, markdown_table, plot_sweep, public, run_sweep
+    from probe.research.sweep import head_meta, markdown_table, plot_sweep, public, run_sweep
 
     data = _prepare(options, layers=layers)
     chosen = resolve_layers(layers, data.n_layers_model)
@@ -276,7 +276,7 @@ def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
       probe predict --onnx exports/sms "WIN a FREE prize now!!!"
     """
     from probe.errors import ProbeError
-    from probe.heads.predict import format_predictions, load_predictor
+    from probe.serve.predict import format_predictions, load_predictor
 
     if bool(texts) == bool(data):
         raise ProbeError("give texts as arguments or --data FILE (one of the two)")
@@ -290,7 +290,7 @@ def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
             say(f"skipped {dataset.skipped_empty} empty texts")
         texts = dataset.texts
     if onnx_dir:
-        from probe.heads.export import OnnxPredictor
+        from probe.serve.export import OnnxPredictor
 
         predictor = OnnxPredictor.load(onnx_dir)
     else:

@@ -74,8 +74,8 @@ def curve(layer, pool, from_sweep, sizes, seeds, jobs, out_dir, **options):
       probe curve --from-sweep sweeps/smollm2-135m-sst2
     """
     from probe.errors import ProbeError
-    from probe.heads.curve import learning_curve, markdown_table, plot_curve
     from probe.heads.mix import parse_multi_layer
+    from probe.research.curve import learning_curve, markdown_table, plot_curve
 
     if from_sweep:
         sweep_layer, sweep_pool = _from_sweep(from_sweep, options)

@@ -132,14 +132,12 @@ def auto_token_budget(backbone, kept_layers: int, max_length: int, default: int)
     ``benchmarks/results/extract_cpu_fusion.md``)."""
     import torch
 
-    from probe.features.architecture import base_model
-
     parameter = next(backbone.model.parameters())
     free = free_device_memory(parameter.device)
     if free is None:
         half = parameter.dtype in (torch.bfloat16, torch.float16)
         return default * CPU_HALF_PRECISION_BUDGET_FACTOR if half else default
-    config = base_model(backbone.model).config
+    config = backbone.model.config  # a task wrapper shares its base model's config
     hidden = backbone.hidden_size
     intermediate = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None)
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 1)

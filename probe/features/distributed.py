@@ -51,8 +51,8 @@ class EmbedBlock:
 
         from probe.features.batching import DEFAULT_TOKEN_BUDGET
         from probe.features.device import auto_token_budget, dtype_name
-        from probe.features.fusion import compiled_blocks
-        from probe.features.models import load_backbone
+        from probe.features.models.fusion import compiled_blocks
+        from probe.features.models.loading import load_backbone
 
         self.backbone = load_backbone(model, device=device, dtype=dtype)
         loaded = dtype_name(next(self.backbone.model.parameters()).dtype)
@@ -113,8 +113,8 @@ def fill_store_on_ray(
     ``dtype`` overrides the cluster's compute dtype (``--dtype``).
     """
     from probe.features.extract import TRUNCATION_SIDE, _distinct, resolve_request
-    from probe.features.models import Backbone
-    from probe.features.rowstore import RowStore, Setting, layers_to_compute
+    from probe.features.models.loading import Backbone
+    from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
     from probe.progress import Progress
 
     if isinstance(model, Backbone):

@@ -17,13 +17,14 @@ import numpy as np
 
 from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
-from probe.features import store, views
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.features.device import BackgroundWriter
-from probe.features.fusion import compiled_blocks
 from probe.features.layers import resolve_layers
-from probe.features.models import Backbone
-from probe.features.rowstore import RowStore, Setting, layers_to_compute
+from probe.features.models.fusion import compiled_blocks
+from probe.features.models.loading import Backbone
+from probe.features.store import caches as store
+from probe.features.store import views
+from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
 MAX_BATCH_SIZE = 512
@@ -43,7 +44,7 @@ def hidden_states_by_layer(model, input_ids, attention_mask, layers: Sequence[in
     embeddings), layer i < L the output of block i-1, layer L the model's final output
     (after the final norm, where there is one).
     """
-    from probe.features.architecture import base_model, transformer_blocks, without_kv_cache
+    from probe.features.models.architecture import base_model, transformer_blocks, without_kv_cache
 
     blocks = transformer_blocks(model)
     top = max(layers)
@@ -197,9 +198,9 @@ def extract(
 
     ``dtype`` (``--dtype``) overrides the device's compute dtype; ``token_budget`` None
     sizes batches from free memory on a GPU (1024 padded tokens on CPU); ``use_compile`` fuses
-    each block with ``torch.compile`` (``probe.features.fusion``).
+    each block with ``torch.compile`` (``probe.features.models.fusion``).
     """
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
 
     log = log or (lambda message: None)
     info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
@@ -252,7 +253,7 @@ def extract(
 def resolve_request(model, data: TextDataset, layers, max_length: int | None):
     """What an extraction request means for this model: (model info, layers, max length,
     text sha1s uint8 [N, 20]); checked before any model is loaded."""
-    from probe.features.models import describe_model
+    from probe.features.models.loading import describe_model
 
     info = describe_model(model)
     wanted = resolve_layers(layers, info.num_layers)
@@ -273,7 +274,7 @@ def compute_dtype_name(model: str | Backbone, device: str | None, dtype: str | N
         if dtype not in (None, "auto") and dtype != loaded:
             raise ProbeError(f"the loaded backbone computes in {loaded}, not --dtype {dtype}")
         return loaded
-    from probe.features.models import pick_device
+    from probe.features.models.loading import pick_device
 
     return dtype_name(compute_dtype(pick_device(device), requested=dtype))
 

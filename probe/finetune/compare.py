@@ -43,13 +43,13 @@ def best_probe(
     """The layer-wise sweep on these splits; (the selected row, its test predictions).
 
     The splits are extracted through the feature cache (a second run loads no model) and
-    handed to :func:`probe.heads.sweep.run_sweep` as they are, so the probe and fine-tuning see
+    handed to :func:`probe.research.sweep.run_sweep` as they are, so the probe and fine-tuning see
     exactly the same train, validation and test examples, in the same order.
     """
     from probe.features.extract import extract
-    from probe.features.store import open_cache
+    from probe.features.store.caches import open_cache
     from probe.heads.rows import CachedData, CachedSplit
-    from probe.heads.sweep import run_sweep
+    from probe.research.sweep import run_sweep
 
     log = log or (lambda message: None)
     started, started_wall = time.perf_counter(), time.time()
@@ -112,7 +112,7 @@ def run_comparison(
 ) -> dict:
     """The probe row, one row per N (body LR chosen on validation) and the book's recipe."""
     from probe.finetune.training import finetune
-    from probe.heads.uncertainty import indistinguishable, paired_differences
+    from probe.research.uncertainty import indistinguishable, paired_differences
 
     log = log or (lambda message: None)
     started = time.perf_counter()
@@ -183,7 +183,7 @@ def run_comparison(
 
 
 def _fresh(model: str, device):
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
 
     return load_backbone(model, device)
 
@@ -264,7 +264,7 @@ def _row(method: str, report: dict, lr_body: float, trials: list[dict], searched
 def _intervals(classes, truth, predicted, resamples: int, seed: int) -> dict:
     """95% CIs of test accuracy and macro F1 (over the training classes, as the reports'
     macro F1 is), resampling test examples."""
-    from probe.heads.uncertainty import metric_intervals
+    from probe.research.uncertainty import metric_intervals
 
     code = {name: i for i, name in enumerate(classes)}
     true_codes = [code[label] for label in truth]
@@ -358,7 +358,7 @@ def markdown_table(result: dict) -> str:
 
 def plot(result: dict, path: Path) -> None:
     """Test accuracy with its CI per row (left), time per row (right, log scale)."""
-    from probe.heads.figures import new_figure, save_png
+    from probe.figures import new_figure, save_png
 
     rows = [result["probe"], *result["finetune"]]
     names = ["probe"] + [r["method"].replace("fine-tune, unfreeze ", "N=") for r in rows[1:]]

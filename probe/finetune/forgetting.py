@@ -104,7 +104,7 @@ def greedy_continuation(model, prompt_ids: list[int], new_tokens: int) -> list[i
 
 
 def decode(tokenizer, token_ids: list[int]) -> str:
-    from probe.features.tokenize import HFTokenizer, gpt2_encoding
+    from probe.features.models.tokenize import HFTokenizer, gpt2_encoding
 
     if isinstance(tokenizer, HFTokenizer):
         return tokenizer.tokenizer.decode(token_ids)

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probe.features.architecture import (
+from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
+from probe.features.models.architecture import (
     base_model,
     final_norm,
     only_blocks,
@@ -38,7 +39,6 @@ from probe.features.architecture import (
     without_final_norm,
     without_kv_cache,
 )
-from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.files import atomic_path, cache_root
 
 PREFIX_FORMAT = 1
@@ -128,7 +128,7 @@ class Prefix:
 def prefix_key(fingerprint: str, tokenizer: str, max_length: int, text_hashes, layer: int, dtype):
     """The feature cache's key for these texts and settings, plus the layer and dtype."""
     from probe.features.extract import TRUNCATION_SIDE
-    from probe.features.store import cache_key
+    from probe.features.store.caches import cache_key
 
     features_key = cache_key(fingerprint, tokenizer, max_length, TRUNCATION_SIDE, text_hashes)
     settings = f"{features_key}|prefix-format={PREFIX_FORMAT}|layer={layer}|dtype={dtype}"

@@ -28,8 +28,8 @@ from torch import nn
 
 from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
-from probe.features import architecture
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
+from probe.features.models import architecture
 from probe.features.pooling import POOLS, check_pool
 from probe.finetune.forgetting import compare_checks, language_check
 from probe.finetune.prefix import DTYPES, Prefix, load_or_compute_prefix, prefix_key, run_blocks
@@ -347,7 +347,7 @@ class FinetuneResult:
 
 def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> FinetuneResult:
     """Fine-tune ``model`` (a ``--model`` spec or a loaded Backbone, trained in place)."""
-    from probe.features.models import Backbone, load_backbone, module_fingerprint
+    from probe.features.models.loading import Backbone, load_backbone, module_fingerprint
 
     log = log or (lambda message: None)
     started = time.perf_counter()
@@ -560,8 +560,8 @@ def save_finetuned(result: FinetuneResult, out_dir: str | Path) -> Path:
 
     from transformers.utils import logging as transformers_logging
 
-    from probe.features.models import model_fingerprint
-    from probe.features.tokenize import HFTokenizer
+    from probe.features.models.loading import model_fingerprint
+    from probe.features.models.tokenize import HFTokenizer
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.persistence import save_head
 

@@ -1,8 +1,9 @@
-"""Stage 2, heads: linear classifiers trained on cached features, in seconds.
+"""Stage 2, heads: the linear classifier trained on cached features, in seconds.
 
-In: feature caches plus labels (the cache's own or a new label set). Out: fitted heads
-(saved as safetensors + JSON), metrics, layer-wise sweeps, predictions. The solver
-(``solver``) lives apart from the estimator that calls it (``estimator``), and save/load
-(``persistence``) apart from both, as in scikit-learn's ``linear_model``. Cut here because
-nothing in this stage imports the backbone's modeling code, except ``predict`` on new text.
+In: feature matrices and labels (a view's own labels or a new label set). Out: a fitted head
+(``ProbeClassifier``), its metrics, and the head saved as safetensors + JSON. The solver lives
+apart from the estimator that calls it, and persistence apart from both, as in scikit-learn's
+``linear_model``. Cut here because a head is the one thing research, serving and fine-tuning all
+use; nothing in this package imports torch or transformers (``rows`` imports the pass lazily,
+only when a data file must be extracted first).
 """

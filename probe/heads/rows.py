@@ -95,7 +95,7 @@ _OPEN_CACHES: dict = {}
 
 def _open(path: str):
     """open_cache, memoised per process (a sweep reads each file once per layer x pool)."""
-    from probe.features.store import open_cache
+    from probe.features.store.caches import open_cache
 
     stat = Path(path).stat()
     memo_key = (str(path), stat.st_mtime_ns, stat.st_size)
@@ -196,7 +196,7 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
         return _Found(CachedSplit("data", [(str(source), None)], labels), str(source))
     from probe.data.readers import read_dataset
     from probe.features.extract import extract
-    from probe.features.models import DEFAULT_MODEL
+    from probe.features.models.loading import DEFAULT_MODEL
 
     dataset = read_dataset(source, text_col, label_col, require_labels=True)
     if training and len(set(dataset.labels)) < 2:
@@ -275,7 +275,7 @@ def stratified_rows(labels: np.ndarray, fraction: float, seed: int):
 
 def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> CachedData:
     """Check that every cache comes from one model and setting; collect what heads record."""
-    from probe.features.models import model_fingerprint
+    from probe.features.models.loading import model_fingerprint
 
     caches = {}
     for split in splits.values():
@@ -410,8 +410,8 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
 
 def _store_candidates(model, max_length):
     """Complete caches in the store, of ``model`` (by fingerprint) when given."""
-    from probe.features.models import model_fingerprint
-    from probe.features.store import list_caches
+    from probe.features.models.loading import model_fingerprint
+    from probe.features.store.caches import list_caches
 
     fingerprint = model_fingerprint(model) if model else None
     caches = []

@@ -305,7 +305,7 @@ def snapshot(inputs: Inputs) -> dict[Path, str]:
 
 
 def assert_nothing_lost(inputs: Inputs, before: dict[Path, str]) -> None:
-    from probe.features.store import features_dir, open_cache
+    from probe.features.store.caches import features_dir, open_cache
 
     after = snapshot(inputs)
     for path, digest in before.items():

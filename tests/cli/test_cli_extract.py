@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import REPO, probe_env
 from probe.cli import main
 from probe.errors import ProbeError
-from probe.features.store import open_cache
+from probe.features.store.caches import open_cache
 
 
 def run_cli(*args):

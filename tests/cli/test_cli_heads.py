@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import probe.features.models
+import probe.features.models.loading
 from conftest import REPO, probe_env
 from probe.cli import main
 
@@ -30,7 +30,7 @@ def assert_one_line_error(result, *fragments):
 
 def refuse_models(monkeypatch):
     monkeypatch.setattr(
-        probe.features.models, "load_backbone", lambda *a, **k: pytest.fail("model loaded")
+        probe.features.models.loading, "load_backbone", lambda *a, **k: pytest.fail("model loaded")
     )
 
 
@@ -76,8 +76,8 @@ def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
     frame["label"] = (frame.text.str.len() > 60).map({True: "long", False: "short"})
     frame[["text", "label"]].to_csv(tmp_path / "lengths.csv", index=False)
     code = (
-        "import sys, probe.features.models\n"
-        "probe.features.models.load_backbone = None  # any call fails\n"
+        "import sys, probe.features.models.loading\n"
+        "probe.features.models.loading.load_backbone = None  # any call fails\n"
         "from probe.cli import main\n"
         f"args = ['fit', '--model', {str(tiny_gpt2_dir)!r}, '--labels', "
         f"{str(tmp_path / 'lengths.csv')!r}, '--layer', '2', '--out', {str(tmp_path / 'l.json')!r},"

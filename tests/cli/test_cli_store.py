@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from conftest import SMS_CSV, probe_env
 from probe.cli import main
-from probe.features.store import open_cache
+from probe.features.store.caches import open_cache
 
 
 def run_cli(*args):
@@ -56,7 +56,7 @@ def test_two_concurrent_extracts_agree_and_rerun_as_hits(tiny_gpt2_dir, tmp_path
 KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
-from probe.features import rowstore
+from probe.features.store import rowstore
 from probe.files import atomic_path
 
 setting = rowstore.Setting("fp", "tok", 8, "right", "float32")

@@ -15,8 +15,8 @@ from probe.data.readers import TextDataset
 from probe.features.batching import DEFAULT_TOKEN_BUDGET
 from probe.features.device import auto_token_budget
 from probe.features.extract import _host_batch, extract
-from probe.features.models import load_backbone
-from probe.features.store import open_cache
+from probe.features.models.loading import load_backbone
+from probe.features.store.caches import open_cache
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 TEXTS = [f"{VARIED_TEXTS[i % len(VARIED_TEXTS)]} {i}" for i in range(64)]

@@ -140,7 +140,7 @@ def test_embeddings_identical_with_and_without_overlap(tiny_gpt2_dir):
     """Overlap moves collation to a thread; batches and numbers must not change at all."""
     from conftest import VARIED_TEXTS
     from probe.features.extract import embed_texts
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
 
     backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
     texts = VARIED_TEXTS * 3
@@ -151,7 +151,7 @@ def test_embeddings_identical_with_and_without_overlap(tiny_gpt2_dir):
 
 
 def test_backbone_on_cpu_computes_in_fp32_with_sdpa(tiny_gpt2_dir):
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
 
     model = load_backbone(str(tiny_gpt2_dir), device="cpu").model
     assert next(model.parameters()).dtype is torch.float32

@@ -54,7 +54,7 @@ def local_view(model_dir, csv: Path, store: Path, monkeypatch):
     """The single-process extraction of the same data, in a store of its own."""
     from probe.data.readers import read_dataset
     from probe.features.extract import extract
-    from probe.features.store import open_cache
+    from probe.features.store.caches import open_cache
 
     monkeypatch.setenv("PROBE_CACHE", str(store))
     return open_cache(extract(str(model_dir), read_dataset(csv), "all"))
@@ -89,7 +89,7 @@ def test_cli_ray_two_workers_equals_single_process(
     local_ray, tiny_gpt2_dir, tmp_path, isolated_cache, monkeypatch
 ):
     from probe.cli import main
-    from probe.features.store import open_cache, read_attrs
+    from probe.features.store.caches import open_cache, read_attrs
 
     csv = sms_csv(tmp_path, 80)
     result = CliRunner().invoke(
@@ -109,7 +109,7 @@ def test_the_view_step_takes_the_clusters_dtype(local_ray, tiny_gpt2_dir, tmp_pa
     step must find the cluster's rows, not recompute them in its own fp32."""
     import probe.features.distributed as distributed
     from probe.cli import main
-    from probe.features.store import read_attrs
+    from probe.features.store.caches import read_attrs
 
     def gpu_cluster(ray, requested=None):
         return "cpu", "bfloat16"  # what cluster_device_and_dtype reports for bf16 GPUs
@@ -131,7 +131,7 @@ def test_killed_worker_costs_only_its_block(
     from probe.data.readers import read_dataset
     from probe.features.distributed import fill_store_on_ray
     from probe.features.extract import extract
-    from probe.features.store import open_cache, read_attrs
+    from probe.features.store.caches import open_cache, read_attrs
 
     csv = sms_csv(tmp_path, 240)
     killed: list[int] = []

@@ -12,8 +12,8 @@ from conftest import VARIED_TEXTS
 from probe.data.readers import TextDataset
 from probe.errors import ProbeError
 from probe.features.extract import embed_texts, extract, resolve_layers
-from probe.features.models import load_backbone
-from probe.features.store import open_cache
+from probe.features.models.loading import load_backbone
+from probe.features.store.caches import open_cache
 
 
 def reference_features(backbone, texts, max_length=512):
@@ -47,7 +47,7 @@ def test_cached_features_equal_unpadded_reference(fixture_name, request):
 
 
 def test_stopping_early_runs_no_later_block(tiny_gpt2_dir):
-    from probe.features.architecture import transformer_blocks
+    from probe.features.models.architecture import transformer_blocks
 
     backbone = load_backbone(str(tiny_gpt2_dir))
     calls = []
@@ -67,7 +67,7 @@ def test_stopping_early_runs_no_later_block(tiny_gpt2_dir):
 
 def test_cache_hit_runs_no_model_and_force_recomputes(tiny_gpt2_dir, sms_subset, monkeypatch):
     from probe.data.readers import read_dataset
-    from probe.features import models
+    from probe.features.models import loading as models
 
     dataset = read_dataset(str(sms_subset))
     first = extract(str(tiny_gpt2_dir), dataset, "all")
@@ -170,7 +170,7 @@ def test_shards_are_written_by_the_background_writer(tiny_gpt2_dir, monkeypatch)
     """Commits run in the writer thread, in order, so compute overlaps shard writing."""
     import threading
 
-    from probe.features.rowstore import RowStore
+    from probe.features.store.rowstore import RowStore
 
     threads, committed = [], []
     commit = RowStore.commit
@@ -190,7 +190,7 @@ def test_shards_are_written_by_the_background_writer(tiny_gpt2_dir, monkeypatch)
 
 
 def test_a_failed_shard_write_stops_the_run_and_a_rerun_completes(tiny_gpt2_dir, monkeypatch):
-    from probe.features.rowstore import RowStore
+    from probe.features.store.rowstore import RowStore
 
     commit, calls = RowStore.commit, []
 

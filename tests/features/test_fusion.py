@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import VARIED_TEXTS
-from probe.features.architecture import transformer_blocks
 from probe.features.extract import embed_texts
-from probe.features.fusion import compiled_blocks
-from probe.features.models import load_backbone
+from probe.features.models.architecture import transformer_blocks
+from probe.features.models.fusion import compiled_blocks
+from probe.features.models.loading import load_backbone
 
 LAYERS = [0, 1, 2, 3]
 # Fused kernels reorder float32 additions; features are then rounded to fp16. One fp16 ulp

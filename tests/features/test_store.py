@@ -7,20 +7,20 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import probe.features.models
+import probe.features.models.loading
 from conftest import SMS_CSV
 from probe.cli import main
 from probe.data.readers import TextDataset, read_dataset, text_sha1
 from probe.features.extract import extract
-from probe.features.models import load_backbone
-from probe.features.rowstore import (
+from probe.features.models.loading import load_backbone
+from probe.features.store.caches import open_cache
+from probe.features.store.rowstore import (
     RowStore,
     Setting,
     commit_block,
     layers_to_compute,
     missing_rows,
 )
-from probe.features.store import open_cache
 
 
 def run_cli(*args):
@@ -31,7 +31,7 @@ def refuse_models(monkeypatch):
     def no_model(*args, **kwargs):
         raise AssertionError("the backbone was loaded")
 
-    monkeypatch.setattr(probe.features.models, "load_backbone", no_model)
+    monkeypatch.setattr(probe.features.models.loading, "load_backbone", no_model)
 
 
 def sms_texts(start, stop):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import SMS_CSV, VARIED_TEXTS
-from probe.features.tokenize import GPT2_BPE_DIR, TiktokenGPT2
+from probe.features.models.tokenize import GPT2_BPE_DIR, TiktokenGPT2
 
 EDGE_TEXTS = VARIED_TEXTS + [
     "",  # empty
@@ -48,7 +48,7 @@ def test_tiktoken_equals_hf_on_a_varied_corpus(hf_gpt2):
 
 
 def test_known_ids_and_roundtrip():
-    from probe.features.tokenize import gpt2_encoding
+    from probe.features.models.tokenize import gpt2_encoding
 
     assert TiktokenGPT2().encode(["Hello world"], 10).token_ids == [[15496, 995]]
     for text in EDGE_TEXTS:
@@ -70,7 +70,7 @@ def test_no_network_is_needed(monkeypatch):
     """The encoding is built from package files: a blocked socket changes nothing."""
     import socket
 
-    from probe.features.tokenize import gpt2_encoding
+    from probe.features.models.tokenize import gpt2_encoding
 
     gpt2_encoding.cache_clear()
 

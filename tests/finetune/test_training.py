@@ -15,9 +15,9 @@ from conftest import REPO, probe_env
 from probe.cli import main
 from probe.data.splits import load_splits
 from probe.errors import ProbeError
-from probe.features import architecture
 from probe.features.batching import collate
-from probe.features.models import wrap_backbone
+from probe.features.models import architecture
+from probe.features.models.loading import wrap_backbone
 from probe.finetune.prefix import compute_prefix
 from probe.finetune.training import (
     FinetuneClassifier,
@@ -238,7 +238,7 @@ def test_fold_scaler_equals_the_standardised_probe():
 
 
 def test_saved_model_reloads_and_predicts_the_same(sms_splits, tmp_path):
-    from probe.features.models import load_backbone
+    from probe.features.models.loading import load_backbone
     from probe.finetune.training import save_finetuned
     from probe.heads.persistence import load_head
 
@@ -289,7 +289,7 @@ def separable_csv(tmp_path):
 
 def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, separable_csv, tmp_path):
     from probe.features.extract import embed_texts
-    from probe.features.models import load_backbone, model_fingerprint
+    from probe.features.models.loading import load_backbone, model_fingerprint
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.persistence import save_head
 

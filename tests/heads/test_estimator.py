@@ -213,7 +213,7 @@ def test_fitting_imports_no_modeling_code():
     code = (
         "import sys, numpy as np\n"
         "from probe.heads.estimator import ProbeClassifier\n"
-        "import probe.heads.sweep, probe.heads.metrics\n"
+        "import probe.research.sweep, probe.heads.metrics\n"
         "X = np.random.default_rng(0).normal(size=(60, 5)); y = X[:, 0] > 0\n"
         "ProbeClassifier().fit(X, y)\n"
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"

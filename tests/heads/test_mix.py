@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from probe.cli.main import main
 from probe.heads.mix import fit_mix_weights, parse_multi_layer
-from probe.heads.sweep import fit_one, run_sweep
+from probe.research.sweep import fit_one, run_sweep
 
 
 def test_layer_specs():

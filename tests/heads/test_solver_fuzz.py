@@ -230,7 +230,7 @@ def test_validation_selected_sweep_matches_an_independent_scikit_learn_probe(que
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from probe.heads.sweep import run_sweep
+    from probe.research.sweep import run_sweep
 
     data = question_cache
     result = run_sweep(data, n_jobs=1)
@@ -269,7 +269,7 @@ def poison(data, layers, pool="last"):
 def test_a_head_that_cannot_be_fitted_is_a_row_and_the_sweep_goes_on(tiny_gpt2_dir, sms_labelled):
     from probe.errors import ProbeError
     from probe.heads.rows import prepare
-    from probe.heads.sweep import markdown_table, run_sweep
+    from probe.research.sweep import markdown_table, run_sweep
 
     data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
     poison(data, [1])

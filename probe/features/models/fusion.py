@@ -60,7 +60,7 @@ def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[bool]:
         return
     import torch
 
-    from probe.features.architecture import transformer_blocks
+    from probe.features.models.architecture import transformer_blocks
 
     fallback = _Fallback(log or (lambda message: None))
     blocks = list(transformer_blocks(model))

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from probe.heads.mdl import block_ends, online_codelength
-from probe.heads.sweep import run_sweep
+from probe.research.mdl import block_ends, online_codelength
+from probe.research.sweep import run_sweep
 
 
 def test_blocks_grow_and_end_at_n():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from probe.features.pooling import POOL_NAMES
-from probe.heads.uncertainty import RESAMPLES, indistinguishable, paired_differences
+from probe.research.uncertainty import RESAMPLES, indistinguishable, paired_differences
 
 
 def depth(row: dict) -> int:

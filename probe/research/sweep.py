@@ -17,8 +17,8 @@ from probe.errors import ProbeError
 from probe.features.pooling import POOL_NAMES as POOLS
 from probe.features.pooling import check_pool
 from probe.heads.rows import CachedData
-from probe.heads.uncertainty import RESAMPLES
 from probe.progress import Progress
+from probe.research.uncertainty import RESAMPLES
 
 # --- one head ---------------------------------------------------------------------------------
 
@@ -31,7 +31,7 @@ class FitResult:
     reports: dict  # split -> classification report (val and test; train: accuracy only)
     seconds: float  # fit time, C search included, features read excluded
     cpu_seconds: float = 0.0  # CPU time of the whole task, reading and scoring included
-    measures: dict = field(default_factory=dict)  # row fields from probe.heads.measures
+    measures: dict = field(default_factory=dict)  # row fields from probe.research.measures
     scores: dict | None = None  # per-example selection scores (val, or out of fold)
     layers_info: dict = field(default_factory=dict)  # multi-layer heads: layers, mix weights
 
@@ -100,7 +100,7 @@ def fit_one(
     """A head on one stored (layer, pool); C chosen on val (or by CV), scored on val and test.
 
     ``layer`` may be ("mix" | "concat", [layers]) (see ``row_features``). ``measures``
-    (``probe.heads.measures.Measures``) adds intervals, the selection loss and the research
+    (``probe.research.measures.Measures``) adds intervals, the selection loss and the research
     measures to the row. ``train_accuracy=False`` (the sweep) skips scoring the training set
     and lets the fit standardise the features in place: on 67k x 576 each saves ~0.1-0.2 s.
     """
@@ -127,7 +127,7 @@ def fit_one(
             reports[split.name] = classification_report(split.labels, predicted, names)
     fields, scores = {}, None
     if measures is not None:
-        from probe.heads.measures import row_measures
+        from probe.research.measures import row_measures
 
         labels = {split_name: s.labels for split_name, s in data.splits().items()}
         fields, scores = row_measures(classifier, features, labels, measures)
@@ -202,15 +202,15 @@ def run_sweep(
     """Fit every (layer, pool) in parallel, plus ``multi`` heads (("mix", []) or
     ("concat", [12, 18, 24])) per pool; choose one row by validation log loss.
 
-    See ``probe.heads.selection`` for the choice and ``probe.heads.measures`` for what each
+    See ``probe.research.selection`` for the choice and ``probe.research.measures`` for what each
     row reports (CIs always; ``repeats``, ``control`` and ``mdl`` on request).
     """
     import os
 
     from joblib import Parallel, delayed
 
-    from probe.heads.measures import Measures
-    from probe.heads.selection import select_row
+    from probe.research.measures import Measures
+    from probe.research.selection import select_row
 
     if data.val is None and (C is not None or (Cs is not None and len(Cs) < 2)):
         raise ProbeError("with a fixed --C the sweep needs --val data to choose a layer")
@@ -221,7 +221,7 @@ def run_sweep(
              for kind, parts in multi]  # fmt: skip
     labels = None
     if control:
-        from probe.heads.control import control_task
+        from probe.research.control import control_task
 
         labels = control_task(data)
     measures = Measures(resamples=resamples, seed=seed, repeats=repeats, control=labels,
@@ -344,7 +344,7 @@ def markdown_table(result: dict) -> str:
 def plot_sweep(result: dict, path: str | Path) -> Path:
     """Accuracy against layer, one line per pool: validation solid, test dashed with its
     95% CI as a band; multi-layer heads as horizontal dotted lines; the selected row starred."""
-    from probe.heads.figures import new_figure, save_png
+    from probe.figures import new_figure, save_png
 
     figure, axes = new_figure()
     val_name = "val" if result["selection"] == "validation" else "CV"

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probe.heads.uncertainty import RESAMPLES, mean_and_sd, metric_intervals, per_example_log_loss
+from probe.research.uncertainty import (
+    RESAMPLES,
+    mean_and_sd,
+    metric_intervals,
+    per_example_log_loss,
+)
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class Measures:
     resamples: int = RESAMPLES  # bootstrap resamples of each CI
     seed: int = 0
     repeats: int = 0  # refits on bootstrap resamples of the training rows
-    control: dict | None = None  # split -> control labels (probe.heads.control.control_task)
+    control: dict | None = None  # split -> control labels (probe.research.control.control_task)
     mdl: bool = False
     cv: int = 5  # folds of the out-of-fold log loss when there is no validation set
 
@@ -53,7 +58,7 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     if measures.repeats and held is not None:
         fields.update(repeat_fits(features, labels, held, C, measures))
     if measures.control is not None:
-        from probe.heads.control import fit_control, selectivity
+        from probe.research.control import fit_control, selectivity
 
         control = fit_control(features["train"], measures.control,
                               (features[held], held) if held else None, C)  # fmt: skip
@@ -61,7 +66,7 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
         task = _accuracy(classifier, features, labels, held) if held else None
         fields["selectivity"] = selectivity(task, control["control_accuracy"])
     if measures.mdl:
-        from probe.heads.mdl import online_codelength
+        from probe.research.mdl import online_codelength
 
         fields.update(online_codelength(features["train"], labels["train"], C=C,
                                         seed=measures.seed))  # fmt: skip

@@ -19,11 +19,11 @@ from conftest import VARIED_TEXTS, probe_env  # noqa: E402
 from probe.cli.main import main  # noqa: E402
 from probe.data.readers import read_dataset  # noqa: E402
 from probe.errors import ProbeError  # noqa: E402
-from probe.heads.export import META_FILE, OnnxPredictor, export_head  # noqa: E402
 from probe.heads.persistence import save_head  # noqa: E402
-from probe.heads.predict import load_predictor  # noqa: E402
 from probe.heads.rows import prepare  # noqa: E402
-from probe.heads.sweep import fit_one, head_meta  # noqa: E402
+from probe.research.sweep import fit_one, head_meta  # noqa: E402
+from probe.serve.export import META_FILE, OnnxPredictor, export_head  # noqa: E402
+from probe.serve.predict import load_predictor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_export_runs_without_torch(tiny_gpt2_dir, sms_labelled, sms_texts, tmp_p
 def test_exported_tokenizer_loads_with_transformers(tiny_gpt2_dir, sms_labelled, tmp_path):
     from transformers import AutoTokenizer
 
-    from probe.features.tokenize import gpt2_encoding
+    from probe.features.models.tokenize import gpt2_encoding
 
     head = _head(tiny_gpt2_dir, sms_labelled, 1, "last", tmp_path / "head.json")
     folder = export_head(head, tmp_path / "export", check=False)

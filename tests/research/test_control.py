@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe.heads.control import control_labels, control_task
-from probe.heads.sweep import run_sweep
+from probe.research.control import control_labels, control_task
+from probe.research.sweep import run_sweep
 
 
 def test_control_labels_follow_the_text_and_the_distribution():

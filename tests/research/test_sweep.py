@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import probe.features.models
+import probe.features.models.loading
 from probe.data.readers import read_dataset
 from probe.errors import ProbeError
 from probe.features.extract import extract
 from probe.heads.rows import CachedSplit, prepare
-from probe.heads.sweep import markdown_table, plot_sweep, public, run_sweep
+from probe.research.sweep import markdown_table, plot_sweep, public, run_sweep
 
 
 def refuse_models(monkeypatch):
@@ -22,7 +22,7 @@ def refuse_models(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the backbone was loaded")
 
-    monkeypatch.setattr(probe.features.models, "load_backbone", refuse)
+    monkeypatch.setattr(probe.features.models.loading, "load_backbone", refuse)
 
 
 def test_one_file_is_split_stratified_and_extracted_once(tiny_gpt2_dir, sms_labelled, monkeypatch):

@@ -17,7 +17,7 @@ Layout of a view file (one per dataset and setting; the files fit/sweep/predict 
 Store folder (``$PROBE_CACHE``)::
 
     features/<view key>.h5            views; ``<view>.h5.partial/`` while one is being made
-    rows/<setting key>/               shards + index (see ``probe.features.rowstore``)
+    rows/<setting key>/               shards + index (see ``probe.features.store.rowstore``)
 
 Crash safety. Rows are committed as immutable shards (temp, fsync, ``os.replace``, then the
 index under a lock), so a killed run keeps every committed block and a re-run computes only
@@ -25,7 +25,7 @@ the rest. A view is written whole under a temporary name and moved into place; u
 ``<view>.h5.partial/`` folder says a run is under way (``open_cache`` names it, ``probe
 cache info`` counts the rows already stored). A reader sees no file or a complete one.
 
-Row store API for other engines (e.g. the Ray driver), in ``probe.features.rowstore``::
+Row store API for other engines (e.g. the Ray driver), in ``probe.features.store.rowstore``::
 
     Setting(model_fingerprint, tokenizer, max_length, truncation_side, compute_dtype, pools)
     missing_rows(setting, text_sha1 [N,20] uint8, layers, root=None) -> int64 positions
@@ -65,8 +65,8 @@ def cache_key(
     Labels are left out so a new label set reuses the features; layers are left out so a
     file holding a superset of the requested layers is a hit.
     """
-    from probe.features.rowstore import Setting
-    from probe.features.views import view_key
+    from probe.features.store.rowstore import Setting
+    from probe.features.store.views import view_key
 
     setting = Setting(model_fingerprint, tokenizer, int(max_length), truncation_side, compute_dtype)
     return view_key(setting, text_hashes)
@@ -201,7 +201,7 @@ class PendingView:
 
     def stored_rows(self) -> int:
         """Texts of this view whose rows (every layer it asks for) are in the store now."""
-        from probe.features.rowstore import RowStore, Setting
+        from probe.features.store.rowstore import RowStore, Setting
 
         manifest = self.manifest()
         try:
@@ -220,7 +220,7 @@ class PendingView:
 
 def store_report(root: Path | None = None) -> dict:
     """Rows, shards, views and bytes of the whole store (``probe cache ls/info``)."""
-    from probe.features.rowstore import rows_dir, setting_report
+    from probe.features.store.rowstore import rows_dir, setting_report
 
     settings = []
     folder = rows_dir(root)

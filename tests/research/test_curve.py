@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from probe.cli.main import main
 from probe.errors import ProbeError
-from probe.heads.curve import learning_curve, markdown_table, plot_curve, sample_per_class
+from probe.research.curve import learning_curve, markdown_table, plot_curve, sample_per_class
 
 
 def test_sample_per_class_caps_small_classes():

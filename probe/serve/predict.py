@@ -21,7 +21,7 @@ from probe.errors import ProbeError
 class Predictor:
     classifier: object  # ProbeClassifier
     meta: dict  # the head's JSON record
-    backbone: object  # probe.features.models.Backbone
+    backbone: object  # probe.features.models.loading.Backbone
 
     @property
     def label_names(self) -> list[str]:
@@ -65,7 +65,7 @@ def prediction_rows(texts: list[str], probabilities, names: list[str]) -> list[d
 
 def load_predictor(head: str, model: str | None = None, device: str | None = None) -> Predictor:
     """Load a head and the backbone it was fitted on (``model`` overrides where it lives)."""
-    from probe.features.models import describe_model, load_backbone
+    from probe.features.models.loading import describe_model, load_backbone
     from probe.heads.persistence import load_head
 
     classifier, meta = load_head(head)

@@ -1,4 +1,4 @@
-"""A dataset's view of the row store: one HDF5 file in the layout ``probe.features.store``
+"""A dataset's view of the row store: one HDF5 file in the layout ``probe.features.store.caches``
 documents, so ``fit``, ``sweep``, ``predict`` and users' scripts read it as before.
 
 A view is a *copy* of its rows, not an HDF5 virtual dataset over the shards: a fit reads a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probe.features.rowstore import RowStore, Setting
+from probe.features.store.rowstore import RowStore, Setting
 from probe.files import atomic_path
 
 ROWS_PER_CHUNK = 4096

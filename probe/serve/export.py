@@ -57,7 +57,7 @@ def _serving_module(model, pool: str, classifier):
     import torch
     from torch import nn
 
-    from probe.features.architecture import base_model
+    from probe.features.models.architecture import base_model
     from probe.features.pooling import POOLS
 
     weight = (classifier.coef_ / classifier.scale_).T  # (D, K')
@@ -105,8 +105,8 @@ def export_head(
     """
     import torch
 
-    from probe.features.architecture import only_first_blocks, without_final_norm
-    from probe.heads.predict import load_predictor
+    from probe.features.models.architecture import only_first_blocks, without_final_norm
+    from probe.serve.predict import load_predictor
 
     log = log or (lambda message: None)
     _require_runtime()
@@ -158,7 +158,7 @@ def export_head(
 
 def _write_tokenizer(backbone, folder: Path) -> None:
     """tokenizer.json (+ config) that ``tokenizers`` and ``AutoTokenizer`` both load."""
-    from probe.features.tokenize import TiktokenGPT2
+    from probe.features.models.tokenize import TiktokenGPT2
 
     if isinstance(backbone.tokenizer, TiktokenGPT2):
         gpt2_tokenizer().save_pretrained(folder)
@@ -172,7 +172,7 @@ def gpt2_tokenizer():
     """A Hugging Face GPT-2 tokenizer built from the shipped BPE files (no download)."""
     from transformers import GPT2Tokenizer
 
-    from probe.features.tokenize import GPT2_BPE_DIR
+    from probe.features.models.tokenize import GPT2_BPE_DIR
 
     vocab = json.loads((GPT2_BPE_DIR / "encoder.json").read_text(encoding="utf-8"))
     lines = (GPT2_BPE_DIR / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:]
@@ -317,7 +317,7 @@ class OnnxPredictor:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One dict per text: label and the probability of every class (as probe predict)."""
-        from probe.heads.predict import check_texts, prediction_rows
+        from probe.serve.predict import check_texts, prediction_rows
 
         texts = check_texts(texts)
         return prediction_rows(texts, self.probabilities(texts), self.label_names)

@@ -26,7 +26,7 @@ read, and ``probe cache gc`` removes both once their writer process is gone.
 
 API for other engines (the Ray driver): ``missing_rows`` says which texts need the backbone,
 ``layers_to_compute`` which layers to compute for them, ``commit_block`` stores a finished
-block. ``probe.features.store``'s docstring lists their signatures.
+block. ``probe.features.store.caches``'s docstring lists their signatures.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class Backbone:
     """A loaded model with everything extraction and fine-tuning need to know about it."""
 
     model: object  # torch.nn.Module; the LM-head model for causal LMs (forgetting check)
-    tokenizer: object  # probe.features.tokenize.TextTokenizer
+    tokenizer: object  # probe.features.models.tokenize.TextTokenizer
     name: str
     fingerprint: str
     causal: bool
@@ -107,7 +107,7 @@ TOKENIZER_FILES = (
 
 def tokenizer_identity(model_dir: Path, config: dict) -> str:
     """``tiktoken:gpt2`` for GPT-2 BPE models, else a hash of the tokenizer files."""
-    from probe.features.tokenize import TiktokenGPT2, is_gpt2_vocab
+    from probe.features.models.tokenize import TiktokenGPT2, is_gpt2_vocab
 
     if is_gpt2_vocab(config):
         return TiktokenGPT2.name
@@ -330,8 +330,8 @@ def _quiet_transformers() -> None:
 
 def wrap_backbone(model, name: str, fingerprint: str | None = None, tokenizer_dir=None) -> Backbone:
     """Describe a loaded model (also one built in-process, as the tests do)."""
-    from probe.features import architecture
-    from probe.features.tokenize import HFTokenizer, TiktokenGPT2, is_gpt2_vocab
+    from probe.features.models import architecture
+    from probe.features.models.tokenize import HFTokenizer, TiktokenGPT2, is_gpt2_vocab
 
     config = architecture.base_model(model).config
     if is_gpt2_vocab(config):

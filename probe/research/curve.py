@@ -45,7 +45,7 @@ def learning_curve(
     """Points (per class, n train, mean and sd of accuracy and macro F1 over seeds)."""
     from joblib import Parallel, delayed
 
-    from probe.heads.sweep import row_features
+    from probe.research.sweep import row_features
 
     if isinstance(layer, tuple) and layer[0] == "mix":
         raise ProbeError("a learning curve of --layer mix is not supported; give one layer or "
@@ -129,7 +129,7 @@ def markdown_table(curve: dict) -> str:
 
 def plot_curve(curve: dict, path: str | Path) -> Path:
     """Accuracy against training examples (log axis), mean with a +-1 sd band and bars."""
-    from probe.heads.figures import new_figure, save_png
+    from probe.figures import new_figure, save_png
 
     points = curve["points"]
     n = np.array([p["n_train"] for p in points], float)

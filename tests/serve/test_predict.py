@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import probe.features.models
+import probe.features.models.loading
 from probe.data.readers import read_dataset
 from probe.errors import ProbeError
 from probe.heads.persistence import save_head
-from probe.heads.predict import format_predictions, load_predictor
 from probe.heads.rows import prepare
-from probe.heads.sweep import fit_one, head_meta
+from probe.research.sweep import fit_one, head_meta
+from probe.serve.predict import format_predictions, load_predictor
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_predictions_equal_those_from_the_cache(sms_data, sms_labelled, tmp_path
 
 
 def test_only_blocks_up_to_the_head_layer_run(sms_data, tmp_path):
-    from probe.features.architecture import transformer_blocks
+    from probe.features.models.architecture import transformer_blocks
 
     head, _ = fitted_head(sms_data, 1, "last", tmp_path / "head.json")
     predictor = load_predictor(str(head))
@@ -70,7 +70,7 @@ def test_a_head_is_refused_for_another_model_before_loading(sms_data, tmp_path, 
     other = tmp_path / "other-gpt2"
     GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=2)).save_pretrained(other)
     monkeypatch.setattr(
-        probe.features.models, "load_backbone", lambda *a, **k: pytest.fail("loaded")
+        probe.features.models.loading, "load_backbone", lambda *a, **k: pytest.fail("loaded")
     )
     with pytest.raises(ProbeError, match="was fitted on model") as caught:
         load_predictor(str(head), model=str(other))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from probe.heads.metrics import classification_report
-from probe.heads.uncertainty import (
+from probe.research.uncertainty import (
     accuracy_and_macro_f1,
     indistinguishable,
     metric_intervals,
