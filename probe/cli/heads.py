@@ -90,28 +90,24 @@ def fit(layer, pool, out, **options):
       probe fit --model gpt2 --train train.csv --val val.csv --test test.csv --layer 8
       probe fit --train cache/features/KEY.h5 --labels topics.csv --layer 8 --json
     """
+    from probe.features.layers import MIX, parse_row_spec
     from probe.features.pooling import check_pool
     from probe.heads.metrics import format_report
-    from probe.heads.mix import parse_multi_layer
     from probe.heads.persistence import save_head
     from probe.research.sweep import fit_one, head_meta
 
     check_pool(pool)
-    multi = parse_multi_layer(layer)  # --layer mix, --layer 12,18,24
-    data = _prepare(options, layers=("all" if multi[0] == "mix" else ",".join(multi[1]))
-                    if multi else str(layer))  # fmt: skip
-    if multi:
-        parts = data.layers if multi[0] == "mix" else [data.layer(p) for p in multi[1]]
-        chosen = (multi[0], tuple(parts))
-    else:
-        chosen = data.layer(layer)
+    spec = parse_row_spec(layer)  # --layer 20, --layer 12,18,24, --layer mix
+    data = _prepare(options, layers="all" if spec.kind == MIX else ",".join(spec.layers))
+    spec = spec.resolved(data.layer, data.layers)
+    chosen = spec if spec.multi else spec.layers[0]
     result = fit_one(data, chosen, pool, C=options["C"], class_weight=options["class_weight"])
     meta = head_meta(data, result)
     task = options["labels_file"] or options["data"] or options["train"]
-    name = str(result.layer).replace("+", "-")
+    name = spec.file_stem
     out = out or f"heads/{_short_name(data.model)}-{_short_name(task)}-l{name}-{pool}.json"
-    head_path = None if multi else save_head(out, result.classifier, meta)  # not servable yet
-    summary = {"head": str(head_path) if head_path else None,
+    head_path = save_head(out, result.classifier, meta, result.combiner)
+    summary = {"head": str(head_path),
                **{k: meta[k] for k in ("model", "layer", "pool")}, **result.layers_info,
                "C": result.classifier.C_, "C_search": meta["C_search"],
                "train_seconds": result.seconds, "n": meta["n"],
@@ -138,11 +134,7 @@ def fit(layer, pool, out, **options):
             f"{layer}:{w:.3f}" for layer, w in zip(result.layers_info["layers"], weights,
                                                    strict=True)))  # fmt: skip
     click.echo("")
-    click.echo(
-        f"head: {head_path}"
-        if head_path
-        else "head: not saved (a multi-layer head cannot be served by probe predict yet)"
-    )
+    click.echo(f"head: {head_path}")
 
 
 def research_options(command):
@@ -166,10 +158,7 @@ def research_options(command):
     ]  # fmt: skip
 
     def collect(**kwargs):
-        multi = ([("mix", [])] if kwargs.pop("mix") else []) + [
-            ("concat", [p.strip() for p in spec.split(",") if p.strip()])
-            for spec in kwargs.pop("concat")
-        ]
+        multi = (["mix"] if kwargs.pop("mix") else []) + [spec for spec in kwargs.pop("concat")]
         research = {key: kwargs.pop(key) for key in ("resamples", "repeats", "prefer_early",
                                                      "control", "mdl")}  # fmt: skip
         return command(research={**research, "multi": multi}, **kwargs)
@@ -217,10 +206,12 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
       probe sweep --train tr.csv --val va.csv --test te.csv --control --mdl --mix --concat 12,18,24
     """
     from probe.features.layers import resolve_layers
-    from probe.heads.persistence import save_head
-    from probe.research.sweep import head_meta, markdown_table, plot_sweep, public, run_sweep
+    from probe.research.saving import save_sweep
+    from probe.research.sweep import markdown_table, run_sweep
 
-    data = _prepare(options, layers=layers)
+    # --concat layers are extracted with the swept ones; a mix mixes the swept layers.
+    concat = [spec.replace("+", ",") for spec in research["multi"] if spec != "mix"]
+    data = _prepare(options, layers=layers if layers == "all" else ",".join([layers, *concat]))
     chosen = resolve_layers(layers, data.n_layers_model)
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
     pool_names = [p.strip() for p in pools.split(",") if p.strip()]
@@ -229,21 +220,11 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
                        seed=options["seed"], **research)  # fmt: skip
     source = options["data"] or options["train"] or "store"
     folder = Path(out_dir or f"sweeps/{_short_name(data.model)}-{_short_name(source)}")
-    table = markdown_table(result)
-    head_path = None
-    if isinstance(result["best"]["layer"], int):  # multi-layer heads cannot be served yet
-        head_path = save_head(folder / "head.json", result["_best_result"].classifier,
-                              head_meta(data, result["_best_result"]))  # fmt: skip
     settings = {key: options[key] for key in ("text_col", "label_col", "test_size", "seed",
                                               "max_length")}  # fmt: skip
-    report = {**public(result), "settings": settings,
-              "head": str(head_path) if head_path else None}  # fmt: skip
-    (folder / "sweep.md").write_text(table + "\n", encoding="utf-8")
-    (folder / "sweep.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    plot_path = plot_sweep(result, plot or folder / "sweep.png")
-    _echo_err(options["quiet"])(
-        f"wrote {folder}/sweep.md, sweep.json, {plot_path}" + (", head.json" if head_path else "")
-    )
+    report = save_sweep(result, data, folder, plot, settings)
+    table = markdown_table(result)
+    _echo_err(options["quiet"])("wrote " + ", ".join(report["files"]))
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
 
 

@@ -27,10 +27,7 @@ def _from_sweep(folder: str, options: dict) -> tuple[str, str]:
         for key, value in (sweep.get("settings") or {}).items():
             options[key] = value
         options["model"] = options["model"] or sweep.get("model")
-    layer = best["layer"]
-    if isinstance(layer, str) and "+" in layer:
-        layer = layer.replace("+", ",")
-    return str(layer), best["pool"]
+    return str(best["layer"]), best["pool"]
 
 
 @click.command()
@@ -74,8 +71,9 @@ def curve(layer, pool, from_sweep, sizes, seeds, jobs, out_dir, **options):
       probe curve --from-sweep sweeps/smollm2-135m-sst2
     """
     from probe.errors import ProbeError
-    from probe.heads.mix import parse_multi_layer
-    from probe.research.curve import learning_curve, markdown_table, plot_curve
+    from probe.features.layers import MIX, parse_row_spec
+    from probe.research.curve import learning_curve, markdown_table
+    from probe.research.saving import save_curve
 
     if from_sweep:
         sweep_layer, sweep_pool = _from_sweep(from_sweep, options)
@@ -87,23 +85,21 @@ def curve(layer, pool, from_sweep, sizes, seeds, jobs, out_dir, **options):
         raise ProbeError(
             f"--sizes must be whole numbers separated by commas, not {sizes!r}"
         ) from None
-    multi = parse_multi_layer(layer)
-    data = _prepare(options, layers=",".join(multi[1]) if multi else str(layer))
-    chosen = (multi[0], tuple(data.layer(p) for p in multi[1])) if multi else data.layer(layer)
+    spec = parse_row_spec(layer)
+    data = _prepare(options, layers="all" if spec.kind == MIX else ",".join(spec.layers))
+    spec = spec.resolved(data.layer, data.layers)
+    chosen = spec if spec.multi else spec.layers[0]
     result = learning_curve(data, chosen, pool, sizes=size_list, seeds=seeds,
                             seed=options["seed"], C=options["C"], n_jobs=jobs)  # fmt: skip
     source = options["data"] or options["train"] or "store"
-    name = str(result["layer"]).replace("+", "-")
+    name = spec.file_stem
     folder = Path(
         out_dir or f"curves/{_short_name(data.model)}-{_short_name(source)}-l{name}-{pool}"
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(result)
-    (folder / "curve.md").write_text(table + "\n", encoding="utf-8")
-    (folder / "curve.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    plot_path = plot_curve(result, folder / "curve.png")
+    paths = save_curve(result, folder)
     if not options["quiet"]:
-        click.echo(f"wrote {folder}/curve.md, curve.json, {plot_path}", err=True)
+        click.echo("wrote " + ", ".join(map(str, paths)), err=True)
+    table = markdown_table(result)
     click.echo(json.dumps(result, indent=2) if options["as_json"] else table)
 
 

@@ -1,4 +1,5 @@
-"""Layer specs: the one parser of ``all``, ``11``, ``0,6,11``, ``-1`` and ``4:9``.
+"""Layer specs (``all``, ``11``, ``0,6,11``, ``-1``, ``4:9``) and row specs (one layer, a concat,
+a mix): the one parser of each.
 
 Layer 0 is the embedding output, layer L the model's final output (after the final norm,
 as ``output_hidden_states`` numbers them). Every command and the API parse specs here.
@@ -7,6 +8,7 @@ as ``output_hidden_states`` numbers them). Every command and the API parse specs
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from probe.errors import ProbeError
 
@@ -40,3 +42,61 @@ def resolve_layers(spec: str | Sequence[int], num_layers: int) -> list[int]:
                 f"(0 = embeddings, {num_layers} = final output; -1 = last)"
             ) from None
     return sorted(set(chosen))
+
+
+# --- row specs: what one head reads ---------------------------------------------------------
+
+MIX = "mix"
+SINGLE, CONCAT = "single", "concat"
+
+
+class RowSpec(NamedTuple):
+    """What one head reads: one layer, several side by side (``concat``), or a learned ``mix``.
+
+    The one parser of ``--layer 11``, ``--layer 12,18,24`` (or ``12+18+24``, as a sweep row
+    names it) and ``--layer mix``, used by fit, sweep, curve, persistence and predict. ``layers``
+    hold the user's words until ``resolved`` turns them into model layers; a mix of no named
+    layers mixes every stored one.
+    """
+
+    kind: str  # SINGLE, CONCAT or MIX
+    layers: tuple  # model layers once resolved (str parts before)
+
+    @property
+    def multi(self) -> bool:
+        return self.kind != SINGLE
+
+    @property
+    def name(self) -> int | str:
+        """A sweep row's ``layer`` field: 11, "12+18+24" or "mix"."""
+        if self.kind == SINGLE:
+            return self.layers[0]
+        return MIX if self.kind == MIX else "+".join(str(layer) for layer in self.layers)
+
+    @property
+    def file_stem(self) -> str:
+        """The row's name in a file name: "11", "12-18-24", "mix"."""
+        return str(self.name).replace("+", "-")
+
+    def resolved(self, layer_of, stored: Sequence[int]) -> RowSpec:
+        """Model layers for every part (``layer_of("-1")`` -> a stored layer); a mix of no
+        named layers takes every stored one."""
+        if self.kind == MIX and not self.layers:
+            return RowSpec(MIX, tuple(stored))
+        return RowSpec(self.kind, tuple(layer_of(part) for part in self.layers))
+
+
+def parse_row_spec(spec) -> RowSpec:
+    """``11`` -> single; ``12,18,24`` or ``12+18+24`` -> concat; ``mix`` -> every stored layer
+    mixed. A ``RowSpec`` passes through unchanged."""
+    if isinstance(spec, RowSpec):
+        return spec
+    text = str(spec).strip().lower()
+    if text == MIX:
+        return RowSpec(MIX, ())
+    parts = tuple(part.strip() for part in text.replace("+", ",").split(",") if part.strip())
+    if len(parts) > 1:
+        return RowSpec(CONCAT, parts)
+    if not parts:
+        raise ProbeError("empty --layer; give a layer such as 11, -1, 12,18,24 or mix")
+    return RowSpec(SINGLE, parts)

@@ -13,25 +13,51 @@ mix a subset of rows or layers for large sets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-MIX = "mix"
+from probe.features.layers import CONCAT, MIX, RowSpec
 
 
-def parse_multi_layer(spec) -> tuple[str, list[str]] | None:
-    """``"mix"`` -> ("mix", []); ``"12,18,24"`` -> ("concat", ["12", "18", "24"]); else None."""
-    text = str(spec).strip().lower()
-    if text == MIX:
-        return MIX, []
-    if "," in text:
-        parts = [part.strip() for part in text.split(",") if part.strip()]
-        return "concat", parts
-    return None
+@dataclass
+class LayerCombiner:
+    """How a multi-layer head turns pooled features of its layers into its input.
+
+    Saved with the head and applied by ``probe predict`` and inside the ONNX graph, so a text
+    gets the prediction it got at fit time. A mix holds the per-layer standardisation of the
+    training rows and the softmax weights; a concat holds nothing but the layer order.
+    """
+
+    kind: str  # CONCAT or MIX
+    layers: tuple  # model layers, in the order of the stack
+    weights: np.ndarray | None = None  # (L,) softmax mixing weights
+    mean: np.ndarray | None = None  # (L, D) training mean per layer
+    scale: np.ndarray | None = None  # (L, D) training scale per layer
+
+    def apply(self, stack: np.ndarray) -> np.ndarray:
+        """(L, N, D) float32 -> (N, L*D) for a concat, (N, D) for a mix."""
+        if self.kind == CONCAT:
+            return np.concatenate(list(stack), axis=1)
+        standard = (stack - self.mean[:, None, :]) / self.scale[:, None, :]  # (L, N, D)
+        return np.tensordot(self.weights, standard, axes=1)
+
+    def tensors(self) -> dict:
+        """What ``save_head`` writes beside the head's weights."""
+        if self.kind != MIX:
+            return {}
+        return {"mix_weights": self.weights, "layer_mean": self.mean, "layer_scale": self.scale}
+
+    @classmethod
+    def from_tensors(cls, kind: str, layers, tensors: dict) -> LayerCombiner:
+        """The combiner ``tensors()`` described (float32, as at fit time)."""
+        if kind != MIX:
+            return cls(kind, tuple(layers))
+        weights, mean, scale = (np.asarray(tensors[name], np.float32) for name in MIX_TENSORS)
+        return cls(kind, tuple(layers), weights, mean, scale)
 
 
-def row_name(kind: str, layers: list[int]) -> str:
-    """What a sweep row's ``layer`` field holds for a multi-layer head: "mix" or "12+18+24"."""
-    return MIX if kind == MIX else "+".join(str(layer) for layer in layers)
+MIX_TENSORS = ("mix_weights", "layer_mean", "layer_scale")
 
 
 def concat_features(split, layers: list[int], pool: str) -> np.ndarray:
@@ -84,32 +110,35 @@ def fit_mix_weights(
     return softmax(unpack(found.x)[0])
 
 
-def mix_features(data, layers: list[int], pool: str, *, C: float = 1.0) -> tuple[dict, dict]:
-    """Mixed features of every split, {split name: (n, D)}, and what was learned.
+def mix_features(data, layers: list[int], pool: str, *, C: float = 1.0):
+    """Mixed features of every split, {split name: (n, D)}, what was learned, and the
+    ``LayerCombiner`` that repeats it on new texts.
 
     Each layer is standardised with the training rows' mean and scale before mixing.
     """
     train = _stack(data.train, layers, pool)  # (L, n, D)
-    mean = train.mean(axis=1, keepdims=True)  # (L, 1, D)
-    scale = train.std(axis=1, keepdims=True)
+    mean = train.mean(axis=1)  # (L, D)
+    scale = train.std(axis=1)
     scale[scale < 1e-6] = 1.0
-    train -= mean
-    train /= scale
+    train -= mean[:, None, :]
+    train /= scale[:, None, :]
     classes, codes = np.unique(data.train.labels, return_inverse=True)
-    weights = fit_mix_weights(train, codes, len(classes), C=C)
-    mixed = {"train": np.tensordot(weights.astype(np.float32), train, axes=1)}
+    weights = fit_mix_weights(train, codes, len(classes), C=C).astype(np.float32)
+    combiner = LayerCombiner(MIX, tuple(layers), weights, mean, scale)
+    mixed = {"train": np.tensordot(weights, train, axes=1)}
     del train
     for name, split in data.splits().items():
         if name != "train":
-            stack = (_stack(split, layers, pool) - mean) / scale
-            mixed[name] = np.tensordot(weights.astype(np.float32), stack, axes=1)
+            mixed[name] = combiner.apply(_stack(split, layers, pool))
     info = {"layers": list(layers), "mix_weights": [float(w) for w in weights]}
-    return mixed, info
+    return mixed, info, combiner
 
 
-def multi_layer_features(data, kind: str, layers: list[int], pool: str) -> tuple[dict, dict]:
-    """{split: features} and a description, for a ``concat`` or ``mix`` head."""
-    if kind == MIX:
+def multi_layer_features(data, spec: RowSpec, pool: str):
+    """{split: features}, a description and the ``LayerCombiner`` of a concat or mix row."""
+    layers = list(spec.layers)
+    if spec.kind == MIX:
         return mix_features(data, layers, pool)
+    combiner = LayerCombiner(CONCAT, tuple(layers))
     features = {name: concat_features(split, layers, pool) for name, split in data.splits().items()}
-    return features, {"layers": list(layers)}
+    return features, {"layers": layers}, combiner

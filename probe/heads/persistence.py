@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from probe.errors import ProbeError
+from probe.features.layers import CONCAT, MIX, SINGLE
+from probe.features.pooling import check_pool
 from probe.files import write_atomic
 from probe.heads.estimator import ProbeClassifier
 from probe.jsonable import to_jsonable
@@ -23,11 +25,12 @@ from probe.jsonable import to_jsonable
 # --- saving and loading ---------------------------------------------------------------------
 
 HEAD_FORMAT = "probe-head"
-HEAD_FORMAT_VERSION = 1
+HEAD_FORMAT_VERSION = 2  # 2: multi-layer heads (concat, mix); format 1 is still read
+READABLE_VERSIONS = (1, 2)
 REQUIRED_META = {
     "model": str,  # a spec load_backbone accepts: alias, directory, .gguf, hub id
     "model_fingerprint": str,
-    "layer": int,  # model layer numbering: 0 = embeddings .. L = final output
+    "layer": (int, str),  # 0 = embeddings .. L = final output; or "12+18+24", "mix"
     "pool": str,  # "last" or "mean"
     "max_length": int,
 }
@@ -41,12 +44,13 @@ def head_paths(path: str | Path) -> tuple[Path, Path]:
     return json_path, json_path.with_suffix(".safetensors")
 
 
-def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
+def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None) -> Path:
     """Write a fitted head as JSON metadata + safetensors weights; return the JSON path.
 
     ``meta`` needs ``REQUIRED_META`` (what predict needs to rebuild the features) and may
-    hold anything JSON-able (label_names, cache_key, metrics, ...). Both files are written
-    to temporary names and moved into place, weights first.
+    hold anything JSON-able (label_names, cache_key, metrics, ...). A multi-layer head passes
+    its ``LayerCombiner``: its layers and (for a mix) its tensors are saved too. Both files are
+    written to temporary names and moved into place, weights first.
     """
     from safetensors.numpy import save
 
@@ -54,8 +58,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
     missing = [key for key in REQUIRED_META if meta.get(key) is None]
     if missing:
         raise ProbeError(f"head metadata lacks {', '.join(missing)}")
-    if meta["pool"] not in ("last", "mean"):
-        raise ProbeError(f"unknown pool '{meta['pool']}'; choose last or mean")
+    check_pool(meta["pool"])
     json_path, weights_path = head_paths(path)
     tensors = {
         "coef": np.ascontiguousarray(clf.coef_, np.float64),  # (K', D)
@@ -63,13 +66,18 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
         "mean": np.ascontiguousarray(clf.mean_, np.float64),  # (D,)
         "scale": np.ascontiguousarray(clf.scale_, np.float64),  # (D,)
     }
+    if combiner is not None:
+        tensors.update({name: np.ascontiguousarray(value, np.float64)
+                        for name, value in combiner.tensors().items()})  # fmt: skip
     weights = save(tensors, metadata={"format": HEAD_FORMAT})
     classes = clf.classes_.tolist()
     record = {
         **{key: to_jsonable(value) for key, value in meta.items()},
         "format": HEAD_FORMAT,
         "format_version": HEAD_FORMAT_VERSION,
-        "layer": int(meta["layer"]),
+        "layer": meta["layer"] if combiner is not None else int(meta["layer"]),
+        "combine": combiner.kind if combiner is not None else SINGLE,
+        "layers": [int(layer) for layer in combiner.layers] if combiner else [int(meta["layer"])],
         "max_length": int(meta["max_length"]),
         "classes": classes,
         "label_names": [str(c) for c in meta.get("label_names") or classes],
@@ -95,8 +103,16 @@ def load_head(path: str | Path) -> tuple[ProbeClassifier, dict]:
 
     A missing, truncated or edited file (either one) is a one-line ``ProbeError``.
     """
+    classifier, record, _ = load_head_parts(path)
+    return classifier, record
+
+
+def load_head_parts(path: str | Path):
+    """(classifier, metadata, ``LayerCombiner`` or None): what serving a head needs."""
     from safetensors import SafetensorError
     from safetensors.numpy import load
+
+    from probe.heads.mix import MIX_TENSORS, LayerCombiner
 
     json_path, _ = head_paths(path)
     if not json_path.is_file():
@@ -108,7 +124,7 @@ def load_head(path: str | Path) -> tuple[ProbeClassifier, dict]:
         raise ProbeError(damaged) from None
     if not isinstance(record, dict) or record.get("format") != HEAD_FORMAT:
         raise ProbeError(f"{json_path} is not a probe head file")
-    if record.get("format_version") != HEAD_FORMAT_VERSION:
+    if record.get("format_version") not in READABLE_VERSIONS:
         raise ProbeError(
             f"{json_path} has head format {record.get('format_version')}; this probe reads "
             f"format {HEAD_FORMAT_VERSION}"
@@ -139,7 +155,16 @@ def load_head(path: str | Path) -> tuple[ProbeClassifier, dict]:
     if not all(np.isfinite(tensors[name]).all() for name in WEIGHT_NAMES):
         raise ProbeError(f"{weights_path} holds non-finite weights; fit the head again")
     clf.class_weight = record.get("class_weight")
-    return clf, record
+    kind = record.get("combine", SINGLE)
+    if kind == SINGLE:
+        return clf, record, None
+    layers = record.get("layers")
+    if kind not in (CONCAT, MIX) or not isinstance(layers, list) or not layers:
+        raise ProbeError(damaged)
+    names = MIX_TENSORS if kind == MIX else ()
+    if any(name not in tensors or not np.isfinite(tensors[name]).all() for name in names):
+        raise ProbeError(f"{weights_path} lacks the mix of its layers; fit the head again")
+    return clf, record, LayerCombiner.from_tensors(kind, layers, tensors)
 
 
 def _content_sha256(record: dict) -> str:

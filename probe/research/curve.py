@@ -47,13 +47,13 @@ def learning_curve(
 
     from probe.research.sweep import row_features
 
-    if isinstance(layer, tuple) and layer[0] == "mix":
+    if getattr(layer, "kind", None) == "mix":
         raise ProbeError("a learning curve of --layer mix is not supported; give one layer or "
                          "a list such as 12,18,24")  # fmt: skip
     if seeds < 1:
         raise ProbeError("--seeds must be at least 1")
     started = time.perf_counter()
-    name, features, _ = row_features(data, layer, pool)
+    name, features, *_ = row_features(data, layer, pool)
     labels = {split_name: s.labels for split_name, s in data.splits().items()}
     scored = "test" if "test" in features else "val" if "val" in features else None
     if scored is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.features.layers import RowSpec, parse_row_spec
 from probe.features.pooling import POOL_NAMES as POOLS
 from probe.features.pooling import check_pool
 from probe.heads.rows import CachedData
@@ -34,6 +35,7 @@ class FitResult:
     measures: dict = field(default_factory=dict)  # row fields from probe.research.measures
     scores: dict | None = None  # per-example selection scores (val, or out of fold)
     layers_info: dict = field(default_factory=dict)  # multi-layer heads: layers, mix weights
+    combiner: object = None  # probe.heads.mix.LayerCombiner of a multi-layer head
 
     @property
     def label_names(self) -> list[str]:
@@ -58,22 +60,21 @@ class FitResult:
         return row
 
 
-def row_features(data: CachedData, layer, pool: str) -> tuple[int | str, dict, dict]:
-    """(row name, {split: float32 (n, D)}, multi-layer info) of one row of the sweep.
+def row_features(data: CachedData, layer, pool: str) -> tuple:
+    """(row name, {split: float32 (n, D)}, multi-layer info, combiner or None) of one row.
 
-    ``layer`` is a stored model layer, or ("mix" | "concat", [layers]) for a multi-layer head.
+    ``layer`` is a stored model layer, or a resolved multi-layer ``RowSpec``.
     """
-    if isinstance(layer, tuple):
-        from probe.heads.mix import multi_layer_features, row_name
+    if isinstance(layer, RowSpec):
+        from probe.heads.mix import multi_layer_features
 
-        kind, layers = layer
-        features, info = multi_layer_features(data, kind, list(layers), pool)
-        return row_name(kind, list(layers)), features, {"kind": kind, **info}
+        features, info, combiner = multi_layer_features(data, layer, pool)
+        return layer.name, features, {"kind": layer.kind, **info}, combiner
     if layer not in data.layers:
         raise ProbeError(
             f"layer {layer} is not in the cache; stored layers: {', '.join(map(str, data.layers))}"
         )
-    return layer, {name: s.features(layer, pool) for name, s in data.splits().items()}, {}
+    return layer, {name: s.features(layer, pool) for name, s in data.splits().items()}, {}, None
 
 
 def _refits_on_train(measures, data: CachedData) -> bool:
@@ -99,7 +100,7 @@ def fit_one(
 ) -> FitResult:
     """A head on one stored (layer, pool); C chosen on val (or by CV), scored on val and test.
 
-    ``layer`` may be ("mix" | "concat", [layers]) (see ``row_features``). ``measures``
+    ``layer`` may be a multi-layer ``RowSpec`` (see ``row_features``). ``measures``
     (``probe.research.measures.Measures``) adds intervals, the selection loss and the research
     measures to the row. ``train_accuracy=False`` (the sweep) skips scoring the training set
     and lets the fit standardise the features in place: on 67k x 576 each saves ~0.1-0.2 s.
@@ -109,7 +110,7 @@ def fit_one(
 
     check_pool(pool)
     cpu_started = time.process_time()
-    name, features, info = row_features(data, layer, pool)
+    name, features, info, combiner = row_features(data, layer, pool)
     X = features["train"]
     val = (features["val"], data.val.labels) if data.val is not None else (None, None)
     started = time.perf_counter()
@@ -132,7 +133,7 @@ def fit_one(
         labels = {split_name: s.labels for split_name, s in data.splits().items()}
         fields, scores = row_measures(classifier, features, labels, measures)
     return FitResult(name, pool, classifier, reports, seconds,
-                     time.process_time() - cpu_started, fields, scores, info)  # fmt: skip
+                     time.process_time() - cpu_started, fields, scores, info, combiner)  # fmt: skip
 
 
 def head_meta(data: CachedData, result: FitResult) -> dict:
@@ -172,10 +173,8 @@ def _numbered_fit(index: int, *args, **kwargs) -> tuple[int, FitResult | str]:
 
 def _error_row(layer, pool: str, error: str) -> dict:
     """The row of a head that could not be fitted: its error, no metrics."""
-    if isinstance(layer, tuple):
-        from probe.heads.mix import row_name
-
-        layer = row_name(layer[0], list(layer[1]))
+    if isinstance(layer, RowSpec):
+        layer = layer.name
     return {"layer": layer, "pool": pool, "C": None, "val_accuracy": None, "val_macro_f1": None,
             "test_accuracy": None, "test_macro_f1": None, "error": error}  # fmt: skip
 
@@ -199,8 +198,8 @@ def run_sweep(
     prefer_early: bool = False,
     quiet: bool = True,
 ) -> dict:
-    """Fit every (layer, pool) in parallel, plus ``multi`` heads (("mix", []) or
-    ("concat", [12, 18, 24])) per pool; choose one row by validation log loss.
+    """Fit every (layer, pool) in parallel, plus ``multi`` heads (row specs such as ``mix`` or
+    ``12,18,24``) per pool; choose one row by validation log loss.
 
     See ``probe.research.selection`` for the choice and ``probe.research.measures`` for what each
     row reports (CIs always; ``repeats``, ``control`` and ``mdl`` on request).
@@ -217,8 +216,7 @@ def run_sweep(
     layers = list(data.layers) if layers is None else [data.layer(spec) for spec in layers]
     for pool in pools:
         check_pool(pool)
-    multi = [(kind, [data.layer(spec) for spec in parts] if kind == "concat" else layers)
-             for kind, parts in multi]  # fmt: skip
+    multi = [parse_row_spec(spec).resolved(data.layer, layers) for spec in multi]
     labels = None
     if control:
         from probe.research.control import control_task
@@ -227,7 +225,7 @@ def run_sweep(
     measures = Measures(resamples=resamples, seed=seed, repeats=repeats, control=labels,
                         mdl=mdl, cv=cv)  # fmt: skip
     tasks = [(layer, pool) for layer in layers for pool in pools]
-    tasks += [((kind, tuple(parts)), pool) for kind, parts in multi for pool in pools]
+    tasks += [(spec, pool) for spec in multi for pool in pools]
     n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(tasks))
     started = time.perf_counter()
     results = [None] * len(tasks)

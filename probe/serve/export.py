@@ -1,10 +1,11 @@
 """A saved head as one ONNX graph that runs without torch: ``probe export``.
 
 The graph is the whole serving path of ``probe predict``: the backbone truncated at the
-head's layer (blocks above it are not in the graph; the final norm only when the layer is
-the top one, the numbering of ``hidden_states_by_layer``), the pooling, the fp16 rounding
+head's deepest layer (blocks above it are not in the graph; the final norm only when the layer
+is the top one, the numbering of ``hidden_states_by_layer``), the pooling, the fp16 rounding
 the cache applies (so probabilities match the head's fit-time view of the features), the
-standardisation and the linear head. Inputs ``input_ids`` and ``attention_mask`` (B, T)
+combination of a multi-layer head's layers (concat or mix), the standardisation and the linear
+head. Inputs ``input_ids`` and ``attention_mask`` (B, T)
 int64, right-padded, with dynamic B and T; outputs ``logits`` (B, K) and
 ``probabilities`` (B, K) in label order (for two classes the logits are ``[0, s]``).
 
@@ -17,9 +18,7 @@ tokenizers and numpy only: this module imports torch only inside ``export_head``
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.outputs import replace_folder, staging_folder, write_json
 
 EXPORT_FORMAT = "probe-onnx"
 EXPORT_FORMAT_VERSION = 1
@@ -48,11 +48,13 @@ INSTALL_HINT = "pip install 'probe[export]' (onnx, onnxruntime)"
 # --- building the graph (torch) ---------------------------------------------------------------
 
 
-def _serving_module(model, pool: str, classifier):
+def _serving_module(model, pool: str, classifier, combiner=None):
     """An nn.Module: (input_ids, attention_mask) -> (logits, probabilities).
 
-    ``model`` must already be truncated (see ``export_head``); the standardisation is folded
-    into the weights as in ``ProbeClassifier.decision_function``.
+    ``model`` must already be truncated at the head's deepest layer (see ``export_head``);
+    the standardisation is folded into the weights as in ``ProbeClassifier.decision_function``.
+    A multi-layer head reads its layers from the hidden states and combines them as its
+    ``LayerCombiner`` does (concat side by side, or the standardised softmax-weighted mix).
     """
     import torch
     from torch import nn
@@ -69,17 +71,34 @@ def _serving_module(model, pool: str, classifier):
             self.backbone = base_model(model)
             self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
             self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float32))
+            for name, value in (combiner.tensors() if combiner else {}).items():
+                self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32))
+
+        def pooled(self, hidden, attention_mask):
+            pooled = POOLS[pool](hidden, attention_mask)  # (B, T, D) -> (B, D)
+            return pooled.to(torch.float16).to(torch.float32)  # the cache stores fp16
 
         def forward(self, input_ids, attention_mask):
             output = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-            )
-            pooled = POOLS[pool](output.last_hidden_state, attention_mask)  # (B, T, D) -> (B, D)
-            pooled = pooled.to(torch.float16).to(torch.float32)  # the cache stores fp16
-            logits = pooled @ self.weight + self.bias  # (B, K')
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                output_hidden_states=combiner is not None,
+            )  # fmt: skip
+            if combiner is None:
+                features = self.pooled(output.last_hidden_state, attention_mask)
+            else:
+                stack = [self.pooled(output.hidden_states[layer], attention_mask)
+                         for layer in combiner.layers]  # fmt: skip
+                features = self.combined(stack)
+            logits = features @ self.weight + self.bias  # (B, K')
             if logits.shape[1] == 1:  # two classes: one score s -> [0, s], softmax = sigmoid
                 logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
             return logits, torch.softmax(logits, dim=1)
+
+        def combined(self, stack):
+            if combiner.kind == "concat":
+                return torch.cat(stack, dim=1)  # L x (B, D) -> (B, L*D)
+            standard = (torch.stack(stack) - self.layer_mean[:, None]) / self.layer_scale[:, None]
+            return torch.tensordot(self.mix_weights, standard, dims=1)  # (L, B, D) -> (B, D)
 
     return ServingHead().eval()
 
@@ -117,11 +136,10 @@ def export_head(
         raise ProbeError(f"{out} exists and is not a probe export; choose another --out")
     predictor = load_predictor(str(head), model, device="cpu")
     backbone, meta = predictor.backbone, predictor.meta
-    layer, pool = int(meta["layer"]), meta["pool"]
+    layer, pool = max(predictor.layers), meta["pool"]
     log(f"exporting {backbone.name} up to layer {layer} of {backbone.num_layers}, pool {pool}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    staging = staging_folder(out)
     try:
         vocab_size = int(getattr(backbone.model.config, "vocab_size", 2) or 2)
         inputs = _dummy_inputs(backbone.tokenizer.pad_id, vocab_size)
@@ -132,7 +150,8 @@ def export_head(
             warnings.catch_warnings(),
         ):
             warnings.simplefilter("ignore")  # TracerWarnings about Python-side shape checks
-            serving = _serving_module(backbone.model, pool, predictor.classifier)
+            serving = _serving_module(backbone.model, pool, predictor.classifier,
+                                      predictor.combiner)  # fmt: skip
             torch.onnx.export(
                 serving, inputs, str(staging / MODEL_FILE), dynamo=False,
                 input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
@@ -144,12 +163,11 @@ def export_head(
             )  # fmt: skip
         _write_tokenizer(backbone, staging)
         record = _export_record(predictor, head)
-        (staging / META_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_json(staging / META_FILE, record)
         if check:
             difference = check_parity(predictor, OnnxPredictor.load(staging), list(CHECK_TEXTS))
             log(f"parity check: max |p_onnx - p_torch| = {difference:.2e}")
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(staging, out)
+        replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"wrote {out} ({export_size(out) / 1e6:.1f} MB)")
@@ -201,7 +219,8 @@ def _export_record(predictor, head) -> dict:
         "max_length": int(meta["max_length"]),
         "labels": predictor.label_names,
         "label_names": meta.get("label_names") or predictor.label_names,
-        "layer": int(meta["layer"]),
+        "layer": meta["layer"],
+        "layers": predictor.layers,
         "pool": meta["pool"],
         "model": meta["model"],
         "model_fingerprint": meta["model_fingerprint"],

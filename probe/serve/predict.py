@@ -1,11 +1,11 @@
 """Serve a saved head: new texts -> the backbone up to the head's layer -> label + probabilities.
 
 The features are computed by ``probe.features.extract.embed_texts``, the function
-extraction uses for a batch, rounded through fp16 exactly as the cache stores them, then
-standardised and scored
-by the same ``ProbeClassifier`` code as at fit time: a text gets the prediction it got from
-the cache. The backbone runs only up to the head's layer. A head is refused, before any
-weights are read, when the model's fingerprint is not the one it was fitted on.
+extraction uses for a batch, rounded through fp16 exactly as the cache stores them, combined
+by the head's ``LayerCombiner`` where it reads several layers (concat, mix), then standardised
+and scored by the same ``ProbeClassifier`` code as at fit time: a text gets the prediction it
+got from the cache. The backbone runs only up to the head's deepest layer. A head is refused,
+before any weights are read, when the model's fingerprint is not the one it was fitted on.
 """
 
 from __future__ import annotations
@@ -22,18 +22,25 @@ class Predictor:
     classifier: object  # ProbeClassifier
     meta: dict  # the head's JSON record
     backbone: object  # probe.features.models.loading.Backbone
+    combiner: object = None  # probe.heads.mix.LayerCombiner of a multi-layer head
 
     @property
     def label_names(self) -> list[str]:
         return [str(c) for c in self.classifier.classes_]
 
+    @property
+    def layers(self) -> list[int]:
+        """The model layers the head reads; the backbone runs up to the deepest."""
+        return list(self.combiner.layers) if self.combiner else [int(self.meta["layer"])]
+
     def features(self, texts: list[str]) -> np.ndarray:
-        """float32 (N, D): the head's layer and pool, as the cache would hold them."""
+        """float32 (N, D'): the head's layers and pool as the cache would hold them, combined
+        as at fit time for a multi-layer head."""
         from probe.features.extract import embed_texts
 
-        layer, pool = int(self.meta["layer"]), self.meta["pool"]
-        pooled = embed_texts(self.backbone, texts, [layer], int(self.meta["max_length"]))
-        return pooled[pool][0]
+        pooled = embed_texts(self.backbone, texts, self.layers, int(self.meta["max_length"]))
+        stack = pooled[self.meta["pool"]]  # (L, N, D)
+        return self.combiner.apply(stack) if self.combiner else stack[0]
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One dict per text: label and the probability of every class."""
@@ -66,9 +73,10 @@ def prediction_rows(texts: list[str], probabilities, names: list[str]) -> list[d
 def load_predictor(head: str, model: str | None = None, device: str | None = None) -> Predictor:
     """Load a head and the backbone it was fitted on (``model`` overrides where it lives)."""
     from probe.features.models.loading import describe_model, load_backbone
-    from probe.heads.persistence import load_head
+    from probe.heads.persistence import load_head_parts
 
-    classifier, meta = load_head(head)
+    classifier, meta, combiner = load_head_parts(head)
+    layers = list(combiner.layers) if combiner else [int(meta["layer"])]
     spec = model or meta["model"]
     info = describe_model(spec)  # fingerprint and shape, no weights read
     if info.fingerprint != meta["model_fingerprint"]:
@@ -77,14 +85,14 @@ def load_predictor(head: str, model: str | None = None, device: str | None = Non
             f"{meta['model_fingerprint'][:12]}), not on '{spec}' (fingerprint "
             f"{info.fingerprint[:12]}); fit a head for this model"
         )
-    if not 0 <= int(meta["layer"]) <= info.num_layers:
+    if not all(0 <= layer <= info.num_layers for layer in layers):
         raise ProbeError(f"{head}: layer {meta['layer']} does not exist in '{spec}'")
-    if info.hidden_size != classifier.n_features_in_:
-        raise ProbeError(
-            f"{head} expects {classifier.n_features_in_} features; '{spec}' has {info.hidden_size}"
-        )
+    width = info.hidden_size * (len(layers) if combiner and combiner.kind == "concat" else 1)
+    if width != classifier.n_features_in_:
+        raise ProbeError(f"{head} expects {classifier.n_features_in_} features; '{spec}' "
+                         f"gives {width}")  # fmt: skip
     backbone = load_backbone(spec, device=device)
-    return Predictor(classifier, meta, backbone)
+    return Predictor(classifier, meta, backbone, combiner)
 
 
 def predict_texts(head: str, texts: list[str], model: str | None = None, device=None) -> list:

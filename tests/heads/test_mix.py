@@ -8,14 +8,29 @@ import numpy as np
 from click.testing import CliRunner
 
 from probe.cli.main import main
-from probe.heads.mix import fit_mix_weights, parse_multi_layer
+from probe.errors import ProbeError
+from probe.features.layers import RowSpec, parse_row_spec
+from probe.heads.mix import fit_mix_weights
 from probe.research.sweep import fit_one, run_sweep
 
 
-def test_layer_specs():
-    assert parse_multi_layer("mix") == ("mix", [])
-    assert parse_multi_layer("12, 18,24") == ("concat", ["12", "18", "24"])
-    assert parse_multi_layer("-1") is None and parse_multi_layer(7) is None
+def test_row_specs_one_parser_for_every_spelling():
+    assert parse_row_spec("mix") == RowSpec("mix", ())
+    assert parse_row_spec("12, 18,24") == RowSpec("concat", ("12", "18", "24"))
+    assert parse_row_spec("12+18+24") == parse_row_spec("12,18,24")  # a sweep row's name
+    assert parse_row_spec("-1") == RowSpec("single", ("-1",)) and not parse_row_spec(7).multi
+    resolved = parse_row_spec("12+-1").resolved(lambda part: int(part) % 31, range(31))
+    assert resolved == RowSpec("concat", (12, 30)) and resolved.name == "12+30"
+    assert resolved.file_stem == "12-30" and parse_row_spec(resolved.name) == RowSpec(
+        "concat", ("12", "30")
+    )
+    assert parse_row_spec("mix").resolved(int, [0, 2, 4]).layers == (0, 2, 4)
+    try:
+        parse_row_spec(" , ")
+    except ProbeError as error:
+        assert "layer" in str(error)
+    else:
+        raise AssertionError("an empty --layer must be refused")
 
 
 def test_mix_weights_find_the_informative_layer():
@@ -27,8 +42,7 @@ def test_mix_weights_find_the_informative_layer():
 
 
 def test_mix_and_concat_rows_in_the_sweep(research_data):
-    result = run_sweep(research_data, pools=["mean"], n_jobs=1, multi=[("mix", []),
-                       ("concat", ["1", "3"])])  # fmt: skip
+    result = run_sweep(research_data, pools=["mean"], n_jobs=1, multi=["mix", "1,3"])
     rows = {str(row["layer"]): row for row in result["entries"]}
     assert set(rows) == {"0", "1", "2", "3", "mix", "1+3"}
     mix = rows["mix"]
@@ -36,7 +50,8 @@ def test_mix_and_concat_rows_in_the_sweep(research_data):
     assert np.argmax(mix["mix_weights"]) == 3
     assert rows["1+3"]["layers"] == [1, 3] and rows["1+3"]["kind"] == "concat"
     assert mix["test_accuracy"] >= rows["0"]["test_accuracy"] + 0.2
-    concat = fit_one(research_data, ("concat", (1, 3)), "mean")
+    concat = fit_one(research_data, RowSpec("concat", (1, 3)), "mean")
+    assert concat.combiner.layers == (1, 3)
     assert concat.classifier.coef_.shape[1] == 2 * research_data.train.features(1, "mean").shape[1]
 
 
@@ -56,7 +71,7 @@ def test_fit_layer_mix_on_the_command_line(tiny_gpt2_dir, sms_labelled):
     mixed = runner.invoke(main, [*base, "--layer", "mix"])
     assert mixed.exit_code == 0, mixed.output
     summary = json.loads(mixed.output)
-    assert summary["layer"] == "mix" and summary["head"] is None
+    assert summary["layer"] == "mix" and summary["head"].endswith("-lmix-last.json")
     assert len(summary["mix_weights"]) == 4 and 0.0 <= summary["metrics"]["test"]["accuracy"] <= 1
     concat = runner.invoke(main, [*base, "--layer", "1,3"])
     assert concat.exit_code == 0, concat.output

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from probe.cli.main import main
 from probe.errors import ProbeError
+from probe.features.layers import RowSpec
 from probe.research.curve import learning_curve, markdown_table, plot_curve, sample_per_class
 
 
@@ -36,7 +37,7 @@ def test_curve_rises_with_sd_at_every_point(research_data, tmp_path):
     png = plot_curve(curve, tmp_path / "curve.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ProbeError, match="mix is not supported"):
-        learning_curve(research_data, ("mix", (0, 1)), "last")
+        learning_curve(research_data, RowSpec("mix", (0, 1)), "last")
 
 
 def test_curve_from_a_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_path):

@@ -15,14 +15,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from probe.errors import ProbeError, one_line, short_reason
 from probe.files import cache_root, write_atomic
+from probe.outputs import replace_folder, staging_folder
 
 DEFAULT_MODEL = "gpt2"
 MAX_LENGTH_CAP = 512
@@ -207,12 +205,10 @@ def _converted_gguf_dir(gguf_path: Path) -> Path:
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    staging = staging_folder(target)
     plain.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    return target
+    return replace_folder(staging, target)
 
 
 # --- fingerprints ---------------------------------------------------------------------------
