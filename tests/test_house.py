@@ -1,0 +1,84 @@
+"""The house rules CI checks: small modules, small packages, thin commands, imports pointing down.
+
+The stage layering itself is import-linter's contract (``[tool.importlinter]`` in
+pyproject.toml); this test runs it, so the README's test command checks it too.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "probe"
+MAX_MODULE_LINES = 450
+MAX_PACKAGE_MODULES = 10
+MAX_CLI_LINES = 200
+MAX_CLI_STAGES = 2
+STAGES = ("data", "features", "heads", "research", "serve", "finetune", "report")
+
+
+def _modules(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("*.py") if path.name != "__init__.py")
+
+
+def test_no_module_is_over_the_line_limit():
+    sizes = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+             for path in PACKAGE.rglob("*.py")}  # fmt: skip
+    long = {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_no_package_holds_too_many_modules():
+    crowded = {str(folder.relative_to(ROOT)): len(_modules(folder))
+               for folder in [PACKAGE, *PACKAGE.rglob("*")] if (folder / "__init__.py").is_file()
+               and folder != PACKAGE and len(_modules(folder)) > MAX_PACKAGE_MODULES}  # fmt: skip
+    assert not crowded, f"packages over {MAX_PACKAGE_MODULES} modules: {crowded}"
+
+
+def _stages_imported(path: Path) -> set[str]:
+    stages = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+            parts = name.split(".")
+            if len(parts) > 1 and parts[0] == "probe" and parts[1] in STAGES:
+                stages.add(parts[1])
+    return stages
+
+
+def test_commands_are_thin():
+    heavy = {}
+    for path in _modules(PACKAGE / "cli"):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        stages = _stages_imported(path)
+        if lines > MAX_CLI_LINES or len(stages) > MAX_CLI_STAGES:
+            heavy[path.name] = (lines, sorted(stages))
+    assert not heavy, f"CLI modules over {MAX_CLI_LINES} lines or {MAX_CLI_STAGES} stages: {heavy}"
+
+
+def test_stage_imports_point_down():
+    lint = shutil.which("lint-imports")
+    if lint is None:
+        pytest.fail("lint-imports is missing: install the dev extra (import-linter)")
+    done = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_the_contract_catches_an_upward_import(tmp_path):
+    """The checker is not vacuous: a heads module importing research breaks the contract."""
+    lint = shutil.which("lint-imports")
+    if lint is None:
+        pytest.fail("lint-imports is missing: install the dev extra (import-linter)")
+    copy = tmp_path / "tree"
+    shutil.copytree(PACKAGE, copy / "probe", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    (copy / "probe" / "heads" / "upward.py").write_text("import probe.research.sweep\n")
+    done = subprocess.run([lint, "--no-cache"], cwd=copy, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(copy), "PATH": ""})  # fmt: skip
+    assert done.returncode != 0 and "probe.heads.upward" in done.stdout
