@@ -8,6 +8,7 @@ import time
 import click
 
 from probe.errors import ProbeError, environment_message, one_line
+from probe.messages import configure, detail, say  # noqa: F401  (the commands' channel too)
 
 
 def fail_cleanly(command):
@@ -89,8 +90,10 @@ def verbosity_options(command):
         if verbose and quiet:
             raise click.UsageError("-v/--verbose and -q/--quiet exclude each other")
         context = click.get_current_context(silent=True)
+        level = "quiet" if quiet else "verbose" if verbose else "normal"
+        configure(level)  # the library's one channel (probe.messages) follows -q/-v
         if context is not None:
-            context.meta[VERBOSITY_KEY] = "quiet" if quiet else "verbose" if verbose else "normal"
+            context.meta[VERBOSITY_KEY] = level
         kwargs.update({name: value for name, value in (("quiet", quiet), ("verbose", verbose))
                        if name in passes})  # fmt: skip
         name = " ".join(context.command_path.split()[1:]) if context is not None else "probe"
@@ -112,15 +115,3 @@ def verbosity() -> str:
     """``quiet``, ``normal`` or ``verbose`` for the running command (normal outside one)."""
     context = click.get_current_context(silent=True)
     return context.meta.get(VERBOSITY_KEY, "normal") if context is not None else "normal"
-
-
-def say(message: str) -> None:
-    """A message on stderr, unless -q."""
-    if verbosity() != "quiet":
-        click.echo(message, err=True)
-
-
-def detail(message: str) -> None:
-    """A detail line on stderr, only with -v."""
-    if verbosity() == "verbose":
-        click.echo(message, err=True)

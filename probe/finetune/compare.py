@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from probe.jsonable import to_jsonable
+from probe.research.uncertainty import LEVEL, RESAMPLES
 
 if TYPE_CHECKING:
     from probe.data.splits import Splits
@@ -34,7 +35,6 @@ BOOK_RECIPE = {
     "unfreeze": 1, "layer": None, "pool": "last", "lr_body": 5e-5, "lr_head": 5e-5,
     "weight_decay": 0.1, "epochs": 5, "batch_size": 8, "patience": None,
 }  # fmt: skip
-RESAMPLES = 1000
 
 
 def best_probe(
@@ -171,7 +171,7 @@ def run_comparison(
             "bootstrap": {
                 "resamples": resamples,
                 "seed": base.seed,
-                "level": 0.95,
+                "level": LEVEL,
                 "over": f"{len(truth)} test examples",
             },
         },  # fmt: skip

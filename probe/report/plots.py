@@ -9,25 +9,17 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from probe.figures import new_figure
 from probe.report.results import curve_points, interval_path, lookup
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def to_svg(figure, salt: str) -> str:
     """The figure as an ``<svg>`` element (XML prolog and DOCTYPE dropped for inline use)."""
     import matplotlib
+    import matplotlib.pyplot as plt
 
-    plt = _pyplot()
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None})
@@ -45,8 +37,7 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
     rows = [r for r in sweep.get("entries", []) if isinstance(r.get("layer"), int)]
     if not rows:
         return None
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(8, 4.2))
+    figure, axes = new_figure(size=(8, 4.2))
     pools = list(dict.fromkeys(str(r.get("pool")) for r in rows))
     for pool, colour in zip(pools, COLOURS * 4, strict=False):
         mine = sorted((r for r in rows if str(r.get("pool")) == pool), key=lambda r: r["layer"])
@@ -99,8 +90,7 @@ def curve_plot(curve: dict, salt: str) -> str | None:
     series = _curve_series(curve_points(curve) or [])
     if not series:
         return None
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure, axes = new_figure(size=(7, 4))
     for (metric, values), colour in zip(series.items(), COLOURS * 4, strict=False):
         values.sort()
         xs = [v[0] for v in values]
@@ -131,8 +121,7 @@ def compare_plot(compare: dict, salt: str) -> str | None:
             points.append((str(row.get("method", "?")), accuracy, lookup(row, ["ci", "accuracy"])))
     if not points:
         return None
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(8, 3.8))
+    figure, axes = new_figure(size=(8, 3.8))
     for x, (_, accuracy, ci) in enumerate(points):
         error = [[accuracy - ci[0]], [ci[1] - accuracy]] if ci else None
         axes.errorbar([x], [accuracy], yerr=error, fmt="o", capsize=4,

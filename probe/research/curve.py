@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.research.uncertainty import mean_and_sd
 
 SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 SEEDS = 5
@@ -68,16 +69,16 @@ def learning_curve(
     points = []
     for k in [*sizes, None]:
         mine = [fit for (size, _), fit in zip(draws, fits, strict=True) if size == k]
-        accuracy = np.array([fit["accuracy"] for fit in mine])
-        macro_f1 = np.array([fit["macro_f1"] for fit in mine])
-        sd = lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0  # noqa: E731
+        accuracy = [fit["accuracy"] for fit in mine]
+        accuracy_mean, accuracy_sd = mean_and_sd(accuracy)
+        macro_f1_mean, macro_f1_sd = mean_and_sd([fit["macro_f1"] for fit in mine])
         points.append({
             "per_class": "all" if k is None else k,
             "n_train": mine[0]["n_train"],
             "seeds": len(mine),
-            "accuracy_mean": float(accuracy.mean()), "accuracy_sd": sd(accuracy),
-            "macro_f1_mean": float(macro_f1.mean()), "macro_f1_sd": sd(macro_f1),
-            "accuracies": accuracy.tolist(),
+            "accuracy_mean": accuracy_mean, "accuracy_sd": accuracy_sd,
+            "macro_f1_mean": macro_f1_mean, "macro_f1_sd": macro_f1_sd,
+            "accuracies": [float(value) for value in accuracy],
             "C": [fit["C"] for fit in mine],
         })  # fmt: skip
     return {
