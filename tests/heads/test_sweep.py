@@ -251,8 +251,9 @@ def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_pat
     report = json.loads(result.output)
     assert len(report["entries"]) == 2 * 2 + 2 * 2  # 2 layers + mix + concat, 2 pools
     for row in report["entries"]:
-        assert {"control_accuracy", "selectivity", "mdl_compression", "repeat_accuracy_sd",
+        assert {"memorisation_capacity", "mdl_compression", "repeat_accuracy_sd",
                 "test_accuracy_ci"} <= set(row)  # fmt: skip
+        assert "selectivity" not in row and "control_accuracy" not in row
     assert report["settings"]["test_size"] == 0.2 and report["prefer_early"]
     assert json.loads((out / "sweep.json").read_text())["entries"] == report["entries"]
 
