@@ -407,3 +407,38 @@ def markdown_baselines(result: dict) -> str:
               f"beyond the sweep, the random-weights extraction "
               f"{found.get('random_extract_seconds', 0.0):.1f} s."]  # fmt: skip
     return "\n".join(lines)
+
+
+def plot_baselines(axes, found: dict) -> None:
+    """The random-weights rows (dotted, per pool) and bag of words and majority (horizontal
+    lines) on a sweep's accuracy-by-layer axes."""
+    split = found["split"]
+    for pool, colour in (("last", "tab:blue"), ("mean", "tab:orange")):
+        rows = sorted(
+            (
+                r
+                for r in found.get("random_weights", [])
+                if r.get("pool") == pool and r.get(f"{split}_accuracy") is not None
+            ),
+            key=lambda r: r["layer"],
+        )
+        if rows:
+            axes.plot(
+                [r["layer"] for r in rows],
+                [r[f"{split}_accuracy"] for r in rows],
+                ":x",
+                color=colour,
+                markersize=3,
+                label=f"{pool} random weights ({split})",
+            )
+    for key, name, colour in (
+        ("bag_of_words", "bag of words", "tab:green"),
+        ("majority", "majority", "grey"),
+    ):
+        axes.axhline(
+            found[key][f"{split}_accuracy"],
+            color=colour,
+            linestyle="-.",
+            linewidth=1,
+            label=f"{name} ({split})",
+        )

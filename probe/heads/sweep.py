@@ -405,6 +405,10 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
         value = row["test_accuracy"] if row["test_accuracy"] is not None else row["val_accuracy"]
         axes.axhline(value, linestyle=style, color="grey", linewidth=1,
                      label=f"{row['layer']} {row['pool']}")  # fmt: skip
+    if result.get("baselines"):
+        from probe.heads.baselines import plot_baselines
+
+        plot_baselines(axes, result["baselines"])
     best = result["best"]
     if isinstance(best["layer"], int):
         axes.plot([best["layer"]], [best["val_accuracy"]], "*", color="black", markersize=14,
