@@ -100,8 +100,8 @@ def main() -> None:
     report = {
         "command": "python " + " ".join(sys.argv),
         "cli_equivalent": (f"probe sweep --model {args.model} --train {train} --val "
-                           f"{args.sst2 / 'validation.csv'} --test {test} --control --mdl "
-                           "--baselines"),
+                           f"{args.sst2 / 'validation.csv'} --test {test} --control --mdl"
+                           + ("" if args.no_baselines else " --baselines")),
         "sweep_seconds": result["seconds"],
         "sweep_wall_seconds": sweep_wall,
         "sweep_target_seconds": 180,
@@ -135,10 +135,17 @@ def main() -> None:
         f"- Data: {len(data.train):,} training sentences (SST-2 train, pandas sample seed 0), "
         f"{len(data.val)} validation (SST-2 validation), {len(data.test):,} test (disjoint, "
         "same sample); features from the cache (extracted beforehand).",
-        f"- **Sweep with memorisation capacity, MDL and baselines: {result['seconds']:.1f} s** "
-        f"for {report['heads']} rows (target < 180 s; baselines "
-        f"{result.get('baselines', {}).get('seconds', 0.0):.1f} s of it after a "
-        f"{baseline_prepare_seconds:.1f} s random-weights extraction), {result['n_jobs']} jobs "
+        "- **Sweep with memorisation capacity, MDL"
+        + ("" if args.no_baselines else " and baselines")
+        + f": {result['seconds']:.1f} s** for {report['heads']} rows (target < 180 s"
+        + (
+            ""
+            if args.no_baselines
+            else f"; baselines "
+            f"{result.get('baselines', {}).get('seconds', 0.0):.1f} s of it after a "
+            f"{baseline_prepare_seconds:.1f} s random-weights extraction"
+        )
+        + f"), {result['n_jobs']} jobs "
         f"on {cpu} ({report['machine']['cores']} cores). Each row: C searched over 7 values "
         "on validation, 95% bootstrap CIs (1,000 resamples) on validation and test, the "
         "validation log loss, a hashed-label fit (memorisation capacity) and 10 online-code "
