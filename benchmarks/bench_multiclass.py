@@ -47,7 +47,7 @@ def four_class_splits(sms: Path, sst2: Path, folder: Path, seed: int) -> dict[st
     return paths
 
 
-MEASURES = ("control_accuracy", "selectivity", "mdl_compression")
+MEASURES = ("memorisation_capacity", "mdl_compression")
 
 
 def spearman(rows) -> float:
@@ -150,8 +150,8 @@ def main() -> None:
         f"- Independent scikit-learn probe on that row (C {reference['C']:g} on validation): "
         f"test accuracy {reference['test_accuracy']:.4f}; gap {100 * gap:.2f} points "
         f"({'within' if gap <= 0.02 else 'NOT within'} 2 points).",
-        f"- Selected row: control accuracy {best.get('control_accuracy')}, selectivity "
-        f"{best.get('selectivity')}, MDL compression {best.get('mdl_compression')}; every "
+        f"- Selected row: memorisation capacity {best.get('memorisation_capacity')} (train "
+        f"accuracy on hashed labels), MDL compression {best.get('mdl_compression')}; every "
         f"row's 95% CI contains its accuracy: {summary['every_ci_contains_its_accuracy']}; "
         f"Spearman(MDL compression, test accuracy) over the rows "
         f"{summary['spearman_mdl_compression_vs_test_accuracy']:.3f}.",

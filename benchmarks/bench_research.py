@@ -39,6 +39,13 @@ def make_subset(sst2: Path, folder: Path) -> tuple[Path, Path]:
     return train, test
 
 
+def _signed(row: dict, key: str) -> str:
+    if row.get(key) is None:
+        return "-"
+    low, high = row[f"{key}_ci"]
+    return f"{row[key]:+.4f} [{low:+.3f}, {high:+.3f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -46,6 +53,7 @@ def main() -> None:
     parser.add_argument("--subset-dir", type=Path, default=Path("/tmp/sst2k"))
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--name", default="research_sst2")
+    parser.add_argument("--no-baselines", action="store_true")
     args = parser.parse_args()
 
     from probe.heads.rows import prepare
@@ -61,7 +69,15 @@ def main() -> None:
                    test=str(test), layers="all", log=log)  # fmt: skip
     prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    result = run_sweep(data, n_jobs=args.jobs, control=True, mdl=True, quiet=False)
+    baselines = None
+    if not args.no_baselines:
+        from probe.research.baselines import prepare_baselines
+
+        baselines = prepare_baselines(data, quiet=False, log=log)
+    baseline_prepare_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    result = run_sweep(data, n_jobs=args.jobs, control=True, mdl=True, quiet=False,
+                       baselines=baselines)  # fmt: skip
     sweep_wall = time.perf_counter() - started
     best = result["best"]
     print(markdown_table(result))
@@ -74,6 +90,8 @@ def main() -> None:
     from scipy.stats import spearmanr
 
     rank_correlation = float(spearmanr(ranks("test_accuracy"), ranks("mdl_compression"))[0])
+    compression = [r["mdl_compression"] for r in entries]
+    below = [f"{r['layer']} {r['pool']}" for r in entries if r["mdl_compression"] < 0.9]
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -82,13 +100,18 @@ def main() -> None:
     report = {
         "command": "python " + " ".join(sys.argv),
         "cli_equivalent": (f"probe sweep --model {args.model} --train {train} --val "
-                           f"{args.sst2 / 'validation.csv'} --test {test} --control --mdl"),
+                           f"{args.sst2 / 'validation.csv'} --test {test} --control --mdl"
+                           + ("" if args.no_baselines else " --baselines")),
         "sweep_seconds": result["seconds"],
         "sweep_wall_seconds": sweep_wall,
         "sweep_target_seconds": 180,
         "curve_seconds": curve["seconds"],
         "curve_target_seconds": 30,
         "prepare_seconds": prepare_seconds,
+        "baselines_prepare_seconds": baseline_prepare_seconds,
+        "mdl_compression_min": min(compression),
+        "mdl_compression_max": max(compression),
+        "mdl_rows_below_0_9": below,
         "task_cpu_seconds_total": float(sum(r.get("cpu_seconds", 0.0) for r in entries)),
         "heads": len(result["entries"]),
         "n": result["n"],
@@ -112,11 +135,24 @@ def main() -> None:
         f"- Data: {len(data.train):,} training sentences (SST-2 train, pandas sample seed 0), "
         f"{len(data.val)} validation (SST-2 validation), {len(data.test):,} test (disjoint, "
         "same sample); features from the cache (extracted beforehand).",
-        f"- **Sweep with control tasks and MDL: {result['seconds']:.1f} s** for "
-        f"{report['heads']} rows (target < 180 s), {result['n_jobs']} jobs on {cpu} "
-        f"({report['machine']['cores']} cores). Each row: C searched over 7 values on "
-        "validation, 95% bootstrap CIs (1,000 resamples) on validation and test, the "
-        "validation log loss, a control-task fit and 10 online-code fits at the row's C.",
+        "- **Sweep with memorisation capacity, MDL"
+        + ("" if args.no_baselines else " and baselines")
+        + f": {result['seconds']:.1f} s** for {report['heads']} rows (target < 180 s"
+        + (
+            ""
+            if args.no_baselines
+            else f"; baselines "
+            f"{result.get('baselines', {}).get('seconds', 0.0):.1f} s of it after a "
+            f"{baseline_prepare_seconds:.1f} s random-weights extraction"
+        )
+        + f"), {result['n_jobs']} jobs "
+        f"on {cpu} ({report['machine']['cores']} cores). Each row: C searched over 7 values "
+        "on validation, 95% bootstrap CIs (1,000 resamples) on validation and test, the "
+        "validation log loss, a hashed-label fit (memorisation capacity) and 10 online-code "
+        "blocks, each choosing its own C on its own prefix (5-fold below 1,000 rows, else the "
+        "last 20%).",
+        f"- **MDL compression over the rows: {min(compression):.3f} to {max(compression):.3f}**; "
+        f"rows below 0.9: {', '.join(below) if below else 'none'} (target: none).",
         f"- **Learning curve: {curve['seconds']:.1f} s** (target < 30 s): layer "
         f"{curve['layer']} {curve['pool']}, {len(curve['points'])} sizes, 5 seeds each "
         "(one draw of the full set), C searched on validation per fit.",
@@ -130,10 +166,12 @@ def main() -> None:
         f"{result['n_indistinguishable']} rows indistinguishable from the selected one; the "
         f"best test row is {'inside' if low <= top['test_accuracy'] <= high else 'outside'} "
         "the selected row's CI.",
-        f"- Selected row: control accuracy {selected['control_accuracy']:.4f} (majority "
-        f"{result['majority_baseline']:.4f}), selectivity {selected['selectivity']:+.4f}, "
-        f"MDL compression {selected['mdl_compression']:.3f}. Spearman rank correlation of "
-        f"test accuracy and MDL compression over the rows: {rank_correlation:.3f}.",
+        f"- Selected row: memorisation capacity {selected['memorisation_capacity']:.4f} (train "
+        f"accuracy on hashed labels; majority {result['majority_baseline']:.4f}), accuracy "
+        f"minus random weights {_signed(selected, 'selectivity_vs_random')}, minus bag of "
+        f"words {_signed(selected, 'selectivity_vs_bow')}, MDL compression "
+        f"{selected['mdl_compression']:.3f}. Spearman rank correlation of test accuracy and "
+        f"MDL compression over the rows: {rank_correlation:.3f}.",
         "",
         markdown_table(result),
         "",

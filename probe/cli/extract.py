@@ -139,10 +139,12 @@ def extract(
             quiet=quiet,
             log=log,
         )  # fmt: skip; the local step below then finds every row and writes the view
+    notice = lambda line: click.echo(line, err=True)  # noqa: E731  (even with -q: a silent
+    # fallback to eager would read as a slow machine)
     path = run_extract(
         model, dataset, layers, max_length=max_length, out=out, force=force,
         quiet=quiet, device=device, dtype=dtype, token_budget=batch_tokens,
-        use_compile=use_compile, shard_rows=shard_rows, log=log,
+        use_compile=use_compile, shard_rows=shard_rows, log=log, compile_notice=notice,
     )  # fmt: skip
     click.echo(str(path))
 

@@ -147,8 +147,11 @@ def research_options(command):
                      help="Refit each row on R bootstrap resamples of train: mean and sd."),
         click.option("--prefer-early", is_flag=True, help="Select the shallowest row that "
                      "the paired bootstrap cannot tell from the lowest-loss row."),
-        click.option("--control", is_flag=True, help="Control task per row (Hewitt & "
-                     "Liang 2019): control accuracy and selectivity."),
+        click.option("--baselines", is_flag=True, help="Add majority, bag-of-words and "
+                     "random-weights rows (same model, re-initialised, extracted once), and "
+                     "each row's accuracy minus theirs with paired-bootstrap CIs."),
+        click.option("--control", is_flag=True, help="Memorisation capacity per row: train "
+                     "accuracy on labels hashed from the text (random labels)."),
         click.option("--mdl", is_flag=True, help="Online codelength per row (Voita & "
                      "Titov 2020) and compression over the uniform code."),
         click.option("--mix", is_flag=True, help="Add a learned scalar mix of all the "
@@ -160,7 +163,7 @@ def research_options(command):
     def collect(**kwargs):
         multi = (["mix"] if kwargs.pop("mix") else []) + [spec for spec in kwargs.pop("concat")]
         research = {key: kwargs.pop(key) for key in ("resamples", "repeats", "prefer_early",
-                                                     "control", "mdl")}  # fmt: skip
+                                                     "control", "mdl", "baselines")}  # fmt: skip
         return command(research={**research, "multi": multi}, **kwargs)
 
     import functools
@@ -194,16 +197,18 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen;
     rows a paired bootstrap cannot tell from it are marked (=), and --prefer-early takes the
     shallowest of them. Test accuracy and macro-F1 carry 95% bootstrap CIs and choose
-    nothing. --control, --mdl and --repeats add control-task selectivity, online codelength
-    and refits on resampled training sets. Writes a Markdown table, JSON, a PNG plot of
-    accuracy against layer and the selected head to --out-dir; prints the table (or JSON).
+    nothing. --baselines adds majority, bag-of-words and random-weights rows and each row's
+    selectivity against them; --control, --mdl and --repeats add memorisation capacity,
+    online codelength and refits on resampled training sets. Writes a Markdown table, JSON,
+    a PNG plot of accuracy against layer and the selected head to --out-dir; prints the
+    table (or JSON).
 
     \b
     Examples:
       probe sweep --model smollm2-135m --data data/sms_spam.csv
       probe sweep --model smollm2-135m --train sst2_train.csv --val sst2_val.csv --json
       probe sweep --data cache/features/KEY.h5 --labels topics.csv --pools mean
-      probe sweep --train tr.csv --val va.csv --test te.csv --control --mdl --mix --concat 12,18,24
+      probe sweep --train tr.csv --val va.csv --test te.csv --baselines --mdl --mix
     """
     from probe.features.layers import resolve_layers
     from probe.research.saving import save_sweep
@@ -215,6 +220,13 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     chosen = resolve_layers(layers, data.n_layers_model)
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
     pool_names = [p.strip() for p in pools.split(",") if p.strip()]
+    if research.pop("baselines"):
+        from probe.research.baselines import prepare_baselines
+
+        research["baselines"] = prepare_baselines(
+            data, text_col=options["text_col"], label_col=options["label_col"],
+            device=options["device"], quiet=options["quiet"], log=_echo_err(options["quiet"]),
+        )  # fmt: skip
     result = run_sweep(data, chosen, pool_names, n_jobs=jobs, C=options["C"],
                        class_weight=options["class_weight"], quiet=options["quiet"],
                        seed=options["seed"], **research)  # fmt: skip

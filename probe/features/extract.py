@@ -28,6 +28,7 @@ from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
 MAX_BATCH_SIZE = 512
+NOTHING_COMPILED = "--compile: nothing ran (every row was in the store)"
 
 
 # --- the forward pass ---------------------------------------------------------------------
@@ -187,6 +188,7 @@ def extract(
     use_compile: bool = False,
     shard_rows: int = SHARD_ROWS,
     log=None,
+    compile_notice=None,
 ) -> Path:
     """Cache the features of ``data`` and return its view: one complete HDF5 file.
 
@@ -198,7 +200,8 @@ def extract(
 
     ``dtype`` (``--dtype``) overrides the device's compute dtype; ``token_budget`` None
     sizes batches from free memory on a GPU (1024 padded tokens on CPU); ``use_compile`` fuses
-    each block with ``torch.compile`` (``probe.features.models.fusion``).
+    each block with ``torch.compile`` (``probe.features.models.fusion``); whether that worked is
+    recorded in the view (``compiled``, ``compile_outcome``) and told to ``compile_notice``.
     """
     from probe.features.models.loading import load_backbone
 
@@ -216,6 +219,8 @@ def extract(
         if set(wanted) <= set(stored):
             views.sync_labels(final_path, data.labels, data.ids, data.source, log)
             log(f"cache hit: {final_path} (no model run)")
+            if use_compile and compile_notice:
+                compile_notice(NOTHING_COMPILED)
             return final_path
         wanted = sorted(set(wanted) | set(stored))  # the view keeps what it had
 
@@ -227,12 +232,13 @@ def extract(
     missing = np.arange(len(hashes)) if force else rows.missing(hashes, wanted)
     todo = _distinct(hashes, missing)
     started = time.perf_counter()
+    compiled = None
     if len(todo):
         if len(missing) < len(hashes):
             log(f"{len(hashes) - len(missing)} of {len(hashes)} texts already in the store")
         backbone = model if isinstance(model, Backbone) else load_backbone(model, device, dtype)
         _hint_faster_dtype(backbone, dtype, log)
-        with compiled_blocks(backbone.model, use_compile, log):
+        with compiled_blocks(backbone.model, use_compile, log) as compiled:
             _compute_rows(
                 backbone, rows, data.texts, hashes, todo, wanted, force=force,
                 token_budget=token_budget, shard_rows=shard_rows, quiet=quiet, log=log,
@@ -240,7 +246,12 @@ def extract(
     elapsed = time.perf_counter() - started
     attrs = {**_attributes(info, setting, key, data, hashes), "extract_seconds": round(elapsed, 3),
              "computed_rows": len(todo), "reused_rows": len(hashes) - len(missing),
-             "compiled": bool(use_compile and len(todo))}  # fmt: skip
+             "compile_requested": bool(use_compile),
+             "compiled": bool(compiled is not None and compiled.worked)}  # fmt: skip
+    if use_compile:
+        attrs["compile_outcome"] = compiled.describe() if compiled is not None else NOTHING_COMPILED
+        if compile_notice:
+            compile_notice(attrs["compile_outcome"])
     views.materialise(final_path, rows, hashes, wanted, attrs, data.labels, data.ids)
     pending.discard()
     if len(todo):

@@ -69,45 +69,53 @@ def _stack(split, layers, pool) -> np.ndarray:
     return np.stack([split.features(layer, pool) for layer in layers])  # (L, n, D)
 
 
+def mix_loss_and_gradient(theta: np.ndarray, stack: np.ndarray, codes: np.ndarray, k: int,
+                          C: float) -> tuple[float, np.ndarray]:  # fmt: skip
+    """The scalar mix's objective and its gradient in ``theta`` = (s (L,), W (K, D), b (K,)).
+
+    Mean log loss of softmax(mixed @ W.T + b) with mixed = sum_l softmax(s)_l * stack[l],
+    plus ||W||^2 / (2 C n). Computed in ``stack``'s dtype (float32 when fitting; float64 to
+    check the gradient against autograd).
+    """
+    from scipy.special import log_softmax, softmax
+
+    n_layers, n, dim = stack.shape
+    dtype = stack.dtype
+    targets = np.zeros((n, k), dtype)
+    targets[np.arange(n), codes] = 1.0
+    s = theta[:n_layers]
+    W = theta[n_layers : n_layers + k * dim].reshape(k, dim)
+    b = theta[n_layers + k * dim :]
+    weights = softmax(s)  # (L,)
+    mixed = np.tensordot(weights.astype(dtype), stack, axes=1)  # (n, D)
+    logits = mixed @ W.T.astype(dtype) + b  # (n, K)
+    log_p = log_softmax(logits, axis=1)
+    loss = -float((log_p * targets).sum()) / n + float((W**2).sum()) / (2 * C * n)
+    G = (np.exp(log_p) - targets) / n  # (n, K)
+    grad_W = G.T @ mixed + W / (C * n)  # (K, D)
+    grad_b = G.sum(axis=0)
+    grad_mixed = (G @ W.astype(dtype)).astype(dtype)  # (n, D)
+    grad_weights = np.einsum("nd,lnd->l", grad_mixed, stack)  # (L,)
+    grad_s = weights * (grad_weights - weights @ grad_weights)  # softmax Jacobian
+    return loss, np.concatenate([grad_s, grad_W.ravel(), grad_b]).astype(np.float64)
+
+
 def fit_mix_weights(
     stack: np.ndarray, codes: np.ndarray, k: int, *, C: float = 1.0, max_iter: int = 200
 ) -> np.ndarray:
     """Softmax mixing weights (L,) learned jointly with a K-class logistic head.
 
     ``stack`` is standardised per layer, (L, n, D) float32. Objective: mean log loss plus
-    ||W||^2 / (2 C n), as scikit-learn's C on the summed loss.
+    ||W||^2 / (2 C n), as scikit-learn's C on the summed loss (``mix_loss_and_gradient``).
     """
     from scipy.optimize import minimize
-    from scipy.special import log_softmax, softmax
+    from scipy.special import softmax
 
-    n_layers, n, dim = stack.shape
-    targets = np.zeros((n, k), np.float32)
-    targets[np.arange(n), codes] = 1.0
-
-    def unpack(theta):
-        s = theta[:n_layers]
-        W = theta[n_layers : n_layers + k * dim].reshape(k, dim)
-        return s, W, theta[n_layers + k * dim :]
-
-    def objective(theta):
-        s, W, b = unpack(theta)
-        weights = softmax(s)  # (L,)
-        mixed = np.tensordot(weights.astype(np.float32), stack, axes=1)  # (n, D)
-        logits = mixed @ W.T.astype(np.float32) + b  # (n, K)
-        log_p = log_softmax(logits, axis=1)
-        loss = -float((log_p * targets).sum()) / n + float((W**2).sum()) / (2 * C * n)
-        G = (np.exp(log_p) - targets) / n  # (n, K)
-        grad_W = G.T @ mixed + W / (C * n)  # (K, D)
-        grad_b = G.sum(axis=0)
-        grad_mixed = (G @ W.astype(np.float32)).astype(np.float32)  # (n, D)
-        grad_weights = np.einsum("nd,lnd->l", grad_mixed, stack)  # (L,)
-        grad_s = weights * (grad_weights - weights @ grad_weights)  # softmax Jacobian
-        return loss, np.concatenate([grad_s, grad_W.ravel(), grad_b]).astype(np.float64)
-
+    n_layers, _, dim = stack.shape
     theta = np.zeros(n_layers + k * dim + k)
-    found = minimize(objective, theta, jac=True, method="L-BFGS-B",
-                     options={"maxiter": max_iter})  # fmt: skip
-    return softmax(unpack(found.x)[0])
+    found = minimize(mix_loss_and_gradient, theta, args=(stack, codes, k, C), jac=True,
+                     method="L-BFGS-B", options={"maxiter": max_iter})  # fmt: skip
+    return softmax(found.x[:n_layers])
 
 
 def mix_features(data, layers: list[int], pool: str, *, C: float = 1.0):

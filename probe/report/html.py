@@ -27,8 +27,9 @@ from probe.report.results import (
 # Sweep columns shown first, in this order; any other key of the rows follows.
 SWEEP_FIRST = [
     "layer", "pool", "C", "val_accuracy", "val_macro_f1", "val_log_loss", "test_accuracy",
-    "test_macro_f1", "control_accuracy", "selectivity",
+    "test_macro_f1", "selectivity_vs_random", "selectivity_vs_bow", "memorisation_capacity",
 ]  # fmt: skip
+BASELINE_FIRST = ["baseline", "layer", "pool", "C", "val_accuracy"]
 SWEEP_HIDDEN = {"cpu_seconds"}
 COMPARE_COLUMNS = [
     ("method", ["method"]),
@@ -47,7 +48,7 @@ COMPARE_COLUMNS = [
     ("LR search (s)", ["search_seconds"]),
     ("perplexity drift %", ["perplexity_drift_pct"]),
 ]
-SETTINGS_SKIP = {"entries", "best", "probe", "finetune", "points", "curve", "head"}
+SETTINGS_SKIP = {"entries", "best", "probe", "finetune", "points", "curve", "head", "baselines"}
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -179,7 +180,28 @@ def sweep_section(result: ResultFile, index: int) -> str:
         )
     figure = plots.layer_plot(data, f"sweep{index}")
     parts += [figure or "", _table(_headers(columns), body)]
+    if isinstance(data.get("baselines"), dict):
+        parts.append(_baselines_table(result))
     return "\n".join(parts)
+
+
+def _baselines_table(result: ResultFile) -> str:
+    """Majority, bag of words and random weights per layer, on the sweep's held-out split."""
+    found = result.data["baselines"]
+    rows = [(["baselines", key], found[key]) for key in ("majority", "bag_of_words")
+            if isinstance(found.get(key), dict)]  # fmt: skip
+    rows += [(["baselines", "random_weights", i], row)
+             for i, row in enumerate(found.get("random_weights") or [])]  # fmt: skip
+    split = str(found.get("split", "test"))
+    first = [*BASELINE_FIRST, f"{split}_accuracy", f"{split}_macro_f1"]
+    columns = row_columns([row for _, row in rows], first)
+    body = ["<tr>" + "".join(_cell(result.name, [*where, *p], lookup(row, list(p)))
+                             for p in columns) + "</tr>" for where, row in rows]  # fmt: skip
+    note = (
+        f'<p class="note">Baselines on the same {html.escape(split)} split; each sweep '
+        "row's selectivity is its accuracy minus theirs (paired bootstrap 95% CI).</p>"
+    )
+    return "\n".join(["<h3>Baselines</h3>", note, _table(_headers(columns), body)])
 
 
 def curve_section(result: ResultFile, index: int) -> str:

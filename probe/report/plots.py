@@ -33,12 +33,19 @@ def _number(value) -> float | None:
 
 
 def layer_plot(sweep: dict, salt: str) -> str | None:
-    """Accuracy against layer, one colour per pool: test with its CI band, validation dashed."""
+    """Accuracy against layer, one colour per pool: test with its CI band, validation dashed,
+    the random-weights baseline dotted; bag of words and majority as horizontal lines.
+
+    Every plotted series carries an SVG id (``SALT-test-last``, ``SALT-random-mean``,
+    ``SALT-bow``, ``SALT-selected``, ...) so the report test can read its points back."""
     rows = [r for r in sweep.get("entries", []) if isinstance(r.get("layer"), int)]
     if not rows:
         return None
     figure, axes = new_figure(size=(8, 4.2))
     pools = list(dict.fromkeys(str(r.get("pool")) for r in rows))
+    found = sweep.get("baselines") if isinstance(sweep.get("baselines"), dict) else {}
+    split = str(found.get("split", "test"))
+    random = [r for r in found.get("random_weights") or [] if isinstance(r.get("layer"), int)]
     for pool, colour in zip(pools, COLOURS * 4, strict=False):
         mine = sorted((r for r in rows if str(r.get("pool")) == pool), key=lambda r: r["layer"])
         for key, style in (("test_accuracy", "-"), ("val_accuracy", "--")):
@@ -47,20 +54,38 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
             if not points:
                 continue
             xs, ys = zip(*points, strict=True)
-            split = key.split("_")[0]
-            axes.plot(xs, ys, style, color=colour, marker="o", markersize=3,
-                      label=f"{pool} ({split})")  # fmt: skip
+            name = key.split("_")[0]
+            (line,) = axes.plot(xs, ys, style, color=colour, marker="o", markersize=3,
+                                label=f"{pool} ({name})")  # fmt: skip
+            line.set_gid(f"{salt}-{name}-{pool}")
             bands = [(r["layer"], lookup(r, interval_path(r, key) or ["-"])) for r in mine]
             bands = [(x, ci) for x, ci in bands if ci is not None]
             if bands:
                 axes.fill_between([x for x, _ in bands], [ci[0] for _, ci in bands],
                                   [ci[1] for _, ci in bands], color=colour, alpha=0.15,
-                                  linewidth=0, label=f"{pool} {split} 95% CI")  # fmt: skip
+                                  linewidth=0, label=f"{pool} {name} 95% CI")  # fmt: skip
+        baseline = sorted((r for r in random if str(r.get("pool")) == pool),
+                          key=lambda r: r["layer"])  # fmt: skip
+        points = [(r["layer"], _number(r.get(f"{split}_accuracy"))) for r in baseline]
+        points = [(x, y) for x, y in points if y is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            (line,) = axes.plot(xs, ys, ":", color=colour, marker="x", markersize=3,
+                                label=f"{pool} random weights ({split})")  # fmt: skip
+            line.set_gid(f"{salt}-random-{pool}")
+    for key, name, colour in (("bag_of_words", "bag of words", "tab:green"),
+                              ("majority", "majority", "grey")):  # fmt: skip
+        value = _number(lookup(found, [key, f"{split}_accuracy"]))
+        if value is not None:
+            axes.axhline(value, color=colour, linestyle="-.", linewidth=1,
+                         label=f"{name} ({split})").set_gid(f"{salt}-{key}")  # fmt: skip
     best = sweep.get("best") or {}
     best_y = _number(best.get("test_accuracy")) or _number(best.get("val_accuracy"))
     if isinstance(best.get("layer"), int) and best_y is not None:
-        axes.plot([best["layer"]], [best_y], "*", color="black", markersize=13,
-                  label=f"selected: layer {best['layer']}, {best.get('pool')}")  # fmt: skip
+        label = f"selected: layer {best['layer']}, {best.get('pool')}"
+        (star,) = axes.plot([best["layer"]], [best_y], "*", color="black", markersize=13,
+                            label=label)  # fmt: skip
+        star.set_gid(f"{salt}-selected")
     axes.set_xlabel("layer (0 = embeddings)")
     axes.set_ylabel("accuracy")
     axes.set_title(f"{Path(str(sweep.get('model', ''))).name}: linear probe per layer")

@@ -1,13 +1,16 @@
-"""Control tasks (Hewitt & Liang 2019): how much of a probe's accuracy is the probe's own doing.
+"""Memorisation capacity: how well a probe fits labels that carry no information.
 
-A control task keeps the inputs and the label distribution but replaces each label with one
-drawn from a hash of the text: equal texts get equal labels (the task is learnable by
-memorising texts), yet the labels say nothing about what the text means. A probe that does
-well on the control task is expressive enough to memorise; *selectivity* = task accuracy
-minus control accuracy says how much of the task accuracy the representation explains.
+Each text gets a label drawn from a hash of the text (Hewitt & Liang 2019's control-task
+labels, with the task's label distribution): equal texts get equal labels, so the labels
+are learnable only by memorising texts. The probe's *training* accuracy on them is its
+memorisation capacity at the row's C: near chance for a well-regularised head, near 1 for
+one that could fit anything.
 
-On held-out sentences a sentence-level control task is at chance unless texts repeat, so the
-control *training* accuracy (what the probe memorises) is reported next to it.
+Its held-out score is no measure at sentence level: held-out sentences never repeat, so it
+is chance by construction, and "task accuracy minus control accuracy" would be accuracy
+minus chance. Hewitt & Liang's selectivity needs types that repeat between train and test
+(word-level probes). What the backbone explains at sentence level is measured against
+baseline rows instead (``probe.research.baselines``: majority, bag of words, random weights).
 """
 
 from __future__ import annotations
@@ -49,26 +52,12 @@ def control_task(data) -> dict:
     }
 
 
-def fit_control(X_train, labels: dict, held_out: tuple | None, C: float) -> dict:
-    """Fit the same probe (same C) on control labels; accuracy on train and held-out rows.
-
-    ``held_out`` is (X, split name) of the rows to score (test, else validation) or None.
-    """
+def memorisation_capacity(X_train, labels: dict, C: float) -> dict:
+    """Train accuracy of the same probe (same C) on the hashed labels of the training rows."""
     from probe.heads.estimator import ProbeClassifier
 
     train_labels = labels["train"]
     if len(np.unique(train_labels)) < 2:  # a tiny or very skewed set: nothing to fit
-        return {"control_train_accuracy": None, "control_accuracy": None}
+        return {"memorisation_capacity": None}
     classifier = ProbeClassifier(C=C).fit(X_train, train_labels)
-    result = {"control_train_accuracy": float(np.mean(classifier.predict(X_train) == train_labels))}
-    result["control_accuracy"] = None
-    if held_out is not None:
-        X, name = held_out
-        result["control_accuracy"] = float(np.mean(classifier.predict(X) == labels[name]))
-    return result
-
-
-def selectivity(task_accuracy: float | None, control_accuracy: float | None) -> float | None:
-    if task_accuracy is None or control_accuracy is None:
-        return None
-    return float(task_accuracy - control_accuracy)
+    return {"memorisation_capacity": float(np.mean(classifier.predict(X_train) == train_labels))}

@@ -6,8 +6,17 @@ uniform code (log2 K bits per label); each later block is sent with a probe fitt
 everything before it, at -log2 p(label) bits per label. A layer whose labels are easy to
 learn from few examples compresses well. ``compression`` = uniform / online codelength.
 
-One fixed C (the row's) keeps this to ~10 fits per row. A class absent from a prefix gets
-a little of the uniform code's mass (``UNSEEN_MASS``), so no label costs infinitely many bits.
+Each block's probe chooses its own regularisation from its own prefix, as Voita & Titov's
+probes stop early on their own held-out part: the C grid is scored by log loss (the
+codelength's own measure) on held-out parts of the (shuffled) prefix (5-fold inside prefixes
+under 1,000 rows, the last 20% above), and the probe is then refitted on the whole prefix at
+that C. A C chosen on all the data would leak the labels
+into the code and, at the large C a full training set likes, make 2-row prefixes send their
+labels at many times the uniform cost. A prefix too small to hold out a class-covering part
+takes the smallest C (close to the prefix's class frequencies). While a class is absent from
+the prefix, the probe's prediction is mixed with the uniform code at weight 1 / (prefix + 1)
+(the escape probability of PPM's method A; at least ``UNSEEN_MASS``), so a class first seen
+late costs a few bits, not infinitely many.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import numpy as np
 
 FRACTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
 UNSEEN_MASS = 1e-3
+HELD_FRACTION = 0.2  # of a large prefix, held out to choose that block's C
+CV_BELOW, CV_FOLDS = 1000, 5  # smaller prefixes choose C by 5-fold cross-validation
 
 
 def block_ends(n: int, fractions=FRACTIONS) -> list[int]:
@@ -30,11 +41,52 @@ def block_ends(n: int, fractions=FRACTIONS) -> list[int]:
     return ends
 
 
-def online_codelength(
-    X: np.ndarray, labels: np.ndarray, *, C: float = 1.0, seed: int = 0, fractions=FRACTIONS
-) -> dict:
-    """Online and uniform codelength (bits) of ``labels`` given ``X``; see the module doc."""
+def choose_block_C(X: np.ndarray, codes: np.ndarray, grid) -> float:
+    """The C of the grid with the lowest held-out log loss inside one prefix.
+
+    Prefixes under ``CV_BELOW`` rows hold out each of ``CV_FOLDS`` contiguous parts in turn
+    (a single small held-out part picks C by noise); larger ones hold out their last
+    ``HELD_FRACTION``. The smallest C when no part can be held out (one class left to fit).
+    """
+    grid = sorted(float(c) for c in grid)
+    n = len(codes)
+    if len(grid) == 1:
+        return grid[0]
+    if n < CV_BELOW:
+        bounds = np.linspace(0, n, min(CV_FOLDS, n) + 1).astype(int)
+        parts = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    else:
+        parts = [np.arange(n - max(1, int(round(HELD_FRACTION * n))), n)]
+    total, counted = np.zeros(len(grid)), 0
+    for held in parts:
+        losses = _held_out_log_loss(X, codes, held, grid)
+        if losses is not None:
+            total += losses * len(held)
+            counted += 1
+    return grid[int(np.argmin(total))] if counted else grid[0]
+
+
+def _held_out_log_loss(X, codes, held: np.ndarray, grid) -> np.ndarray | None:
+    """Mean log loss per C on the rows ``held`` of a probe fitted on the others (None when
+    the others hold one class); held rows of classes the others lack are dropped."""
     from probe.heads.estimator import ProbeClassifier
+
+    fit = np.setdiff1d(np.arange(len(codes)), held)
+    known = held[np.isin(codes[held], codes[fit])]
+    if len(np.unique(codes[fit])) < 2 or not len(known):
+        return None
+    search = ProbeClassifier(Cs=grid).fit(X[fit], codes[fit], X[known], codes[known]).search_
+    return np.asarray(search["log_loss"])
+
+
+def online_codelength(
+    X: np.ndarray, labels: np.ndarray, *, Cs=None, seed: int = 0, fractions=FRACTIONS
+) -> dict:
+    """Online and uniform codelength (bits) of ``labels`` given ``X``; see the module doc.
+
+    ``Cs`` is the grid every block chooses its C from (default: the probe's grid).
+    """
+    from probe.heads.estimator import DEFAULT_CS, ProbeClassifier
 
     classes, codes = np.unique(np.asarray(labels), return_inverse=True)
     k, n = len(classes), len(codes)
@@ -48,14 +100,16 @@ def online_codelength(
         if len(seen) < 2:  # one class so far: nothing to fit, send with the uniform code
             blocks.append({"end": end, "bits": (end - start) * math.log2(k), "code": "uniform"})
             continue
+        C = choose_block_C(X[:start], codes[:start], Cs or DEFAULT_CS)
         classifier = ProbeClassifier(C=C).fit(X[:start], codes[:start])
         probabilities = np.zeros((end - start, k))
         probabilities[:, classifier.classes_] = classifier.predict_proba(X[start:end])
         if len(seen) < k:  # mix in the uniform code so unseen classes stay finite
-            probabilities = (1 - UNSEEN_MASS) * probabilities + UNSEEN_MASS / k
+            escape = max(UNSEEN_MASS, 1.0 / (start + 1))
+            probabilities = (1 - escape) * probabilities + escape / k
         picked = probabilities[np.arange(end - start), codes[start:end]]
         bits = float(-np.log2(np.clip(picked, 1e-300, 1.0)).sum())
-        blocks.append({"end": end, "bits": bits, "code": "probe"})
+        blocks.append({"end": end, "bits": bits, "code": "probe", "C": C})
     online_bits = float(sum(block["bits"] for block in blocks))
     return {
         "mdl_online_bits": online_bits,

@@ -1,8 +1,10 @@
 """What a sweep row reports beyond its accuracy: intervals, a selection loss, repeats,
-control task and codelength. Runs inside the row's worker, on features it already read.
+memorisation capacity and codelength. Runs inside the row's worker, on features it already
+read.
 
-Every measure refits with the row's chosen C (no new search): the measures describe the
-probe the row chose, and a fixed C keeps ~10-20 extra fits per row to seconds.
+Repeats and memorisation refit with the row's chosen C (no new search): they describe the
+probe the row chose. MDL does not: each online block chooses its own C on its own prefix
+(``probe.research.mdl``), since a C chosen on all the data would leak into the code.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ class Measures:
     resamples: int = RESAMPLES  # bootstrap resamples of each CI
     seed: int = 0
     repeats: int = 0  # refits on bootstrap resamples of the training rows
-    control: dict | None = None  # split -> control labels (probe.research.control.control_task)
+    control: dict | None = None  # split -> hashed labels (probe.research.control.control_task)
     mdl: bool = False
     cv: int = 5  # folds of the out-of-fold log loss when there is no validation set
 
 
 def held_out_name(features: dict) -> str | None:
-    """The split that scores repeats and control tasks: test, else validation."""
+    """The split that scores repeats: test, else validation."""
     return "test" if "test" in features else "val" if "val" in features else None
 
 
@@ -58,23 +60,14 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     if measures.repeats and held is not None:
         fields.update(repeat_fits(features, labels, held, C, measures))
     if measures.control is not None:
-        from probe.research.control import fit_control, selectivity
+        from probe.research.control import memorisation_capacity
 
-        control = fit_control(features["train"], measures.control,
-                              (features[held], held) if held else None, C)  # fmt: skip
-        fields.update(control)
-        task = _accuracy(classifier, features, labels, held) if held else None
-        fields["selectivity"] = selectivity(task, control["control_accuracy"])
+        fields.update(memorisation_capacity(features["train"], measures.control, C))
     if measures.mdl:
         from probe.research.mdl import online_codelength
 
-        fields.update(online_codelength(features["train"], labels["train"], C=C,
-                                        seed=measures.seed))  # fmt: skip
+        fields.update(online_codelength(features["train"], labels["train"], seed=measures.seed))
     return fields, scores
-
-
-def _accuracy(classifier, features, labels, name) -> float:
-    return float(np.mean(classifier.predict(features[name]) == np.asarray(labels[name])))
 
 
 def selection_scores(classifier, features, codes, measures: Measures) -> dict | None:

@@ -36,6 +36,7 @@ class FitResult:
     scores: dict | None = None  # per-example selection scores (val, or out of fold)
     layers_info: dict = field(default_factory=dict)  # multi-layer heads: layers, mix weights
     combiner: object = None  # probe.heads.mix.LayerCombiner of a multi-layer head
+    predictions: dict = field(default_factory=dict)  # split -> predicted labels (val, test)
 
     @property
     def label_names(self) -> list[str]:
@@ -122,9 +123,10 @@ def fit_one(
     reports = {"train": {"n": len(data.train), "accuracy": None}}
     if train_accuracy:
         reports["train"]["accuracy"] = float(np.mean(classifier.predict(X) == data.train.labels))
+    predictions = {}
     for split in (data.val, data.test):
         if split is not None:
-            predicted = classifier.predict(features[split.name])
+            predictions[split.name] = predicted = classifier.predict(features[split.name])
             reports[split.name] = classification_report(split.labels, predicted, names)
     fields, scores = {}, None
     if measures is not None:
@@ -132,8 +134,8 @@ def fit_one(
 
         labels = {split_name: s.labels for split_name, s in data.splits().items()}
         fields, scores = row_measures(classifier, features, labels, measures)
-    return FitResult(name, pool, classifier, reports, seconds,
-                     time.process_time() - cpu_started, fields, scores, info, combiner)  # fmt: skip
+    return FitResult(name, pool, classifier, reports, seconds, time.process_time() - cpu_started,
+                     fields, scores, info, combiner=combiner, predictions=predictions)  # fmt: skip
 
 
 def head_meta(data: CachedData, result: FitResult) -> dict:
@@ -196,6 +198,7 @@ def run_sweep(
     control: bool = False,
     mdl: bool = False,
     prefer_early: bool = False,
+    baselines=None,
     quiet: bool = True,
 ) -> dict:
     """Fit every (layer, pool) in parallel, plus ``multi`` heads (row specs such as ``mix`` or
@@ -203,6 +206,8 @@ def run_sweep(
 
     See ``probe.research.selection`` for the choice and ``probe.research.measures`` for what each
     row reports (CIs always; ``repeats``, ``control`` and ``mdl`` on request).
+    ``baselines`` (``probe.research.baselines.prepare_baselines``) adds the majority,
+    bag-of-words and random-weights rows, and every row's selectivity against them.
     """
     import os
 
@@ -250,6 +255,13 @@ def run_sweep(
     best_index = fitted[choice.pop("index")]
     best = results[best_index]
     chance = float(np.unique(data.train.labels, return_counts=True)[1].max() / len(data.train))
+    extra = {}
+    if baselines is not None:
+        from probe.research.baselines import with_baselines
+
+        extra["baselines"] = with_baselines(data, baselines, rows, results, tasks, C=C, Cs=Cs,
+                                            class_weight=class_weight, cv=cv, n_jobs=n_jobs,
+                                            resamples=resamples, seed=seed)  # fmt: skip
     return {
         "model": data.model,
         "model_fingerprint": data.model_fingerprint,
@@ -266,6 +278,7 @@ def run_sweep(
         "best": {**rows[best_index], "val": best.reports.get("val"),
                  "test": best.reports.get("test"), "C_search": best.classifier.search_},
         "entries": rows,
+        **extra,
         "seconds": seconds,
         "n_jobs": n_jobs,
         "_best_result": best,
@@ -286,6 +299,13 @@ def _ci(row: dict, key: str) -> str:
     if value is None:
         return "-"
     return f"{value:.4f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _signed_ci(row: dict, key: str) -> str:
+    value, interval = row.get(key), row.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" + (f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "")
 
 
 def _number(value, spec: str = ".4f") -> str:
@@ -313,10 +333,13 @@ def markdown_table(result: dict) -> str:
         columns.append((f"acc over {result['repeats']} refits", lambda r: (
             f"{r['repeat_accuracy_mean']:.4f} ± {r['repeat_accuracy_sd']:.4f}"
             if r.get("repeat_accuracy_mean") is not None else "-")))  # fmt: skip
-    if has("control_accuracy"):
-        columns.append(("control acc", lambda r: _number(r.get("control_accuracy"))))
-        columns.append(("control train acc", lambda r: _number(r.get("control_train_accuracy"))))
-        columns.append(("selectivity", lambda r: _number(r.get("selectivity"), "+.4f")))
+    if has("memorisation_capacity"):
+        columns.append(("memorisation (train acc, hashed labels)",
+                        lambda r: _number(r.get("memorisation_capacity"))))  # fmt: skip
+    for key, title in (("selectivity_vs_random", "acc − random weights [95% CI]"),
+                       ("selectivity_vs_bow", "acc − bag of words [95% CI]")):  # fmt: skip
+        if has(key):
+            columns.append((title, lambda r, key=key: _signed_ci(r, key)))
     if has("mdl_online_bits"):
         columns.append(("MDL bits", lambda r: _number(r.get("mdl_online_bits"), ".1f")))
         columns.append(("compression", lambda r: _number(r.get("mdl_compression"), ".3f")))
@@ -336,6 +359,10 @@ def markdown_table(result: dict) -> str:
         + f". {result.get('n_indistinguishable', 0)} rows indistinguishable from the lowest "
         f"loss. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} jobs)."
     )
+    if result.get("baselines"):
+        from probe.research.baselines import markdown_baselines
+
+        lines += ["", markdown_baselines(result)]
     return "\n".join(lines)
 
 
@@ -376,6 +403,10 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
         value = row["test_accuracy"] if row["test_accuracy"] is not None else row["val_accuracy"]
         axes.axhline(value, linestyle=style, color="grey", linewidth=1,
                      label=f"{row['layer']} {row['pool']}")  # fmt: skip
+    if result.get("baselines"):
+        from probe.research.baselines import plot_baselines
+
+        plot_baselines(axes, result["baselines"])
     best = result["best"]
     if isinstance(best["layer"], int):
         axes.plot([best["layer"]], [best["val_accuracy"]], "*", color="black", markersize=14,

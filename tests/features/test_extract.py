@@ -251,6 +251,7 @@ def test_compile_flag_gives_the_eager_features(tiny_gpt2_dir, tmp_path):
                                out=tmp_path / "fused.h5"))  # fmt: skip
     assert fused.meta["computed_rows"] == len(data.texts) // 2  # repeated texts run once
     assert fused.meta["compiled"] and not eager.meta["compiled"]
+    assert fused.meta["compile_outcome"] == "--compile: blocks ran compiled"
     for layer in (0, 2, 3):
         for pool in ("last", "mean"):
             np.testing.assert_allclose(fused.features(layer, pool), eager.features(layer, pool),

@@ -33,6 +33,7 @@ def test_compiled_blocks_match_eager_and_are_removed_afterwards(tiny_gpt2_dir):
     with compiled_blocks(backbone.model, log=logged.append) as compiled:
         fused = features(backbone)
     assert compiled and logged == []  # no fallback: the blocks really ran compiled
+    assert compiled.worked and compiled.describe() == "--compile: blocks ran compiled"
     assert counters["stats"]["unique_graphs"] > graphs_before
     for pool in ("last", "mean"):
         np.testing.assert_allclose(fused[pool], eager[pool], **TOLERANCE)
@@ -51,9 +52,11 @@ def test_a_compiler_failure_falls_back_to_eager_with_one_line(tiny_gpt2_dir, mon
     eager = features(backbone)
     monkeypatch.setattr(torch, "compile", broken_compile)
     logged = []
-    with compiled_blocks(backbone.model, log=logged.append):
+    with compiled_blocks(backbone.model, log=logged.append) as outcome:
         fallen_back = features(backbone)
     assert len(logged) == 1 and "running eager" in logged[0] and "\n" not in logged[0]
+    assert outcome.requested and not outcome.worked and not outcome
+    assert outcome.describe().endswith("failed (Compiler: cc not found); ran eager")
     for pool in ("last", "mean"):
         np.testing.assert_array_equal(fallen_back[pool], eager[pool])  # the eager code ran
 
@@ -75,3 +78,35 @@ def test_a_forward_patched_before_is_put_back(tiny_gpt2_dir, existing):
     with compiled_blocks(backbone.model):
         assert block.__dict__.get("forward") is not before
     assert block.__dict__.get("forward") is before
+
+
+def test_the_view_records_whether_compiling_worked_and_says_so_quietly(
+    tiny_gpt2_dir, sms_subset, monkeypatch
+):
+    """``--compile`` that fell back is recorded as not compiled, and one stderr line says so
+    even with -q; a second run that computes nothing says that nothing ran."""
+    from click.testing import CliRunner
+
+    from probe.cli.main import main
+    from probe.features.store.caches import read_attrs
+
+    def broken_compile(function, **options):
+        def run(*args, **kwargs):
+            raise RuntimeError("Compiler: cc not found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    args = ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset),
+            "--max-length", "32", "--compile", "-q"]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert first.stderr.splitlines() == [
+        "--compile: torch.compile failed (Compiler: cc not found); ran eager"
+    ]
+    attrs = read_attrs(first.stdout.strip())
+    assert attrs["compile_requested"] and not attrs["compiled"]
+    again = CliRunner().invoke(main, args)
+    assert again.stderr.splitlines() == ["--compile: nothing ran (every row was in the store)"]
+    plain = CliRunner().invoke(main, args[:-2] + ["-q"])
+    assert plain.exit_code == 0 and plain.stderr == ""  # no --compile, nothing to say

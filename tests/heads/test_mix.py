@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from probe.cli.main import main
@@ -72,9 +73,47 @@ def test_fit_layer_mix_on_the_command_line(tiny_gpt2_dir, sms_labelled):
     assert mixed.exit_code == 0, mixed.output
     summary = json.loads(mixed.output)
     assert summary["layer"] == "mix" and summary["head"].endswith("-lmix-last.json")
-    assert len(summary["mix_weights"]) == 4 and 0.0 <= summary["metrics"]["test"]["accuracy"] <= 1
+    assert len(summary["mix_weights"]) == 4
+    test = summary["metrics"]["test"]
+    confusion = np.asarray(test["confusion_matrix"])
+    assert confusion.sum() == summary["n"]["test"] == 18  # 20% of 90, stratified
+    assert test["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-12)
     concat = runner.invoke(main, [*base, "--layer", "1,3"])
     assert concat.exit_code == 0, concat.output
     assert json.loads(concat.output)["layer"] == "1+3"
     bad = runner.invoke(main, [*base, "--layer", "1,9"])
     assert bad.exit_code == 1 and "\n" not in bad.output.strip()
+
+
+def test_the_mix_gradient_equals_autograd_in_float64():
+    """The hand-written gradient (softmax Jacobian included) against torch autograd of the
+    same objective, and central finite differences, at a random point: to 1e-6."""
+    import torch
+
+    from probe.heads.mix import mix_loss_and_gradient
+
+    rng = np.random.default_rng(0)
+    layers, n, dim, k, C = 4, 50, 6, 3, 0.7
+    stack = rng.normal(size=(layers, n, dim))
+    codes = rng.integers(0, k, n)
+    theta = rng.normal(size=layers + k * dim + k)
+    loss, gradient = mix_loss_and_gradient(theta, stack, codes, k, C)
+
+    t = torch.tensor(theta, requires_grad=True)
+    weights = torch.softmax(t[:layers], 0)
+    W = t[layers : layers + k * dim].reshape(k, dim)
+    mixed = torch.einsum("l,lnd->nd", weights, torch.tensor(stack))
+    logits = mixed @ W.T + t[layers + k * dim :]
+    objective = torch.nn.functional.cross_entropy(logits, torch.tensor(codes)) + (W**2).sum() / (
+        2 * C * n
+    )
+    objective.backward()
+    assert abs(loss - objective.item()) < 1e-12
+    assert np.abs(gradient - t.grad.numpy()).max() < 1e-6
+
+    step = 1e-6
+    numeric = np.array([(mix_loss_and_gradient(theta + step * e, stack, codes, k, C)[0]
+                         - mix_loss_and_gradient(theta - step * e, stack, codes, k, C)[0])
+                        / (2 * step) for e in np.eye(len(theta))])  # fmt: skip
+    assert np.abs(gradient - numeric).max() < 1e-6
+    assert np.abs(gradient[:layers]).max() > 1e-3  # the mixing weights' gradient is exercised

@@ -6,6 +6,7 @@ real SMS texts; the page is parsed back cell by cell and opened in headless Chro
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import re
 import shutil
@@ -37,10 +38,8 @@ def results(tiny_gpt2_dir, tmp_path_factory):
     data = write_sms90(folder / "sms90.csv")
     store, out = folder / "store", folder / "results"
     model = ["--model", str(tiny_gpt2_dir)]
-    sweep_help = invoke(["sweep", "--help"], store)
-    research = [flag for flag in ("--control", "--mdl") if flag in sweep_help]
     invoke(["sweep", *model, "--data", str(data), "--quiet", "--out-dir", str(out / "sweep"),
-            *research], store)  # fmt: skip
+            "--control", "--mdl", "--baselines"], store)  # fmt: skip
     invoke(["curve", "--from-sweep", str(out / "sweep"), "--sizes", "1,2,4", "--seeds", "2",
             "--quiet", "--out-dir", str(out / "curve")], store)  # fmt: skip
     invoke(["compare", *model, "--data", str(data), "--unfreeze", "0", "--no-book",
@@ -119,12 +118,109 @@ def test_every_number_in_the_tables_equals_the_json(results):
     compare = json.loads((results["dir"] / "compare" / "compare.json").read_text())
     sources = {where for where, _ in parser.cells}
     for i in range(len(sweep["entries"])):  # every sweep row's test accuracy is in the table
-        assert f"sweep/sweep.json#entries/{i}/test_accuracy" in sources
+        for key in ("test_accuracy", "selectivity_vs_random_ci", "selectivity_vs_bow",
+                    "memorisation_capacity", "mdl_compression"):  # fmt: skip
+            assert f"sweep/sweep.json#entries/{i}/{key}" in sources
+    for where in ("majority/test_accuracy", "bag_of_words/test_accuracy_ci",
+                  f"random_weights/{len(sweep['entries']) - 1}/test_accuracy"):  # fmt: skip
+        assert f"sweep/sweep.json#baselines/{where}" in sources
     for where in ("probe/ci/accuracy", "finetune/0/ci/accuracy", "finetune/0/vs_probe/ci"):
         assert f"compare/compare.json#{where}" in sources
     assert compare["finetune"][0]["vs_probe"]["ci"]
     assert any(where.startswith("curve/curve.json#points/") for where in sources)
     assert checked > 100
+
+
+def test_the_selected_line_and_the_bold_row_name_the_json_best(results):
+    sweep = json.loads((results["dir"] / "sweep" / "sweep.json").read_text())
+    best = sweep["best"]
+    line = re.search(r"<p>Selected on ([^:]+): layer (\S+), pool (\w+) \(bold row\)\.</p>",
+                     results["html"])  # fmt: skip
+    assert line is not None
+    assert line.groups() == (sweep["selection"], str(best["layer"]), best["pool"])
+    bold = re.findall(r'<tr class="best"><td data-path="sweep/sweep.json#entries/(\d+)/layer"',
+                      results["html"])  # fmt: skip
+    assert len(bold) == 1
+    row = sweep["entries"][int(bold[0])]
+    assert (row["layer"], row["pool"]) == (best["layer"], best["pool"])
+
+
+def test_the_summary_bullets_say_what_the_json_holds(results):
+    """Every number of the comparison's bullets, and each verdict, read back from the page."""
+    compare = json.loads((results["dir"] / "compare" / "compare.json").read_text())
+    section = results["html"].split("<h2>Probe vs fine-tuning")[1]
+    bullets = [html_module.unescape(b) for b in re.findall(r"<li>(.*?)</li>", section)]
+    assert len(bullets) == 1 + len(compare["finetune"])
+    number = r"([-+]?\d+\.\d+)"
+    probe_row = compare["probe"]
+    first = re.search(rf"test accuracy {number} \[{number}, {number}\], {number} s "
+                      rf"\(extract \+ (\d+) heads\)", bullets[0])  # fmt: skip
+    assert first is not None, bullets[0]
+    values = [probe_row["test"]["accuracy"], *probe_row["ci"]["accuracy"], probe_row["seconds"]]
+    assert all(map(printed_equals, first.groups()[:4], values)), (bullets[0], values)
+    assert int(first.group(5)) == probe_row["heads_fitted"]
+    for bullet, row in zip(bullets[1:], compare["finetune"], strict=True):
+        found = re.search(rf"^(.+?): (.+?) \(accuracy {number}, 95% CI \[{number}, {number}\]\)"
+                          rf"; chosen run {number} s", bullet)  # fmt: skip
+        assert found is not None, bullet
+        method, verdict, *numbers = found.groups()
+        versus = row["vs_probe"]
+        assert method == row["method"]
+        expected = [versus["accuracy_difference"], *versus["ci"], row["seconds"]]
+        assert all(map(printed_equals, numbers, expected)), (bullet, expected)
+        assert (verdict == "not significantly different") == (not versus["significant"])
+
+
+def svg_points(page: str, gid: str) -> list[tuple[float, float]]:
+    """The (x, y) points of one plotted series, read from its SVG group: a line's path, or
+    a marker-only series' <use> elements."""
+    group = re.search(rf'<g id="{gid}">(.*?)</g>', page, re.S)
+    assert group is not None, gid
+    body = re.sub(r"<defs>.*?</defs>", "", group.group(1), flags=re.S)
+    path = re.search(r'<path d="([^"]+)"', body)
+    if path:
+        numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", path.group(1))]
+        return list(zip(numbers[::2], numbers[1::2], strict=True))
+    uses = re.findall(r'<use [^>]*x="([-\d.]+)" y="([-\d.]+)"', page.split(f'<g id="{gid}">')[1])
+    return [(float(x), float(y)) for x, y in uses[:1]]
+
+
+def test_plotted_points_are_the_json_values(results):
+    """The layer plot's series, read back from the SVG, are one affine map of the JSON:
+    test, validation and random-weights accuracy per layer, the bag-of-words line and the
+    selected star all land where their values say."""
+    import numpy as np
+
+    sweep = json.loads((results["dir"] / "sweep" / "sweep.json").read_text())
+    page = results["html"]
+    pairs = []  # (value, svg y) and (layer, svg x)
+    xs = []
+    for pool in ("last", "mean"):
+        rows = sorted((r for r in sweep["entries"] if r["pool"] == pool), key=lambda r: r["layer"])
+        random = sorted((r for r in sweep["baselines"]["random_weights"] if r["pool"] == pool),
+                        key=lambda r: r["layer"])  # fmt: skip
+        for gid, values in (
+            (f"sweep0-test-{pool}", [r["test_accuracy"] for r in rows]),
+            (f"sweep0-val-{pool}", [r["val_accuracy"] for r in rows]),
+            (f"sweep0-random-{pool}", [r["test_accuracy"] for r in random]),
+        ):
+            points = svg_points(page, gid)
+            assert len(points) == len(values), gid
+            pairs += [(v, y) for v, (_, y) in zip(values, points, strict=True)]
+            xs += [(r["layer"], x) for r, (x, _) in zip(rows, points, strict=True)]
+    values, ys = np.array(pairs).T
+    slope, intercept = np.polyfit(values, ys, 1)
+    assert slope < 0 and np.abs(values * slope + intercept - ys).max() < 0.01  # pixels
+    layers, svg_x = np.array(xs).T
+    x_slope, x_intercept = np.polyfit(layers, svg_x, 1)
+    assert x_slope > 0 and np.abs(layers * x_slope + x_intercept - svg_x).max() < 0.01
+    bow = svg_points(page, "sweep0-bag_of_words")
+    expected = sweep["baselines"]["bag_of_words"]["test_accuracy"] * slope + intercept
+    assert abs(bow[0][1] - expected) < 0.01 and bow[0][1] == bow[1][1]
+    (star,) = svg_points(page, "sweep0-selected")
+    best = sweep["best"]
+    assert abs(star[0] - (best["layer"] * x_slope + x_intercept)) < 0.01
+    assert abs(star[1] - (best["test_accuracy"] * slope + intercept)) < 0.01
 
 
 def test_the_page_is_self_contained(results):

@@ -1,10 +1,10 @@
-"""Control tasks: labels from a hash of the text, with the task's label distribution."""
+"""Memorisation capacity: the probe's train accuracy on labels hashed from the text."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from probe.research.control import control_labels, control_task
+from probe.research.control import control_labels, control_task, memorisation_capacity
 from probe.research.sweep import run_sweep
 
 
@@ -19,16 +19,26 @@ def test_control_labels_follow_the_text_and_the_distribution():
     assert (control_labels(keys, ["a", "b", "c"], [6, 3, 1]) == labels).all()  # deterministic
 
 
-def test_control_task_is_near_chance_and_selectivity_positive(research_data):
+def test_memorisation_capacity_has_known_answers():
+    """n points in general position in d >= n dimensions are linearly separable: a weakly
+    regularised probe memorises any labels (1.0); a strongly regularised one predicts the
+    majority class (its share); fewer dimensions than points memorise part of them."""
+    rng = np.random.default_rng(1)
+    labels = {"train": rng.choice(["a", "b"], size=200, p=[0.7, 0.3])}
+    majority = max((labels["train"] == v).mean() for v in "ab")
+    wide = rng.normal(size=(200, 300)).astype(np.float32)
+    assert memorisation_capacity(wide, labels, C=100.0)["memorisation_capacity"] == 1.0
+    assert abs(memorisation_capacity(wide, labels, C=1e-6)["memorisation_capacity"]
+               - majority) < 1e-12  # fmt: skip
+    narrow = memorisation_capacity(wide[:, :8], labels, C=100.0)["memorisation_capacity"]
+    assert 0.6 < narrow < 0.9
+
+
+def test_sweep_rows_report_memorisation_not_selectivity(research_data):
     control = control_task(research_data)
     assert set(control) == {"train", "val", "test"}
-    hashes = research_data.train.text_sha1()
-    assert hashes.shape == (240, 20)
+    assert research_data.train.text_sha1().shape == (240, 20)
     result = run_sweep(research_data, layers=[0, 3], pools=["mean"], n_jobs=1, control=True)
-    rows = {row["layer"]: row for row in result["entries"]}
-    for row in rows.values():
-        assert abs(row["control_accuracy"] - 1 / 3) < 0.15  # held-out texts: chance
-        assert row["control_train_accuracy"] > row["control_accuracy"]  # memorised
-    best = result["best"]
-    assert best["layer"] == 3 and best["selectivity"] > 0.3
-    assert abs(rows[0]["selectivity"]) < 0.2  # a noise layer explains nothing
+    for row in result["entries"]:
+        assert 0.3 < row["memorisation_capacity"] < 0.9  # 240 hashed labels, 32 dimensions
+        assert "selectivity" not in row and "control_accuracy" not in row

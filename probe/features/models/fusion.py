@@ -24,52 +24,75 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
-class _Fallback:
-    """Shared by all blocks of one model: the first compile error switches them all to eager."""
+class CompileOutcome:
+    """What ``--compile`` did, shared by all blocks of one model: the first compile error
+    switches them all to eager. Truthy while the blocks run compiled; ``worked`` once a
+    compiled call has returned (what a view records, rather than that it was asked for)."""
 
-    def __init__(self, log: Callable[[str], None]):
+    def __init__(self, requested: bool, log: Callable[[str], None]):
+        self.requested = requested
         self.failed = False
+        self.ran_compiled = False
+        self.reason: str | None = None
         self.log = log
+
+    def __bool__(self) -> bool:
+        return self.requested and not self.failed
+
+    @property
+    def worked(self) -> bool:
+        return self.requested and self.ran_compiled and not self.failed
 
     def fail(self, exc: BaseException) -> None:
         from probe.errors import short_reason
 
         if not self.failed:
             self.failed = True
-            self.log(f"--compile: torch.compile failed ({short_reason(exc)}); running eager")
+            self.reason = short_reason(exc)
+            self.log(f"--compile: torch.compile failed ({self.reason}); running eager")
+
+    def describe(self) -> str:
+        """One line for the user: compiled, fell back (and why), or had nothing to run."""
+        if self.failed:
+            return f"--compile: torch.compile failed ({self.reason}); ran eager"
+        if self.ran_compiled:
+            return "--compile: blocks ran compiled"
+        return "--compile: nothing ran compiled"
 
 
-def _guarded(eager: Callable, compiled: Callable, fallback: _Fallback) -> Callable:
+def _guarded(eager: Callable, compiled: Callable, outcome: CompileOutcome) -> Callable:
     def forward(*args, **kwargs):
-        if not fallback.failed:
+        if not outcome.failed:
             try:
-                return compiled(*args, **kwargs)
+                result = compiled(*args, **kwargs)
+                outcome.ran_compiled = True
+                return result
             except Exception as exc:  # compile errors surface at the first call
-                fallback.fail(exc)
+                outcome.fail(exc)
         return eager(*args, **kwargs)
 
     return forward
 
 
 @contextmanager
-def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[bool]:
+def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[CompileOutcome]:
     """Within the block, every transformer block of ``model`` runs compiled (when
-    ``enabled``); the eager forwards are put back on exit. Yields whether it compiled."""
+    ``enabled``); the eager forwards are put back on exit. Yields a ``CompileOutcome``."""
+    outcome = CompileOutcome(enabled, log or (lambda message: None))
     if not enabled:
-        yield False
+        yield outcome
         return
     import torch
 
     from probe.features.models.architecture import transformer_blocks
 
-    fallback = _Fallback(log or (lambda message: None))
     blocks = list(transformer_blocks(model))
     patched = [block.__dict__.get("forward") for block in blocks]  # e.g. accelerate's hooks
     for block in blocks:
         eager = block.forward
-        block.forward = _guarded(eager, torch.compile(eager, dynamic=True), fallback)
+        block.forward = _guarded(eager, torch.compile(eager, dynamic=True), outcome)
     try:
-        yield True
+        yield outcome
     finally:
         for block, before in zip(blocks, patched, strict=True):
             if before is None:
