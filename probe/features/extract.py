@@ -400,6 +400,7 @@ def _attributes(info, setting: Setting, key, data, hashes) -> dict:
         "truncation_side": setting.truncation_side,
         "pools": list(setting.pools),
         "compute_dtype": setting.compute_dtype,
+        **text_format(setting),
         "dtype": "float16",
         "data_source": str(data.source),
         "labels_source": str(data.source),
@@ -408,6 +409,20 @@ def _attributes(info, setting: Setting, key, data, hashes) -> dict:
         "probe_version": __version__,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
+    }
+
+
+def text_format(setting_or_meta) -> dict:
+    """``prompt``/``chat_template``/``trust_remote_code`` where used ({} otherwise): what a
+    view and a head fitted on it record, so ``probe predict`` wraps texts the same way."""
+    from probe.features.rowstore import OPTIONAL_DEFAULTS
+
+    get = setting_or_meta.get if isinstance(setting_or_meta, dict) else setting_or_meta.__dict__.get
+    values = {name: get(name, default) for name, default in OPTIONAL_DEFAULTS.items()}
+    return {
+        name: value if isinstance(value, str) else bool(value)  # h5py reads numpy bools
+        for name, value in values.items()
+        if value != OPTIONAL_DEFAULTS[name]
     }
 
 

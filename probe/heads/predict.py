@@ -32,7 +32,9 @@ class Predictor:
         from probe.features.extract import embed_texts
 
         layer, pool = int(self.meta["layer"]), self.meta["pool"]
-        pooled = embed_texts(self.backbone, texts, [layer], int(self.meta["max_length"]))
+        pooled = embed_texts(self.backbone, texts, [layer], int(self.meta["max_length"]),
+                             prompt=self.meta.get("prompt"),
+                             chat_template=bool(self.meta.get("chat_template")))  # fmt: skip
         return pooled[pool][0]
 
     def predict(self, texts: list[str]) -> list[dict]:

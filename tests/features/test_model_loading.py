@@ -169,3 +169,25 @@ def test_prompt_without_placeholder_and_template_without_one_are_one_line(tiny_g
     assert result.exit_code == 1 and "no chat template" in result.output
     with pytest.raises(ProbeError):
         extract(str(tiny_gpt2_dir), TextDataset(TEXTS, None, "t"), "all", prompt="x")
+
+
+def test_a_head_fitted_on_prompted_rows_predicts_through_the_prompt(zoo, tmp_path):
+    from probe.heads.predict import load_predictor
+
+    texts = [f"{t} {i}" for i, t in enumerate(VARIED_TEXTS * 2)]
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",{i % 2}\n' for i, t in enumerate(texts)))
+    prompt = "Review: {text}\\nSentiment:"
+    result = run_cli(["extract", "--model", zoo["llama"], "--data", data, "--prompt", prompt,
+                      "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cache_path = result.stdout.strip().splitlines()[-1]
+    head = tmp_path / "head.json"
+    result = run_cli(["fit", "--train", cache_path, "--layer", "2", "--pool", "last", "--C", "1",
+                      "--out", head, "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(head.read_text())["prompt"] == "Review: {text}\nSentiment:"
+    predictor = load_predictor(str(head), model=str(zoo["llama"]))
+    cache = open_cache(cache_path)
+    np.testing.assert_allclose(predictor.features(texts[:3]), cache.features(2, "last")[:3],
+                               2e-3, 2e-3)  # fmt: skip
