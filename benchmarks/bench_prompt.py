@@ -71,14 +71,19 @@ def main() -> None:
     parser.add_argument("--sst2", type=Path, default=Path("../shared/datasets/sst2"))
     parser.add_argument("--subset-dir", type=Path, default=Path("/tmp/sst2k"))
     parser.add_argument("--name", default="prompt_sst2")
+    parser.add_argument("--conditions", default="none,PromptEOL",
+                        help="which to run (extracting one condition alone fills the store "
+                        "in parallel with the other; the report needs both)")  # fmt: skip
     args = parser.parse_args()
+    wanted = args.conditions.split(",")
 
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     train, test = make_subset(args.sst2, args.subset_dir)
     files = {"train": train, "val": args.sst2 / "validation.csv", "test": test}
     load_before = os.getloadavg()
     conditions = {name: run_condition(args.model, files, prompt, log)
-                  for name, prompt in (("none", None), ("PromptEOL", PROMPT_EOL))}  # fmt: skip
+                  for name, prompt in (("none", None), ("PromptEOL", PROMPT_EOL))
+                  if name in wanted}  # fmt: skip
     load_after = os.getloadavg()
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines()

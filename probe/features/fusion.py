@@ -60,10 +60,15 @@ def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[bool]:
         return
     import torch
 
-    from probe.features.architecture import transformer_blocks
+    from probe.features.architecture import find_blocks
 
     fallback = _Fallback(log or (lambda message: None))
-    blocks = list(transformer_blocks(model))
+    found = find_blocks(model)
+    if found is None:  # ALBERT-style shared layers: nothing per block to compile
+        fallback.log("--compile: this model has no list of blocks; running eager")
+        yield False
+        return
+    blocks = list(found)
     patched = [block.__dict__.get("forward") for block in blocks]  # e.g. accelerate's hooks
     for block in blocks:
         eager = block.forward

@@ -191,3 +191,13 @@ def test_a_head_fitted_on_prompted_rows_predicts_through_the_prompt(zoo, tmp_pat
     cache = open_cache(cache_path)
     np.testing.assert_allclose(predictor.features(texts[:3]), cache.features(2, "last")[:3],
                                2e-3, 2e-3)  # fmt: skip
+
+
+def test_compile_runs_eager_on_a_model_without_blocks_and_says_so(zoo):
+    from probe.features.fusion import compiled_blocks
+
+    backbone = load_backbone(str(zoo["albert"]))
+    lines = []
+    with compiled_blocks(backbone.model, True, lines.append) as compiled:
+        assert compiled is False
+    assert lines and "no list of blocks" in lines[0]
