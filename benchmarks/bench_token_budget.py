@@ -24,7 +24,7 @@ def main() -> None:
 
     from probe.data.readers import read_dataset
     from probe.features.batching import length_sorted_batches
-    from probe.features.extract import MAX_BATCH_SIZE, pooled_batch
+    from probe.features.extract import pooled_batch
     from probe.features.models.loading import load_backbone
 
     backbone = load_backbone(args.model, device="cpu")
@@ -34,7 +34,7 @@ def main() -> None:
     layers = list(range(backbone.num_layers + 1))
     pooled_batch(backbone, token_ids[:64], layers)  # warm-up
     for budget in args.budgets:
-        batches = length_sorted_batches(lengths, budget, MAX_BATCH_SIZE)
+        batches = length_sorted_batches(lengths, budget)
         started = time.perf_counter()
         for rows in batches:
             pooled_batch(backbone, [token_ids[i] for i in rows], layers)

@@ -12,6 +12,7 @@ from probe.cli.common import data_options, fail_cleanly, model_option, verbosity
 from probe.features.batching import DEFAULT_TOKEN_BUDGET
 from probe.features.device import DTYPE_CHOICES
 from probe.features.extract import SHARD_ROWS
+from probe.features.models.loading import ATTENTION_CHOICES
 
 
 class TokenBudget(click.ParamType):
@@ -82,16 +83,42 @@ class TokenBudget(click.ParamType):
     show_default=True,
     help="ray: run on Ray Data, one backbone per worker (pip install 'probe[distributed]').",
 )
+@click.option(
+    "--prompt",
+    help="Wrap each text before tokenizing: 'Review: {text}\\nSentiment:'. Part of the cache "
+    "key: the same text under another prompt is another row.",
+)
+@click.option(
+    "--chat-template",
+    is_flag=True,
+    help="Make each (prompted) text the user turn of the tokenizer's chat template. Part of "
+    "the cache key.",
+)
+@click.option(
+    "--attn",
+    type=click.Choice(ATTENTION_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Attention kernel. auto: SDPA where the architecture has it, else eager (said).",
+)
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="Run modeling code shipped with the model (only for sources you trust). Recorded "
+    "in the cache key.",
+)
 @click.option("--address", help="Ray cluster to join (--engine ray; default: start a local one).")
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=2, show_default=True,
-    help="Ray actors, one backbone each (one GPU each where the cluster has GPUs).",
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Ray actors, one backbone each (one GPU each where the cluster has GPUs). Default: "
+    "one per GPU, else one per 4 CPUs.",
 )  # fmt: skip
 @verbosity_options
 @fail_cleanly
 def extract(
     model, data, text_col, label_col, split, layers, max_length, out, force, device, dtype,
-    batch_tokens, use_compile, shard_rows, engine, address, workers, quiet,
+    batch_tokens, use_compile, shard_rows, engine, prompt, chat_template, attn,
+    trust_remote_code, address, workers, quiet,
 ):  # fmt: skip
     """Run the frozen backbone once over DATA and cache pooled features of every layer.
 
@@ -108,6 +135,7 @@ def extract(
       probe extract --model ./my-finetuned-model --data reviews.jsonl --text-col body
       probe extract --model gpt2 --data big.csv --engine ray --workers 4
       probe extract --model smollm2-135m --data big.csv --dtype bfloat16 --compile
+      probe extract --model smollm2-135m --data sst2.csv --prompt 'Review: {text}\\nSentiment:'
     """
     from probe.data.readers import read_dataset
     from probe.features.extract import extract as run_extract
@@ -126,6 +154,10 @@ def extract(
 
         if force:
             raise ProbeError("--force is not supported with --engine ray; run without it")
+        if prompt or chat_template or trust_remote_code:
+            raise ProbeError(
+                "--prompt, --chat-template and --trust-remote-code run with --engine local only"
+            )
         dtype = fill_store_on_ray(  # the cluster's dtype: a CPU driver must not recompute
             model,
             dataset,
@@ -144,7 +176,9 @@ def extract(
     path = run_extract(
         model, dataset, layers, max_length=max_length, out=out, force=force,
         quiet=quiet, device=device, dtype=dtype, token_budget=batch_tokens,
-        use_compile=use_compile, shard_rows=shard_rows, log=log, compile_notice=notice,
+        use_compile=use_compile, shard_rows=shard_rows, prompt=prompt,
+        chat_template=chat_template, attn=attn, trust_remote_code=trust_remote_code, log=log,
+        compile_notice=notice,
     )  # fmt: skip
     click.echo(str(path))
 

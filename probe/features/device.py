@@ -171,6 +171,41 @@ def to_device(tensor, device):
 _DONE = object()
 
 
+class HostCopy:
+    """Tensors on their way to the host as numpy arrays; ``result()`` waits for them.
+
+    On CUDA the copy goes into pinned buffers with ``non_blocking`` and an event marks its
+    end, so the host can queue the next forward pass before this copy is done; elsewhere
+    the copy is made at once. ``result()`` hands out pageable copies: the pinned buffers go
+    back to torch's caching host allocator instead of living in a shard being gathered.
+    """
+
+    def __init__(self, tensors: dict):
+        import torch
+
+        self.event = None
+        cuda = [t for t in tensors.values() if t.device.type == "cuda"]
+        if not cuda:
+            self.host = {name: t.cpu() for name, t in tensors.items()}
+            return
+        self.host = {}
+        for name, tensor in tensors.items():
+            buffer = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            buffer.copy_(tensor, non_blocking=True)
+            self.host[name] = buffer
+        self.event = torch.cuda.Event()
+        self.event.record(torch.cuda.current_stream(cuda[0].device))
+
+    def done(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def result(self) -> dict:
+        if self.event is None:
+            return {name: t.numpy() for name, t in self.host.items()}
+        self.event.synchronize()
+        return {name: t.numpy().copy() for name, t in self.host.items()}
+
+
 def prefetched(items: Iterable, prepare: Callable[[Any], Any], depth: int = 2) -> Iterator:
     """Yield ``prepare(item)`` for each item, in order, computed ``depth`` ahead in a thread.
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, one_line
 from probe.features.pooling import POOL_NAMES
 
 RAY_MISSING = "--engine ray needs Ray, which is not installed: pip install 'probe[distributed]'"
@@ -69,7 +69,7 @@ class EmbedBlock:
     def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{position, text} -> {position, n_tokens, last, mean}; pools as fp16 (rows, L, D)."""
         from probe.features.batching import length_sorted_batches
-        from probe.features.extract import MAX_BATCH_SIZE, pooled_batches
+        from probe.features.extract import pooled_batches
 
         backbone = self.backbone
         token_ids = backbone.tokenizer.encode(list(block["text"]), self.max_length).token_ids
@@ -79,7 +79,7 @@ class EmbedBlock:
         shape = (len(lengths), len(self.layers), backbone.hidden_size)
         out = {"position": np.asarray(block["position"], np.int64), "n_tokens": lengths}
         out.update({pool: np.empty(shape, np.float16) for pool in POOL_NAMES})
-        batches = length_sorted_batches(lengths, self.token_budget, MAX_BATCH_SIZE)
+        batches = length_sorted_batches(lengths, self.token_budget)
         for rows, pooled in pooled_batches(backbone, token_ids, batches, self.layers):
             for pool in POOL_NAMES:
                 out[pool][rows] = pooled[pool].transpose(1, 0, 2)  # (L, B, D) -> (B, L, D)
@@ -98,7 +98,7 @@ def fill_store_on_ray(
     token_budget: int | None = None,
     dtype: str | None = None,
     use_compile: bool = False,
-    workers: int = 2,
+    workers: int | None = None,
     address: str | None = None,
     rows_per_block: int | None = None,
     quiet: bool = True,
@@ -110,7 +110,8 @@ def fill_store_on_ray(
     Afterwards ``probe.features.extract.extract`` finds every row present and only builds
     the view. ``on_block`` runs after each commit (tests use it to kill a worker mid-run).
     ``token_budget`` None: each worker sizes its batches (from free memory on a GPU);
-    ``dtype`` overrides the cluster's compute dtype (``--dtype``).
+    ``dtype`` overrides the cluster's compute dtype (``--dtype``). ``workers`` None: one per
+    GPU the cluster has, else one per ``CPU_GROUP`` CPUs (``default_workers``).
     """
     from probe.features.extract import TRUNCATION_SIDE, _distinct, resolve_request
     from probe.features.models.loading import Backbone
@@ -123,6 +124,7 @@ def fill_store_on_ray(
     info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
     ray, started = start_ray(address, workers)
     try:
+        workers = check_placement(ray.cluster_resources(), workers)
         device, dtype = cluster_device_and_dtype(ray, dtype)
         setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype)
         rows = RowStore(setting)
@@ -220,6 +222,38 @@ def embed_on_ray(
     return delivered
 
 
+CPU_GROUP = 4  # CPUs per CPU worker: one backbone uses a few cores well, not dozens
+
+
+def default_workers(resources: dict) -> int:
+    """One worker per GPU of the cluster; without GPUs one per ``CPU_GROUP`` CPUs, one CPU
+    left to the driver and Ray's own tasks."""
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        return gpus
+    return max(1, (int(resources.get("CPU", 1)) - 1) // CPU_GROUP)
+
+
+def check_placement(resources: dict, workers: int | None) -> int:
+    """The worker count to use, or a one-line error when the cluster cannot hold it: an
+    actor Ray cannot place waits forever, so the request is checked before it is made."""
+    if workers is None:
+        return default_workers(resources)
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if gpus and workers > gpus:
+        raise ProbeError(
+            f"--workers {workers} needs {workers} GPUs (one each); the cluster has {gpus}: "
+            f"use --workers {gpus} or leave --workers out"
+        )
+    room = max(cpus - 1, 1)  # one CPU for the driver's and Ray Data's own tasks
+    if not gpus and workers > room:
+        raise ProbeError(
+            f"--workers {workers} needs {workers + 1} CPUs (one each, one for Ray's own "
+            f"tasks); the cluster has {cpus}: use --workers {room} or leave --workers out"
+        )
+    return workers
+
+
 def cluster_device_and_dtype(ray, requested: str | None = None) -> tuple[str, str]:
     """("cuda", bf16/fp16 as a GPU worker reports it) on a cluster with GPUs, else CPU fp32;
     a ``requested`` dtype (``--dtype``) replaces the default (the driver may have no GPU)."""
@@ -236,8 +270,21 @@ def cluster_device_and_dtype(ray, requested: str | None = None) -> tuple[str, st
     return "cuda", ray.get(gpu_dtype.remote())
 
 
-def start_ray(address: str | None, workers: int):
-    """Join ``address`` or start a local Ray with ``workers`` CPUs; True if we started one."""
+HEALTH_CHECKS = {  # a loaded small machine answers late: give its raylet ~2 min, not ~15 s
+    "health_check_period_ms": 5000,
+    "health_check_timeout_ms": 20000,
+    "health_check_failure_threshold": 10,
+}
+
+
+def start_ray(address: str | None, workers: int | None):
+    """Join ``address`` or start a local Ray; True if we started one.
+
+    A local Ray gets one CPU per worker plus one for the driver and Ray Data's own tasks
+    (every CPU when ``workers`` is None), and patient health checks. Start-up fails now and
+    then on a loaded machine (the raylet's 30 s start-up wait, missed heartbeats), so a
+    failed start is retried once, then reported in one line.
+    """
     import logging
 
     ray = import_ray()
@@ -250,12 +297,24 @@ def start_ray(address: str | None, workers: int):
     kwargs = {"include_dashboard": False, "logging_level": logging.WARNING,
               "runtime_env": worker_environment(address)}  # fmt: skip
     if address is None:
-        kwargs["num_cpus"] = workers
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ProbeError(f"cannot start or join Ray at {address or 'local'}: {exc}") from None
-    return ray, True
+        import os
+
+        cpus = os.cpu_count() or 1
+        kwargs["num_cpus"] = cpus if workers is None else workers + 1
+        kwargs["_system_config"] = HEALTH_CHECKS
+    for attempt in (1, 2):
+        try:
+            ray.init(address=address, **kwargs)
+            return ray, True
+        except Exception as exc:  # Ray raises bare Exception for a start-up timeout
+            ray.shutdown()
+            if attempt == 2 or address is not None:
+                raise ProbeError(
+                    f"Ray did not start at {address or 'local'} "
+                    f"({one_line(_root_message(exc), 80)}); on a busy machine try again, or "
+                    "start it once with 'ray start --head' and pass --address auto"
+                ) from None
+    raise AssertionError("unreachable")
 
 
 def worker_environment(address: str | None) -> dict:

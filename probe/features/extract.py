@@ -19,6 +19,7 @@ from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.features.device import BackgroundWriter
+from probe.features.forward import hidden_states_by_layer  # noqa: F401  (public here)
 from probe.features.layers import resolve_layers
 from probe.features.models.fusion import compiled_blocks
 from probe.features.models.loading import Backbone
@@ -27,67 +28,15 @@ from probe.features.store import views
 from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
-MAX_BATCH_SIZE = 512
 NOTHING_COMPILED = "--compile: nothing ran (every row was in the store)"
 
 
 # --- the forward pass ---------------------------------------------------------------------
 
 
-class _StopForward(Exception):
-    """Raised by a hook once the highest requested layer has been computed."""
-
-
-def hidden_states_by_layer(model, input_ids, attention_mask, layers: Sequence[int]) -> dict:
-    """Run ``model`` only as far as needed; return {layer: hidden (B, T, D)}.
-
-    Numbering follows ``output_hidden_states``: layer 0 is the input of block 0 (the
-    embeddings), layer i < L the output of block i-1, layer L the model's final output
-    (after the final norm, where there is one).
-    """
-    from probe.features.models.architecture import base_model, transformer_blocks, without_kv_cache
-
-    blocks = transformer_blocks(model)
-    top = max(layers)
-    captured: dict[int, object] = {}
-    handles = []
-
-    def keep_input(layer):
-        def hook(module, args, kwargs):
-            captured[layer] = args[0] if args else kwargs["hidden_states"]
-            if layer == top:
-                raise _StopForward
-
-        return hook
-
-    def keep_output(layer):
-        def hook(module, args, output):
-            captured[layer] = output[0] if isinstance(output, tuple) else output
-            if layer == top:
-                raise _StopForward
-
-        return hook
-
-    if 0 in layers and len(blocks):
-        handles.append(blocks[0].register_forward_pre_hook(keep_input(0), with_kwargs=True))
-    for layer in layers:
-        if 0 < layer < len(blocks):
-            handles.append(blocks[layer - 1].register_forward_hook(keep_output(layer)))
-    try:
-        base = base_model(model)
-        output = base(input_ids=input_ids, attention_mask=attention_mask, **without_kv_cache(base))
-        captured[len(blocks)] = output.last_hidden_state
-    except _StopForward:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {layer: captured[layer] for layer in layers}
-
-
 def pooled_batch(backbone: Backbone, token_ids, layers: Sequence[int]) -> dict[str, np.ndarray]:
     """{pool: float16 [n_layers, B, D]} for one batch of token id lists."""
-    return _pool_on_device(backbone, _host_batch(backbone, token_ids), layers)
+    return _pool_on_device(backbone, _host_batch(backbone, token_ids), layers).result()
 
 
 def pooled_batches(
@@ -100,7 +49,9 @@ def pooled_batches(
     """Yield (rows, {pool: float16 [n_layers, B, D]}) for each batch of row indices, in order.
 
     With ``overlap`` the next batches are collated (and pinned, on CUDA) in a background
-    thread while the model runs on this one; the numbers are the same either way.
+    thread while the model runs on this one, and a batch's pooled features are handed out
+    only after the next batch's forward pass is queued: on a GPU the device-to-host copy
+    of one batch runs behind the kernels of the next. The numbers are the same either way.
     """
     from probe.features.device import prefetched
 
@@ -108,8 +59,16 @@ def pooled_batches(
         return rows, _host_batch(backbone, [token_ids[i] for i in rows])
 
     staged = prefetched(batches, prepare) if overlap else map(prepare, batches)
+    waiting = None  # (rows, HostCopy) of the batch before
     for rows, host in staged:
-        yield rows, _pool_on_device(backbone, host, layers)
+        copy = _pool_on_device(backbone, host, layers)
+        if waiting is not None:
+            yield waiting[0], waiting[1].result()
+        waiting = (rows, copy) if overlap else None
+        if not overlap:
+            yield rows, copy.result()
+    if waiting is not None:
+        yield waiting[0], waiting[1].result()
 
 
 def _host_batch(backbone: Backbone, token_ids):
@@ -123,20 +82,21 @@ def _host_batch(backbone: Backbone, token_ids):
 def _pool_on_device(backbone: Backbone, host_batch, layers: Sequence[int]) -> dict:
     import torch
 
-    from probe.features.device import to_device
+    from probe.features.device import HostCopy, to_device
     from probe.features.pooling import POOLS
 
     device = next(backbone.model.parameters()).device
     input_ids, attention_mask = (to_device(t, device) for t in host_batch)
     with torch.inference_mode():
         hidden = hidden_states_by_layer(backbone.model, input_ids, attention_mask, layers)
-        return {
-            name: torch.stack([pool(hidden[layer], attention_mask) for layer in layers])
-            .to(torch.float16)
-            .cpu()
-            .numpy()
-            for name, pool in POOLS.items()
-        }  # (n_layers, B, D) per pool; .cpu() waits for the device, so the batch is done
+        return HostCopy(
+            {
+                name: torch.stack([pool(hidden[layer], attention_mask) for layer in layers]).to(
+                    torch.float16
+                )
+                for name, pool in POOLS.items()
+            }
+        )  # (n_layers, B, D) per pool; the copy to the host may still be running
 
 
 def embed_texts(
@@ -146,13 +106,16 @@ def embed_texts(
     max_length: int | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     overlap: bool = True,
+    prompt: str | None = None,
+    chat_template: bool = False,
 ) -> dict[str, np.ndarray]:
     """Features for a few texts without the cache: {pool: float32 [n_layers, N, D]}.
 
     Values are rounded through fp16 exactly as the cache stores them, so a head applied
     here gives the predictions it gives on cached features.
     """
-    encoded = backbone.tokenizer.encode(list(texts), max_length or backbone.default_max_length)
+    encoded = encode_texts(backbone, texts, max_length or backbone.default_max_length,
+                           prompt, chat_template)  # fmt: skip
     lengths = [len(ids) for ids in encoded.token_ids]
     if min(lengths, default=1) == 0:
         raise ProbeError("a text is empty or whitespace-only after tokenization")
@@ -160,11 +123,22 @@ def embed_texts(
         pool: np.zeros((len(layers), len(texts), backbone.hidden_size), np.float32)
         for pool in store.POOL_NAMES
     }
-    batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
+    batches = length_sorted_batches(lengths, token_budget)
     for rows, batch in pooled_batches(backbone, encoded.token_ids, batches, layers, overlap):
         for pool in store.POOL_NAMES:
             out[pool][:, rows] = batch[pool]
     return out
+
+
+def encode_texts(backbone: Backbone, texts, max_length: int, prompt=None, chat_template=False):
+    """Token ids of ``texts`` after ``--prompt``/``--chat-template`` (whose markup already
+    holds the special tokens, so the tokenizer adds none)."""
+    from probe.features.models.prompts import format_texts
+
+    formatted = format_texts(texts, backbone.tokenizer, prompt, chat_template)
+    if chat_template:
+        return backbone.tokenizer.encode(formatted, max_length, special_tokens=False)
+    return backbone.tokenizer.encode(formatted, max_length)
 
 
 # --- the cached extraction ----------------------------------------------------------------
@@ -187,6 +161,10 @@ def extract(
     token_budget: int | None = None,
     use_compile: bool = False,
     shard_rows: int = SHARD_ROWS,
+    prompt: str | None = None,
+    chat_template: bool = False,
+    attn: str = "auto",
+    trust_remote_code: bool = False,
     log=None,
     compile_notice=None,
 ) -> Path:
@@ -202,13 +180,20 @@ def extract(
     sizes batches from free memory on a GPU (1024 padded tokens on CPU); ``use_compile`` fuses
     each block with ``torch.compile`` (``probe.features.models.fusion``); whether that worked is
     recorded in the view (``compiled``, ``compile_outcome``) and told to ``compile_notice``.
+    ``prompt`` and ``chat_template`` wrap each text first (``probe.features.models.prompts``)
+    and, with ``trust_remote_code``, are part of the row setting; ``attn`` picks the attention
+    kernel.
     """
     from probe.features.models.loading import load_backbone
+    from probe.features.models.prompts import check_prompt
 
     log = log or (lambda message: None)
-    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
+    prompt = check_prompt(prompt)
+    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length,
+                                                       trust_remote_code)  # fmt: skip
     setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
-                      compute_dtype_name(model, device, dtype))  # fmt: skip
+                      compute_dtype_name(model, device, dtype), prompt=prompt,
+                      chat_template=chat_template, trust_remote_code=trust_remote_code)  # fmt: skip
     key = views.view_key(setting, hashes)
     final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
     _ensure_writable(final_path.parent)
@@ -236,7 +221,13 @@ def extract(
     if len(todo):
         if len(missing) < len(hashes):
             log(f"{len(hashes) - len(missing)} of {len(hashes)} texts already in the store")
-        backbone = model if isinstance(model, Backbone) else load_backbone(model, device, dtype)
+        backbone = (
+            model
+            if isinstance(model, Backbone)
+            else load_backbone(
+                model, device, dtype, attn=attn, trust_remote_code=trust_remote_code, log=log
+            )
+        )
         _hint_faster_dtype(backbone, dtype, log)
         with compiled_blocks(backbone.model, use_compile, log) as compiled:
             _compute_rows(
@@ -261,12 +252,13 @@ def extract(
     return final_path
 
 
-def resolve_request(model, data: TextDataset, layers, max_length: int | None):
+def resolve_request(model, data: TextDataset, layers, max_length: int | None,
+                    trust_remote_code: bool = False):  # fmt: skip
     """What an extraction request means for this model: (model info, layers, max length,
     text sha1s uint8 [N, 20]); checked before any model is loaded."""
     from probe.features.models.loading import describe_model
 
-    info = describe_model(model)
+    info = describe_model(model, trust_remote_code)
     wanted = resolve_layers(layers, info.num_layers)
     max_length = info.default_max_length if max_length is None else int(max_length)
     if max_length < 1:
@@ -329,7 +321,9 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
     truncated = 0
 
     def tokenize(chunk: np.ndarray):
-        encoded = backbone.tokenizer.encode([texts[i] for i in chunk], max_length)
+        setting = rows.setting
+        encoded = encode_texts(backbone, [texts[i] for i in chunk], max_length, setting.prompt,
+                               setting.chat_template)  # fmt: skip
         lengths = np.asarray([len(ids) for ids in encoded.token_ids], dtype=np.int64)
         if lengths.min() == 0:
             empty = int((lengths == 0).sum())
@@ -352,7 +346,7 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
             offset += len(chunk)
             rate = tokens_seen / max(characters_seen, 1)  # tokens per character so far
             progress.set_total(tokens_seen + rate * (total_characters - characters_seen))
-            batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
+            batches = length_sorted_batches(lengths, token_budget)
             for batch, pooled in pooled_batches(backbone, encoded.token_ids, batches, computed):
                 shards.add(chunk[batch], lengths[batch], pooled)
                 progress.update(int(lengths[batch].sum()))
@@ -419,6 +413,7 @@ def _attributes(info, setting: Setting, key, data, hashes) -> dict:
         "truncation_side": setting.truncation_side,
         "pools": list(setting.pools),
         "compute_dtype": setting.compute_dtype,
+        **text_format(setting),
         "dtype": "float16",
         "data_source": str(data.source),
         "labels_source": str(data.source),
@@ -427,6 +422,20 @@ def _attributes(info, setting: Setting, key, data, hashes) -> dict:
         "probe_version": __version__,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
+    }
+
+
+def text_format(setting_or_meta) -> dict:
+    """``prompt``/``chat_template``/``trust_remote_code`` where used ({} otherwise): what a
+    view and a head fitted on it record, so ``probe predict`` wraps texts the same way."""
+    from probe.features.store.rowstore import OPTIONAL_DEFAULTS
+
+    get = setting_or_meta.get if isinstance(setting_or_meta, dict) else setting_or_meta.__dict__.get
+    values = {name: get(name, default) for name, default in OPTIONAL_DEFAULTS.items()}
+    return {
+        name: value if isinstance(value, str) else bool(value)  # h5py reads numpy bools
+        for name, value in values.items()
+        if value != OPTIONAL_DEFAULTS[name]
     }
 
 

@@ -75,6 +75,7 @@ class CachedData:
     layers: list[int]  # stored in every cache used
     cache_keys: dict[str, str]  # split -> cache key (several files: joined with '+')
     sources: dict[str, str] = field(default_factory=dict)  # split -> where it came from
+    text_format: dict = field(default_factory=dict)  # --prompt/--chat-template, where used
 
     def splits(self) -> dict[str, CachedSplit]:
         return {s.name: s for s in (self.train, self.val, self.test) if s is not None}
@@ -282,12 +283,16 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
         for path, _ in split.parts if split is not None else []:
             caches[path] = _open(path)
     first = next(iter(caches.values()))
+    from probe.features.extract import text_format
+
     settings = lambda c: (c.meta.get("model_fingerprint"), c.meta.get("tokenizer"),  # noqa: E731
-                          c.meta.get("max_length"), c.meta.get("compute_dtype"))  # fmt: skip
+                          c.meta.get("max_length"), c.meta.get("compute_dtype"),
+                          sorted(text_format(c.meta).items()))  # fmt: skip
     for path, cache in caches.items():
         if settings(cache) != settings(first):
             raise ProbeError(
-                f"{Path(path).name} was extracted with another model, max_length or dtype than "
+                f"{Path(path).name} was extracted with another model, max_length, dtype or "
+                f"prompt than "
                 f"{first.path.name}; every split must come from the same extraction settings"
             )
     fingerprint = str(first.meta.get("model_fingerprint"))
@@ -326,6 +331,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
         n_layers_model=int(first.meta.get("n_layers_model", max(first.layers))),
         layers=layers, cache_keys=keys,
         sources={name: item.source for name, item in found.items()},
+        text_format=text_format(first.meta),
     )  # fmt: skip
 
 

@@ -146,6 +146,7 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
         "layer": result.layer,
         "pool": result.pool,
         "max_length": data.max_length,
+        **data.text_format,
         "label_names": result.label_names,
         "cache_key": data.cache_keys["train"],
         "cache_keys": data.cache_keys,

@@ -38,7 +38,9 @@ class Predictor:
         as at fit time for a multi-layer head."""
         from probe.features.extract import embed_texts
 
-        pooled = embed_texts(self.backbone, texts, self.layers, int(self.meta["max_length"]))
+        pooled = embed_texts(self.backbone, texts, self.layers, int(self.meta["max_length"]),
+                             prompt=self.meta.get("prompt"),
+                             chat_template=bool(self.meta.get("chat_template")))  # fmt: skip
         stack = pooled[self.meta["pool"]]  # (L, N, D)
         return self.combiner.apply(stack) if self.combiner else stack[0]
 

@@ -52,3 +52,27 @@ def test_texts_longer_than_the_budget_get_a_batch_each():
 
 def test_no_texts_no_batches():
     assert length_sorted_batches([], 1024, 256) == []
+
+
+def test_batches_are_sized_by_tokens_alone():
+    """Short texts on a large budget: one batch of 5,000, not ten capped at 512."""
+    lengths = np.full(5000, 4)
+    batches = length_sorted_batches(lengths, token_budget=1 << 20)
+    assert [len(b) for b in batches] == [5000]
+    capped = length_sorted_batches(lengths, token_budget=1 << 20, max_batch_size=512)
+    assert max(len(b) for b in capped) <= 512
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_wide_windows_cut_at_length_changes_within_budget(seed):
+    """Budgets that allow batches wider than EXACT_WINDOW still cover every text once and
+    keep each batch within the budget, with padding no worse than greedy filling."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 40, size=3000)
+    budget = 40 * 2000
+    batches = length_sorted_batches(lengths, budget)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(3000))
+    assert all(len(b) * lengths[b].max() <= budget for b in batches)
+    greedy = greedy_batches(lengths, budget, 10**9)
+    ours = padded(lengths, batches) + BATCH_OVERHEAD_TOKENS * len(batches)
+    assert ours <= padded(lengths, greedy) + BATCH_OVERHEAD_TOKENS * len(greedy)

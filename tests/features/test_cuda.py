@@ -62,3 +62,12 @@ def test_compile_on_gpu_matches_eager(tiny_gpt2_dir, tmp_path):
     fused = open_cache(extract(str(tiny_gpt2_dir), data, "all", device="cuda", use_compile=True,
                                force=True, out=tmp_path / "f.h5"))  # fmt: skip
     assert_close_to_fp32(fused, eager, relative=0.02)
+
+
+def test_host_copy_from_the_gpu_is_asynchronous_and_exact():
+    from probe.features.device import HostCopy
+
+    tensors = {"last": torch.randn(31, 512, 576, device="cuda").half()}
+    copy = HostCopy(tensors)
+    assert copy.host["last"].is_pinned() and copy.event is not None
+    np.testing.assert_array_equal(copy.result()["last"], tensors["last"].cpu().numpy())

@@ -156,3 +156,31 @@ def test_backbone_on_cpu_computes_in_fp32_with_sdpa(tiny_gpt2_dir):
     model = load_backbone(str(tiny_gpt2_dir), device="cpu").model
     assert next(model.parameters()).dtype is torch.float32
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_host_copy_on_cpu_is_ready_at_once_and_equal():
+    from probe.features.device import HostCopy
+
+    tensors = {"last": torch.randn(3, 4, 8).half(), "mean": torch.randn(3, 4, 8).half()}
+    copy = HostCopy(tensors)
+    assert copy.done()
+    result = copy.result()
+    for name, tensor in tensors.items():
+        np.testing.assert_array_equal(result[name], tensor.numpy())
+
+
+def test_pooled_batches_hand_out_every_batch_once_in_order(tiny_gpt2_dir):
+    """With overlap a batch is handed out after the next is queued: same rows, same order,
+    same numbers as without."""
+    from probe.features.extract import pooled_batches
+    from probe.features.models.loading import load_backbone
+
+    backbone = load_backbone(str(tiny_gpt2_dir))
+    texts = ["one", "two words", "three words here", "and a fourth, longer text", "five"]
+    ids = backbone.tokenizer.encode(texts, 32).token_ids
+    batches = [np.array([0, 1]), np.array([2]), np.array([3, 4])]
+    lagged = list(pooled_batches(backbone, ids, batches, [0, 1], overlap=True))
+    direct = list(pooled_batches(backbone, ids, batches, [0, 1], overlap=False))
+    assert [r.tolist() for r, _ in lagged] == [b.tolist() for b in batches]
+    for (_, a), (_, b) in zip(lagged, direct, strict=True):
+        np.testing.assert_allclose(a["mean"], b["mean"], 1e-3, 1e-3)

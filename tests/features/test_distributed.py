@@ -196,3 +196,41 @@ def test_without_ray_engine_ray_is_one_line_error(tiny_gpt2_dir, sms_subset, tmp
     assert len(lines) == 1 and len(lines[0]) <= 200, run.stderr
     assert "pip install 'probe[distributed]'" in lines[0]
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.h5"))
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [({"GPU": 1.0, "CPU": 16.0}, 1), ({"GPU": 8.0, "CPU": 2.0}, 8), ({"CPU": 2.0}, 1),
+     ({"CPU": 17.0}, 4), ({"CPU": 64.0}, 15), ({}, 1)],
+)  # fmt: skip
+def test_default_workers_are_one_per_gpu_else_one_per_cpu_group(resources, expected):
+    from probe.features.distributed import check_placement, default_workers
+
+    assert default_workers(resources) == expected
+    assert check_placement(resources, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("resources", "workers", "needle"),
+    [({"GPU": 1.0, "CPU": 16.0}, 2, "needs 2 GPUs"), ({"CPU": 2.0}, 2, "needs 3 CPUs")],
+)
+def test_a_request_the_cluster_cannot_place_is_one_line(resources, workers, needle):
+    from probe.errors import ProbeError
+    from probe.features.distributed import check_placement
+
+    with pytest.raises(ProbeError, match=needle) as raised:
+        check_placement(resources, workers)
+    assert "\n" not in str(raised.value)
+    assert check_placement(resources, workers - 1) == workers - 1
+
+
+@needs_ray
+def test_cli_unplaceable_workers_fail_at_once_in_one_line(local_ray, tiny_gpt2_dir, sms_subset):
+    from probe.cli.main import main
+
+    result = CliRunner().invoke(
+        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset),
+               "--engine", "ray", "--workers", "64", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "--workers 64 needs" in result.output and "Traceback" not in result.output

@@ -4,7 +4,8 @@ Extraction, early stopping and partial unfreezing all need the same three things
 model (no LM head: its vocabulary projection would be ~20% of SmolLM2's FLOPs for nothing),
 the ModuleList of transformer blocks, and the final norm (None for post-norm encoders).
 Finding them by shape rather than by class keeps GPT-2, Llama-style and BERT-style models on
-one code path.
+one code path; a model without such a list (ALBERT's shared layer) is read through
+``output_hidden_states`` instead (``probe.features.extract``).
 """
 
 from collections.abc import Iterator
@@ -35,17 +36,30 @@ def num_blocks(model: nn.Module) -> int:
     return len(transformer_blocks(model))
 
 
-def transformer_blocks(model: nn.Module) -> nn.ModuleList:
-    """The ModuleList of blocks: the longest one whose length is the config's layer count."""
+def num_layers(model: nn.Module) -> int:
+    """The config's layer count (the encoder's, for an encoder-decoder): hidden-state layers
+    are 0..num_layers whether or not the blocks can be found."""
+    config = base_model(model).config
+    return int(getattr(config, "num_hidden_layers", None) or len(transformer_blocks(model)))
+
+
+def find_blocks(model: nn.Module) -> nn.ModuleList | None:
+    """The ModuleList with one entry per layer of the config, or None where there is none
+    (ALBERT shares one layer, some models hide their blocks): those take the generic path."""
     base = base_model(model)
     expected = getattr(base.config, "num_hidden_layers", None)
-    candidates = [
-        module for module in base.modules() if isinstance(module, nn.ModuleList) and len(module) > 0
-    ]
-    matching = [m for m in candidates if len(m) == expected] or candidates
-    if not matching:
+    for module in base.modules():  # outermost first: the blocks, not a list inside one
+        if isinstance(module, nn.ModuleList) and len(module) == expected and expected:
+            return module
+    return None
+
+
+def transformer_blocks(model: nn.Module) -> nn.ModuleList:
+    """The ModuleList of blocks (partial unfreezing and fusion need them)."""
+    blocks = find_blocks(model)
+    if blocks is None:
         raise ProbeError(f"cannot find the transformer blocks of {type(model).__name__}")
-    return max(matching, key=len)
+    return blocks
 
 
 def final_norm(model: nn.Module) -> nn.Module | None:
@@ -59,17 +73,27 @@ def final_norm(model: nn.Module) -> nn.Module | None:
 
 
 def is_causal(model: nn.Module) -> bool:
-    """Decoder-only models see only the past, so only their last token sees the whole text."""
-    config = base_model(model).config
-    if getattr(config, "is_decoder", False):
-        return True
-    architectures = getattr(config, "architectures", None) or []
-    if any("CausalLM" in name or "LMHead" in name for name in architectures):
-        return True
-    return getattr(config, "model_type", "") in {
-        "gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3",
-        "gpt_neox", "gptj", "opt", "falcon", "smollm3", "olmo", "olmo2",
-    }  # fmt: skip
+    """Whether a position sees only the past (then only the last token sees the whole text).
+
+    Asked of the model itself rather than of a list of model types: change the last of four
+    tokens and see whether the first position's output moves. Any decoder, encoder or
+    state-space model answers the same way.
+    """
+    import torch
+
+    base = base_model(model)
+    parameter = next(base.parameters())
+    vocab = int(getattr(base.config, "vocab_size", 0) or 8)
+    ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 5]], device=parameter.device) % max(vocab, 6)
+    mask = torch.ones_like(ids)
+    try:
+        with torch.inference_mode():
+            output = base(input_ids=ids, attention_mask=mask, **without_kv_cache(base))
+    except Exception:  # a model that cannot run this toy input: fall back to the config
+        return bool(getattr(base.config, "is_decoder", False))
+    states = output.last_hidden_state.float()
+    moved = (states[0] - states[1]).abs().amax(dim=-1)  # (4,): how far each position moved
+    return bool(moved[0] <= 1e-3 * moved[-1])
 
 
 def _parent_and_name(root: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:

@@ -84,9 +84,15 @@ def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[CompileOu
         return
     import torch
 
-    from probe.features.models.architecture import transformer_blocks
+    from probe.features.models.architecture import find_blocks
 
-    blocks = list(transformer_blocks(model))
+    found = find_blocks(model)
+    if found is None:  # ALBERT-style shared layers: nothing per block to compile
+        outcome.failed, outcome.reason = True, "this model has no list of blocks"
+        outcome.log("--compile: this model has no list of blocks; running eager")
+        yield outcome
+        return
+    blocks = list(found)
     patched = [block.__dict__.get("forward") for block in blocks]  # e.g. accelerate's hooks
     for block in blocks:
         eager = block.forward

@@ -19,6 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probe.errors import ProbeError, one_line, short_reason
+from probe.features.models.files import (  # noqa: F401  (read_config: public here too)
+    check_weight_files,
+    load_error,
+    quiet_transformers,
+    read_config,
+)
 from probe.files import cache_root, write_atomic
 from probe.outputs import replace_folder, staging_folder
 
@@ -73,7 +79,7 @@ class ModelInfo:
         return min(self.max_context, MAX_LENGTH_CAP)
 
 
-def describe_model(model) -> ModelInfo:
+def describe_model(model, trust_remote_code: bool = False) -> ModelInfo:
     """Fingerprint, tokenizer identity and shape of ``--model`` (a spec or a Backbone)."""
     if isinstance(model, Backbone):
         return ModelInfo(
@@ -81,20 +87,34 @@ def describe_model(model) -> ModelInfo:
             model.hidden_size, model.max_context,
         )  # fmt: skip
     model_dir = resolve_model_dir(model)
-    config = _read_json(model_dir / "config.json")
-    layers = config.get("num_hidden_layers") or config.get("n_layer")
-    hidden = config.get("hidden_size") or config.get("n_embd")
+    config = text_config(read_config(model_dir, trust_remote_code))
+    layers = getattr(config, "num_hidden_layers", None)
+    hidden = getattr(config, "hidden_size", None)
     if not layers or not hidden:
         raise ProbeError(f"{model_dir}/config.json names no layer count or hidden size")
-    context = config.get("max_position_embeddings") or config.get("n_positions") or MAX_LENGTH_CAP
     return ModelInfo(
         name=model,
         fingerprint=directory_fingerprint(model_dir),
         tokenizer_id=tokenizer_identity(model_dir, config),
         num_layers=int(layers),
         hidden_size=int(hidden),
-        max_context=int(context),
+        max_context=context_length(config),
     )
+
+
+def text_config(config):
+    """The language model's own config (a multimodal config nests it)."""
+    getter = getattr(config, "get_text_config", None)
+    return getter() if callable(getter) else config
+
+
+def context_length(config) -> int:
+    """Positions the model was trained for; models without absolute positions get the cap."""
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return MAX_LENGTH_CAP
 
 
 TOKENIZER_FILES = (
@@ -191,7 +211,7 @@ def _converted_gguf_dir(gguf_path: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_path.name}
-    _quiet_transformers()
+    quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
         quantized = AutoModelForCausalLM.from_pretrained(
@@ -292,36 +312,70 @@ def pick_device(device: str | None = None) -> str:
     return device
 
 
-def load_backbone(spec: str, device: str | None = None, dtype: str | None = None) -> Backbone:
-    """Load ``--model`` for inference with SDPA attention: fp32 on CPU, bf16/fp16 on a GPU,
-    or the ``dtype`` asked for (``--dtype``)."""
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+ATTENTION_CHOICES = ("auto", "sdpa", "eager", "flash_attention_2")
+
+
+def load_backbone(
+    spec: str, device: str | None = None, dtype: str | None = None, *, attn: str = "auto",
+    trust_remote_code: bool = False, log=None,
+) -> Backbone:  # fmt: skip
+    """Load ``--model`` for inference: fp32 on CPU, bf16/fp16 on a GPU, or the ``dtype``
+    asked for (``--dtype``); SDPA attention where the architecture has it, else eager
+    (``attn`` overrides); the encoder alone of an encoder-decoder model."""
+    from transformers import AutoModel, AutoModelForCausalLM
 
     from probe.features.device import compute_dtype
 
+    log = log or (lambda message: None)
     model_dir = resolve_model_dir(spec)
+    check_weight_files(model_dir)
     fingerprint = directory_fingerprint(model_dir)
     device = pick_device(device)
-    _quiet_transformers()
     dtype = compute_dtype(device, requested=dtype)  # auto: bf16/fp16 on a GPU, fp32 on CPU
-    try:
-        config = AutoConfig.from_pretrained(model_dir)
-        architectures = getattr(config, "architectures", None) or []
-        has_lm_head = any("CausalLM" in a or "LMHead" in a for a in architectures)
-        auto = AutoModelForCausalLM if has_lm_head else AutoModel
-        model = auto.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
-    except (OSError, ValueError, KeyError) as exc:
-        raise ProbeError(f"cannot load model '{spec}': {str(exc).splitlines()[0]}") from None
+    config = read_config(model_dir, trust_remote_code)
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    architectures = getattr(config, "architectures", None) or []
+    has_lm_head = any("CausalLM" in a or "LMHead" in a for a in architectures)
+    has_lm_head = has_lm_head and not encoder_decoder
+    auto = AutoModelForCausalLM if has_lm_head else AutoModel
+    model, used = _load_with_attention(auto, model_dir, dtype, attn, trust_remote_code)
+    log(f"attention: {used}")
+    if encoder_decoder:
+        model = model.get_encoder()
+        log(f"{type(model).__name__}: the encoder of an encoder-decoder model is probed")
     model.to(device).eval()
-    return wrap_backbone(model, spec, fingerprint, tokenizer_dir=model_dir)
+    backbone = wrap_backbone(model, spec, fingerprint, tokenizer_dir=model_dir)
+    from probe.features.models.architecture import find_blocks
+
+    if find_blocks(model) is None:
+        log(f"{type(model).__name__} has no list of {backbone.num_layers} blocks: reading "
+            "output_hidden_states (every layer runs; slower, same numbers)")  # fmt: skip
+    return backbone
 
 
-def _quiet_transformers() -> None:
-    """transformers' own loading bars would interleave with ours; keep only warnings."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
+def _load_with_attention(auto, model_dir, dtype, attn: str, trust_remote_code: bool):
+    """(model, what was used): ``auto`` tries SDPA, then the eager implementation."""
+    if attn not in ATTENTION_CHOICES:
+        raise ProbeError(f"unknown --attn '{attn}'; choose {', '.join(ATTENTION_CHOICES)}")
+    quiet_transformers()
+    tries = ["sdpa", "eager"] if attn == "auto" else [attn]
+    for choice in tries:
+        try:
+            model = auto.from_pretrained(
+                model_dir, dtype=dtype, attn_implementation=choice,
+                trust_remote_code=trust_remote_code,
+            )  # fmt: skip
+        except (ValueError, ImportError) as exc:
+            unsupported = "does not support" in str(exc) or "attn_implementation" in str(exc)
+            if choice == "sdpa" and attn == "auto" and unsupported:
+                reason = "its architecture has no SDPA attention"
+                continue
+            raise load_error(model_dir, exc, trust_remote_code) from None
+        except Exception as exc:  # safetensors, torch and transformers raise their own types
+            raise load_error(model_dir, exc, trust_remote_code) from None
+        used = choice if choice == tries[0] else f"{choice} ({reason})"
+        return model, used
+    raise AssertionError("unreachable")
 
 
 def wrap_backbone(model, name: str, fingerprint: str | None = None, tokenizer_dir=None) -> Backbone:
@@ -329,7 +383,7 @@ def wrap_backbone(model, name: str, fingerprint: str | None = None, tokenizer_di
     from probe.features.models import architecture
     from probe.features.models.tokenize import HFTokenizer, TiktokenGPT2, is_gpt2_vocab
 
-    config = architecture.base_model(model).config
+    config = text_config(architecture.base_model(model).config)
     if is_gpt2_vocab(config):
         tokenizer = TiktokenGPT2()
     elif tokenizer_dir is not None:
@@ -337,16 +391,15 @@ def wrap_backbone(model, name: str, fingerprint: str | None = None, tokenizer_di
         tokenizer = HFTokenizer(_load_hf_tokenizer(tokenizer_dir, name), name=identity)
     else:
         raise ProbeError(f"model '{name}' has no tokenizer")
-    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 0)
     return Backbone(
         model=model,
         tokenizer=tokenizer,
         name=name,
         fingerprint=fingerprint or module_fingerprint(model),
         causal=architecture.is_causal(model),
-        num_layers=architecture.num_blocks(model),
+        num_layers=architecture.num_layers(model),
         hidden_size=config.hidden_size,
-        max_context=int(context) or MAX_LENGTH_CAP,
+        max_context=context_length(config),
     )
 
 

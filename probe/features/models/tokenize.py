@@ -33,7 +33,9 @@ class TextTokenizer(Protocol):
     name: str
     pad_id: int
 
-    def encode(self, texts: Sequence[str], max_length: int) -> Encoded: ...
+    def encode(
+        self, texts: Sequence[str], max_length: int, special_tokens: bool = True
+    ) -> Encoded: ...
 
 
 @cache
@@ -65,7 +67,7 @@ class TiktokenGPT2:
     name = "tiktoken:gpt2"
     pad_id = GPT2_EOT_ID  # any id works: padded positions are masked and never pooled
 
-    def encode(self, texts: Sequence[str], max_length: int) -> Encoded:
+    def encode(self, texts: Sequence[str], max_length: int, special_tokens: bool = True) -> Encoded:
         ids = gpt2_encoding().encode_ordinary_batch(list(texts))
         truncated = sum(len(row) > max_length for row in ids)
         return Encoded([row[:max_length] for row in ids], truncated)
@@ -82,12 +84,15 @@ class HFTokenizer:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
 
-    def encode(self, texts: Sequence[str], max_length: int) -> Encoded:
+    def encode(self, texts: Sequence[str], max_length: int, special_tokens: bool = True) -> Encoded:
+        """``special_tokens`` False: the text already holds them (a chat template's markup)."""
         tok = self.tokenizer
-        room = max(max_length - tok.num_special_tokens_to_add(pair=False), 1)
+        added = tok.num_special_tokens_to_add(pair=False) if special_tokens else 0
+        room = max(max_length - added, 1)
         bare = tok(list(texts), add_special_tokens=False)["input_ids"]
         truncated = sum(len(row) > room for row in bare)
-        rows = tok(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        rows = tok(list(texts), truncation=True, max_length=max_length,
+                   add_special_tokens=special_tokens)["input_ids"]  # fmt: skip
         return Encoded([list(row) for row in rows], truncated)
 
 

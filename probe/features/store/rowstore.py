@@ -62,6 +62,9 @@ class Setting:
     truncation_side: str
     compute_dtype: str  # "float32", "float16", "bfloat16": what the forward pass ran in
     pools: tuple[str, ...] = field(default=POOL_NAMES)
+    prompt: str | None = None  # --prompt: each text was wrapped in it before tokenization
+    chat_template: bool = False  # --chat-template: ...then made the user turn of a chat
+    trust_remote_code: bool = False  # the model ran code shipped with it
 
     @property
     def key(self) -> str:
@@ -72,7 +75,13 @@ class Setting:
         values = asdict(self)
         values["max_length"] = int(values["max_length"])
         values["pools"] = list(self.pools)
+        for name, default in OPTIONAL_DEFAULTS.items():  # absent when unused: older keys hold
+            if values[name] == default:
+                del values[name]
         return values
+
+
+OPTIONAL_DEFAULTS = {"prompt": None, "chat_template": False, "trust_remote_code": False}
 
 
 def rows_dir(root: Path | None = None) -> Path:

@@ -1,0 +1,80 @@
+"""Checks of a model folder before transformers builds anything from it.
+
+A broken folder (a truncated safetensors file, a config.json that is not JSON, a model that
+needs its own code) must be one line naming the file or the flag, not a traceback from deep
+inside safetensors or transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from probe.errors import ProbeError, one_line, short_reason
+
+
+def read_config(model_dir: Path, trust_remote_code: bool = False):
+    """The model's config through ``transformers.AutoConfig``, which maps every family's own
+    names (DistilBERT's ``n_layers``/``dim``, T5's ``d_model``) to the common ones."""
+    from transformers import AutoConfig
+
+    path = Path(model_dir) / "config.json"
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProbeError(f"cannot read {path}: {short_reason(exc)}") from None
+    except ValueError as exc:
+        raise ProbeError(f"{path} is not JSON ({one_line(str(exc), 60)})") from None
+    quiet_transformers()
+    try:
+        return AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise load_error(model_dir, exc, trust_remote_code) from None
+
+
+def load_error(model_dir, exc: Exception, trust_remote_code: bool) -> ProbeError:
+    """One line for a model that transformers cannot build from its folder."""
+    text = str(exc)
+    if "trust_remote_code" in text and not trust_remote_code:
+        return ProbeError(
+            f"{model_dir} needs code shipped with the model: rerun with --trust-remote-code "
+            "if you trust its source"
+        )
+    return ProbeError(f"cannot load model '{model_dir}': {one_line(text.splitlines()[0], 120)}")
+
+
+def check_weight_files(model_dir: Path) -> None:
+    """A truncated or damaged safetensors file is one line naming it, before any loading."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+            end, size = _safetensors_end(path), path.stat().st_size
+        except Exception as exc:
+            raise ProbeError(
+                f"{path} is damaged or truncated ({one_line(short_reason(exc), 60)}); "
+                "save or download it again"
+            ) from None
+        if size < end:
+            raise ProbeError(f"{path} is truncated ({size} bytes); save or download it again")
+
+
+def _safetensors_end(path: Path) -> int:
+    """Where the header says the last tensor ends: a file shorter than this is cut."""
+    import struct
+
+    with open(path, "rb") as handle:
+        header_length = struct.unpack("<Q", handle.read(8))[0]
+        header = json.loads(handle.read(header_length))
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    return 8 + header_length + max(ends, default=0)
+
+
+def quiet_transformers() -> None:
+    """transformers' own loading bars would interleave with ours; keep only warnings."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
