@@ -19,12 +19,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
 from probe.heads.solver import (
+    PRECONDITIONER_ROWS,
     SEARCH_TOL,
     ReferencePath,
     SolverFailure,
     _accuracy_and_log_loss,
     _LogisticPath,
     _softmax,
+    feature_basis,
 )
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
@@ -113,6 +115,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         sample_weight = self._sample_weight(codes)
         grid = self._grid()
         X_val = None if val_codes is None else self._standardise32(X_val)
+        self._basis = _shared_basis(standardised, len(self.classes_), self.random_state)
         # BLAS threads pay off on big matrices only; on small ones they spin and wait
         with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
             self.solver_, self.fallback_reason_ = "probe-lbfgs", None
@@ -171,7 +174,10 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     def _new_path(self, X, codes, sample_weight):
         path_class = getattr(self, "_path_class", _LogisticPath)
-        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
+        if path_class is not _LogisticPath:
+            return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
+        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state,
+                          basis=getattr(self, "_basis", None))  # fmt: skip
 
     def _standardise32(self, X) -> np.ndarray:
         standardised = np.asarray(X, np.float32) - self.mean_.astype(np.float32)
@@ -312,6 +318,17 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = dim
         clf.C_ = C
         return clf
+
+
+def _shared_basis(X: np.ndarray, n_classes: int, seed: int) -> np.ndarray | None:
+    """K classes: one feature eigenbasis for every path of a fit (folds and the final fit
+    share the standardised matrix), so a C search pays for one eigenproblem, not six."""
+    n, dim = X.shape
+    if n_classes <= 2 or min(n, PRECONDITIONER_ROWS) < dim + 1:
+        return None  # two classes use the exact subsample Hessian; wide data a thin basis
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:PRECONDITIONER_ROWS])
+    with np.errstate(all="ignore"):
+        return feature_basis(np.hstack([X[rows], np.ones((len(rows), 1), np.float32)]))
 
 
 def _check_finite(X: np.ndarray, what: str) -> None:
