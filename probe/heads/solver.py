@@ -225,7 +225,8 @@ class _LogisticPath:
             rows = (weight * spread).astype(np.float32)
             feature_values, feature_vectors = _thin_gram_eigh(augmented, rows)
             class_values = class_values / max(float(weight @ spread), 1e-300)
-            return np.outer(class_values, feature_values), feature_vectors, class_vectors, null_class
+            scales = np.outer(class_values, feature_values)  # K-FAC: A (kron) B
+            return scales, feature_vectors, class_vectors, null_class
         if self._basis is None:
             self._basis = feature_basis(augmented)
         if self._projected is None:
@@ -425,8 +426,18 @@ def feature_basis(augmented: np.ndarray) -> np.ndarray:
     """Eigenbasis (D+1, D+1) of ``augmented^T augmented`` (rows (m, D+1), ones last): the
     multi-class preconditioner's feature basis, one per matrix (folds of one matrix may
     share it: they differ in the rows, not in the features' correlations)."""
-    _, vectors = _robust_eigh(_weighted_gram(augmented, np.ones(len(augmented), np.float32)))
-    return vectors
+    from scipy.linalg import LinAlgError, eigh
+
+    gram = _weighted_gram(augmented, np.ones(len(augmented), np.float32))
+    if not np.isfinite(gram).all():
+        raise SolverFailure("non-finite curvature estimate")
+    try:  # float32 divide and conquer: ~3x faster than float64 MRRR; a basis needs no more
+        _, vectors = eigh(gram.astype(np.float32), driver="evd", check_finite=False)
+        if np.isfinite(vectors).all():
+            return vectors.astype(np.float64)
+    except (LinAlgError, ValueError):
+        pass
+    return _robust_eigh(gram)[1]
 
 
 def _cholesky_solver(matrix: np.ndarray):
