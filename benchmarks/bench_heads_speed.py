@@ -181,6 +181,68 @@ def synthetic(jobs: int, peer: bool) -> dict:
     return out
 
 
+TARGETS = {"sweep_cv": 60, "sweep_val": 20, "sweep_control_mdl": 180}
+LABELS = {"sweep_cv": "62 heads, C by 5-fold CV, CIs, out-of-fold selection loss",
+          "sweep_val": "62 heads, C on the 500-text validation file",
+          "sweep_control_mdl": "62 heads, C by 5-fold CV, --control --mdl"}  # fmt: skip
+
+
+def _sweep_line(name: str, figures: dict) -> str:
+    chosen = figures["selected"]
+    return (f"| {LABELS.get(name, name)} | {figures['seconds']:.1f} s | "
+            f"{figures['idle_estimate_seconds']:.1f} s | < {TARGETS.get(name, 60)} s | "
+            f"layer {chosen['layer']} {chosen['pool']}, C {chosen['C']:g}, test "
+            f"{_number(chosen['test_accuracy'])} | {figures['load_before']} -> "
+            f"{figures['load_after']} | {figures['error_rows']} |")  # fmt: skip
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _head_line(what: str, head: dict) -> str:
+    ours, theirs = head["probe"], head["sklearn_LogisticRegressionCV"]
+    return (f"| {what} ({head['n']:,} x {head['dim']}, {head['classes']} classes) | "
+            f"{ours['seconds']:.1f} s ({ours['cpu_seconds']:.1f} s CPU), C {ours['C']:g} | "
+            f"{theirs['seconds']:.1f} s ({theirs['cpu_seconds']:.1f} s CPU), C {theirs['C']:g} | "
+            f"**{head['ratio']:.1f}x** (CPU {theirs['cpu_seconds'] / ours['cpu_seconds']:.1f}x) | "
+            f"{head['train_prediction_agreement']:.2%} |")  # fmt: skip
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    machine = report["machine_before"]
+    lines = [f"# Heads in seconds on multi-class data (issue 18): {path.stem}", "",
+             f"Command: `{report['command']}`", "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, *shared* with other "
+             f"agents: load average {machine['load_average']} before, "
+             f"{report['machine_after']['load_average']} after. Wall times are upper bounds; "
+             "'idle estimate' is the heads' CPU seconds divided by the jobs (what the same "
+             "work takes on otherwise idle cores).", ""]  # fmt: skip
+    sweeps = {**report.get("sixclass", {}), **{"synthetic17": report.get("synthetic17")}}
+    rows = [(name, f) for name, f in sweeps.items() if isinstance(f, dict) and "selected" in f]
+    if rows:
+        lines += ["| sweep | wall | idle estimate | target | selected | load | error rows |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [_sweep_line(name, figures) for name, figures in rows]
+        lines.append("")
+    synthetic = report.get("synthetic17")
+    if synthetic:
+        lines += [f"17-class synthetic, 31 heads of 25,000 x 576 by 5-fold CV: "
+                  f"{synthetic['seconds']:.1f} s wall, {synthetic['idle_estimate_seconds']:.1f} s "
+                  f"idle estimate (target < 60 s); load {synthetic['load_before']} -> "
+                  f"{synthetic['load_after']}.", ""]  # fmt: skip
+    heads = [("six-class, selected layer", report.get("sixclass", {}).get("one_head")),
+             ("17-class synthetic, layer 15", (synthetic or {}).get("one_head"))]  # fmt: skip
+    heads = [(what, head) for what, head in heads if head]
+    if heads:
+        lines += ["| one head, C by 5-fold CV over 7 Cs | probe | scikit-learn "
+                  "LogisticRegressionCV (lbfgs) | ratio | same predictions |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [_head_line(what, head) for what, head in heads]
+        lines.append("")
+    path.with_suffix(".md").write_text("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sixclass", type=Path, help="make_sixclass.py output folder")
@@ -200,6 +262,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.name}.json"
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_markdown(report, path)
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 PRECONDITIONER_ROWS = 4096  # subsample on which the data term's Hessian is estimated
-LBFGS_MEMORY = 10
+LBFGS_MEMORY = 100  # curvature pairs: real hidden states at large C need many (3710 -> 1087 passes)
 SEARCH_TOL = 3e-3  # Newton decrement when comparing Cs; the chosen C is polished to ``tol``
 CHUNK_ROWS = 4096  # rows per block in a fused pass: both products use a block while cached
 OBJECTIVE_RTOL = 1e-6  # stop also when the objective is this close to its minimum, relatively
