@@ -27,8 +27,9 @@ class Progress:
     """``update(n)`` as work is done; ``close()`` (or a ``with`` block) when it ends."""
 
     def __init__(self, total: float, desc: str, unit: str = "it", quiet: bool = False,
-                 stream=None, interval: float | None = None):  # fmt: skip
+                 stream=None, interval: float | None = None, workers: int = 1):  # fmt: skip
         self.total, self.desc, self.unit = float(total), desc, unit
+        self.workers = max(int(workers), 1)  # items in progress at once (parallel jobs)
         self.stream = stream or sys.stderr
         self.interval = line_interval() if interval is None else interval
         self.done = 0.0
@@ -74,16 +75,23 @@ class Progress:
             self._print_line(final=True)
 
     def line(self, final: bool = False) -> str:
-        """``extract: 1200/5000 tok (24%), 410 tok/s, ETA 9 s``."""
+        """``extract: 1200/5000 tok (24%), 410 tok/s, ETA 9 s``.
+
+        With ``workers`` items in flight at once, the ones still running count as half
+        done: when the first of two parallel heads ends, the other is nearly done too, and
+        an ETA from finished items alone would start twice too long and then halve.
+        """
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = self.done / elapsed
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         text = f"{self.desc}: {_count(self.done)}/{_count(self.total)} {self.unit}{share}, "
-        text += f"{_count(rate)} {self.unit}/s"
+        text += f"{_rate(rate)} {self.unit}/s"
         text += f", {self._postfix}" if self._postfix else ""
         if final:
             return text + f", done in {elapsed:.1f} s"
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        in_flight = min(self.workers, self.total - self.done) if self.workers > 1 else 0.0
+        pace = (self.done + 0.5 * in_flight) / elapsed if self.done > 0 else 0.0
+        left = (self.total - self.done) / pace if pace > 0 else float("inf")
         return text + (f", ETA {left:.0f} s" if left != float("inf") else ", ETA ?")
 
     def _print_line(self, final: bool = False) -> None:
@@ -102,6 +110,13 @@ def _is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def _rate(value: float) -> str:
+    """A rate with two significant digits below 10 (``0.034 heads/s``, not ``0.0``)."""
+    if value >= 10 or value == 0:
+        return _count(value)
+    return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def _count(value: float) -> str:

@@ -19,12 +19,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
 from probe.heads.solver import (
+    PRECONDITIONER_ROWS,
     SEARCH_TOL,
     ReferencePath,
     SolverFailure,
     _accuracy_and_log_loss,
     _LogisticPath,
     _softmax,
+    feature_basis,
 )
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
@@ -60,10 +62,15 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         Seeds the cross-validation folds and the preconditioner's subsample.
     copy_X : bool
         False lets ``fit`` standardise a float32 X in place (it is overwritten).
+    stop_early : bool
+        End the C search (on validation data or by cross-validation) once the held-out log
+        loss has risen for two values of C in a row and the best accuracy came before them
+        (``turned_up``): larger Cs cost the most iterations and no longer win.
 
     Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
     (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
-    (grid, score and log loss per C, and how they were measured), ``n_iter_``, ``solver_``
+    (Cs tried, the full grid, score and log loss per C tried, and how they were measured),
+    ``n_iter_``, ``solver_``
     ("probe-lbfgs", or "sklearn-fallback" when the fast path failed, ``fallback_reason_``
     saying why).
     """
@@ -78,6 +85,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         max_iter=500,
         random_state=0,
         copy_X=True,
+        stop_early=True,
     ):
         self.C = C
         self.Cs = Cs
@@ -87,6 +95,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
         self.copy_X = copy_X
+        self.stop_early = stop_early
 
     # fitting -----------------------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None):
@@ -113,6 +122,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         sample_weight = self._sample_weight(codes)
         grid = self._grid()
         X_val = None if val_codes is None else self._standardise32(X_val)
+        self._basis = _shared_basis(standardised, len(self.classes_), self.random_state)
+        self._held_logits = None  # the k-fold search's held-out logits, if it runs
         # BLAS threads pay off on big matrices only; on small ones they spin and wait
         with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
             self.solver_, self.fallback_reason_ = "probe-lbfgs", None
@@ -171,7 +182,10 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     def _new_path(self, X, codes, sample_weight):
         path_class = getattr(self, "_path_class", _LogisticPath)
-        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
+        if path_class is not _LogisticPath:
+            return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
+        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state,
+                          basis=getattr(self, "_basis", None))  # fmt: skip
 
     def _standardise32(self, X) -> np.ndarray:
         standardised = np.asarray(X, np.float32) - self.mean_.astype(np.float32)
@@ -213,7 +227,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     def _path_scores(self, X, codes, sample_weight, grid, X_val, val_codes, keep_states=False):
         """Validation (accuracy, log loss) at each C of a warm-started path, solved to the
-        search tolerance: (len(grid), 2); the path's state at each C (if kept); the path."""
+        search tolerance: (Cs tried, 2); the path's state at each C (if kept); the path.
+        The path stops early where the loss has turned up (``stop_early``)."""
         path = self._new_path(X, codes, sample_weight)
         scores, states = [], []
         for C in grid:
@@ -221,31 +236,61 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             scores.append(_accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
             if keep_states:
                 states.append(path.snapshot())
+            if self.stop_early and turned_up(np.asarray(scores)):
+                break
         return np.asarray(scores), states, path
 
     def _cross_validate(self, X, codes, sample_weight, grid) -> float:
-        from sklearn.model_selection import StratifiedKFold
-
+        """The C search by stratified k-fold: the folds advance together, C by C (so the
+        search can stop once the mean held-out loss has turned up), and each fold's held-out
+        logits at every C are kept: ``out_of_fold_proba`` then needs no refit."""
         folds = min(int(self.cv), int(np.bincount(codes).min()))
         if folds < 2 or len(grid) == 1:
             self.search_ = {"method": "default (too few examples per class to cross-validate)"}
             return 1.0 if len(grid) > 1 else grid[0]
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        total = np.zeros((len(grid), 2))
-        for train_rows, val_rows in splitter.split(X, codes):
-            scores, _, _ = self._path_scores(
-                X[train_rows], codes[train_rows], sample_weight[train_rows], grid,
-                X[val_rows], codes[val_rows],
-            )  # fmt: skip
-            total += scores
-        return self._pick(grid, total / folds, f"{folds}-fold cross-validation")
+        splits = list(fold_rows(codes, folds, self.random_state))
+        paths = [self._new_path(X[train], codes[train], sample_weight[train])
+                 for train, _ in splits]  # fmt: skip
+        held_X = [X[held] for _, held in splits]
+        scores, self._held_logits = [], []
+        for C in grid:
+            logits, fold_scores = [], []
+            for path, (_, held), features in zip(paths, splits, held_X, strict=True):
+                path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
+                logits.append(path.logits(features))
+                fold_scores.append(_accuracy_and_log_loss(logits[-1], codes[held], path.binary))
+            scores.append(np.mean(fold_scores, axis=0))
+            self._held_logits.append(logits)
+            if self.stop_early and turned_up(np.asarray(scores)):
+                break
+        self._held_rows = [held for _, held in splits]
+        return self._pick(grid, np.asarray(scores), f"{folds}-fold cross-validation")
+
+    def out_of_fold_proba(self) -> np.ndarray | None:
+        """(N, K) probabilities of each training row from the C search's fold fit that did
+        not see it, at the chosen C (the search's tolerance); None without a k-fold search."""
+        if getattr(self, "_held_logits", None) is None or "accuracy" not in self.search_:
+            return None
+        index = self.search_["Cs"].index(self.C_)
+        n = sum(len(rows) for rows in self._held_rows)
+        probabilities = np.zeros((n, len(self.classes_)))
+        for rows, logits in zip(self._held_rows, self._held_logits[index], strict=True):
+            if logits.shape[1] == 1:
+                from scipy.special import expit
+
+                positive = expit(logits[:, 0])
+                probabilities[rows] = np.column_stack([1.0 - positive, positive])
+            else:
+                probabilities[rows] = _softmax(logits)
+        return probabilities
 
     def _pick(self, grid, scores: np.ndarray, method: str) -> float:
         """Highest accuracy; ties go to the lower log loss."""
-        best = min(range(len(grid)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
+        best = min(range(len(scores)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
         self.search_ = {
             "method": method,
-            "Cs": list(grid),
+            "Cs": list(grid[: len(scores)]),
+            "grid": list(grid),
             "accuracy": [float(s) for s in scores[:, 0]],
             "log_loss": [float(s) for s in scores[:, 1]],
         }
@@ -312,6 +357,39 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = dim
         clf.C_ = C
         return clf
+
+
+def fold_rows(codes: np.ndarray, folds: int, seed: int):
+    """(train rows, held-out rows) of each fold: the stratified split every k-fold measure
+    of a head uses (the C search, its out-of-fold scores)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return splitter.split(np.zeros((len(codes), 1)), codes)
+
+
+def turned_up(scores: np.ndarray) -> bool:
+    """Whether a C search can stop: held-out log loss (column 1) rose at each of the last two
+    Cs, and the best accuracy (column 0) was reached before them."""
+    if len(scores) < 3:
+        return False
+    loss, accuracy = scores[:, 1], scores[:, 0]
+    rising = loss[-1] > loss[-2] > loss[-3]
+    return bool(rising and accuracy[-2:].max() <= accuracy[:-2].max())
+
+
+def _shared_basis(X: np.ndarray, n_classes: int, seed: int) -> np.ndarray | None:
+    """K classes: one feature eigenbasis for every path of a fit (folds and the final fit
+    share the standardised matrix), so a C search pays for one eigenproblem, not six."""
+    n, dim = X.shape
+    if n_classes <= 2 or min(n, PRECONDITIONER_ROWS) < dim + 1:
+        return None  # two classes use the exact subsample Hessian; wide data a thin basis
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:PRECONDITIONER_ROWS])
+    try:
+        with np.errstate(all="ignore"):
+            return feature_basis(np.hstack([X[rows], np.ones((len(rows), 1), np.float32)]))
+    except (ArithmeticError, ValueError):  # each path then meets it, and falls back
+        return None
 
 
 def _check_finite(X: np.ndarray, what: str) -> None:

@@ -76,7 +76,9 @@ def _held_out_log_loss(X, codes, held: np.ndarray, grid) -> np.ndarray | None:
     if len(np.unique(codes[fit])) < 2 or not len(known):
         return None
     search = ProbeClassifier(Cs=grid).fit(X[fit], codes[fit], X[known], codes[known]).search_
-    return np.asarray(search["log_loss"])
+    losses = np.full(len(grid), np.inf)  # Cs past an early stop (the loss had turned up)
+    losses[: len(search["log_loss"])] = search["log_loss"]
+    return losses
 
 
 def online_codelength(

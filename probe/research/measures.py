@@ -77,8 +77,10 @@ def selection_scores(classifier, features, codes, measures: Measures) -> dict | 
         probabilities = classifier.predict_proba(features["val"])
         y = codes["val"]
     else:
-        probabilities = out_of_fold_probabilities(features["train"], codes["train"],
-                                                  float(classifier.C_), measures)  # fmt: skip
+        probabilities = search_out_of_fold(classifier, measures)
+        if probabilities is None:
+            probabilities = out_of_fold_probabilities(features["train"], codes["train"],
+                                                      float(classifier.C_), measures)  # fmt: skip
         if probabilities is None:
             return None
         y = codes["train"]
@@ -88,19 +90,27 @@ def selection_scores(classifier, features, codes, measures: Measures) -> dict | 
     }
 
 
+def search_out_of_fold(classifier, measures: Measures):
+    """The out-of-fold probabilities the C search already computed (its folds are those
+    ``out_of_fold_probabilities`` would draw: same stratified split, seed and k), or None
+    when C was not searched that way. Saves k fits per row."""
+    proba = getattr(classifier, "out_of_fold_proba", None)
+    same_folds = getattr(classifier, "random_state", None) == measures.seed and (
+        getattr(classifier, "cv", None) == measures.cv
+    )
+    return proba() if proba is not None and same_folds else None
+
+
 def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
     """(n, K) probabilities of each training row from a probe that did not see it."""
-    from sklearn.model_selection import StratifiedKFold
-
-    from probe.heads.estimator import ProbeClassifier
+    from probe.heads.estimator import ProbeClassifier, fold_rows
 
     k = int(codes.max()) + 1
     folds = min(measures.cv, int(np.bincount(codes, minlength=k).min()))
     if folds < 2:
         return None
     probabilities = np.zeros((len(codes), k))
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=measures.seed)
-    for train_rows, held_rows in splitter.split(X, codes):
+    for train_rows, held_rows in fold_rows(codes, folds, measures.seed):
         fold = ProbeClassifier(C=C).fit(X[train_rows], codes[train_rows])
         probabilities[np.ix_(held_rows, fold.classes_)] = fold.predict_proba(X[held_rows])
     return probabilities

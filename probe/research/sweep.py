@@ -241,7 +241,7 @@ def run_sweep(
         delayed(_numbered_fit)(index, data, layer, pool, **options)
         for index, (layer, pool) in enumerate(tasks)
     )
-    with Progress(len(tasks), "sweep", unit="heads", quiet=quiet) as progress:
+    with Progress(len(tasks), "sweep", unit="heads", quiet=quiet, workers=n_jobs) as progress:
         for index, result in finished:  # in completion order: one update per finished head
             results[index] = result
             progress.update()

@@ -65,9 +65,9 @@ def _initialise(source: Path, folder: Path, seed: int) -> None:
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    from probe.features.models.loading import _quiet_transformers
+    from probe.features.models.files import quiet_transformers
 
-    _quiet_transformers()  # no "Writing model shards" bar in the middle of a sweep
+    quiet_transformers()  # no "Writing model shards" bar in the middle of a sweep
     config = AutoConfig.from_pretrained(source)
     architectures = getattr(config, "architectures", None) or []
     causal = any("CausalLM" in a or "LMHead" in a for a in architectures)

@@ -1,0 +1,118 @@
+"""The C search shares its work: held-out scores reused as the out-of-fold selection loss, an
+early stop once the held-out loss turns up, one feature basis per fit; the sweep's progress."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from probe.heads.estimator import ProbeClassifier, turned_up
+from probe.progress import Progress
+from probe.research.measures import Measures, out_of_fold_probabilities, selection_scores
+from probe.research.uncertainty import per_example_log_loss
+
+
+def noisy_linear(n=400, dim=40, classes=4, seed=0):
+    """Hidden-state-like features (offset, uneven scales, a duplicated column), labels from a
+    noisy linear rule: few rows per feature, so large Cs overfit and the loss turns up."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim)) * rng.uniform(0.2, 5.0, dim) + 3.0
+    X[:, 1] = X[:, 0]
+    W = rng.normal(size=(classes, dim))
+    logits = ((X - 3.0) / X.std(axis=0)) @ W.T + rng.normal(scale=3.0, size=(n, classes))
+    return X.astype(np.float32), logits.argmax(axis=1)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "loss", "stop"),
+    [
+        ([0.5, 0.7, 0.69, 0.68], [1.0, 0.8, 0.9, 1.0], True),  # loss up twice, best before
+        ([0.5, 0.7, 0.69, 0.71], [1.0, 0.8, 0.9, 1.0], False),  # accuracy still climbing
+        ([0.5, 0.7, 0.69, 0.68], [1.0, 0.8, 0.9, 0.85], False),  # loss up once
+        ([0.5, 0.7], [1.0, 1.1], False),  # too few Cs to tell
+    ],
+)
+def test_the_search_stops_only_once_the_loss_has_turned_up_twice(accuracy, loss, stop):
+    assert turned_up(np.column_stack([accuracy, loss])) is stop
+
+
+@pytest.mark.parametrize(("classes", "seed"), [(2, 0), (4, 1), (6, 2)])
+def test_stopping_early_chooses_the_same_C_as_the_whole_grid(classes, seed):
+    X, y = noisy_linear(classes=classes, seed=seed)
+    whole = ProbeClassifier(stop_early=False).fit(X, y)
+    early = ProbeClassifier().fit(X, y)
+    assert early.C_ == whole.C_
+    tried = len(early.search_["Cs"])
+    assert early.search_["grid"] == whole.search_["Cs"] and tried <= len(whole.search_["Cs"])
+    np.testing.assert_allclose(early.search_["log_loss"], whole.search_["log_loss"][:tried])
+    np.testing.assert_allclose(early.coef_, whole.coef_, atol=1e-6)
+
+
+def test_a_search_on_overfitting_data_skips_the_largest_Cs():
+    X, y = noisy_linear(n=300, dim=60, classes=3, seed=3)
+    clf = ProbeClassifier().fit(X, y)
+    assert len(clf.search_["Cs"]) < len(clf.search_["grid"])
+    assert clf.search_["log_loss"][-1] > clf.search_["log_loss"][-2] > clf.search_["log_loss"][-3]
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_out_of_fold_scores_from_the_search_match_refitting_each_fold(classes):
+    """The selection loss without validation data once came from k more fits at the chosen
+    C (each fold standardised on its own rows); the search's own fold fits give the same
+    numbers within the solver's tolerance."""
+    X, y = noisy_linear(n=500, dim=30, classes=classes, seed=classes)
+    clf = ProbeClassifier().fit(X, y)
+    reused = clf.out_of_fold_proba()
+    refitted = out_of_fold_probabilities(X, y, clf.C_, Measures())
+    assert reused.shape == refitted.shape == (len(y), classes)
+    np.testing.assert_allclose(reused.sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(reused, refitted, atol=0.02)
+    reused_loss = per_example_log_loss(reused, y).mean()
+    refitted_loss = per_example_log_loss(refitted, y).mean()
+    assert abs(reused_loss - refitted_loss) <= 2e-3 * refitted_loss
+    # and each fold's held-out rows are scored by a model that never saw them: an
+    # independent scikit-learn fit on the other rows, at the same C, agrees with it
+    held = clf._held_rows[0]
+    train = np.setdiff1d(np.arange(len(y)), held)
+    standardised = (X - clf.mean_) / clf.scale_
+    theirs = LogisticRegression(C=clf.C_, tol=1e-8, max_iter=5000)
+    theirs.fit(standardised[train], y[train])
+    np.testing.assert_allclose(reused[held], theirs.predict_proba(standardised[held]), atol=0.01)
+
+
+def test_the_row_takes_its_selection_loss_from_the_search_only_when_the_folds_match():
+    X, y = noisy_linear(n=300, classes=3, seed=4)
+    clf = ProbeClassifier().fit(X, y)
+    codes = {"train": y}
+    same = selection_scores(clf, {"train": X}, codes, Measures(seed=0, cv=5))
+    expected = per_example_log_loss(clf.out_of_fold_proba(), y)
+    np.testing.assert_array_equal(same["log_loss"], expected)
+    other = selection_scores(clf, {"train": X}, codes, Measures(seed=7, cv=5))  # refits
+    assert not np.array_equal(other["log_loss"], expected)
+    assert abs(other["log_loss"].mean() - expected.mean()) < 0.1
+    given = ProbeClassifier(C=1.0).fit(X, y)  # no search: no held-out scores to reuse
+    assert given.out_of_fold_proba() is None
+
+
+def test_folds_and_the_final_fit_share_one_feature_basis():
+    X, y = noisy_linear(n=400, dim=20, classes=4, seed=5)
+    clf = ProbeClassifier().fit(X, y)
+    assert clf._basis.shape == (21, 21)
+    np.testing.assert_allclose(clf._basis.T @ clf._basis, np.eye(21), atol=1e-5)
+    assert ProbeClassifier().fit(X, y % 2)._basis is None  # two classes: exact Hessian
+
+
+def test_progress_reads_slow_rates_and_its_eta_does_not_jump_with_parallel_jobs():
+    progress = Progress(62, "sweep", unit="heads", quiet=True, workers=2)
+    now = time.perf_counter()
+    progress.started, progress.done = now - 30.0, 1  # the first of two parallel heads ends
+    first = progress.line()
+    assert "0.033 heads/s" in first
+    progress.started, progress.done = now - 31.0, 2  # its twin a second later
+    second = progress.line()
+    eta = lambda line: float(line.rsplit("ETA ", 1)[1].split()[0])  # noqa: E731
+    assert 0.5 < eta(second) / eta(first) < 1.0
+    assert abs(eta(second) - 60 / (2 / 31)) / (60 / (2 / 31)) < 0.5  # near the true 930 s
