@@ -18,12 +18,12 @@ from probe.errors import ProbeError
 from probe.features import architecture
 from probe.features.batching import collate
 from probe.features.models import wrap_backbone
+from probe.finetune.head_init import fold_scaler
 from probe.finetune.prefix import compute_prefix
 from probe.finetune.training import (
     FinetuneClassifier,
     FinetuneConfig,
     finetune,
-    fold_scaler,
     make_plan,
     param_groups,
 )
