@@ -104,6 +104,8 @@ def test_body_lr_is_chosen_from_the_grid_on_validation(compared):
         5e-5, 5e-5, 0.1, 8,
     )  # fmt: skip
     assert book["epochs_run"] == 5  # the recipe's epochs, whatever --epochs says
+    # LP-FT by default; the book's recipe keeps its untrained head
+    assert [row["init_head"] for row in rows] == ["probe"] * (len(rows) - 1) + ["zero"]
     assert compared["json"]["settings"]["bootstrap"]["resamples"] == 1000
 
 
