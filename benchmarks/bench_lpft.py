@@ -172,7 +172,10 @@ def markdown(result: dict) -> str:
         "validation kept; 95% percentile bootstrap CIs over test examples (2,000 resamples); "
         "differences by a paired bootstrap on the same test examples. `probe` = LP-FT "
         "(`--init-head probe`: probe of the same layer/pool fitted on cached train features, C "
-        "on validation, standardisation folded into the head); `zero` = `--init-head zero`.",
+        "on validation, standardisation folded into the head); `zero` = `--init-head zero`; "
+        "`probe alone` = that probe, never fine-tuned. Time: the first row of a dataset also "
+        "pays for extracting the probe's features and the frozen prefix, both cached for the "
+        "later rows.",
         "",
     ]
     for name, block in result["datasets"].items():
@@ -200,6 +203,21 @@ def markdown(result: dict) -> str:
             )
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def render(paths: list[str], out: Path) -> None:
+    """Merge result files (one per dataset, e.g. run in parallel) into one md + json."""
+    merged = None
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        if merged is None:
+            merged = result
+        else:
+            merged["datasets"].update(result["datasets"])
+            merged["command"] += f"; {result['command']}"
+            merged["load_after"] = result["load_after"]
+    out.with_suffix(".json").write_text(json.dumps(merged, indent=1, default=float))
+    out.with_suffix(".md").write_text(markdown(merged))
 
 
 def main() -> None:
