@@ -95,7 +95,12 @@ def _config(options: dict, **extra):
 )  # fmt: skip
 @click.option("--layer", help="Hidden-state layer the head reads (default: final); -1 = last.")
 @training_options
-@click.option("--init-head", type=click.Path(dir_okay=False), help="Start from a probe fit head.")
+@click.option(
+    "--init-head", default="auto", show_default=True,
+    help="Where the head starts: probe (LP-FT: the probe of --layer/--pool fitted on cached "
+    "features, C on validation), zero, a 'probe fit' head file, or auto (probe when one can "
+    "be fitted, else zero).",
+)  # fmt: skip
 @click.option("--no-prefix-cache", is_flag=True, help="Run the frozen blocks every epoch.")
 @click.option("--out", type=click.Path(file_okay=False), help="Save model + head to this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
@@ -108,7 +113,8 @@ def finetune(model, unfreeze, layer, init_head, no_prefix_cache, out, as_json, *
     the last --unfreeze blocks below it (and the final norm, on the final layer) train with
     --lr-body, the head with --lr-head (AdamW). The frozen blocks run once: their output is
     cached under $PROBE_CACHE/prefix, so an epoch costs only the trainable blocks. The best
-    epoch on validation is kept and scored on test; causal models also report the LM
+    epoch on validation is kept and scored on test. The head starts at the linear probe of
+    that layer and pool (LP-FT), standardisation folded in. Causal models also report the LM
     head's perplexity on a fixed text and a greedy continuation, before and after.
 
     \b
@@ -118,6 +124,7 @@ def finetune(model, unfreeze, layer, init_head, no_prefix_cache, out, as_json, *
           --unfreeze all --epochs 2 --json
       probe finetune --model gpt2 --data sms.csv --layer 8 --pool mean --unfreeze 2 \\
           --init-head heads/gpt2-l8-mean.json --out models/sms-gpt2
+      probe finetune --model smollm2-135m --data data/sms_spam.csv --init-head zero
       probe predict --head models/sms-gpt2/head.json "WINNER! claim your prize"
     """
     from probe.finetune.training import finetune as run_finetune
@@ -163,6 +170,13 @@ def format_report(report: dict) -> str:
         + f"; prefix cache {'on' if report['prefix_cache'] else 'off'}), "
         f"peak memory {report['peak_memory_mb']:.0f} MB",
     ]
+    start = report.get("init_head") or {"kind": "zero"}
+    if start["kind"] == "probe":
+        lines.insert(2, f"head started at the probe (LP-FT): C {start['C']:g}, validation "
+                     f"accuracy {start['val_accuracy']:.4f}, {start['seconds']:.1f} s")  # fmt: skip
+    else:
+        lines.insert(2, f"head started at {start.get('path') or 'zero'}"
+                     + (f" ({start['reason']})" if start.get("reason") else ""))  # fmt: skip
     forgetting = report.get("forgetting")
     if forgetting:
         lines.append(

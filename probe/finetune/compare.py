@@ -34,6 +34,7 @@ DEFAULT_LR_GRID = (1e-5, 3e-5, 1e-4)
 BOOK_RECIPE = {
     "unfreeze": 1, "layer": None, "pool": "last", "lr_body": 5e-5, "lr_head": 5e-5,
     "weight_decay": 0.1, "epochs": 5, "batch_size": 8, "patience": None,
+    "init_head": "zero",  # the book's head starts untrained (here: at zero), not at a probe
 }  # fmt: skip
 
 
@@ -236,6 +237,7 @@ def _row(method: str, report: dict, lr_body: float, trials: list[dict], searched
     config = report["config"]
     return {
         "method": method,
+        "init_head": (report.get("init_head") or {"kind": "zero"})["kind"],
         "unfreeze": report["unfreeze"],
         "lr_body": lr_body if report["unfreeze"] > 0 else None,
         "lr_searched": searched,
@@ -334,8 +336,9 @@ def markdown_table(result: dict) -> str:
         marker = " *" if versus["significant"] else ""
         lr_body = "-" if row["lr_body"] is None else f"{row['lr_body']:g}"
         search = f"{row['search_seconds']:.1f}" if row["lr_searched"] else "-"
+        start = " (LP-FT)" if row.get("init_head") == "probe" else ""
         lines.append(
-            f"| {row['method']} | {lr_body} | "
+            f"| {row['method']}{start} | {lr_body} | "
             f"{row['best_epoch']} / {row['epochs_run']} | {row['test']['accuracy']:.4f} "
             f"{_ci(row['ci']['accuracy'])} | {row['test']['macro_f1']:.4f} "
             f"{_ci(row['ci']['macro_f1'])} | {versus['accuracy_difference']:+.4f} "
@@ -348,6 +351,7 @@ def markdown_table(result: dict) -> str:
         f"CIs: percentile bootstrap, {bootstrap['resamples']} resamples of the "
         f"{bootstrap['over']} (seed {bootstrap['seed']}); * = the paired CI of the difference "
         "excludes 0. Body lr: chosen on validation from the grid (N = 0 trains the head only). "
+        "LP-FT: the head starts at the probe of its layer and pool (--init-head). "
         "Time: the chosen run (training epochs with their validation pass, and test "
         "scoring); LR search: every run of the grid. Perplexity drift: the LM "
         "head's perplexity on probe/assets/reference.txt after training, relative to before.",

@@ -32,6 +32,7 @@ from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted
 from probe.features.models import architecture
 from probe.features.pooling import POOLS, check_pool
 from probe.finetune.forgetting import compare_checks, language_check
+from probe.finetune.head_init import starting_head
 from probe.finetune.prefix import DTYPES, Prefix, load_or_compute_prefix, prefix_key, run_blocks
 from probe.jsonable import to_jsonable
 
@@ -52,7 +53,7 @@ class FinetuneConfig:
     max_length: int | None = None
     prefix_cache: bool = True
     prefix_dtype: str = "float16"
-    init_head: str | None = None
+    init_head: str | None = "auto"  # auto, probe (LP-FT), zero (None too), or a head path
     forgetting_check: bool = True
     quiet: bool = True
     eval_token_budget: int = DEFAULT_TOKEN_BUDGET
@@ -380,11 +381,13 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
             f"to {max_length} tokens")  # fmt: skip
     classifier = FinetuneClassifier(backbone.model, plan, config.pool, len(label_names)).to(device)
     classifier.freeze()
-    if config.init_head:
-        weight, bias = initial_head(config.init_head, backbone, plan, config.pool, label_names)
+    start = starting_head(
+        config.init_head, backbone, plan, config.pool, label_names, splits, max_length, log
+    )  # before any weight moves: the probe's features are keyed by these weights
+    if start.weight is not None:
         with torch.no_grad():
-            classifier.head.weight.copy_(torch.as_tensor(weight))
-            classifier.head.bias.copy_(torch.as_tensor(bias))
+            classifier.head.weight.copy_(torch.as_tensor(start.weight))
+            classifier.head.bias.copy_(torch.as_tensor(start.bias))
     groups = param_groups(classifier, config)
     optimizer = adamw(groups, config.lr_head)
     trainable_params = sum(p.numel() for g in groups for p in g["params"])
@@ -418,6 +421,7 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
         "pool": config.pool,
         "max_length": max_length,
         "config": asdict(config),
+        "init_head": start.info,
         "prefix_cache": bool(config.prefix_cache and plan.first_trainable > 0),
         "prefix": prefix_info,
         "trainable_params": trainable_params,
@@ -490,51 +494,7 @@ def _progress_bar(total: int, epoch: int, config: FinetuneConfig):
     return Progress(total, f"epoch {epoch}/{config.epochs}", unit="ex", quiet=config.quiet)
 
 
-# --- the head: from a probe, and saved for probe predict -------------------------------------
-
-
-def initial_head(path, backbone, plan: Plan, pool: str, label_names: list[str]):
-    """A ``probe fit`` head as (W (C, D), b (C,)) on raw features, scaler folded in.
-
-    The probe computes ``W ((x - mean) / scale) + b``, which is ``(W / scale) x + b - W (mean
-    / scale)``: one linear layer on the unstandardised pooled state.
-    """
-    from probe.heads.persistence import load_head
-
-    try:
-        classifier, meta = load_head(path)
-    except ProbeError:
-        raise
-    except Exception as exc:
-        raise ProbeError(f"cannot read head {path}: {exc}") from None
-    problems = []
-    if meta.get("model_fingerprint") not in (None, backbone.fingerprint):
-        problems.append(f"it was fitted on another model ({meta.get('model')})")
-    if int(meta.get("layer", -1)) != plan.layer:
-        problems.append(f"its layer is {meta.get('layer')}, fine-tuning uses layer {plan.layer}")
-    if meta.get("pool") != pool:
-        problems.append(f"its pool is {meta.get('pool')}, fine-tuning uses {pool}")
-    classes = [str(c) for c in classifier.classes_]
-    if classes != list(label_names):
-        problems.append(f"its labels {classes} differ from the data's {label_names}")
-    if problems:
-        raise ProbeError(f"--init-head {path} does not fit: {'; '.join(problems)}")
-    return fold_scaler(classifier)
-
-
-def fold_scaler(classifier) -> tuple[np.ndarray, np.ndarray]:
-    coef = np.asarray(classifier.coef_, np.float64)  # (C, D), or (1, D) for a binary head
-    intercept = np.asarray(classifier.intercept_, np.float64).reshape(-1)
-    mean = getattr(classifier, "mean_", None)
-    scale = getattr(classifier, "scale_", None)
-    mean = np.zeros(coef.shape[1]) if mean is None else np.asarray(mean, np.float64)
-    scale = np.ones(coef.shape[1]) if scale is None else np.asarray(scale, np.float64)
-    weight = coef / scale
-    bias = intercept - weight @ mean
-    if weight.shape[0] == 1:  # sigmoid(w x + b) == softmax([0, w x + b])[1]
-        weight = np.vstack([np.zeros_like(weight), weight])
-        bias = np.concatenate([[0.0], bias])
-    return weight.astype(np.float32), bias.astype(np.float32)
+# --- the head, saved for probe predict -------------------------------------------------------
 
 
 def unfold_binary(head: nn.Linear) -> tuple[np.ndarray, np.ndarray]:

@@ -104,13 +104,17 @@ def test_body_lr_is_chosen_from_the_grid_on_validation(compared):
         5e-5, 5e-5, 0.1, 8,
     )  # fmt: skip
     assert book["epochs_run"] == 5  # the recipe's epochs, whatever --epochs says
+    # LP-FT by default; the book's recipe keeps its untrained head
+    assert [row["init_head"] for row in rows] == ["probe"] * (len(rows) - 1) + ["zero"]
     assert compared["json"]["settings"]["bootstrap"]["resamples"] == 1000
 
 
 def test_markdown_marks_significance_and_cost(compared):
     table = (compared["out_dir"] / "compare.md").read_text()
     for row in compared["json"]["finetune"]:
-        line = next(line for line in table.splitlines() if line.startswith(f"| {row['method']} |"))
+        start = " (LP-FT)" if row["init_head"] == "probe" else ""  # the head's start, marked
+        cell = f"| {row['method']}{start} |"
+        line = next(text for text in table.splitlines() if text.startswith(cell))
         assert f"{row['test']['accuracy']:.4f} [{row['ci']['accuracy'][0]:.4f}, " in line
         assert line.count(" *") == int(row["vs_probe"]["significant"])
     assert "significantly" in table and "LR search" in table

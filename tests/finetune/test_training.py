@@ -18,12 +18,12 @@ from probe.errors import ProbeError
 from probe.features.batching import collate
 from probe.features.models import architecture
 from probe.features.models.loading import wrap_backbone
+from probe.finetune.head_init import fold_scaler
 from probe.finetune.prefix import compute_prefix
 from probe.finetune.training import (
     FinetuneClassifier,
     FinetuneConfig,
     finetune,
-    fold_scaler,
     make_plan,
     param_groups,
 )
@@ -203,7 +203,9 @@ def test_layer_k_truly_drops_the_blocks_above(sms_splits):
         block.register_forward_hook(lambda *args, i=index: calls.__setitem__(i, calls[i] + 1))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     config = FinetuneConfig(unfreeze="all", layer=1, lr_body=1e-3, **FAST)
-    result = finetune(wrap_backbone(model, "tiny"), sms_splits, config)
+    backbone = wrap_backbone(model, "tiny")  # asks the model whether it is causal: one pass
+    calls.update({index: 0 for index in calls})
+    result = finetune(backbone, sms_splits, config)
     assert calls[0] > 0 and calls[1] == 0 and calls[2] == 0
     report = result.report
     assert report["layer"] == 1 and report["unfreeze"] == 1
