@@ -54,7 +54,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict) -> Path:
     missing = [key for key in REQUIRED_META if meta.get(key) is None]
     if missing:
         raise ProbeError(f"head metadata lacks {', '.join(missing)}")
-    if meta["pool"] not in ("last", "mean"):
+    if meta["pool"] not in ("last", "mean", "first"):  # first: word heads only
         raise ProbeError(f"unknown pool '{meta['pool']}'; choose last or mean")
     json_path, weights_path = head_paths(path)
     tensors = {

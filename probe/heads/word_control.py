@@ -86,8 +86,9 @@ class WordControl:
             control_accuracy=float(control_right.mean()),
             control_task_accuracy=float(task_right.mean()),
             selectivity=float(difference.mean()),
-            selectivity_ci=cluster_interval(difference, self.clusters[held][mask],
-                                            self.resamples, self.seed),  # fmt: skip
+            selectivity_ci=cluster_interval(
+                difference, self.clusters[held][mask], self.resamples, self.seed
+            ),  # fmt: skip
             control_words=int(mask.sum()),
         )
         return fields
