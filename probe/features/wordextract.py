@@ -23,6 +23,7 @@ from probe.features.extract import (
     MAX_BATCH_SIZE,
     SHARD_ROWS,
     SHARD_SECONDS,
+    TOKENIZE_CHUNK,
     TRUNCATION_SIDE,
     _distinct,
     _ensure_writable,
@@ -34,6 +35,8 @@ from probe.features.layers import resolve_layers
 from probe.features.rowstore import Setting, layers_to_compute
 from probe.features.wordrows import RaggedRowStore, ragged_setting
 from probe.features.words import check_word_pool, default_word_pool, encode_words, pool_words
+
+SHARD_UNITS = 8192  # word vectors per shard at most: memory stays flat in the sentence count
 
 
 def row_keys(data: WordDataset, unit: str) -> np.ndarray:
@@ -162,50 +165,52 @@ def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, want
     computed = [layer for layer in layers_to_compute(wanted) if layer not in held]
     if token_budget is None:
         token_budget = auto_token_budget(backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET)
-    encoded = encode_words(backbone.tokenizer, [data.texts[i] for i in todo],
-                           [data.spans[i] for i in todo], max_length, unit)  # fmt: skip
-    lengths = np.asarray([len(ids) for ids in encoded.token_ids], np.int64)
-    if len(lengths) and lengths.min() == 0:
-        raise ProbeError(f"{int((lengths == 0).sum())} sentences have no tokens")
-    if encoded.truncated:
-        log(f"truncated {encoded.truncated} of {len(todo)} sentences to {max_length} tokens")
-    device = next(backbone.model.parameters()).device
-    batches = length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE)
     pending: list = []
     last_flush = time.perf_counter()
+    device = next(backbone.model.parameters()).device
+    unaligned = truncated = 0
 
     def flush():
         if not pending:
             return
-        positions = np.concatenate([p for p, _, _ in pending])
-        spans = [s for _, spans, _ in pending for s in spans]
-        units = np.concatenate([u for _, _, u in pending], axis=1)
+        positions = np.concatenate([p for p, _, _, _ in pending])
+        lengths = np.concatenate([n for _, n, _, _ in pending])
+        spans = [s for _, _, spans, _ in pending for s in spans]
+        units = np.concatenate([u for _, _, _, u in pending], axis=1)
         pending.clear()
         aligned = np.concatenate([s[:, 0] >= 0 for s in spans])
-        commit = partial(
-            rows.commit,
-            n_units=[len(s) for s in spans],
-            aligned=aligned,
-            truncated=lengths[positions] >= max_length,
-            prefer=force,
-        )
-        writer.submit(commit, keys[todo[positions]], lengths[positions], units, computed)
+        commit = partial(rows.commit, n_units=[len(s) for s in spans], aligned=aligned,
+                         truncated=lengths >= max_length, prefer=force)  # fmt: skip
+        writer.submit(commit, keys[positions], lengths, units, computed)
 
-    with Progress(int(lengths.sum()), "extract", unit="tok", quiet=quiet) as progress:
+    with Progress(len(todo), "extract", unit="sent", quiet=quiet) as progress:
         with BackgroundWriter(depth=1) as writer:
-            for batch in batches:
-                host = _host_batch(backbone, [encoded.token_ids[i] for i in batch])
-                input_ids, attention_mask = (to_device(t, device) for t in host)
-                spans = [encoded.word_tokens[i] for i in batch]
-                with torch.inference_mode():
-                    hidden = hidden_states_by_layer(backbone.model, input_ids, attention_mask,
-                                                    computed)  # fmt: skip
-                    units = pool_words(hidden, computed, spans, pool)  # (L, W, D)
-                pending.append((batch, spans, units))
-                progress.update(int(lengths[batch].sum()))
-                held_rows = sum(len(p) for p, _, _ in pending)
-                if held_rows >= shard_rows or time.perf_counter() - last_flush > SHARD_SECONDS:
-                    flush()
-                    last_flush = time.perf_counter()
+            for start in range(0, len(todo), TOKENIZE_CHUNK):
+                chunk = todo[start : start + TOKENIZE_CHUNK]
+                texts, spans = [data.texts[i] for i in chunk], [data.spans[i] for i in chunk]
+                encoded = encode_words(backbone.tokenizer, texts, spans, max_length, unit)
+                unaligned += encoded.unaligned
+                truncated += encoded.truncated
+                lengths = np.asarray([len(ids) for ids in encoded.token_ids], np.int64)
+                if len(lengths) and lengths.min() == 0:
+                    raise ProbeError(f"{int((lengths == 0).sum())} sentences have no tokens")
+                for batch in length_sorted_batches(lengths, token_budget, MAX_BATCH_SIZE):
+                    host = _host_batch(backbone, [encoded.token_ids[i] for i in batch])
+                    input_ids, attention_mask = (to_device(t, device) for t in host)
+                    spans = [encoded.word_tokens[i] for i in batch]
+                    with torch.inference_mode():
+                        hidden = hidden_states_by_layer(backbone.model, input_ids,
+                                                        attention_mask, computed)  # fmt: skip
+                        units = pool_words(hidden, computed, spans, pool)  # (L, W, D)
+                    pending.append((chunk[batch], lengths[batch], spans, units))
+                    progress.update(len(batch))
+                    held_rows = sum(len(p) for p, _, _, _ in pending)
+                    held_units = sum(u.shape[1] for _, _, _, u in pending)
+                    if (held_rows >= shard_rows or held_units >= SHARD_UNITS
+                            or time.perf_counter() - last_flush > SHARD_SECONDS):  # fmt: skip
+                        flush()
+                        last_flush = time.perf_counter()
             flush()
-    return encoded.unaligned
+    if truncated:
+        log(f"truncated {truncated} of {len(todo)} sentences to {max_length} tokens")
+    return unaligned
