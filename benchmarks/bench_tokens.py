@@ -1,0 +1,172 @@
+"""Token-level probes on UD-EWT dev with SmolLM2-135M: extraction cost, sweep time, a check.
+
+1. Extraction: the 2,001 EWT dev sentences at all 31 layers, word rows (``--unit word``,
+   word pool last) against the same texts at sentence level (same tokens: both pools of the
+   sentence path). Both run in a fresh row store (the converted model is shared from
+   ``$PROBE_CACHE/models``); the figure is the views' ``extract_seconds`` (the forward pass,
+   pooling and writing, not the model load). Peak RSS (``/usr/bin/time``) of the word
+   extraction of 500 and of 2,001 sentences; disk bytes per word per layer from the store.
+2. ``probe sweep --task upos --control`` and ``--task deprel --control`` on the same file
+   (split by sentence: 20% test, 10% of the rest validation, seed 0): wall time, table.
+3. Reference: scikit-learn's ``LogisticRegression`` (lbfgs, float64, the sweep's C, on
+   ``StandardScaler`` features) fitted on the same training words at the selected layer,
+   scored on the same test words: a careful user's independent probe.
+
+    PROBE_CACHE=/work/store nice -n 10 python benchmarks/bench_tokens.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+EWT = (
+    Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ud_ewt" / "en_ewt-ud-dev.conllu"
+)
+MODEL = "smollm2-135m"
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")  # fmt: skip
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)),
+            "load_before": os.getloadavg()}  # fmt: skip
+
+
+def run(args: list[str], store: Path) -> tuple[str, float, int]:
+    """(stdout, wall seconds, peak RSS in MB) of a ``python -m probe`` subprocess."""
+    env = {**os.environ, "PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", sys.executable, "-m", "probe",
+                           *args], env=env, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"probe {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    rss = int(re.findall(r"MAXRSS (\d+)", done.stderr)[-1]) // 1024
+    return done.stdout, wall, rss
+
+
+def fresh_store(root: Path, name: str) -> Path:
+    """A new store whose models folder is the shared one (no reconversion)."""
+    store = root / name
+    subprocess.run(["rm", "-rf", str(store)], check=True)
+    store.mkdir(parents=True)
+    (store / "models").symlink_to(Path(os.environ["PROBE_CACHE"]).resolve() / "models")
+    return store
+
+
+def first_sentences(n: int, path: Path) -> Path:
+    blocks = [b for b in EWT.read_text(encoding="utf-8").split("\n\n") if b.strip()][:n]
+    path.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
+    return path
+
+
+def extraction(work: Path) -> dict:
+    import h5py
+    import pandas as pd
+
+    from probe.data.conllu import read_word_dataset
+
+    data = read_word_dataset(str(EWT))
+    csv = work / "ewt_dev_texts.csv"
+    pd.DataFrame({"text": data.texts}).to_csv(csv, index=False)
+    out = {"sentences": len(data), "words": data.n_words}
+    store = fresh_store(work, "store-sentence")
+    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(csv), "--layers", "all",
+                           "-q"], store)  # fmt: skip
+    with h5py.File(view.strip().splitlines()[-1]) as handle:
+        out["sentence"] = {"extract_seconds": float(handle.attrs["extract_seconds"]),
+                           "tokens": int(handle["n_tokens"][()].sum()), "wall_s": wall,
+                           "peak_rss_mb": rss}  # fmt: skip
+    store = fresh_store(work, "store-word")
+    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(EWT), "--unit", "word",
+                           "--layers", "all", "-q"], store)  # fmt: skip
+    with h5py.File(view.strip().splitlines()[-1]) as handle:
+        out["word"] = {"extract_seconds": float(handle.attrs["extract_seconds"]),
+                       "words": int(handle.attrs["n"]), "wall_s": wall, "peak_rss_mb": rss,
+                       "unaligned": int(handle.attrs["unaligned"])}  # fmt: skip
+    out["word_over_sentence"] = out["word"]["extract_seconds"] / out["sentence"]["extract_seconds"]
+    from probe.features.store import store_report
+
+    report = [s for s in store_report(store)["settings"] if s["unit"].startswith("word")][0]
+    out["word"]["bytes_per_word_per_layer"] = report["bytes_per_unit_layer"]
+    out["word"]["mb_per_1000_words_per_layer"] = report["bytes_per_unit_layer"] * 1000 / 1e6
+    small = fresh_store(work, "store-word-500")
+    _, _, rss500 = run(["extract", "--model", MODEL, "--data",
+                        str(first_sentences(500, work / "ewt500.conllu")), "--unit", "word",
+                        "--layers", "all", "-q"], small)  # fmt: skip
+    out["word"]["peak_rss_mb_500_sentences"] = rss500
+    return out
+
+
+def sweeps(work: Path) -> dict:
+    store = work / "store-word"
+    out = {}
+    for task in ("upos", "deprel"):
+        folder = work / f"sweep-{task}"
+        stdout, wall, rss = run(["sweep", "--model", MODEL, "--data", str(EWT), "--task", task,
+                                 "--control", "--out-dir", str(folder), "-q"], store)  # fmt: skip
+        report = json.loads((folder / "sweep.json").read_text())
+        out[task] = {"wall_s": wall, "sweep_seconds": report["seconds"], "peak_rss_mb": rss,
+                     "table": stdout, "report": report}  # fmt: skip
+    return out
+
+
+def sklearn_reference(work: Path, upos: dict) -> dict:
+    """The sweep's split (same call, same seed), its selected layer and C, in scikit-learn."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    os.environ["PROBE_CACHE"] = str(work / "store-word")
+    from probe.heads.tokens import prepare_words
+
+    data = prepare_words(MODEL, task="upos", data=str(EWT))
+    best = upos["report"]["best"]
+    layer, C = int(best["layer"]), float(best["C"])
+    X_train = data.train.features(layer, "last").astype(np.float64)
+    X_test = data.test.features(layer, "last").astype(np.float64)
+    scaler = StandardScaler().fit(X_train)
+    started = time.perf_counter()
+    model = LogisticRegression(C=C, max_iter=5000).fit(scaler.transform(X_train),
+                                                        data.train.labels)  # fmt: skip
+    seconds = time.perf_counter() - started
+    accuracy = float(np.mean(model.predict(scaler.transform(X_test)) == data.test.labels))
+    return {"layer": layer, "C": C, "sklearn_test_accuracy": accuracy,
+            "probe_test_accuracy": best["test_accuracy"], "sklearn_fit_seconds": seconds,
+            "difference_points": 100 * (best["test_accuracy"] - accuracy),
+            "n_train": len(data.train), "n_test": len(data.test)}  # fmt: skip
+
+
+def main() -> None:
+    if "PROBE_CACHE" not in os.environ:
+        raise SystemExit("set PROBE_CACHE to the store holding the converted SmolLM2")
+    work = Path("/tmp/bench_tokens")
+    work.mkdir(exist_ok=True)
+    result = {"machine": machine(), "model": MODEL, "data": str(EWT)}
+    result["extraction"] = extraction(work)
+    print(json.dumps(result["extraction"], indent=1), flush=True)
+    result["sweeps"] = sweeps(work)
+    result["reference"] = sklearn_reference(work, result["sweeps"]["upos"])
+    result["machine"]["load_after"] = os.getloadavg()
+    RESULTS.mkdir(exist_ok=True)
+    slim = {**result, "sweeps": {task: {k: v for k, v in s.items() if k not in ("table",)}
+                                 for task, s in result["sweeps"].items()}}  # fmt: skip
+    (RESULTS / "tokens_smollm2_ewt.json").write_text(json.dumps(slim, indent=1, default=str))
+    for task, sweep in result["sweeps"].items():
+        (RESULTS / f"tokens_smollm2_ewt_{task}.md").write_text(sweep["table"])
+    print(json.dumps({k: v for k, v in result.items() if k != "sweeps"}, indent=1, default=str))
+    for task, sweep in result["sweeps"].items():
+        print(f"{task}: {sweep['wall_s']:.1f} s wall, sweep {sweep['sweep_seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
