@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -158,3 +161,18 @@ def test_conllu_multiword_tokens_align(tiny_gpt2_dir):
     encoded = encode_words(backbone.tokenizer, data.texts, data.spans, 64)
     # GPT-2 reads "don't" as "don" + "'t": "do" is in "don", "n't" spans both tokens
     assert encoded.word_tokens[0].tolist() == [[0, 1], [0, 2]]
+
+
+def test_small_shards_give_the_same_view(tiny_gpt2_dir, monkeypatch):
+    """Shards cut every few word vectors (memory flat in the sentence count) change nothing."""
+    import probe.features.wordextract as wordextract
+
+    backbone = load_backbone(str(tiny_gpt2_dir))
+    data = _dataset()
+    whole = open_cache(extract_words(backbone, data, "all", word_pool="first")).features(3, "first")
+    monkeypatch.setattr(wordextract, "SHARD_UNITS", 5)
+    monkeypatch.setenv("PROBE_CACHE", str(Path(os.environ["PROBE_CACHE"]) / "small-shards"))
+    path = extract_words(backbone, data, "all", word_pool="first", token_budget=20)
+    settings = [s for s in store_report()["settings"] if s["unit"] == "word:first"]
+    assert settings[0]["shards"] >= 3
+    np.testing.assert_allclose(open_cache(path).features(3, "first"), whole, atol=2e-3)

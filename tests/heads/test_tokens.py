@@ -150,3 +150,19 @@ def test_word_task_errors_are_one_line(tiny_gpt2_dir, ewt_small, tmp_path):
     wrong = runner.invoke(cli, ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(csv),
                                 "--task", "upos"])  # fmt: skip
     assert wrong.exit_code == 1 and "word-level data" in wrong.output
+
+
+def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
+    head = tmp_path / "upos.json"
+    fitted = CliRunner().invoke(cli, ["fit", "--model", str(tiny_gpt2_dir), "--data",
+                                      str(ewt_small), "--task", "xpos", "--layer", "2",
+                                      "--out", str(head), "--json", "-q"])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    summary = json.loads(fitted.output)
+    assert summary["pool"] == "last" and summary["n"]["test"] > 300
+    record = json.loads(head.read_text())
+    assert record["unit"] == "word" and record["task"] == "xpos"
+    tagged = CliRunner().invoke(cli, ["predict", "--head", str(head), "--json", "Hello world"])
+    row = json.loads(tagged.output.strip().splitlines()[0])
+    assert [w["word"] for w in row["words"]] == ["Hello", "world"]
+    assert all(w["label"] in record["label_names"] for w in row["words"])
