@@ -176,3 +176,31 @@ def test_small_shards_give_the_same_view(tiny_gpt2_dir, monkeypatch):
     settings = [s for s in store_report()["settings"] if s["unit"] == "word:first"]
     assert settings[0]["shards"] >= 3
     np.testing.assert_allclose(open_cache(path).features(3, "first"), whole, atol=2e-3)
+
+
+def test_cli_extract_word_and_token_units(tiny_gpt2_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from probe.cli import main
+
+    conllu = tmp_path / "two.conllu"
+    conllu.write_text("1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n"
+                      "1\tGo\tgo\tVERB\tVB\t_\t0\troot\t_\tSpaceAfter=No\n"
+                      "2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t_\t_\n\n")  # fmt: skip
+    runner = CliRunner()
+    words = runner.invoke(main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(conllu),
+                                 "--layers", "1", "--word-pool", "mean", "-q"])  # fmt: skip
+    assert words.exit_code == 0, words.output
+    view = open_cache(words.output.strip().splitlines()[-1])
+    assert view.n == 3 and view.pools == ("mean",) and view.meta["unit"] == "word"
+    csv = tmp_path / "t.csv"
+    csv.write_text("text\nHello there\n")
+    tokens = runner.invoke(main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv),
+                                  "--unit", "token", "--layers", "1", "-q"])  # fmt: skip
+    assert tokens.exit_code == 0, tokens.output
+    assert open_cache(tokens.output.strip().splitlines()[-1]).n == 2  # "Hello", " there"
+    refused = runner.invoke(main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv),
+                                   "--unit", "word"])  # fmt: skip
+    assert refused.exit_code == 1 and "needs words" in refused.output
+    listing = runner.invoke(main, ["cache", "ls"])
+    assert "bytes per unit per layer" in listing.output and "word:mean" in listing.output
