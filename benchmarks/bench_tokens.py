@@ -1,18 +1,24 @@
 """Token-level probes on UD-EWT dev with SmolLM2-135M: extraction cost, sweep time, a check.
 
-1. Extraction: the 2,001 EWT dev sentences at all 31 layers, word rows (``--unit word``,
-   word pool last) against the same texts at sentence level (same tokens: both pools of the
-   sentence path). Both run in a fresh row store (the converted model is shared from
-   ``$PROBE_CACHE/models``); the figure is the views' ``extract_seconds`` (the forward pass,
-   pooling and writing, not the model load). Peak RSS (``/usr/bin/time``) of the word
-   extraction of 500 and of 2,001 sentences; disk bytes per word per layer from the store.
+1. Extraction (``--part compare``): the first N EWT dev sentences at all 31 layers, word rows
+   (``--unit word``, word pool last) against the same texts at sentence level (same tokens;
+   the sentence path pools last and mean). Both run in a fresh row store (the converted
+   model is shared from ``$PROBE_CACHE/models``); the figure is the views'
+   ``extract_seconds`` (the forward pass, pooling and writing, not the model load). On a
+   shared, oversubscribed machine N is a subset (the whole file took ~45 min per run there).
+   ``--part full``: the word rows of all 2,001 sentences into ``$PROBE_CACHE`` (for the
+   sweeps), with its peak RSS (``/usr/bin/time``) beside the subset's: flat in N? Disk bytes
+   per word per layer from the store.
 2. ``probe sweep --task upos --control`` and ``--task deprel --control`` on the same file
    (split by sentence: 20% test, 10% of the rest validation, seed 0): wall time, table.
 3. Reference: scikit-learn's ``LogisticRegression`` (lbfgs, float64, the sweep's C, on
    ``StandardScaler`` features) fitted on the same training words at the selected layer,
    scored on the same test words: a careful user's independent probe.
 
-    PROBE_CACHE=/work/store nice -n 10 python benchmarks/bench_tokens.py
+    PROBE_CACHE=/work/store nice -n 10 python benchmarks/bench_tokens.py --part full
+    PROBE_CACHE=/work/store nice -n 10 python benchmarks/bench_tokens.py --part compare --n 250
+    PROBE_CACHE=/work/store nice -n 10 python benchmarks/bench_tokens.py --part sweeps
+    PROBE_CACHE=/work/store python benchmarks/bench_tokens.py --part write
 """
 
 from __future__ import annotations
@@ -70,14 +76,17 @@ def first_sentences(n: int, path: Path) -> Path:
     return path
 
 
-def extraction(work: Path) -> dict:
+def compare(work: Path, n: int) -> dict:
+    """Sentence-level vs word-level extraction of the first ``n`` sentences, fresh stores."""
     import h5py
     import pandas as pd
 
     from probe.data.conllu import read_word_dataset
+    from probe.features.store import store_report
 
-    data = read_word_dataset(str(EWT))
-    csv = work / "ewt_dev_texts.csv"
+    subset = first_sentences(n, work / f"ewt{n}.conllu")
+    data = read_word_dataset(str(subset))
+    csv = work / f"ewt{n}_texts.csv"
     pd.DataFrame({"text": data.texts}).to_csv(csv, index=False)
     out = {"sentences": len(data), "words": data.n_words}
     store = fresh_store(work, "store-sentence")
@@ -88,28 +97,41 @@ def extraction(work: Path) -> dict:
                            "tokens": int(handle["n_tokens"][()].sum()), "wall_s": wall,
                            "peak_rss_mb": rss}  # fmt: skip
     store = fresh_store(work, "store-word")
-    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(EWT), "--unit", "word",
+    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(subset), "--unit", "word",
                            "--layers", "all", "-q"], store)  # fmt: skip
     with h5py.File(view.strip().splitlines()[-1]) as handle:
         out["word"] = {"extract_seconds": float(handle.attrs["extract_seconds"]),
                        "words": int(handle.attrs["n"]), "wall_s": wall, "peak_rss_mb": rss,
                        "unaligned": int(handle.attrs["unaligned"])}  # fmt: skip
     out["word_over_sentence"] = out["word"]["extract_seconds"] / out["sentence"]["extract_seconds"]
-    from probe.features.store import store_report
-
     report = [s for s in store_report(store)["settings"] if s["unit"].startswith("word")][0]
     out["word"]["bytes_per_word_per_layer"] = report["bytes_per_unit_layer"]
-    out["word"]["mb_per_1000_words_per_layer"] = report["bytes_per_unit_layer"] * 1000 / 1e6
-    small = fresh_store(work, "store-word-500")
-    _, _, rss500 = run(["extract", "--model", MODEL, "--data",
-                        str(first_sentences(500, work / "ewt500.conllu")), "--unit", "word",
-                        "--layers", "all", "-q"], small)  # fmt: skip
-    out["word"]["peak_rss_mb_500_sentences"] = rss500
+    return out
+
+
+def full(work: Path) -> dict:
+    """The word rows of every EWT dev sentence, into ``$PROBE_CACHE`` (the sweeps read them)."""
+    import h5py
+
+    from probe.features.store import store_report
+
+    store = Path(os.environ["PROBE_CACHE"])
+    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(EWT), "--unit", "word",
+                           "--layers", "all", "-q"], store)  # fmt: skip
+    with h5py.File(view.strip().splitlines()[-1]) as handle:
+        out = {"extract_seconds": float(handle.attrs["extract_seconds"]),
+               "computed_rows": int(handle.attrs["computed_rows"]),
+               "words": int(handle.attrs["n"]), "sentences": int(handle.attrs["n_sentences"]),
+               "unaligned": int(handle.attrs["unaligned"]), "wall_s": wall,
+               "peak_rss_mb": rss, "view": view.strip().splitlines()[-1]}  # fmt: skip
+    settings = [s for s in store_report(store)["settings"] if s["unit"] == "word:last"]
+    out["bytes_per_word_per_layer"] = settings[0]["bytes_per_unit_layer"]
+    out["mb_per_1000_words_per_layer"] = settings[0]["bytes_per_unit_layer"] * 1000 / 1e6
     return out
 
 
 def sweeps(work: Path) -> dict:
-    store = work / "store-word"
+    store = Path(os.environ["PROBE_CACHE"])
     out = {}
     for task in ("upos", "deprel"):
         folder = work / f"sweep-{task}"
@@ -126,7 +148,6 @@ def sklearn_reference(work: Path, upos: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    os.environ["PROBE_CACHE"] = str(work / "store-word")
     from probe.heads.tokens import prepare_words
 
     data = prepare_words(MODEL, task="upos", data=str(EWT))
@@ -147,25 +168,38 @@ def sklearn_reference(work: Path, upos: dict) -> dict:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=["compare", "full", "sweeps", "write"], required=True)
+    parser.add_argument("--n", type=int, default=250, help="sentences of --part compare")
+    args = parser.parse_args()
     if "PROBE_CACHE" not in os.environ:
         raise SystemExit("set PROBE_CACHE to the store holding the converted SmolLM2")
     work = Path("/tmp/bench_tokens")
     work.mkdir(exist_ok=True)
-    result = {"machine": machine(), "model": MODEL, "data": str(EWT)}
-    result["extraction"] = extraction(work)
-    print(json.dumps(result["extraction"], indent=1), flush=True)
-    result["sweeps"] = sweeps(work)
-    result["reference"] = sklearn_reference(work, result["sweeps"]["upos"])
-    result["machine"]["load_after"] = os.getloadavg()
+    part = work / f"part-{args.part}.json"
+    if args.part == "compare":
+        result = {"machine": machine(), "compare": compare(work, args.n)}
+    elif args.part == "full":
+        result = {"machine": machine(), "full": full(work)}
+    elif args.part == "sweeps":
+        result = {"machine": machine(), "sweeps": sweeps(work)}
+        result["reference"] = sklearn_reference(work, result["sweeps"]["upos"])
+    if args.part != "write":
+        result["machine"]["load_after"] = os.getloadavg()
+        part.write_text(json.dumps(result, indent=1, default=str))
+        print(json.dumps(result, indent=1, default=str)[:4000])
+        return
+    merged = {"model": MODEL, "data": str(EWT)}
+    for name in ("compare", "full", "sweeps"):
+        path = work / f"part-{name}.json"
+        if path.is_file():
+            merged[name] = json.loads(path.read_text())
     RESULTS.mkdir(exist_ok=True)
-    slim = {**result, "sweeps": {task: {k: v for k, v in s.items() if k not in ("table",)}
-                                 for task, s in result["sweeps"].items()}}  # fmt: skip
-    (RESULTS / "tokens_smollm2_ewt.json").write_text(json.dumps(slim, indent=1, default=str))
-    for task, sweep in result["sweeps"].items():
-        (RESULTS / f"tokens_smollm2_ewt_{task}.md").write_text(sweep["table"])
-    print(json.dumps({k: v for k, v in result.items() if k != "sweeps"}, indent=1, default=str))
-    for task, sweep in result["sweeps"].items():
-        print(f"{task}: {sweep['wall_s']:.1f} s wall, sweep {sweep['sweep_seconds']:.1f} s")
+    for task, sweep in merged.get("sweeps", {}).get("sweeps", {}).items():
+        (RESULTS / f"tokens_smollm2_ewt_{task}.md").write_text(sweep.pop("table"))
+    (RESULTS / "tokens_smollm2_ewt.json").write_text(json.dumps(merged, indent=1, default=str))
 
 
 if __name__ == "__main__":
