@@ -7,7 +7,7 @@ every head read it as before, with the word as the row::
     /layers            int64   [n_layers]
     /text_sha1         uint8   [n_words, 20]  sha1 of the word's form: its *type* (control
                                               tasks give equal types equal labels)
-    /n_tokens          int32   [n_words]      subword tokens of each word (0: unaligned)
+    /n_tokens          int32   [n_words]      1 per aligned word, 0 unaligned (rows are words)
     /aligned           bool    [n_words]      False: no token covers the word (cut away)
     /words             str     [n_words]
     /sentence_sha1     uint8   [n_sentences, 20]  row keys (text + segmentation)
@@ -83,7 +83,7 @@ def materialise_words(path: Path, rows, keys: np.ndarray, layers, attrs: dict, d
                 words = [w for sentence in data.words for w in sentence]
                 handle["text_sha1"] = type_sha1(words)
                 handle.create_dataset("words", data=words, dtype=h5py.string_dtype())
-                handle["n_tokens"] = _tokens_per_word(rows, keys, layers[0], n, aligned)
+                handle["n_tokens"] = aligned.astype(np.int32)
                 if data.heads is not None:
                     handle["heads"] = np.asarray([h for s in data.heads for h in s], np.int32)
                 _write_tasks(handle, tasks)
@@ -100,11 +100,6 @@ def materialise_words(path: Path, rows, keys: np.ndarray, layers, attrs: dict, d
             handle.attrs["tasks"] = h5_value(sorted(tasks)) if tasks else "[]"
             handle.attrs["complete"] = True
     return aligned
-
-
-def _tokens_per_word(rows, keys, layer, n, aligned) -> np.ndarray:
-    """Aligned words: 1+ tokens (recorded coarsely as 1: the spans are not stored); 0 else."""
-    return aligned.astype(np.int32)
 
 
 def _write_tasks(handle, tasks: dict) -> None:
