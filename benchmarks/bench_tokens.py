@@ -200,6 +200,68 @@ def main() -> None:
     for task, sweep in merged.get("sweeps", {}).get("sweeps", {}).items():
         (RESULTS / f"tokens_smollm2_ewt_{task}.md").write_text(sweep.pop("table"))
     (RESULTS / "tokens_smollm2_ewt.json").write_text(json.dumps(merged, indent=1, default=str))
+    (RESULTS / "tokens_smollm2_ewt.md").write_text(summary(merged))
+
+
+def summary(merged: dict) -> str:
+    """The figures of every part that ran, as Markdown."""
+    lines = [f"# Token-level probes: {MODEL} on UD-EWT dev", "",
+             "Made by `benchmarks/bench_tokens.py` (command lines in its docstring). Timings "
+             "are *shared*: measured on a 2-core machine oversubscribed by other jobs "
+             "(load averages below), so they are upper bounds.", ""]  # fmt: skip
+    if "compare" in merged:
+        c, m = merged["compare"]["compare"], merged["compare"]["machine"]
+        lines += [f"## Extraction, {c['sentences']} sentences ({c['words']} words, "
+                  f"{c['sentence']['tokens']} tokens), all 31 layers", "",
+                  f"CPU {m['cpu']} x {m['cores']} cores, load {m['load_before'][0]:.1f} before, "
+                  f"{m['load_after'][0]:.1f} after (*shared*).", "",
+                  "| rows | extract s | wall s | peak RSS MB |", "|---|---|---|---|",
+                  f"| sentence (last + mean pools) | {c['sentence']['extract_seconds']:.1f} | "
+                  f"{c['sentence']['wall_s']:.1f} | {c['sentence']['peak_rss_mb']} |",
+                  f"| word (word pool last) | {c['word']['extract_seconds']:.1f} | "
+                  f"{c['word']['wall_s']:.1f} | {c['word']['peak_rss_mb']} |", "",
+                  f"Word / sentence extraction time: {c['word_over_sentence']:.2f} "
+                  "(target <= 1.10). Baseline: `probe extract` of the same texts at sentence "
+                  "level, what a user runs today.", ""]  # fmt: skip
+    if "full" in merged:
+        f, m = merged["full"]["full"], merged["full"]["machine"]
+        small_rss = merged.get("compare", {}).get("compare", {}).get("word", {}).get("peak_rss_mb")
+        lines += ["## Word rows of all 2,001 sentences", "",
+                  f"{f['words']} words, {f['unaligned']} unaligned; extract "
+                  f"{f['extract_seconds']:.0f} s ({f['computed_rows']} sentences computed; "
+                  f"load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f}, *shared*), "
+                  f"peak RSS {f['peak_rss_mb']} MB (200 sentences: "
+                  f"{small_rss} MB)."
+                  f" Disk: {f['bytes_per_word_per_layer']:.0f} bytes per word per layer = "
+                  f"{f['mb_per_1000_words_per_layer']:.2f} MB per 1,000 words per layer "
+                  "(fp16 x 576 = 1,152 bytes of payload).", ""]  # fmt: skip
+    if "sweeps" in merged:
+        part = merged["sweeps"]
+        m = part["machine"]
+        lines += ["## Sweeps (`probe sweep --task T --control`, 1,000 resamples)", "",
+                  f"Load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f} (*shared*).", "",
+                  "| task | heads | sweep s | wall s | selected layer | test acc [95% CI] | "
+                  "selectivity at it |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for task, sweep in part["sweeps"].items():
+            report = sweep["report"]
+            best = report["best"]
+            ci = best.get("test_accuracy_ci") or [float("nan")] * 2
+            lines.append(f"| {task} | {len(report['entries'])} | {sweep['sweep_seconds']:.1f} | "
+                         f"{sweep['wall_s']:.1f} | {best['layer']} | {best['test_accuracy']:.4f} "
+                         f"[{ci[0]:.3f}, {ci[1]:.3f}] | {best.get('selectivity') or 0:+.4f} "
+                         "|")  # fmt: skip
+        r = part["reference"]
+        lines += [
+            "",
+            f"Reference at the selected UPOS layer {r['layer']} (C {r['C']:g}): "
+            f"scikit-learn `LogisticRegression` (lbfgs, float64, StandardScaler) on the "
+            f"same {r['n_train']} training words: test accuracy "
+            f"{r['sklearn_test_accuracy']:.4f} vs probe {r['probe_test_accuracy']:.4f} "
+            f"({r['difference_points']:+.2f} points; target within 1).",
+            "",
+            "Tables: `tokens_smollm2_ewt_upos.md`, `tokens_smollm2_ewt_deprel.md`.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
