@@ -113,8 +113,6 @@ def full(work: Path) -> dict:
     """The word rows of every EWT dev sentence, into ``$PROBE_CACHE`` (the sweeps read them)."""
     import h5py
 
-    from probe.features.store import store_report
-
     store = Path(os.environ["PROBE_CACHE"])
     view, wall, rss = run(["extract", "--model", MODEL, "--data", str(EWT), "--unit", "word",
                            "--layers", "all", "-q"], store)  # fmt: skip
@@ -124,10 +122,26 @@ def full(work: Path) -> dict:
                "words": int(handle.attrs["n"]), "sentences": int(handle.attrs["n_sentences"]),
                "unaligned": int(handle.attrs["unaligned"]), "wall_s": wall,
                "peak_rss_mb": rss, "view": view.strip().splitlines()[-1]}  # fmt: skip
-    settings = [s for s in store_report(store)["settings"] if s["unit"] == "word:last"]
-    out["bytes_per_word_per_layer"] = settings[0]["bytes_per_unit_layer"]
-    out["mb_per_1000_words_per_layer"] = settings[0]["bytes_per_unit_layer"] * 1000 / 1e6
+    report = word_rows_report(store)
+    out["bytes_per_word_per_layer"] = report["bytes_per_unit_layer"]
+    out["mb_per_1000_words_per_layer"] = report["bytes_per_unit_layer"] * 1000 / 1e6
     return out
+
+
+def word_rows_report(store: Path) -> dict:
+    """The SmolLM2 word:last rows' folder report (only it: a shared store may hold settings
+    written by other versions of probe)."""
+    from probe.features.rowstore import rows_dir, setting_report
+
+    for folder in sorted(rows_dir(store).iterdir()):
+        setting = json.loads((folder / "setting.json").read_text())
+        if (
+            setting.get("pools") == ["word:last"]
+            and "SmolLM2" in json.dumps(setting)
+            or (setting.get("pools") == ["word:last"] and setting.get("compute_dtype") == "float32")
+        ):
+            return setting_report(folder)
+    raise SystemExit("no word:last rows in the store")
 
 
 def sweeps(work: Path) -> dict:
