@@ -2,7 +2,8 @@
 # The main job on the embedded default: SmolLM2-135M over the shipped SMS spam data.
 # Extract every layer once (a cache hit on later runs), then the layer-wise probe table with
 # bootstrap CIs, control tasks and MDL, a learning curve for the selected row, and one HTML
-# report. Outputs go to results/demo_sms/ (git-ignored).
+# report; then a short token-level sweep (UPOS on 400 UD-EWT sentences). Outputs go to
+# results/demo_sms/ and results/demo_tokens/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .venv ] || { python3 -m venv .venv; . .venv/bin/activate; bash scripts/install.sh; }
@@ -15,3 +16,9 @@ probe sweep --model smollm2-135m --data data/sms_spam.csv --test-size 0.2 --seed
 probe curve --from-sweep "$out/sweep" --out-dir "$out/curve"
 probe report "$out" --out "$out/report.html"
 echo "report: $out/report.html"
+# Token level: every word of 400 UD-EWT sentences (CC BY-SA 4.0, data/ud_ewt/), a UPOS probe
+# per layer with Hewitt & Liang's control task on word types, then tag a sentence.
+words=results/demo_tokens
+probe sweep --model smollm2-135m --data data/ud_ewt/en_ewt-ud-dev-first400.conllu \
+  --task upos --control --out-dir "$words/upos"
+probe predict --head "$words/upos/head.json" "The quick brown fox jumps over the lazy dog ."

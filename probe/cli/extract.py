@@ -113,12 +113,26 @@ class TokenBudget(click.ParamType):
     help="Ray actors, one backbone each (one GPU each where the cluster has GPUs). Default: "
     "one per GPU, else one per 4 CPUs.",
 )  # fmt: skip
+@click.option(
+    "--unit",
+    type=click.Choice(["sentence", "word", "token"]),
+    default=None,
+    help="sentence: pooled per text (default for CSV/TSV/...); word: every word's "
+    "hidden state (default for .conllu / token-JSONL); token: every subword token.",
+)
+@click.option(
+    "--word-pool",
+    type=click.Choice(["first", "last", "mean"]),
+    default=None,
+    help="--unit word: pool of a word's subwords (default last for causal models: "
+    "only the last subword has seen the whole word; first for encoders).",
+)
 @verbosity_options
 @fail_cleanly
 def extract(
     model, data, text_col, label_col, split, layers, max_length, out, force, device, dtype,
     batch_tokens, use_compile, shard_rows, engine, prompt, chat_template, attn,
-    trust_remote_code, address, workers, quiet,
+    trust_remote_code, address, workers, unit, word_pool, quiet,
 ):  # fmt: skip
     """Run the frozen backbone once over DATA and cache pooled features of every layer.
 
@@ -141,6 +155,14 @@ def extract(
     from probe.features.extract import extract as run_extract
 
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    from probe.data.conllu import is_word_source
+
+    if unit in ("word", "token") or (unit is None and is_word_source(data)):
+        _extract_ragged(model, data, text_col, split, unit or "word", word_pool, layers,
+                        max_length=max_length, out=out, force=force, quiet=quiet, device=device,
+                        dtype=dtype, token_budget=batch_tokens, shard_rows=shard_rows,
+                        engine=engine, log=log)  # fmt: skip
+        return
     if engine == "ray":
         from probe.features.distributed import import_ray
 
@@ -183,6 +205,29 @@ def extract(
     click.echo(str(path))
 
 
+def _extract_ragged(model, data, text_col, split, unit, word_pool, layers, *, engine, **options):
+    """``--unit word|token``: every word's (token's) vectors, into the ragged row store."""
+    from probe.data.conllu import WordDataset, is_word_source, read_word_dataset
+    from probe.errors import ProbeError
+    from probe.features.wordextract import extract_words
+
+    if engine != "local":
+        raise ProbeError(f"--unit {unit} runs on the local engine only")
+    if is_word_source(data):
+        dataset = read_word_dataset(data)
+    elif unit == "word":
+        raise ProbeError(f"{data}: --unit word needs words: a .conllu file or JSONL with a "
+                         "'tokens' list per line")  # fmt: skip
+    else:
+        from probe.data.readers import read_dataset
+
+        texts = read_dataset(data, text_col, None, split)
+        empty = [[] for _ in texts.texts]
+        dataset = WordDataset(texts.texts, empty, empty, {}, None, str(data))
+    path = extract_words(model, dataset, layers, unit=unit, word_pool=word_pool, **options)
+    click.echo(str(path))
+
+
 @click.group()
 def cache():
     """List, inspect and clean the feature store ($PROBE_CACHE, default ./cache)."""
@@ -216,6 +261,12 @@ def cache_ls(as_json):
             f"{'yes' if row['complete'] else 'NO':<9}{row['n'] or '?':>7}  {row['layers']:<10}"
             f"{row['size_mb']:>9}  {str(row['model'])[:23]:<24}{Path(row['path']).name}"
         )
+    for setting in report["settings"]:
+        if setting.get("bytes_per_unit_layer"):
+            click.echo(f"rows {setting['setting'][:12]}  unit {setting['unit']:<11}"
+                       f"{setting['units']:>10} units  {setting['bytes'] / 1e6:>8.1f} MB  "
+                       f"{setting['bytes_per_unit_layer']:.0f} bytes per unit per layer",
+                       err=not rows)  # fmt: skip
     click.echo(_store_line(report), err=not rows)
 
 

@@ -40,6 +40,15 @@ def head_data_options(command):
         click.option("--device", default="auto", show_default=True,
                      help="Device for on-demand extraction."),
         click.option("--json", "as_json", is_flag=True, help="JSON on stdout."),
+        click.option("--task", default=None, help="Word-level task: upos, xpos, deprel (edge "
+                     "probing) or a label-list column of token-JSONL. CoNLL-U / token-JSONL "
+                     "data implies word rows (default task upos)."),
+        click.option("--word-pool", type=click.Choice(["first", "last", "mean"]), default=None,
+                     help="Word rows: pool of a word's subwords (default last for causal "
+                     "models, first for encoders)."),
+        click.option("--val-size", default=0.1, show_default=True,
+                     help="Word rows without --val: training sentences held out to choose C "
+                     "and the layer (0: 5-fold CV)."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -48,6 +57,23 @@ def head_data_options(command):
 
 def _prepare(options: dict, layers: str):
     from probe.heads.rows import prepare
+    from probe.research.tokens import is_word_input, prepare_words
+
+    if options["task"] or is_word_input(options["data"], options["train"]):
+        if options["labels_file"]:
+            from probe.errors import ProbeError
+
+            raise ProbeError("--labels applies to sentence rows; word labels come with the data")
+        if not options["task"]:
+            _echo_err(options["quiet"])("task: upos (word-level data; --task to change)")
+        return prepare_words(
+            options["model"], task=options["task"] or "upos", train=options["train"],
+            val=options["val"], test=options["test"], data=options["data"],
+            word_pool=options["word_pool"], test_size=options["test_size"],
+            val_size=options["val_size"], seed=options["seed"],
+            max_length=options["max_length"], layers=layers, device=options["device"],
+            log=_echo_err(options["quiet"]),
+        )  # fmt: skip
 
     return prepare(
         options["model"], train=options["train"], val=options["val"], test=options["test"],
@@ -101,8 +127,9 @@ def fit(layer, pool, out, **options):
     data = _prepare(options, layers="all" if spec.kind == MIX else ",".join(spec.layers))
     spec = spec.resolved(data.layer, data.layers)
     chosen = spec if spec.multi else spec.layers[0]
+    pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
     result = fit_one(data, chosen, pool, C=options["C"], class_weight=options["class_weight"])
-    meta = head_meta(data, result)
+    meta = {**head_meta(data, result), **_word_meta(data)}
     task = options["labels_file"] or options["data"] or options["train"]
     name = spec.file_stem
     out = out or f"heads/{_short_name(data.model)}-{_short_name(task)}-l{name}-{pool}.json"
@@ -135,6 +162,13 @@ def fit(layer, pool, out, **options):
                                                    strict=True)))  # fmt: skip
     click.echo("")
     click.echo(f"head: {head_path}")
+
+
+def _word_meta(data) -> dict:
+    """What a word head records beyond a sentence head's (``probe predict`` tags words)."""
+    if not hasattr(data, "word_pool"):
+        return {}
+    return {"unit": "word", "task": data.task, "word_pool": data.word_pool}
 
 
 def research_options(command):
@@ -227,15 +261,26 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
             data, text_col=options["text_col"], label_col=options["label_col"],
             device=options["device"], quiet=options["quiet"], log=_echo_err(options["quiet"]),
         )  # fmt: skip
+    if hasattr(data, "word_pool"):  # word rows hold one pool: the word pool
+        pool_names = [data.word_pool]
     result = run_sweep(data, chosen, pool_names, n_jobs=jobs, C=options["C"],
                        class_weight=options["class_weight"], quiet=options["quiet"],
                        seed=options["seed"], **research)  # fmt: skip
     source = options["data"] or options["train"] or "store"
     folder = Path(out_dir or f"sweeps/{_short_name(data.model)}-{_short_name(source)}")
-    settings = {key: options[key] for key in ("text_col", "label_col", "test_size", "seed",
-                                              "max_length")}  # fmt: skip
-    report = save_sweep(result, data, folder, plot, settings)
+    if hasattr(data, "word_pool"):
+        from probe.research.wordreport import word_fields
+
+        result.update(word_fields(data))
     table = markdown_table(result)
+    if hasattr(data, "word_pool"):
+        from probe.research.wordreport import word_markdown
+
+        table += "\n" + word_markdown(result)
+    settings = {key: options[key] for key in ("text_col", "label_col", "test_size", "seed",
+                                              "max_length", "task", "val_size")}  # fmt: skip
+    report = save_sweep(result, data, folder, plot, settings, table=table,
+                        head_extra=_word_meta(data))  # fmt: skip
     _echo_err(options["quiet"])("wrote " + ", ".join(report["files"]))
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
 
@@ -288,6 +333,14 @@ def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
         predictor = OnnxPredictor.load(onnx_dir)
     else:
         predictor = load_predictor(head, model, device)
+        from probe.serve.wordpredict import format_tagged, is_word_head, predict_words
+
+        if is_word_head(predictor.meta):  # a word head tags each word
+            rows = predict_words(predictor, list(texts))
+            for line in ([json.dumps(r, ensure_ascii=False) for r in rows] if as_json
+                         else [format_tagged(rows)]):  # fmt: skip
+                click.echo(line)
+            return
     rows = predictor.predict(list(texts))
     if as_json:
         for row in rows:

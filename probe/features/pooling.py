@@ -44,6 +44,8 @@ def pool_mean(hidden, attention_mask):
     return summed / weights.sum(dim=1).clamp(min=1.0)
 
 
+WORD_ONLY_POOLS = ("first",)  # word-level views (probe.features.words) pool a word's subwords
+
 POOLS = {"last": pool_last, "mean": pool_mean}
 assert tuple(POOLS) == POOL_NAMES
 
@@ -52,6 +54,6 @@ def check_pool(pool: str) -> str:
     """The pool name, or a one-line error naming the choices."""
     from probe.errors import ProbeError
 
-    if pool not in POOL_NAMES:
+    if pool not in POOL_NAMES and pool not in WORD_ONLY_POOLS:
         raise ProbeError(f"unknown pool '{pool}'; choose {' or '.join(POOL_NAMES)}")
     return pool

@@ -31,6 +31,7 @@ class Measures:
     control: dict | None = None  # split -> hashed labels (probe.research.control.control_task)
     mdl: bool = False
     cv: int = 5  # folds of the out-of-fold log loss when there is no validation set
+    clusters: dict | None = None  # split -> cluster ids (sentences of words): CIs draw them
 
 
 def held_out_name(features: dict) -> str | None:
@@ -50,7 +51,8 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
         if name in features:
             predicted = np.searchsorted(classes, classifier.predict(features[name]))
             ci = metric_intervals(codes[name], predicted, len(classes),
-                                  n_resamples=measures.resamples, seed=measures.seed)  # fmt: skip
+                                  n_resamples=measures.resamples, seed=measures.seed,
+                                  clusters=(measures.clusters or {}).get(name))  # fmt: skip
             fields[f"{name}_accuracy_ci"] = ci["accuracy"]
             fields[f"{name}_macro_f1_ci"] = ci["macro_f1"]
     scores = selection_scores(classifier, features, codes, measures)
@@ -59,7 +61,9 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     C = float(classifier.C_)
     if measures.repeats and held is not None:
         fields.update(repeat_fits(features, labels, held, C, measures))
-    if measures.control is not None:
+    if hasattr(measures.control, "row_fields"):  # word types (probe.research.word_control)
+        fields.update(measures.control.row_fields(classifier, features, labels))
+    elif measures.control is not None:
         from probe.research.control import memorisation_capacity
 
         fields.update(memorisation_capacity(features["train"], measures.control, C))

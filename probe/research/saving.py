@@ -11,19 +11,21 @@ from pathlib import Path
 
 
 def save_sweep(result: dict, data, folder: str | Path, plot: str | Path | None = None,
-               settings: dict | None = None) -> dict:  # fmt: skip
-    """Write sweep.md, sweep.json, the plot and the selected head (multi-layer heads too);
-    return the report that sweep.json holds."""
+               settings: dict | None = None, table: str | None = None,
+               head_extra: dict | None = None) -> dict:  # fmt: skip
+    """Write sweep.md (``table``, else the sweep's own), sweep.json, the plot and the selected
+    head (multi-layer heads too; ``head_extra`` adds to its record); return the report that
+    sweep.json holds."""
     from probe.heads.persistence import save_head
     from probe.outputs import write_json, write_text
     from probe.research.sweep import head_meta, markdown_table, plot_sweep, public
 
     folder = Path(folder)
     best = result["_best_result"]
-    head_path = save_head(folder / "head.json", best.classifier, head_meta(data, best),
-                          best.combiner)  # fmt: skip
+    meta = {**head_meta(data, best), **(head_extra or {})}
+    head_path = save_head(folder / "head.json", best.classifier, meta, best.combiner)
     report = {**public(result), "settings": settings or {}, "head": str(head_path)}
-    write_text(folder / "sweep.md", markdown_table(result))
+    write_text(folder / "sweep.md", table or markdown_table(result))
     write_json(folder / "sweep.json", report)
     plot_path = plot_sweep(result, plot or folder / "sweep.png")
     report["files"] = [str(folder / "sweep.md"), str(folder / "sweep.json"), str(plot_path),

@@ -230,6 +230,8 @@ def run_sweep(
         labels = control_task(data)
     measures = Measures(resamples=resamples, seed=seed, repeats=repeats, control=labels,
                         mdl=mdl, cv=cv)  # fmt: skip
+    if hasattr(data, "word_measures"):  # word rows: sentence clusters, control per word type
+        measures = data.word_measures(measures)
     tasks = [(layer, pool) for layer in layers for pool in pools]
     tasks += [(spec, pool) for spec in multi for pool in pools]
     n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(tasks))

@@ -35,6 +35,18 @@ def resample_counts(
         done += r
 
 
+def cluster_resample_counts(
+    clusters, n_resamples: int = RESAMPLES, seed: int = 0, chunk: int = CHUNK
+) -> Iterator[np.ndarray]:
+    """Like ``resample_counts``, but whole clusters (sentences) are drawn with replacement:
+    each example counts as often as its cluster was drawn. Words of one sentence are not
+    independent, so their interval must resample sentences (a cluster bootstrap)."""
+    _, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
+    for counts in resample_counts(int(cluster_of.max()) + 1 if len(cluster_of) else 0,
+                                  n_resamples, seed, chunk):  # fmt: skip
+        yield counts[:, cluster_of]
+
+
 def _interval(values: np.ndarray, level: float) -> list[float]:
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -70,15 +82,19 @@ def metric_intervals(
     n_resamples: int = RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    clusters=None,
 ) -> dict:
-    """95% percentile bootstrap intervals of accuracy and macro F1 over test examples.
+    """95% percentile bootstrap intervals of accuracy and macro F1 over test examples
+    (over their ``clusters``, e.g. sentences of words, when given).
 
     Macro F1 is 2TP / (2TP + FP + FN) per class, which equals the harmonic mean of
     precision and recall used by ``classification_report``.
     """
     true_codes, pred_codes = np.asarray(true_codes), np.asarray(pred_codes)
     accuracy, macro_f1 = [], []
-    for counts in resample_counts(len(true_codes), n_resamples, seed):
+    draws = (resample_counts(len(true_codes), n_resamples, seed) if clusters is None
+             else cluster_resample_counts(clusters, n_resamples, seed))  # fmt: skip
+    for counts in draws:
         acc, f1 = accuracy_and_macro_f1(confusion_resamples(true_codes, pred_codes, k, counts))
         accuracy.append(acc)
         macro_f1.append(f1)

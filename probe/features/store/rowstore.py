@@ -425,11 +425,17 @@ def setting_report(folder: Path) -> dict:
         setting, entries = {}, []
     keys = []
     layers: set[int] = set()
+    units = unit_layers = 0  # vectors stored (a ragged row holds one per word or token)
     for entry in entries:
         with h5py.File(folder / entry.name, "r") as handle:
             keys.append(as_keys(handle["text_sha1"][()]).copy())
+            held = int(handle["offsets"][-1]) if "offsets" in handle else entry.n
+        units += held
+        unit_layers += held * len(entry.layers)
         layers.update(entry.layers)
     distinct = np.unique(np.concatenate(keys)) if keys else keys
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    pools = setting.get("pools") or []
     return {
         "setting": folder.name,
         "model_fingerprint": setting.get("model_fingerprint"),
@@ -438,8 +444,11 @@ def setting_report(folder: Path) -> dict:
         "rows": len(distinct),
         "layers": sorted(layers),
         "shards": len(entries),
-        "bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
+        "bytes": size,
         "orphans": len(orphans(folder)),
+        "unit": pools[0] if len(pools) == 1 and pools[0] not in POOL_NAMES else "sentence",
+        "units": units,
+        "bytes_per_unit_layer": size / unit_layers if unit_layers else None,
     }
 
 

@@ -1,0 +1,128 @@
+"""Ragged rows: every word (or subword token) of a text, in the row store.
+
+A word-level row is one sentence under one segmentation: its key is
+``probe.data.conllu.segmentation_sha1`` (text + word spans), so the same sentence under two
+segmentations is two rows. The unit and word pool are part of the :class:`Setting` (its
+``pools`` holds ``("word:last",)``, ``("token",)``...), so they name another rows folder.
+Everything else is the sentence-level row store's: the index, the lookups, immutable shards
+committed atomically then added to the index under the lock, the earliest shard winning,
+orphans collected by ``probe cache gc`` (this class only changes what a shard holds).
+
+Shard layout (ragged: one concatenated array per shard plus per-row offsets)::
+
+    /text_sha1 uint8 [n, 20]    row keys          /n_tokens int32 [n]   tokens after truncation
+    /offsets   int64 [n + 1]    row i's units are [offsets[i], offsets[i+1])
+    /aligned   bool  [units]    False: a word no token covers (cut by max_length); zeros stored
+    /layers    int64 [k]        /units float16 [k, units, D]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import numpy as np
+
+from probe.errors import ProbeError
+from probe.features.store.rowstore import SHA1_BYTES, Located, RowStore, Setting
+from probe.files import atomic_path, write_atomic
+
+UNITS_NODE = "units"
+
+
+def unit_pool_name(unit: str, word_pool: str) -> str:
+    """The ``Setting.pools`` entry that names ragged rows: ``word:last``, ``token``."""
+    return "token" if unit == "token" else f"word:{word_pool}"
+
+
+def ragged_setting(base: Setting, unit: str, word_pool: str) -> Setting:
+    return Setting(base.model_fingerprint, base.tokenizer, base.max_length,
+                   base.truncation_side, base.compute_dtype,
+                   (unit_pool_name(unit, word_pool),))  # fmt: skip
+
+
+def is_ragged(setting: dict | Setting) -> bool:
+    pools = setting.pools if isinstance(setting, Setting) else setting.get("pools", [])
+    return any(p == "token" or str(p).startswith("word:") for p in pools)
+
+
+class RaggedRowStore(RowStore):
+    """The row store of one ragged setting: per-text blocks of unit vectors."""
+
+    def commit(self, text_sha1, n_tokens, units: np.ndarray, layers: Sequence[int], *,
+               n_units, aligned, truncated=None, prefer: bool = False):  # fmt: skip
+        """One immutable shard of ``units`` float16 [k, sum(n_units), D], then the index."""
+        import h5py
+        from filelock import FileLock
+
+        text_sha1 = np.ascontiguousarray(text_sha1, dtype=np.uint8).reshape(-1, SHA1_BYTES)
+        offsets = np.concatenate([[0], np.cumsum(np.asarray(n_units, np.int64))])
+        layers = [int(x) for x in layers]
+        if units.shape[:2] != (len(layers), offsets[-1]) or len(aligned) != offsets[-1]:
+            raise ValueError(f"units {units.shape} do not match {len(layers)} layers and "
+                             f"{offsets[-1]} units")  # fmt: skip
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "setting.json").is_file():
+            write_atomic(self.folder / "setting.json", json.dumps(self.setting.as_dict(), indent=1))
+        name = (
+            f"shard-{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.h5"
+        )
+        with atomic_path(self.folder / name, suffix=".h5") as staging:
+            with h5py.File(staging, "w") as handle:
+                handle["text_sha1"] = text_sha1
+                handle["n_tokens"] = np.asarray(n_tokens, dtype=np.int32)
+                handle["offsets"] = offsets
+                handle["aligned"] = np.asarray(aligned, dtype=bool)
+                handle["layers"] = np.asarray(layers, dtype=np.int64)
+                if truncated is not None:
+                    handle["truncated"] = np.asarray(truncated, dtype=bool)
+                handle.create_dataset(UNITS_NODE, data=np.asarray(units, dtype=np.float16))
+                handle.attrs["setting"] = self.setting.key
+        entry = {"name": name, "n": len(text_sha1), "layers": layers}
+        with FileLock(str(self.folder / "index.lock")):
+            shards = [asdict(e) for e in self.entries()]
+            shards = [entry, *shards] if prefer else [*shards, entry]
+            write_atomic(self.folder / "index.json", json.dumps({"shards": shards}))
+        return self.folder / name
+
+    def n_units(self, text_sha1: np.ndarray, layer: int) -> np.ndarray:
+        located = self.locate(text_sha1, [layer])[layer]
+        return self._gather(located, lambda h, idx: np.diff(h["offsets"][()])[idx])
+
+    def read_units(self, located: Located, layer: int, with_aligned: bool = False):
+        """float16 [sum of the texts' units, D] of one layer, texts in query order (and the
+        bool [units] aligned flags with ``with_aligned``)."""
+        import h5py
+
+        if located.lacking.any():
+            raise ProbeError("the row store lacks some rows of this view; re-run probe extract")
+        counts = np.zeros(len(located.shard), np.int64)
+        pieces: dict[int, tuple] = {}
+        by_shard = np.argsort(located.shard, kind="stable")
+        cuts = np.flatnonzero(np.diff(located.shard[by_shard])) + 1
+        for positions in np.split(by_shard, cuts) if len(by_shard) else []:
+            name = located.names[located.shard[positions[0]]]
+            with h5py.File(self.folder / name, "r") as handle:
+                offsets = handle["offsets"][()]
+                stored = [int(x) for x in handle["layers"][()]]
+                block = handle[UNITS_NODE][stored.index(layer)]  # the shard's layer: contiguous
+                flags = handle["aligned"][()] if with_aligned else None
+            for position in positions:
+                row = located.row[position]
+                a, b = offsets[row], offsets[row + 1]
+                counts[position] = b - a
+                pieces[position] = (block[a:b], None if flags is None else flags[a:b])
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        dim = next(iter(pieces.values()))[0].shape[1] if pieces else 0
+        out = np.empty((int(starts[-1]), dim), np.float16)
+        aligned = np.empty(int(starts[-1]), bool)
+        for position, (values, flags) in pieces.items():
+            out[starts[position] : starts[position + 1]] = values
+            if flags is not None:
+                aligned[starts[position] : starts[position + 1]] = flags
+        return (out, aligned) if with_aligned else out

@@ -1,0 +1,215 @@
+"""``probe extract --unit word|token``: every word's (or token's) hidden states, cached.
+
+The same pass as sentence-level extraction (``probe.features.extract``): length-sorted
+batches under a token budget, blocks above the highest layer never run, each batch pooled on
+the device and moved to CPU as fp16 before the next. Rows the store holds are read, not
+computed; shards are committed by a background writer every ``SHARD_ROWS`` sentences or
+``SHARD_SECONDS``, so a killed run keeps what it committed and a re-run computes the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from probe.data.conllu import WordDataset, segmentation_sha1
+from probe.errors import ProbeError
+from probe.features.batching import DEFAULT_TOKEN_BUDGET, length_sorted_batches
+from probe.features.extract import (
+    SHARD_ROWS,
+    SHARD_SECONDS,
+    TOKENIZE_CHUNK,
+    TRUNCATION_SIDE,
+    _distinct,
+    _ensure_writable,
+    _host_batch,
+    compute_dtype_name,
+    hidden_states_by_layer,
+)
+from probe.features.layers import resolve_layers
+from probe.features.store import caches as store
+from probe.features.store.rowstore import Setting, layers_to_compute
+from probe.features.store.wordrows import RaggedRowStore, ragged_setting
+from probe.features.words import check_word_pool, default_word_pool, encode_words, pool_words
+
+SHARD_UNITS = 8192  # word vectors per shard at most: memory stays flat in the sentence count
+
+
+def row_keys(data: WordDataset, unit: str) -> np.ndarray:
+    """uint8 [N, 20]: text + segmentation per sentence (token rows: the text alone)."""
+    if unit == "token":
+        from probe.data.readers import text_sha1
+
+        digests = [text_sha1(t) for t in data.texts]
+    else:
+        digests = [segmentation_sha1(t, s) for t, s in zip(data.texts, data.spans, strict=True)]
+    return np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 20)
+
+
+def resolve_word_pool(model, word_pool: str | None, log) -> str:
+    """The word pool asked for, or the model's default (said once)."""
+    if word_pool is not None:
+        return check_word_pool(word_pool)
+    from probe.features.models.loading import Backbone
+
+    causal = model.causal if isinstance(model, Backbone) else _config_is_causal(model)
+    chosen = default_word_pool(causal)
+    why = (
+        "a causal model: only the last subword has seen the whole word"
+        if causal
+        else ("an encoder: its first subword sees both sides")
+    )
+    log(f"word pool: {chosen} ({why}; --word-pool to change)")
+    return chosen
+
+
+ENCODER_TYPES = ("bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "albert",
+                 "xlm-roberta", "mpnet", "camembert", "modernbert")  # fmt: skip
+
+
+def _config_is_causal(model: str) -> bool:
+    """Read from config.json, without loading the weights (unknown: causal)."""
+    import json
+
+    from probe.features.models.loading import resolve_model_dir
+
+    try:
+        config = json.loads((resolve_model_dir(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return config.get("model_type") not in ENCODER_TYPES
+
+
+def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
+                  word_pool: str | None = None, max_length: int | None = None,
+                  out: str | Path | None = None, force: bool = False, quiet: bool = True,
+                  device: str | None = None, dtype: str | None = None,
+                  token_budget: int | None = None, shard_rows: int = SHARD_ROWS,
+                  tasks: dict | None = None, log=None) -> Path:  # fmt: skip
+    """Cache every word's (or token's) features of ``data``; return its word view.
+
+    ``tasks`` (task -> labels per sentence) overrides ``data.columns`` as the view's labels.
+    """
+    from probe.features.models.loading import Backbone, describe_model, load_backbone
+    from probe.features.store.views import view_key
+    from probe.features.store.wordviews import materialise_words, word_view_current
+
+    log = log or (lambda message: None)
+    if unit not in ("word", "token"):
+        raise ProbeError(f"unknown --unit '{unit}'; choose word or token (sentence: the default)")
+    info = describe_model(model)
+    wanted = resolve_layers(layers, info.num_layers)
+    max_length = info.default_max_length if max_length is None else int(max_length)
+    pool = "token" if unit == "token" else resolve_word_pool(model, word_pool, log)
+    base = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
+                   compute_dtype_name(model, device, dtype))  # fmt: skip
+    setting = ragged_setting(base, unit, pool)
+    keys = row_keys(data, unit)
+    key = view_key(setting, keys)
+    final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
+    _ensure_writable(final_path.parent)
+    tasks = data.columns if tasks is None else tasks
+    if not force and word_view_current(final_path, key, wanted, tasks):
+        log(f"cache hit: {final_path} (no model run)")
+        return final_path
+    rows = RaggedRowStore(setting)
+    pending = store.PendingView(Path(f"{final_path}.partial"))
+    manifest = {"key": key, "layers": wanted, "n": len(keys), "model": info.name,
+                "setting": setting.as_dict(), "data_source": str(data.source)}  # fmt: skip
+    pending.start(manifest, keys)
+    missing = np.arange(len(keys)) if force else rows.missing(keys, wanted)
+    todo = _distinct(keys, missing)
+    started = time.perf_counter()
+    unaligned = 0
+    if len(todo):
+        if len(missing) < len(keys):
+            log(f"{len(keys) - len(missing)} of {len(keys)} sentences already in the store")
+        backbone = model if isinstance(model, Backbone) else load_backbone(model, device, dtype)
+        unaligned = _compute(backbone, rows, data, keys, todo, wanted, unit, pool, force=force,
+                             token_budget=token_budget, shard_rows=shard_rows, quiet=quiet,
+                             log=log)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    attrs = {"key": key, "setting": setting.key, "model": info.name,
+             "model_fingerprint": info.fingerprint, "tokenizer": info.tokenizer_id,
+             "n_layers_model": info.num_layers, "max_length": max_length,
+             "truncation_side": TRUNCATION_SIDE, "compute_dtype": setting.compute_dtype,
+             "dtype": "float16", "data_source": str(data.source), "unit": unit,
+             "word_pool": pool, "pools": [pool], "extract_seconds": round(elapsed, 3),
+             "computed_rows": len(todo), "reused_rows": len(keys) - len(missing)}  # fmt: skip
+    aligned = materialise_words(final_path, rows, keys, wanted, attrs, data, unit, tasks)
+    pending.discard()
+    if len(todo):
+        log(f"extracted {len(todo)} sentences ({unit}s) in {elapsed:.1f} s")
+    missing_words = int((~aligned).sum())
+    if missing_words or unaligned:
+        log(f"{missing_words} of {len(aligned)} words have no token (cut by --max-length "
+            f"{max_length}): kept, flagged unaligned, left out of fits")  # fmt: skip
+    return final_path
+
+
+def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, wanted, unit, pool,
+             *, force, token_budget, shard_rows, quiet, log) -> int:  # fmt: skip
+    """Run the backbone over the sentences at ``todo``; commit their unit vectors in shards.
+    Returns the number of unaligned words."""
+    import torch
+
+    from probe.features.device import BackgroundWriter, auto_token_budget, to_device
+    from probe.progress import Progress
+
+    max_length = rows.setting.max_length
+    held = set() if force else rows.held_layers(keys[todo])
+    computed = [layer for layer in layers_to_compute(wanted) if layer not in held]
+    if token_budget is None:
+        token_budget = auto_token_budget(backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET)
+    pending: list = []
+    last_flush = time.perf_counter()
+    device = next(backbone.model.parameters()).device
+    unaligned = truncated = 0
+
+    def flush():
+        if not pending:
+            return
+        positions = np.concatenate([p for p, _, _, _ in pending])
+        lengths = np.concatenate([n for _, n, _, _ in pending])
+        spans = [s for _, _, spans, _ in pending for s in spans]
+        units = np.concatenate([u for _, _, _, u in pending], axis=1)
+        pending.clear()
+        aligned = np.concatenate([s[:, 0] >= 0 for s in spans])
+        commit = partial(rows.commit, n_units=[len(s) for s in spans], aligned=aligned,
+                         truncated=lengths >= max_length, prefer=force)  # fmt: skip
+        writer.submit(commit, keys[positions], lengths, units, computed)
+
+    with Progress(len(todo), "extract", unit="sent", quiet=quiet) as progress:
+        with BackgroundWriter(depth=1) as writer:
+            for start in range(0, len(todo), TOKENIZE_CHUNK):
+                chunk = todo[start : start + TOKENIZE_CHUNK]
+                texts, spans = [data.texts[i] for i in chunk], [data.spans[i] for i in chunk]
+                encoded = encode_words(backbone.tokenizer, texts, spans, max_length, unit)
+                unaligned += encoded.unaligned
+                truncated += encoded.truncated
+                lengths = np.asarray([len(ids) for ids in encoded.token_ids], np.int64)
+                if len(lengths) and lengths.min() == 0:
+                    raise ProbeError(f"{int((lengths == 0).sum())} sentences have no tokens")
+                for batch in length_sorted_batches(lengths, token_budget):
+                    host = _host_batch(backbone, [encoded.token_ids[i] for i in batch])
+                    input_ids, attention_mask = (to_device(t, device) for t in host)
+                    spans = [encoded.word_tokens[i] for i in batch]
+                    with torch.inference_mode():
+                        hidden = hidden_states_by_layer(backbone.model, input_ids,
+                                                        attention_mask, computed)  # fmt: skip
+                        units = pool_words(hidden, computed, spans, pool)  # (L, W, D)
+                    pending.append((chunk[batch], lengths[batch], spans, units))
+                    progress.update(len(batch))
+                    held_rows = sum(len(p) for p, _, _, _ in pending)
+                    held_units = sum(u.shape[1] for _, _, _, u in pending)
+                    if (held_rows >= shard_rows or held_units >= SHARD_UNITS
+                            or time.perf_counter() - last_flush > SHARD_SECONDS):  # fmt: skip
+                        flush()
+                        last_flush = time.perf_counter()
+            flush()
+    if truncated:
+        log(f"truncated {truncated} of {len(todo)} sentences to {max_length} tokens")
+    return unaligned
