@@ -131,7 +131,8 @@ def full(work: Path) -> dict:
 def word_rows_report(store: Path) -> dict:
     """The SmolLM2 word:last rows' folder report (only it: a shared store may hold settings
     written by other versions of probe)."""
-    from probe.features.store.rowstore import rows_dir, setting_report
+    from probe.features.store.housekeeping import setting_report
+    from probe.features.store.rowstore import rows_dir
 
     for folder in sorted(rows_dir(store).iterdir()):
         setting = json.loads((folder / "setting.json").read_text())

@@ -25,10 +25,9 @@ from probe.features.extract import (
     TRUNCATION_SIDE,
     _distinct,
     _ensure_writable,
-    _host_batch,
     compute_dtype_name,
-    hidden_states_by_layer,
 )
+from probe.features.forward import hidden_states_by_layer, host_batch
 from probe.features.layers import resolve_layers
 from probe.features.store import caches as store
 from probe.features.store.rowstore import Setting, layers_to_compute
@@ -194,7 +193,7 @@ def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, want
                 if len(lengths) and lengths.min() == 0:
                     raise ProbeError(f"{int((lengths == 0).sum())} sentences have no tokens")
                 for batch in length_sorted_batches(lengths, token_budget):
-                    host = _host_batch(backbone, [encoded.token_ids[i] for i in batch])
+                    host = host_batch(backbone, [encoded.token_ids[i] for i in batch])
                     input_ids, attention_mask = (to_device(t, device) for t in host)
                     spans = [encoded.word_tokens[i] for i in batch]
                     with torch.inference_mode():

@@ -49,7 +49,7 @@ def best_probe(
     """
     from probe.features.extract import extract
     from probe.features.store.caches import open_cache
-    from probe.heads.rows import CachedData, CachedSplit
+    from probe.heads.cached import CachedData, CachedSplit
     from probe.research.sweep import run_sweep
 
     log = log or (lambda message: None)

@@ -18,15 +18,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
+from probe.heads.linalg import feature_basis
+from probe.heads.maths import accuracy_and_log_loss, softmax
 from probe.heads.solver import (
     PRECONDITIONER_ROWS,
     SEARCH_TOL,
+    LogisticPath,
     ReferencePath,
     SolverFailure,
-    _accuracy_and_log_loss,
-    _LogisticPath,
-    _softmax,
-    feature_basis,
 )
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
@@ -130,7 +129,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             try:
                 with np.errstate(all="ignore"):  # non-finite values are checked, not warned
                     path, best_C = self._fit_path(
-                        _LogisticPath, standardised, codes, sample_weight, grid, X_val, val_codes
+                        LogisticPath, standardised, codes, sample_weight, grid, X_val, val_codes
                     )
             except ProbeError:
                 raise
@@ -181,8 +180,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         return path, best_C
 
     def _new_path(self, X, codes, sample_weight):
-        path_class = getattr(self, "_path_class", _LogisticPath)
-        if path_class is not _LogisticPath:
+        path_class = getattr(self, "_path_class", LogisticPath)
+        if path_class is not LogisticPath:
             return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
         return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state,
                           basis=getattr(self, "_basis", None))  # fmt: skip
@@ -233,7 +232,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         scores, states = [], []
         for C in grid:
             path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
-            scores.append(_accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
+            scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
             if keep_states:
                 states.append(path.snapshot())
             if self.stop_early and turned_up(np.asarray(scores)):
@@ -258,7 +257,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             for path, (_, held), features in zip(paths, splits, held_X, strict=True):
                 path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
                 logits.append(path.logits(features))
-                fold_scores.append(_accuracy_and_log_loss(logits[-1], codes[held], path.binary))
+                fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
             scores.append(np.mean(fold_scores, axis=0))
             self._held_logits.append(logits)
             if self.stop_early and turned_up(np.asarray(scores)):
@@ -281,7 +280,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 positive = expit(logits[:, 0])
                 probabilities[rows] = np.column_stack([1.0 - positive, positive])
             else:
-                probabilities[rows] = _softmax(logits)
+                probabilities[rows] = softmax(logits)
         return probabilities
 
     def _pick(self, grid, scores: np.ndarray, method: str) -> float:
@@ -321,7 +320,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         if scores.ndim == 1:
             positive = expit(scores)
             return np.column_stack([1.0 - positive, positive])
-        return _softmax(scores)
+        return softmax(scores)
 
     def predict(self, X) -> np.ndarray:
         scores = self.decision_function(X)

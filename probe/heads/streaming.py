@@ -90,7 +90,8 @@ def fit_streamed(
     from sklearn.exceptions import ConvergenceWarning
 
     from probe.heads.estimator import DEFAULT_CS, InvalidTrainingData, ProbeClassifier
-    from probe.heads.solver import SEARCH_TOL, _accuracy_and_log_loss, _LogisticPath
+    from probe.heads.maths import accuracy_and_log_loss
+    from probe.heads.solver import SEARCH_TOL, LogisticPath
 
     if C is None and X_val is None:
         raise ProbeError("a layer streamed from disk needs a given C or validation data")
@@ -102,7 +103,7 @@ def fit_streamed(
         if len(codes) != len(layer):
             raise ProbeError(f"{len(codes)} labels for {len(layer)} rows of the layer")
         mean, scale = layer.standardise()
-        path_ = _LogisticPath(layer, codes, len(classes), np.ones(len(codes)), seed=random_state)
+        path_ = LogisticPath(layer, codes, len(classes), np.ones(len(codes)), seed=random_state)
         grid = [float(C)] if C is not None else sorted(float(c) for c in (Cs or DEFAULT_CS))
         search = {"method": "given", "Cs": grid}
         if C is None:
@@ -112,7 +113,7 @@ def fit_streamed(
             for value in grid:
                 path_.solve(value, max(tol, SEARCH_TOL), max_iter)
                 logits = path_.logits(standardised_val)
-                scores.append(_accuracy_and_log_loss(logits, val_codes, path_.binary))
+                scores.append(accuracy_and_log_loss(logits, val_codes, path_.binary))
                 states.append(path_.snapshot())
             best = min(range(len(grid)), key=lambda i: (-round(scores[i][0], 12), scores[i][1]))
             path_.restore(states[best])

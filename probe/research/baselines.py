@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.heads.rows import CachedData, CachedSplit, is_cache_file
+from probe.heads.cached import CachedData, CachedSplit, is_cache_file
 from probe.research.uncertainty import RESAMPLES, metric_intervals, paired_differences
 
 BOW_METHOD = "TF-IDF word 1-2 grams, sublinear tf + scikit-learn LogisticRegression"
@@ -76,12 +76,12 @@ def prepare_baselines(
 
 def _text_files(data: CachedData) -> list[str]:
     """The data files the splits' texts came from (a cache file names its own)."""
-    from probe.heads.rows import _open
+    from probe.heads.cached import open_cached
 
     files = []
     for source in data.sources.values():
         if is_cache_file(source):
-            source = _open(source).meta.get("data_source")
+            source = open_cached(source).meta.get("data_source")
         if source and Path(str(source)).exists() and not is_cache_file(str(source)):
             files.append(str(source))
     return files
@@ -113,9 +113,9 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
     """``data``'s splits, their features extracted by ``model`` (random weights)."""
     from probe.data.readers import TextDataset, text_sha1
     from probe.features.extract import extract
-    from probe.heads.rows import _open
+    from probe.heads.cached import open_cached
 
-    first = _open(data.train.parts[0][0]).meta
+    first = open_cached(data.train.parts[0][0]).meta
     distinct = list(dict.fromkeys(text for split in texts.values() for text in split))
     dataset = TextDataset(distinct, None, "the sweep's texts (random-weights baseline)")
     layers = ",".join(str(layer) for layer in data.layers)
@@ -129,7 +129,7 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
         rows = np.asarray([row_of[text_sha1(t)] for t in texts[original.name]], np.int64)
         return CachedSplit(original.name, [(str(view), rows)], original.labels)
 
-    cache = _open(str(view))
+    cache = open_cached(str(view))
     return CachedData(
         train=split(data.train), val=split(data.val), test=split(data.test), model=model,
         model_fingerprint=str(cache.meta.get("model_fingerprint")),

@@ -17,7 +17,7 @@ from probe.errors import ProbeError
 from probe.features.layers import RowSpec, parse_row_spec
 from probe.features.pooling import POOL_NAMES as POOLS
 from probe.features.pooling import check_pool
-from probe.heads.rows import CachedData
+from probe.heads.cached import CachedData
 from probe.progress import Progress
 from probe.research.uncertainty import RESAMPLES
 

@@ -222,7 +222,8 @@ class PendingView:
 
 def store_report(root: Path | None = None) -> dict:
     """Rows, shards, views and bytes of the whole store (``probe cache ls/info``)."""
-    from probe.features.store.rowstore import rows_dir, setting_report
+    from probe.features.store.housekeeping import setting_report
+    from probe.features.store.rowstore import rows_dir
 
     settings = []
     folder = rows_dir(root)
