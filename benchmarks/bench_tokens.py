@@ -163,7 +163,7 @@ def sklearn_reference(work: Path, upos: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from probe.research.tokens import prepare_words
+    from probe.research.words.rows import prepare_words
 
     data = prepare_words(MODEL, task="upos", data=str(EWT))
     best = upos["report"]["best"]

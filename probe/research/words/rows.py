@@ -6,7 +6,7 @@ the sweep machinery (``probe.research.sweep``) runs unchanged on them. Three thi
 
 - splits are by sentence, never by word (``--test-size`` holds out sentences, seeded);
 - bootstrap intervals resample sentences, the unit of independence (``Measures.clusters``);
-- the control task is Hewitt & Liang's, on word types (``probe.research.word_control``).
+- the control task is Hewitt & Liang's, on word types (``probe.research.words.control``).
 
 ``deprel`` is edge probing (Tenney et al. 2019): a row is a dependent, its features are
 ``[h_head; h_dependent]`` (2D) and its label the relation. The root has no head word: it is
@@ -87,7 +87,7 @@ class WordData(CachedData):
         """The sweep's measures with sentence clusters and the control task on word types."""
         from dataclasses import replace
 
-        from probe.research.word_control import WordControl
+        from probe.research.words.control import WordControl
 
         clusters = {name: split.clusters for name, split in self.splits().items()}
         control = measures.control
