@@ -174,6 +174,7 @@ def bag_of_words_row(data: CachedData, texts: dict, *, C=None, Cs=None, class_we
                      cv: int = 5, resamples: int = RESAMPLES, seed: int = 0) -> dict:  # fmt: skip
     """TF-IDF + logistic regression on the training texts, C chosen as the probe's is."""
     from probe.heads.estimator import DEFAULT_CS
+    from probe.heads.maths import pick_C
 
     started = time.perf_counter()
     classes = np.unique(data.train.labels)
@@ -190,12 +191,12 @@ def bag_of_words_row(data: CachedData, texts: dict, *, C=None, Cs=None, class_we
                                                      class_weight, cv, seed)  # fmt: skip
         search.update({"Cs": grid, "accuracy": scores[:, 0].tolist(),
                        "log_loss": scores[:, 1].tolist()})  # fmt: skip
-        best = min(range(len(grid)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
+        chosen = pick_C(grid, scores)
     else:
-        best = 0
-    model = _bow_pipeline(grid[best], class_weight).fit(train_texts, train_labels)
+        chosen = grid[0]
+    model = _bow_pipeline(chosen, class_weight).fit(train_texts, train_labels)
     held = held_out_split(data)
-    row = {"baseline": "bag of words", "method": BOW_NAME, "C": grid[best],
+    row = {"baseline": "bag of words", "method": BOW_NAME, "C": chosen,
            "C_search": search.get("method"),
            "vocabulary": len(model.named_steps["tfidf"].vocabulary_)}  # fmt: skip
     if data.val is not None and held is not data.val:
