@@ -29,6 +29,7 @@ from probe.features.extract import (
 )
 from probe.features.forward import hidden_states_by_layer, host_batch
 from probe.features.layers import resolve_layers
+from probe.features.pooling import TOKEN_POOL
 from probe.features.store import caches as store
 from probe.features.store.rowstore import Setting, layers_to_compute
 from probe.features.store.wordrows import RaggedRowStore, ragged_setting
@@ -102,7 +103,7 @@ def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
     info = describe_model(model)
     wanted = resolve_layers(layers, info.num_layers)
     max_length = info.default_max_length if max_length is None else int(max_length)
-    pool = "token" if unit == "token" else resolve_word_pool(model, word_pool, log)
+    pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool, log)
     base = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
                    compute_dtype_name(model, device, dtype))  # fmt: skip
     setting = ragged_setting(base, unit, pool)

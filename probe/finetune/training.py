@@ -27,6 +27,7 @@ from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
 from probe.features.models import architecture
+from probe.features.pooling import DEFAULT_POOL, check_pool
 from probe.finetune.classifier import FinetuneClassifier, Plan, adamw, make_plan, param_groups
 from probe.finetune.forgetting import compare_checks, language_check
 from probe.finetune.head_init import starting_head
@@ -38,7 +39,7 @@ from probe.jsonable import to_jsonable
 class FinetuneConfig:
     unfreeze: int | str = 0  # trainable blocks below the head: 0 (head only), 1, 2, ... or "all"
     layer: int | None = None  # hidden-state layer the head reads; None = final (L)
-    pool: str = "last"
+    pool: str = DEFAULT_POOL
     lr_body: float = 1e-5
     lr_head: float = 1e-3
     weight_decay: float = 0.01
@@ -229,6 +230,7 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
         raise ProbeError(f"--prefix-dtype must be one of {', '.join(DTYPES)}")
     if config.epochs < 1 or config.batch_size < 1:
         raise ProbeError("--epochs and --batch-size must be at least 1")
+    check_pool(config.pool)  # before the model loads: a typo costs nothing
     backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
     backbone.model.float()  # AdamW on fp16 weights loses the small updates: train in fp32
     plan = make_plan(

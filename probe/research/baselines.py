@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.features.pooling import POOL_NAMES
 from probe.heads.cached import CachedData, CachedSplit, is_cache_file
 from probe.research.uncertainty import RESAMPLES, metric_intervals, paired_differences
 
@@ -414,7 +415,7 @@ def plot_baselines(axes, found: dict) -> None:
     """The random-weights rows (dotted, per pool) and bag of words and majority (horizontal
     lines) on a sweep's accuracy-by-layer axes."""
     split = found["split"]
-    for pool, colour in (("last", "tab:blue"), ("mean", "tab:orange")):
+    for pool, colour in zip(POOL_NAMES, ("tab:blue", "tab:orange"), strict=True):
         rows = sorted(
             (
                 r

@@ -363,3 +363,9 @@ def test_bad_unfreeze_values():
     assert make_plan(30, True, "all", None).first_trainable == 0
     assert make_plan(30, True, 1, None).final_norm_trainable
     assert not make_plan(30, True, 0, None).final_norm_trainable
+
+
+def test_an_unknown_pool_is_refused_before_any_model_loads():
+    """The pool is checked against the one registry first: no model named here exists."""
+    with pytest.raises(ProbeError, match="unknown pool 'max'; choose last or mean"):
+        finetune("/no/such/model", None, FinetuneConfig(pool="max"))
