@@ -25,15 +25,12 @@ import torch
 from probe.data.splits import load_splits
 from probe.features.models.architecture import final_norm
 from probe.features.models.loading import load_backbone
+from probe.finetune.classifier import FinetuneClassifier, adamw, make_plan, param_groups
 from probe.finetune.training import (
-    FinetuneClassifier,
     FinetuneConfig,
-    adamw,
     attach_prefix,
     encode_split,
     evaluate,
-    make_plan,
-    param_groups,
     train_epoch,
 )
 

@@ -125,7 +125,7 @@ def frozen_loop(backbone, texts, labels, test_texts, max_length, epochs=5, batch
 def _cached_data(path: str, model: str, labels: np.ndarray, rows: dict):
     """probe's view of the extracted file, split by the same rows as the user's arrays."""
     from probe.features.store.caches import open_cache
-    from probe.heads.rows import CachedData, CachedSplit
+    from probe.heads.cached import CachedData, CachedSplit
 
     cache = open_cache(path)
     parts = {name: CachedSplit(name, [(path, idx)], labels[idx]) for name, idx in rows.items()}

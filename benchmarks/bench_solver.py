@@ -99,12 +99,12 @@ def sklearn_reference(shape: str, layer: int, pool: str, C: float) -> dict:
     """scikit-learn's lbfgs (float64, tol 1e-6) at one C on the same standardised features."""
     from sklearn.linear_model import LogisticRegression
 
-    from probe.heads.estimator import _standardise
+    from probe.heads.estimator import standardise
 
     n_train, n_val, positive = SHAPES[shape]
     X_all = hidden_states(n_train + n_val, layer, pool, seed=0)
     y = labels(X_all, layer, positive, seed=0)[:n_train]
-    standardised, _, _ = _standardise(X_all[:n_train])
+    standardised, _, _ = standardise(X_all[:n_train])
     wall, cpu = time.perf_counter(), time.process_time()
     model = LogisticRegression(C=C, tol=1e-6, max_iter=10_000).fit(standardised, y)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

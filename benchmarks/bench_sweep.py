@@ -102,7 +102,8 @@ def main() -> None:
     elif not (args.train and args.val):
         parser.error("give --train and --val, or --split-from FILE")
 
-    from probe.heads.rows import is_cache_file, prepare
+    from probe.heads.cached import is_cache_file
+    from probe.heads.rows import prepare
     from probe.research.sweep import markdown_table, public, run_sweep
 
     load_before = os.getloadavg()

@@ -24,7 +24,7 @@ def main() -> None:
 
     from probe.data.readers import read_dataset
     from probe.features.batching import length_sorted_batches
-    from probe.features.extract import pooled_batch
+    from probe.features.forward import pooled_batch
     from probe.features.models.loading import load_backbone
 
     backbone = load_backbone(args.model, device="cpu")

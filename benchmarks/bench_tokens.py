@@ -131,7 +131,8 @@ def full(work: Path) -> dict:
 def word_rows_report(store: Path) -> dict:
     """The SmolLM2 word:last rows' folder report (only it: a shared store may hold settings
     written by other versions of probe)."""
-    from probe.features.store.rowstore import rows_dir, setting_report
+    from probe.features.store.housekeeping import setting_report
+    from probe.features.store.rowstore import rows_dir
 
     for folder in sorted(rows_dir(store).iterdir()):
         setting = json.loads((folder / "setting.json").read_text())
@@ -162,7 +163,7 @@ def sklearn_reference(work: Path, upos: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from probe.research.tokens import prepare_words
+    from probe.research.words.rows import prepare_words
 
     data = prepare_words(MODEL, task="upos", data=str(EWT))
     best = upos["report"]["best"]

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "read_dataset": "probe.data.readers",
     "extract": "probe.features.extract",
-    "embed_texts": "probe.features.extract",
+    "embed_texts": "probe.features.forward",
     "resolve_layers": "probe.features.layers",
     "open_cache": "probe.features.store.caches",
     "load_cache": "probe.features.store.caches",

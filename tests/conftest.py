@@ -164,7 +164,7 @@ def research_data(tiny_gpt2_dir, research_cache):
     i % 3): train 240, val 90, test 120 rows."""
     import numpy as np
 
-    from probe.heads.rows import CachedData, CachedSplit
+    from probe.heads.cached import CachedData, CachedSplit
 
     path, source, n_layers = research_cache
     labels = np.array(["a", "b", "c"])[np.arange(450) % 3]

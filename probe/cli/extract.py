@@ -333,7 +333,7 @@ def cache_gc():
       probe cache gc
     """
     from probe.features.store.caches import store_report
-    from probe.features.store.rowstore import collect_garbage
+    from probe.features.store.housekeeping import collect_garbage
 
     removed = collect_garbage()
     freed = sum(size for _, size in removed)

@@ -57,7 +57,7 @@ def head_data_options(command):
 
 def _prepare(options: dict, layers: str):
     from probe.heads.rows import prepare
-    from probe.research.tokens import is_word_input, prepare_words
+    from probe.research.words.rows import is_word_input, prepare_words
 
     if options["task"] or is_word_input(options["data"], options["train"]):
         if options["labels_file"]:
@@ -269,12 +269,12 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     source = options["data"] or options["train"] or "store"
     folder = Path(out_dir or f"sweeps/{_short_name(data.model)}-{_short_name(source)}")
     if hasattr(data, "word_pool"):
-        from probe.research.wordreport import word_fields
+        from probe.research.words.report import word_fields
 
         result.update(word_fields(data))
     table = markdown_table(result)
     if hasattr(data, "word_pool"):
-        from probe.research.wordreport import word_markdown
+        from probe.research.words.report import word_markdown
 
         table += "\n" + word_markdown(result)
     settings = {key: options[key] for key in ("text_col", "label_col", "test_size", "seed",

@@ -69,7 +69,7 @@ class EmbedBlock:
     def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{position, text} -> {position, n_tokens, last, mean}; pools as fp16 (rows, L, D)."""
         from probe.features.batching import length_sorted_batches
-        from probe.features.extract import pooled_batches
+        from probe.features.forward import pooled_batches
 
         backbone = self.backbone
         token_ids = backbone.tokenizer.encode(list(block["text"]), self.max_length).token_ids

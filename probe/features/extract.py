@@ -4,22 +4,23 @@ The forward pass is the expensive part, so it is arranged to waste nothing: text
 batched by length under a token budget (padding ~1.03x the real tokens instead of ~3x),
 the LM head is never run (the base model is called), blocks above the highest requested
 layer are never run (a hook stops the pass), and each batch is pooled and moved to CPU as
-fp16 before the next, so memory stays flat in N.
+fp16 before the next, so memory stays flat in N. The pass itself, without the cache, is
+``probe.features.forward``; this module decides what to compute and stores it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
-from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
+from probe.features.batching import DEFAULT_TOKEN_BUDGET, length_sorted_batches
 from probe.features.device import BackgroundWriter
-from probe.features.forward import hidden_states_by_layer  # noqa: F401  (public here)
+from probe.features.forward import encode_texts, pooled_batches
 from probe.features.layers import resolve_layers
 from probe.features.models.fusion import compiled_blocks
 from probe.features.models.loading import Backbone
@@ -29,116 +30,6 @@ from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
 NOTHING_COMPILED = "--compile: nothing ran (every row was in the store)"
-
-
-# --- the forward pass ---------------------------------------------------------------------
-
-
-def pooled_batch(backbone: Backbone, token_ids, layers: Sequence[int]) -> dict[str, np.ndarray]:
-    """{pool: float16 [n_layers, B, D]} for one batch of token id lists."""
-    return _pool_on_device(backbone, _host_batch(backbone, token_ids), layers).result()
-
-
-def pooled_batches(
-    backbone: Backbone,
-    token_ids: Sequence[Sequence[int]],
-    batches: Sequence[np.ndarray],
-    layers: Sequence[int],
-    overlap: bool = True,
-) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Yield (rows, {pool: float16 [n_layers, B, D]}) for each batch of row indices, in order.
-
-    With ``overlap`` the next batches are collated (and pinned, on CUDA) in a background
-    thread while the model runs on this one, and a batch's pooled features are handed out
-    only after the next batch's forward pass is queued: on a GPU the device-to-host copy
-    of one batch runs behind the kernels of the next. The numbers are the same either way.
-    """
-    from probe.features.device import prefetched
-
-    def prepare(rows):
-        return rows, _host_batch(backbone, [token_ids[i] for i in rows])
-
-    staged = prefetched(batches, prepare) if overlap else map(prepare, batches)
-    waiting = None  # (rows, HostCopy) of the batch before
-    for rows, host in staged:
-        copy = _pool_on_device(backbone, host, layers)
-        if waiting is not None:
-            yield waiting[0], waiting[1].result()
-        waiting = (rows, copy) if overlap else None
-        if not overlap:
-            yield rows, copy.result()
-    if waiting is not None:
-        yield waiting[0], waiting[1].result()
-
-
-def _host_batch(backbone: Backbone, token_ids):
-    """Padded (input_ids, attention_mask) on the host: pinned where a CUDA copy follows."""
-    input_ids, attention_mask = collate(token_ids, backbone.tokenizer.pad_id, "cpu")
-    if next(backbone.model.parameters()).device.type == "cuda":
-        input_ids, attention_mask = input_ids.pin_memory(), attention_mask.pin_memory()
-    return input_ids, attention_mask
-
-
-def _pool_on_device(backbone: Backbone, host_batch, layers: Sequence[int]) -> dict:
-    import torch
-
-    from probe.features.device import HostCopy, to_device
-    from probe.features.pooling import POOLS
-
-    device = next(backbone.model.parameters()).device
-    input_ids, attention_mask = (to_device(t, device) for t in host_batch)
-    with torch.inference_mode():
-        hidden = hidden_states_by_layer(backbone.model, input_ids, attention_mask, layers)
-        return HostCopy(
-            {
-                name: torch.stack([pool(hidden[layer], attention_mask) for layer in layers]).to(
-                    torch.float16
-                )
-                for name, pool in POOLS.items()
-            }
-        )  # (n_layers, B, D) per pool; the copy to the host may still be running
-
-
-def embed_texts(
-    backbone: Backbone,
-    texts: Sequence[str],
-    layers: Sequence[int],
-    max_length: int | None = None,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
-    overlap: bool = True,
-    prompt: str | None = None,
-    chat_template: bool = False,
-) -> dict[str, np.ndarray]:
-    """Features for a few texts without the cache: {pool: float32 [n_layers, N, D]}.
-
-    Values are rounded through fp16 exactly as the cache stores them, so a head applied
-    here gives the predictions it gives on cached features.
-    """
-    encoded = encode_texts(backbone, texts, max_length or backbone.default_max_length,
-                           prompt, chat_template)  # fmt: skip
-    lengths = [len(ids) for ids in encoded.token_ids]
-    if min(lengths, default=1) == 0:
-        raise ProbeError("a text is empty or whitespace-only after tokenization")
-    out = {
-        pool: np.zeros((len(layers), len(texts), backbone.hidden_size), np.float32)
-        for pool in store.POOL_NAMES
-    }
-    batches = length_sorted_batches(lengths, token_budget)
-    for rows, batch in pooled_batches(backbone, encoded.token_ids, batches, layers, overlap):
-        for pool in store.POOL_NAMES:
-            out[pool][:, rows] = batch[pool]
-    return out
-
-
-def encode_texts(backbone: Backbone, texts, max_length: int, prompt=None, chat_template=False):
-    """Token ids of ``texts`` after ``--prompt``/``--chat-template`` (whose markup already
-    holds the special tokens, so the tokenizer adds none)."""
-    from probe.features.models.prompts import format_texts
-
-    formatted = format_texts(texts, backbone.tokenizer, prompt, chat_template)
-    if chat_template:
-        return backbone.tokenizer.encode(formatted, max_length, special_tokens=False)
-    return backbone.tokenizer.encode(formatted, max_length)
 
 
 # --- the cached extraction ----------------------------------------------------------------

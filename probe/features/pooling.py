@@ -1,13 +1,19 @@
 """Pool a padded batch of hidden states into one vector per example.
 
 Both pools read only real tokens, so padding side and pad id never change a stored number.
-``POOL_NAMES`` is the one definition of the pools every stage knows; it imports no torch,
-so code that only reads a cache can use it.
+This module is the one registry of pool names every stage knows (sentence pools, word
+pools, the token "pool" of token views, the default); it imports no torch, so code that only
+reads a cache can use it.
 """
 
 from __future__ import annotations
 
-POOL_NAMES = ("last", "mean")
+POOL_NAMES = ("last", "mean")  # sentence pools: every sentence view stores both
+DEFAULT_POOL = "last"  # the one a causal model's whole text reaches
+WORD_POOLS = ("first", "last", "mean")  # a word's subwords -> one vector (probe.features.words)
+WORD_ONLY_POOLS = tuple(p for p in WORD_POOLS if p not in POOL_NAMES)  # ("first",)
+TOKEN_POOL = "token"  # a token view's one dataset: every token its own row, nothing pooled
+VIEW_POOLS = (*POOL_NAMES, *WORD_ONLY_POOLS, TOKEN_POOL)  # datasets a view file may hold
 
 
 def last_token_index(attention_mask):
@@ -43,8 +49,6 @@ def pool_mean(hidden, attention_mask):
     summed = (hidden.to(torch.float32) * weights).sum(dim=1)  # (B, D)
     return summed / weights.sum(dim=1).clamp(min=1.0)
 
-
-WORD_ONLY_POOLS = ("first",)  # word-level views (probe.features.words) pool a word's subwords
 
 POOLS = {"last": pool_last, "mean": pool_mean}
 assert tuple(POOLS) == POOL_NAMES

@@ -25,11 +25,11 @@ from probe.features.extract import (
     TRUNCATION_SIDE,
     _distinct,
     _ensure_writable,
-    _host_batch,
     compute_dtype_name,
-    hidden_states_by_layer,
 )
+from probe.features.forward import hidden_states_by_layer, host_batch
 from probe.features.layers import resolve_layers
+from probe.features.pooling import TOKEN_POOL
 from probe.features.store import caches as store
 from probe.features.store.rowstore import Setting, layers_to_compute
 from probe.features.store.wordrows import RaggedRowStore, ragged_setting
@@ -103,7 +103,7 @@ def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
     info = describe_model(model)
     wanted = resolve_layers(layers, info.num_layers)
     max_length = info.default_max_length if max_length is None else int(max_length)
-    pool = "token" if unit == "token" else resolve_word_pool(model, word_pool, log)
+    pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool, log)
     base = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
                    compute_dtype_name(model, device, dtype))  # fmt: skip
     setting = ragged_setting(base, unit, pool)
@@ -194,7 +194,7 @@ def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, want
                 if len(lengths) and lengths.min() == 0:
                     raise ProbeError(f"{int((lengths == 0).sum())} sentences have no tokens")
                 for batch in length_sorted_batches(lengths, token_budget):
-                    host = _host_batch(backbone, [encoded.token_ids[i] for i in batch])
+                    host = host_batch(backbone, [encoded.token_ids[i] for i in batch])
                     input_ids, attention_mask = (to_device(t, device) for t in host)
                     spans = [encoded.word_tokens[i] for i in batch]
                     with torch.inference_mode():

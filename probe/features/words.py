@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.features.pooling import WORD_POOLS
 
-WORD_POOLS = ("first", "last", "mean")
 UNITS = ("word", "token")
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from probe.features.pooling import DEFAULT_POOL
 from probe.jsonable import to_jsonable
 from probe.research.uncertainty import LEVEL, RESAMPLES
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 DEFAULT_LR_GRID = (1e-5, 3e-5, 1e-4)
 # Raschka, "Build a Large Language Model (From Scratch)", ch. 6: the spam classifier.
 BOOK_RECIPE = {
-    "unfreeze": 1, "layer": None, "pool": "last", "lr_body": 5e-5, "lr_head": 5e-5,
+    "unfreeze": 1, "layer": None, "pool": DEFAULT_POOL, "lr_body": 5e-5, "lr_head": 5e-5,
     "weight_decay": 0.1, "epochs": 5, "batch_size": 8, "patience": None,
     "init_head": "zero",  # the book's head starts untrained (here: at zero), not at a probe
 }  # fmt: skip
@@ -49,7 +50,7 @@ def best_probe(
     """
     from probe.features.extract import extract
     from probe.features.store.caches import open_cache
-    from probe.heads.rows import CachedData, CachedSplit
+    from probe.heads.cached import CachedData, CachedSplit
     from probe.research.sweep import run_sweep
 
     log = log or (lambda message: None)

@@ -86,7 +86,7 @@ def initial_head(path, backbone, plan, pool: str, label_names: list[str]):
     """A ``probe fit`` head as (W (C, D), b (C,)) on raw features, scaler folded in.
 
     The probe computes ``W ((x - mean) / scale) + b``, which is ``(W / scale) x + b - W (mean
-    / scale)``: one linear layer on the unstandardised pooled state.
+    / scale)``: one linear layer on the unstandardised pooled state (``fold_scaler``).
     """
     from probe.heads.persistence import load_head
 
@@ -112,15 +112,15 @@ def initial_head(path, backbone, plan, pool: str, label_names: list[str]):
 
 
 def fold_scaler(classifier) -> tuple[np.ndarray, np.ndarray]:
-    coef = np.asarray(classifier.coef_, np.float64)  # (C, D), or (1, D) for a binary head
-    intercept = np.asarray(classifier.intercept_, np.float64).reshape(-1)
-    mean = getattr(classifier, "mean_", None)
-    scale = getattr(classifier, "scale_", None)
-    mean = np.zeros(coef.shape[1]) if mean is None else np.asarray(mean, np.float64)
-    scale = np.ones(coef.shape[1]) if scale is None else np.asarray(scale, np.float64)
-    weight = coef / scale
-    bias = intercept - weight @ mean
-    if weight.shape[0] == 1:  # sigmoid(w x + b) == softmax([0, w x + b])[1]
+    """``folded_weights`` as the (C, D) and (C,) float32 of an ``nn.Linear`` read by softmax:
+    a binary head's one row becomes two, since sigmoid(w x + b) == softmax([0, w x + b])[1]."""
+    from probe.heads.maths import folded_weights
+
+    weight, bias = folded_weights(
+        classifier.coef_, classifier.intercept_,
+        getattr(classifier, "mean_", None), getattr(classifier, "scale_", None),
+    )  # fmt: skip
+    if weight.shape[0] == 1:
         weight = np.vstack([np.zeros_like(weight), weight])
         bias = np.concatenate([[0.0], bias])
     return weight.astype(np.float32), bias.astype(np.float32)

@@ -18,15 +18,20 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
+from probe.heads.linalg import feature_basis
+from probe.heads.maths import (
+    accuracy_and_log_loss,
+    constant_columns,
+    folded_weights,
+    pick_C,
+    softmax,
+)
 from probe.heads.solver import (
     PRECONDITIONER_ROWS,
     SEARCH_TOL,
+    LogisticPath,
     ReferencePath,
     SolverFailure,
-    _accuracy_and_log_loss,
-    _LogisticPath,
-    _softmax,
-    feature_basis,
 )
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
@@ -118,7 +123,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             _check_finite(X_val, "validation X")
             val_codes = self._encode(y_val, "validation")
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked: one line
-            standardised, self.mean_, self.scale_ = _standardise(X, self.copy_X)  # (N, D) f32
+            standardised, self.mean_, self.scale_ = standardise(X, self.copy_X)  # (N, D) f32
         sample_weight = self._sample_weight(codes)
         grid = self._grid()
         X_val = None if val_codes is None else self._standardise32(X_val)
@@ -130,7 +135,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             try:
                 with np.errstate(all="ignore"):  # non-finite values are checked, not warned
                     path, best_C = self._fit_path(
-                        _LogisticPath, standardised, codes, sample_weight, grid, X_val, val_codes
+                        LogisticPath, standardised, codes, sample_weight, grid, X_val, val_codes
                     )
             except ProbeError:
                 raise
@@ -181,8 +186,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         return path, best_C
 
     def _new_path(self, X, codes, sample_weight):
-        path_class = getattr(self, "_path_class", _LogisticPath)
-        if path_class is not _LogisticPath:
+        path_class = getattr(self, "_path_class", LogisticPath)
+        if path_class is not LogisticPath:
             return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
         return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state,
                           basis=getattr(self, "_basis", None))  # fmt: skip
@@ -233,7 +238,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         scores, states = [], []
         for C in grid:
             path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
-            scores.append(_accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
+            scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
             if keep_states:
                 states.append(path.snapshot())
             if self.stop_early and turned_up(np.asarray(scores)):
@@ -258,7 +263,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             for path, (_, held), features in zip(paths, splits, held_X, strict=True):
                 path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
                 logits.append(path.logits(features))
-                fold_scores.append(_accuracy_and_log_loss(logits[-1], codes[held], path.binary))
+                fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
             scores.append(np.mean(fold_scores, axis=0))
             self._held_logits.append(logits)
             if self.stop_early and turned_up(np.asarray(scores)):
@@ -281,12 +286,11 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 positive = expit(logits[:, 0])
                 probabilities[rows] = np.column_stack([1.0 - positive, positive])
             else:
-                probabilities[rows] = _softmax(logits)
+                probabilities[rows] = softmax(logits)
         return probabilities
 
     def _pick(self, grid, scores: np.ndarray, method: str) -> float:
-        """Highest accuracy; ties go to the lower log loss."""
-        best = min(range(len(scores)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
+        """``pick_C``, with the search recorded in ``search_``."""
         self.search_ = {
             "method": method,
             "Cs": list(grid[: len(scores)]),
@@ -294,7 +298,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             "accuracy": [float(s) for s in scores[:, 0]],
             "log_loss": [float(s) for s in scores[:, 1]],
         }
-        return grid[best]
+        return pick_C(grid, scores)
 
     # prediction --------------------------------------------------------------------------
     def decision_function(self, X) -> np.ndarray:
@@ -305,8 +309,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        weight = (self.coef_ / self.scale_).T  # (D, K')
-        bias = self.intercept_ - (self.mean_ / self.scale_) @ self.coef_.T  # (K',)
+        weight, bias = folded_weights(self.coef_, self.intercept_, self.mean_, self.scale_)
+        weight = weight.T  # (D, K')
         scores = np.empty((len(X), weight.shape[1]))
         for start in range(0, len(X), 8192):
             block = np.asarray(X[start : start + 8192], dtype=np.float64)
@@ -321,7 +325,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         if scores.ndim == 1:
             positive = expit(scores)
             return np.column_stack([1.0 - positive, positive])
-        return _softmax(scores)
+        return softmax(scores)
 
     def predict(self, X) -> np.ndarray:
         scores = self.decision_function(X)
@@ -407,7 +411,7 @@ def _check_finite(X: np.ndarray, what: str) -> None:
         )
 
 
-def _standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(standardised float32 X, centre, scale): what ``mean_`` and ``scale_`` hold.
 
     A float64-accumulated column sum gives the mean, rounded to float32: the centre
@@ -434,10 +438,7 @@ def _standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarr
     scale = np.sqrt(np.maximum(squares / n - offset**2, 0.0))
     if not (np.isfinite(scale).all() and np.isfinite(centre).all()):
         raise InvalidTrainingData("feature values too large for float32 (|x| > 3e38)")
-    # constant: no spread, or less than float32 can hold next to the column's mean (rounding)
-    constant = (scale < 10 * np.finfo(np.float64).eps) | (
-        scale <= 8 * np.finfo(np.float32).eps * np.abs(centre)
-    )
-    scale = np.where(constant, 1.0, scale)
+    # constant: no spread, or less than float32 can hold next to the mean (rounding)
+    scale = np.where(constant_columns(scale, centre), 1.0, scale)
     out /= scale.astype(np.float32)
     return out, centre.astype(np.float64), scale

@@ -122,14 +122,16 @@ def mix_features(data, layers: list[int], pool: str, *, C: float = 1.0):
     """Mixed features of every split, {split name: (n, D)}, what was learned, and the
     ``LayerCombiner`` that repeats it on new texts.
 
-    Each layer is standardised with the training rows' mean and scale before mixing.
+    Each layer is standardised with the training rows' mean and scale before mixing, as a
+    head standardises its input (``standardise``: constant columns keep scale 1).
     """
-    train = _stack(data.train, layers, pool)  # (L, n, D)
-    mean = train.mean(axis=1)  # (L, D)
-    scale = train.std(axis=1)
-    scale[scale < 1e-6] = 1.0
-    train -= mean[:, None, :]
-    train /= scale[:, None, :]
+    from probe.heads.estimator import standardise
+
+    train = _stack(data.train, layers, pool)  # (L, n, D) float32
+    mean = np.empty(train.shape[::2], np.float32)  # (L, D)
+    scale = np.empty(train.shape[::2], np.float32)
+    for index, layer in enumerate(train):  # in place, one layer at a time: no (L, n, D) copy
+        _, mean[index], scale[index] = standardise(layer, copy=False)
     classes, codes = np.unique(data.train.labels, return_inverse=True)
     weights = fit_mix_weights(train, codes, len(classes), C=C).astype(np.float32)
     combiner = LayerCombiner(MIX, tuple(layers), weights, mean, scale)

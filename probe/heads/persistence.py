@@ -31,7 +31,7 @@ REQUIRED_META = {
     "model": str,  # a spec load_backbone accepts: alias, directory, .gguf, hub id
     "model_fingerprint": str,
     "layer": (int, str),  # 0 = embeddings .. L = final output; or "12+18+24", "mix"
-    "pool": str,  # "last" or "mean"
+    "pool": str,  # a name of probe.features.pooling (check_pool)
     "max_length": int,
 }
 WEIGHT_NAMES = ("coef", "intercept", "mean", "scale")

@@ -6,107 +6,19 @@ files, one file with a ``split`` column, one file split here (stratified, by ``t
 and ``seed``; 0 means no test split), or a new label set (``labels``) for texts already
 cached, matched by ``id`` or exact text, which never loads the backbone. The whole of a file
 is extracted once and split by rows, so another seed or test size reuses the same cache.
+The rows themselves (``CachedSplit``, ``CachedData``) are :mod:`probe.heads.cached`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from probe.data.splits import split_names
 from probe.errors import ProbeError
-
-# --- labelled rows of cache files -------------------------------------------------------------
-
-
-@dataclass
-class CachedSplit:
-    """Rows of one or more cache files and their labels: what a head fits or is scored on."""
-
-    name: str
-    parts: list[tuple[str, np.ndarray | None]]  # (cache file, rows; None = all, in order)
-    labels: np.ndarray  # str (n,)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def features(self, layer: int, pool: str) -> np.ndarray:
-        """float32 (n, D), the fp16 cache values widened."""
-        blocks = []
-        for path, rows in self.parts:
-            layer_features = _open(path).features(layer, pool)  # (N_file, D)
-            blocks.append(layer_features if rows is None else layer_features[rows])
-        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-
-    def text_sha1(self) -> np.ndarray:
-        """uint8 (n, 20): each row's text identity (equal texts, equal rows; control tasks)."""
-        blocks = []
-        for path, rows in self.parts:
-            keys = np.asarray(_open(path).text_sha1)
-            blocks.append(keys if rows is None else keys[rows])
-        return np.concatenate(blocks)
-
-    def take(self, positions: np.ndarray, name: str) -> CachedSplit:
-        """The sub-split at ``positions`` (indices into this split's rows), in their order."""
-        positions = np.sort(np.asarray(positions, dtype=np.int64))
-        parts, offset = [], 0
-        for path, rows in self.parts:
-            size = _open(path).n if rows is None else len(rows)
-            mine = positions[(positions >= offset) & (positions < offset + size)] - offset
-            if len(mine):
-                parts.append((path, mine if rows is None else rows[mine]))
-            offset += size
-        return CachedSplit(name, parts, self.labels[positions])
-
-
-@dataclass
-class CachedData:
-    """Train (and optional val, test) rows, all from caches of one model and settings."""
-
-    train: CachedSplit
-    val: CachedSplit | None
-    test: CachedSplit | None
-    model: str  # spec for load_backbone, recorded in heads
-    model_fingerprint: str
-    max_length: int
-    n_layers_model: int
-    layers: list[int]  # stored in every cache used
-    cache_keys: dict[str, str]  # split -> cache key (several files: joined with '+')
-    sources: dict[str, str] = field(default_factory=dict)  # split -> where it came from
-    text_format: dict = field(default_factory=dict)  # --prompt/--chat-template, where used
-
-    def splits(self) -> dict[str, CachedSplit]:
-        return {s.name: s for s in (self.train, self.val, self.test) if s is not None}
-
-    def layer(self, spec: int | str) -> int:
-        """``11``, ``-1`` -> a stored model layer, or a one-line error listing them."""
-        from probe.features.layers import resolve_layers
-
-        (layer,) = resolve_layers(str(spec), self.n_layers_model)
-        if layer not in self.layers:
-            stored = ", ".join(map(str, self.layers))
-            raise ProbeError(f"layer {spec} is not in the cache; stored layers: {stored}")
-        return layer
-
-
-_OPEN_CACHES: dict = {}
-
-
-def _open(path: str):
-    """open_cache, memoised per process (a sweep reads each file once per layer x pool)."""
-    from probe.features.store.caches import open_cache
-
-    stat = Path(path).stat()
-    memo_key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if memo_key not in _OPEN_CACHES:
-        _OPEN_CACHES[memo_key] = open_cache(path)
-    return _OPEN_CACHES[memo_key]
-
-
-def is_cache_file(source: str | None) -> bool:
-    return source is not None and Path(source).suffix.lower() in (".h5", ".hdf5")
+from probe.heads.cached import CachedData, CachedSplit, is_cache_file, open_cached
 
 
 def prepare(
@@ -139,9 +51,9 @@ def prepare(
     sources = [s for s in (train, val, test, data) if s is not None]
     caches = [s for s in sources if is_cache_file(s) and Path(s).is_file()]
     if caches:  # a bad --layer is one line, before any notice (data files: extract checks)
-        _check_layer_spec(layers, _open(caches[0]).meta)
+        _check_layer_spec(layers, open_cached(caches[0]).meta)
     if model is None and labels is None and caches and len(caches) < len(sources):
-        model = str(_open(caches[0]).meta.get("model"))  # extract data files like the cache
+        model = str(open_cached(caches[0]).meta.get("model"))  # extract data files like the cache
     if labels is not None:
         found = _rows_for_new_labels(
             labels, model, {"train": train, "val": val, "test": test, "data": data},
@@ -188,7 +100,7 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
     """A cache file with stored labels, or a data file extracted on demand (after the
     checks that need no model, so a bad input costs no extraction)."""
     if is_cache_file(source):
-        cache = _open(source)
+        cache = open_cached(source)
         if cache.labels is None:
             raise ProbeError(f"{source} holds no labels; give a label file with --labels FILE")
         labels = np.asarray(cache.labels, dtype=str)
@@ -281,7 +193,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
     caches = {}
     for split in splits.values():
         for path, _ in split.parts if split is not None else []:
-            caches[path] = _open(path)
+            caches[path] = open_cached(path)
     first = next(iter(caches.values()))
     from probe.features.extract import text_format
 
@@ -366,7 +278,7 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         log(f"{labels_file}: skipped {label_set.skipped_empty} empty texts")
     text_keys = [text_sha1(text) for text in label_set.texts]
     candidates = (
-        [_open(source) for source in given.values()]
+        [open_cached(source) for source in given.values()]
         if given
         else _store_candidates(model, max_length)
     )
@@ -428,7 +340,7 @@ def _store_candidates(model, max_length):
             continue
         if max_length and row["max_length"] != max_length:
             continue
-        caches.append(_open(row["path"]))
+        caches.append(open_cached(row["path"]))
     return caches
 
 

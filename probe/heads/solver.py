@@ -20,9 +20,9 @@ about 20 passes for a whole 7-value C path:
 Degenerate features (constant or duplicated columns, rank-deficient or wide matrices: what
 embedding layers look like) make the curvature estimate singular. Every factorisation is
 therefore guarded (symmetrised, floored, a ridge relative to the trace, a diagonal
-preconditioner as the last resort), and a non-finite value anywhere raises ``SolverFailure``,
-on which the estimator refits with ``ReferencePath`` (scikit-learn's lbfgs): slower, never
-wrong.
+preconditioner as the last resort: ``probe.heads.linalg``), and a non-finite value anywhere
+raises ``SolverFailure``, on which the estimator refits with ``ReferencePath`` (scikit-learn's
+lbfgs): slower, never wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from probe.heads.linalg import (
+    SolverFailure,
+    cholesky_solver,
+    feature_basis,
+    robust_eigh,
+    thin_gram_eigh,
+    weighted_gram,
+)
+from probe.heads.maths import logsumexp, softmax
 
 PRECONDITIONER_ROWS = 4096  # subsample on which the data term's Hessian is estimated
 LBFGS_MEMORY = 100  # curvature pairs: real hidden states at large C need many (3710 -> 1087 passes)
@@ -39,14 +49,10 @@ OBJECTIVE_RTOL = 1e-6  # stop also when the objective is this close to its minim
 RENEW_EVERY = 12  # iterations at one C after which the curvature is estimated again
 
 
-class SolverFailure(ArithmeticError):
-    """The fast path met a value it cannot use (non-finite loss or gradient)."""
-
-
 # --- the solver -------------------------------------------------------------------------------
 
 
-class _LogisticPath:
+class LogisticPath:
     """Penalised logistic regression on one standardised matrix, warm-started from C to C.
 
     Parameters are ``W`` (K', D) and ``b`` (K',), K' = 1 for two classes (binary loss, like
@@ -91,7 +97,7 @@ class _LogisticPath:
             z = Z[:, 0]
             return float(self.w @ -log_expit(np.where(self.target == 1, z, -z)))
         rows = np.arange(len(Z))
-        return float(self.w @ (_logsumexp(Z) - Z[rows, self.codes]))
+        return float(self.w @ (logsumexp(Z) - Z[rows, self.codes]))
 
     def _residual(self, Z: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         """w_i * d loss_i / d z_i for the given rows: (n, K')."""
@@ -99,7 +105,7 @@ class _LogisticPath:
 
         if self.binary:
             return ((expit(Z[:, 0]) - self.target[rows]) * self.w[rows])[:, None]
-        residual = _softmax(Z)
+        residual = softmax(Z)
         residual[np.arange(len(Z)), self.codes[rows]] -= 1.0
         return residual * self.w[rows, None]
 
@@ -141,7 +147,7 @@ class _LogisticPath:
         if self.binary:
             p, u = expit(Z[:, 0]), along[:, 0]
             return float(self.w @ ((p - self.target) * u)), float(self.w @ (p * (1 - p) * u * u))
-        p = _softmax(Z)
+        p = softmax(Z)
         p_u = (p * along).sum(axis=1)
         slope = self.w @ (p_u - along[np.arange(len(Z)), self.codes])
         return float(slope), float(self.w @ ((p * along * along).sum(axis=1) - p_u * p_u))
@@ -168,7 +174,7 @@ class _LogisticPath:
         if not isinstance(self._curvature, tuple):  # two classes, more rows than features
             penalty = np.full(self.W.shape[1] + 1, lam)
             penalty[-1] = 0.0  # the intercept is not penalised
-            return _cholesky_solver(self._curvature + np.diag(penalty))
+            return cholesky_solver(self._curvature + np.diag(penalty))
         scales, feature_vectors, class_vectors, null_class = self._curvature
         # (K', r); lam > 0 keeps it positive. The all-ones class direction changes no
         # prediction: the solve never moves along it (a row of zeros, not 1 / inf, since a
@@ -213,17 +219,17 @@ class _LogisticPath:
             p = expit(Z[:, 0])
             rows = (weight * p * (1.0 - p)).astype(np.float32)
             if not wide:
-                return _weighted_gram(augmented, rows)
-            feature_values, feature_vectors = _thin_gram_eigh(augmented, rows)
+                return weighted_gram(augmented, rows)
+            feature_values, feature_vectors = thin_gram_eigh(augmented, rows)
             return feature_values[None, :], feature_vectors, np.ones((1, 1)), None
-        p = _softmax(Z)  # (m, K)
+        p = softmax(Z)  # (m, K)
         coupling = np.diag(weight @ p) - (p * weight[:, None]).T @ p  # (K, K)
-        class_values, class_vectors = _robust_eigh(coupling)
+        class_values, class_vectors = robust_eigh(coupling)
         null_class = int(np.argmin(np.abs(class_values)))
         if wide:
             spread = (p * (1.0 - p)).mean(axis=1)  # (m,) how much each row still bends
             rows = (weight * spread).astype(np.float32)
-            feature_values, feature_vectors = _thin_gram_eigh(augmented, rows)
+            feature_values, feature_vectors = thin_gram_eigh(augmented, rows)
             class_values = class_values / max(float(weight @ spread), 1e-300)
             scales = np.outer(class_values, feature_values)  # K-FAC: A (kron) B
             return scales, feature_vectors, class_vectors, null_class
@@ -354,7 +360,7 @@ class _LogisticPath:
 
 
 class ReferencePath:
-    """scikit-learn's lbfgs behind ``_LogisticPath``'s interface: the fallback and reference.
+    """scikit-learn's lbfgs behind ``LogisticPath``'s interface: the fallback and reference.
 
     Same objective, same parametrisation (binary: one row; K classes: K rows, multinomial),
     warm-started from C to C. Its ``tol`` is a bound on the largest gradient entry of the
@@ -398,119 +404,3 @@ class ReferencePath:
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W.T + self.b  # (n, K')
-
-
-def _softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (n, K) logits (scipy's carries array-API overhead per call)."""
-    exp = np.exp(Z - Z.max(axis=1, keepdims=True))
-    exp /= exp.sum(axis=1, keepdims=True)
-    return exp
-
-
-def _logsumexp(Z: np.ndarray) -> np.ndarray:
-    top = Z.max(axis=1)
-    return top + np.log(np.exp(Z - top[:, None]).sum(axis=1))
-
-
-def _weighted_gram(augmented: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``augmented^T diag(rows) augmented`` (float64, symmetric) with BLAS ``ssyrk``: half the
-    FLOPs of a GEMM, and the largest single cost of a fit on a few thousand rows."""
-    from scipy.linalg.blas import ssyrk
-
-    scaled = augmented * np.sqrt(np.maximum(rows, 0), dtype=np.float32)[:, None]  # (m, D+1)
-    upper = ssyrk(1.0, scaled.T, trans=0).astype(np.float64)  # (D+1, D+1), upper triangle
-    return np.triu(upper) + np.triu(upper, 1).T
-
-
-def feature_basis(augmented: np.ndarray) -> np.ndarray:
-    """Eigenbasis (D+1, D+1) of ``augmented^T augmented`` (rows (m, D+1), ones last): the
-    multi-class preconditioner's feature basis, one per matrix (folds of one matrix may
-    share it: they differ in the rows, not in the features' correlations)."""
-    from scipy.linalg import LinAlgError, eigh
-
-    gram = _weighted_gram(augmented, np.ones(len(augmented), np.float32))
-    if not np.isfinite(gram).all():
-        raise SolverFailure("non-finite curvature estimate")
-    try:  # float32 divide and conquer: ~3x faster than float64 MRRR; a basis needs no more
-        _, vectors = eigh(gram.astype(np.float32), driver="evd", check_finite=False)
-        if np.isfinite(vectors).all():
-            return vectors.astype(np.float64)
-    except (LinAlgError, ValueError):
-        pass
-    return _robust_eigh(gram)[1]
-
-
-def _cholesky_solver(matrix: np.ndarray):
-    """``q -> q @ inv(matrix)`` for q (K', n), matrix symmetric positive semi-definite (and
-    overwritten: the caller builds it for this call).
-
-    A singular matrix (the unpenalised intercept with nothing to pin it, a tiny penalty on a
-    rank-deficient Hessian) gets a ridge relative to its mean diagonal, growing until the
-    factorisation holds; the diagonal (Jacobi) preconditioner when none does.
-    """
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve
-
-    if not np.isfinite(matrix).all():
-        raise SolverFailure("non-finite curvature estimate")
-    diagonal = np.maximum(np.diag(matrix), 0.0)  # (n,) a copy: the ridge goes into matrix
-    level = max(float(diagonal.mean()), np.finfo(float).tiny)
-    added = 0.0
-    for ridge in (1e-12, 1e-9, 1e-6, 1e-3):  # Cholesky reads one triangle: no symmetrising
-        matrix.flat[:: len(matrix) + 1] += (ridge - added) * level  # in place: no n x n copy
-        added = ridge
-        try:
-            factor = cho_factor(matrix, check_finite=False)
-        except (LinAlgError, ValueError):
-            continue
-        return lambda q: cho_solve(factor, q.T, check_finite=False).T
-    jacobi = 1.0 / (diagonal + 1e-3 * level)
-    return lambda q: q * jacobi
-
-
-def _thin_gram_eigh(augmented: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nonzero eigenpairs of ``augmented^T diag(rows) augmented`` ((D+1) square, rank <= m)
-    from the m x m Gram matrix: values (r,), orthonormal basis (D+1, r)."""
-    scaled = augmented.astype(np.float64) * np.sqrt(np.maximum(rows, 0.0))[:, None]  # (m, D+1)
-    values, vectors = _robust_eigh(scaled @ scaled.T)  # (m,), (m, m)
-    keep = values > 1e-10 * max(float(values.max(initial=0.0)), np.finfo(float).tiny)
-    basis = scaled.T @ vectors[:, keep] / np.sqrt(values[keep])  # (D+1, r)
-    return values[keep], basis
-
-
-def _robust_eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(eigenvalues >= 0, eigenvectors) of a symmetric PSD estimate, whatever its rank.
-
-    LAPACK's divide-and-conquer (numpy's default) can fail to converge on matrices with many
-    equal or zero eigenvalues (constant or duplicated columns): symmetrise, add a ridge
-    relative to the trace, try the relatively robust driver then the QR one; if all fail,
-    the diagonal with the identity basis (a Jacobi preconditioner) still serves.
-    """
-    from scipy.linalg import LinAlgError, eigh
-
-    if not np.isfinite(matrix).all():
-        raise SolverFailure("non-finite curvature estimate")
-    matrix = (matrix + matrix.T) / 2
-    ridge = 1e-12 * max(float(np.trace(matrix)) / len(matrix), np.finfo(float).tiny)
-    shifted = matrix + ridge * np.eye(len(matrix))
-    for driver in ("evr", "ev"):
-        try:
-            values, vectors = eigh(shifted, driver=driver, check_finite=False)
-        except (LinAlgError, ValueError):
-            continue
-        if np.isfinite(values).all() and np.isfinite(vectors).all():
-            return np.maximum(values - ridge, 0.0), vectors
-    return np.maximum(np.diag(matrix).copy(), 0.0), np.eye(len(matrix))
-
-
-def _accuracy_and_log_loss(logits: np.ndarray, codes: np.ndarray, binary: bool) -> tuple:
-    """logits (n, K') -> (accuracy, mean log loss)."""
-    from scipy.special import log_expit
-
-    if binary:
-        z = logits[:, 0]
-        predicted = (z > 0).astype(int)
-        log_p = log_expit(np.where(codes == 1, z, -z))
-    else:
-        predicted = logits.argmax(axis=1)
-        log_p = logits[np.arange(len(codes)), codes] - _logsumexp(logits)
-    return float(np.mean(predicted == codes)), float(-log_p.mean())

@@ -56,6 +56,7 @@ class StreamedLayer:
         the first block's mean, so large-mean columns keep their precision); constant
         columns get scale 1, as in the in-memory fit."""
         from probe.heads.estimator import InvalidTrainingData
+        from probe.heads.maths import constant_columns
 
         n, dim = self.shape
         shift = self.raw(slice(0, BLOCK_ROWS)).astype(np.float64).mean(axis=0)  # (D,)
@@ -70,11 +71,8 @@ class StreamedLayer:
         mean = total / n
         spread = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
         centre = shift + mean
-        constant = (spread < 10 * np.finfo(np.float64).eps) | (
-            spread <= 8 * np.finfo(np.float32).eps * np.abs(centre)
-        )
         self.centre = centre.astype(np.float32)
-        self.scale = np.where(constant, 1.0, spread).astype(np.float32)
+        self.scale = np.where(constant_columns(spread, centre), 1.0, spread).astype(np.float32)
         return self.centre.astype(np.float64), self.scale.astype(np.float64)
 
     def close(self) -> None:
@@ -90,7 +88,8 @@ def fit_streamed(
     from sklearn.exceptions import ConvergenceWarning
 
     from probe.heads.estimator import DEFAULT_CS, InvalidTrainingData, ProbeClassifier
-    from probe.heads.solver import SEARCH_TOL, _accuracy_and_log_loss, _LogisticPath
+    from probe.heads.maths import accuracy_and_log_loss, pick_C
+    from probe.heads.solver import SEARCH_TOL, LogisticPath
 
     if C is None and X_val is None:
         raise ProbeError("a layer streamed from disk needs a given C or validation data")
@@ -102,7 +101,7 @@ def fit_streamed(
         if len(codes) != len(layer):
             raise ProbeError(f"{len(codes)} labels for {len(layer)} rows of the layer")
         mean, scale = layer.standardise()
-        path_ = _LogisticPath(layer, codes, len(classes), np.ones(len(codes)), seed=random_state)
+        path_ = LogisticPath(layer, codes, len(classes), np.ones(len(codes)), seed=random_state)
         grid = [float(C)] if C is not None else sorted(float(c) for c in (Cs or DEFAULT_CS))
         search = {"method": "given", "Cs": grid}
         if C is None:
@@ -112,13 +111,14 @@ def fit_streamed(
             for value in grid:
                 path_.solve(value, max(tol, SEARCH_TOL), max_iter)
                 logits = path_.logits(standardised_val)
-                scores.append(_accuracy_and_log_loss(logits, val_codes, path_.binary))
+                scores.append(accuracy_and_log_loss(logits, val_codes, path_.binary))
                 states.append(path_.snapshot())
-            best = min(range(len(grid)), key=lambda i: (-round(scores[i][0], 12), scores[i][1]))
-            path_.restore(states[best])
+            chosen = pick_C(grid, scores)
+            path_.restore(states[grid.index(chosen)])
             search = {"method": "validation", "Cs": grid, "accuracy": [s[0] for s in scores],
                       "log_loss": [s[1] for s in scores]}  # fmt: skip
-        chosen = grid[best] if C is None else float(C)
+        else:
+            chosen = float(C)
         n_iter = path_.solve(chosen, tol, max_iter)
     finally:
         layer.close()

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.heads.rows import CachedData, CachedSplit, is_cache_file
+from probe.features.pooling import POOL_NAMES
+from probe.heads.cached import CachedData, CachedSplit, is_cache_file
 from probe.research.uncertainty import RESAMPLES, metric_intervals, paired_differences
 
 BOW_METHOD = "TF-IDF word 1-2 grams, sublinear tf + scikit-learn LogisticRegression"
@@ -76,12 +77,12 @@ def prepare_baselines(
 
 def _text_files(data: CachedData) -> list[str]:
     """The data files the splits' texts came from (a cache file names its own)."""
-    from probe.heads.rows import _open
+    from probe.heads.cached import open_cached
 
     files = []
     for source in data.sources.values():
         if is_cache_file(source):
-            source = _open(source).meta.get("data_source")
+            source = open_cached(source).meta.get("data_source")
         if source and Path(str(source)).exists() and not is_cache_file(str(source)):
             files.append(str(source))
     return files
@@ -113,9 +114,9 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
     """``data``'s splits, their features extracted by ``model`` (random weights)."""
     from probe.data.readers import TextDataset, text_sha1
     from probe.features.extract import extract
-    from probe.heads.rows import _open
+    from probe.heads.cached import open_cached
 
-    first = _open(data.train.parts[0][0]).meta
+    first = open_cached(data.train.parts[0][0]).meta
     distinct = list(dict.fromkeys(text for split in texts.values() for text in split))
     dataset = TextDataset(distinct, None, "the sweep's texts (random-weights baseline)")
     layers = ",".join(str(layer) for layer in data.layers)
@@ -129,7 +130,7 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
         rows = np.asarray([row_of[text_sha1(t)] for t in texts[original.name]], np.int64)
         return CachedSplit(original.name, [(str(view), rows)], original.labels)
 
-    cache = _open(str(view))
+    cache = open_cached(str(view))
     return CachedData(
         train=split(data.train), val=split(data.val), test=split(data.test), model=model,
         model_fingerprint=str(cache.meta.get("model_fingerprint")),
@@ -174,6 +175,7 @@ def bag_of_words_row(data: CachedData, texts: dict, *, C=None, Cs=None, class_we
                      cv: int = 5, resamples: int = RESAMPLES, seed: int = 0) -> dict:  # fmt: skip
     """TF-IDF + logistic regression on the training texts, C chosen as the probe's is."""
     from probe.heads.estimator import DEFAULT_CS
+    from probe.heads.maths import pick_C
 
     started = time.perf_counter()
     classes = np.unique(data.train.labels)
@@ -190,12 +192,12 @@ def bag_of_words_row(data: CachedData, texts: dict, *, C=None, Cs=None, class_we
                                                      class_weight, cv, seed)  # fmt: skip
         search.update({"Cs": grid, "accuracy": scores[:, 0].tolist(),
                        "log_loss": scores[:, 1].tolist()})  # fmt: skip
-        best = min(range(len(grid)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
+        chosen = pick_C(grid, scores)
     else:
-        best = 0
-    model = _bow_pipeline(grid[best], class_weight).fit(train_texts, train_labels)
+        chosen = grid[0]
+    model = _bow_pipeline(chosen, class_weight).fit(train_texts, train_labels)
     held = held_out_split(data)
-    row = {"baseline": "bag of words", "method": BOW_NAME, "C": grid[best],
+    row = {"baseline": "bag of words", "method": BOW_NAME, "C": chosen,
            "C_search": search.get("method"),
            "vocabulary": len(model.named_steps["tfidf"].vocabulary_)}  # fmt: skip
     if data.val is not None and held is not data.val:
@@ -413,7 +415,7 @@ def plot_baselines(axes, found: dict) -> None:
     """The random-weights rows (dotted, per pool) and bag of words and majority (horizontal
     lines) on a sweep's accuracy-by-layer axes."""
     split = found["split"]
-    for pool, colour in (("last", "tab:blue"), ("mean", "tab:orange")):
+    for pool, colour in zip(POOL_NAMES, ("tab:blue", "tab:orange"), strict=True):
         rows = sorted(
             (
                 r

@@ -61,7 +61,7 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     C = float(classifier.C_)
     if measures.repeats and held is not None:
         fields.update(repeat_fits(features, labels, held, C, measures))
-    if hasattr(measures.control, "row_fields"):  # word types (probe.research.word_control)
+    if hasattr(measures.control, "row_fields"):  # word types (probe.research.words.control)
         fields.update(measures.control.row_fields(classifier, features, labels))
     elif measures.control is not None:
         from probe.research.control import memorisation_capacity

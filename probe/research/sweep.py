@@ -15,9 +15,8 @@ import numpy as np
 
 from probe.errors import ProbeError
 from probe.features.layers import RowSpec, parse_row_spec
-from probe.features.pooling import POOL_NAMES as POOLS
-from probe.features.pooling import check_pool
-from probe.heads.rows import CachedData
+from probe.features.pooling import POOL_NAMES, check_pool
+from probe.heads.cached import CachedData
 from probe.progress import Progress
 from probe.research.uncertainty import RESAMPLES
 
@@ -185,7 +184,7 @@ def _error_row(layer, pool: str, error: str) -> dict:
 def run_sweep(
     data: CachedData,
     layers: list[int] | None = None,
-    pools=POOLS,
+    pools=POOL_NAMES,
     *,
     n_jobs: int | None = None,
     C: float | None = None,
@@ -377,7 +376,7 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
     figure, axes = new_figure()
     val_name = "val" if result["selection"] == "validation" else "CV"
     single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]
-    for pool, colour in zip(POOLS, ("tab:blue", "tab:orange"), strict=True):
+    for pool, colour in zip(POOL_NAMES, ("tab:blue", "tab:orange"), strict=True):
         rows = sorted((r for r in single if r["pool"] == pool), key=lambda r: r["layer"])
         if not rows:
             continue

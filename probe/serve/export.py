@@ -52,7 +52,7 @@ def _serving_module(model, pool: str, classifier, combiner=None):
     """An nn.Module: (input_ids, attention_mask) -> (logits, probabilities).
 
     ``model`` must already be truncated at the head's deepest layer (see ``export_head``);
-    the standardisation is folded into the weights as in ``ProbeClassifier.decision_function``.
+    the standardisation is folded into the weights (``probe.heads.maths.folded_weights``).
     A multi-layer head reads its layers from the hidden states and combines them as its
     ``LayerCombiner`` does (concat side by side, or the standardised softmax-weighted mix).
     """
@@ -61,9 +61,12 @@ def _serving_module(model, pool: str, classifier, combiner=None):
 
     from probe.features.models.architecture import base_model
     from probe.features.pooling import POOLS
+    from probe.heads.maths import folded_weights
 
-    weight = (classifier.coef_ / classifier.scale_).T  # (D, K')
-    bias = classifier.intercept_ - (classifier.mean_ / classifier.scale_) @ classifier.coef_.T
+    weight, bias = folded_weights(
+        classifier.coef_, classifier.intercept_, classifier.mean_, classifier.scale_
+    )
+    weight = weight.T  # (D, K')
 
     class ServingHead(nn.Module):
         def __init__(self):

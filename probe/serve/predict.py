@@ -1,6 +1,6 @@
 """Serve a saved head: new texts -> the backbone up to the head's layer -> label + probabilities.
 
-The features are computed by ``probe.features.extract.embed_texts``, the function
+The features are computed by ``probe.features.forward.embed_texts``, the function
 extraction uses for a batch, rounded through fp16 exactly as the cache stores them, combined
 by the head's ``LayerCombiner`` where it reads several layers (concat, mix), then standardised
 and scored by the same ``ProbeClassifier`` code as at fit time: a text gets the prediction it
@@ -36,7 +36,7 @@ class Predictor:
     def features(self, texts: list[str]) -> np.ndarray:
         """float32 (N, D'): the head's layers and pool as the cache would hold them, combined
         as at fit time for a multi-layer head."""
-        from probe.features.extract import embed_texts
+        from probe.features.forward import embed_texts
 
         pooled = embed_texts(self.backbone, texts, self.layers, int(self.meta["max_length"]),
                              prompt=self.meta.get("prompt"),

@@ -27,7 +27,7 @@ def word_features(backbone, texts: list[str], layer: int, word_pool: str, max_le
     import torch
 
     from probe.features.batching import collate
-    from probe.features.extract import hidden_states_by_layer
+    from probe.features.forward import hidden_states_by_layer
     from probe.features.words import encode_words, pool_words
 
     spans = [word_spans(text) for text in texts]

@@ -14,7 +14,8 @@ from conftest import VARIED_TEXTS
 from probe.data.readers import TextDataset
 from probe.features.batching import DEFAULT_TOKEN_BUDGET
 from probe.features.device import auto_token_budget
-from probe.features.extract import _host_batch, extract
+from probe.features.extract import extract
+from probe.features.forward import host_batch
 from probe.features.models.loading import load_backbone
 from probe.features.store.caches import open_cache
 
@@ -50,7 +51,7 @@ def test_budget_from_free_memory_and_pinned_batches(tiny_gpt2_dir):
     backbone = load_backbone(str(tiny_gpt2_dir), device="cuda")
     budget = auto_token_budget(backbone, 4, 256, DEFAULT_TOKEN_BUDGET)
     assert budget > DEFAULT_TOKEN_BUDGET and budget % 64 == 0
-    input_ids, mask = _host_batch(backbone, [[1, 2, 3], [4, 5]])
+    input_ids, mask = host_batch(backbone, [[1, 2, 3], [4, 5]])
     assert input_ids.is_pinned() and mask.is_pinned()
 
 

@@ -139,7 +139,7 @@ def test_background_writer_error_is_raised_not_lost(tmp_path):
 def test_embeddings_identical_with_and_without_overlap(tiny_gpt2_dir):
     """Overlap moves collation to a thread; batches and numbers must not change at all."""
     from conftest import VARIED_TEXTS
-    from probe.features.extract import embed_texts
+    from probe.features.forward import embed_texts
     from probe.features.models.loading import load_backbone
 
     backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
@@ -172,7 +172,7 @@ def test_host_copy_on_cpu_is_ready_at_once_and_equal():
 def test_pooled_batches_hand_out_every_batch_once_in_order(tiny_gpt2_dir):
     """With overlap a batch is handed out after the next is queued: same rows, same order,
     same numbers as without."""
-    from probe.features.extract import pooled_batches
+    from probe.features.forward import pooled_batches
     from probe.features.models.loading import load_backbone
 
     backbone = load_backbone(str(tiny_gpt2_dir))

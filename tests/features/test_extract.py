@@ -11,7 +11,8 @@ import torch
 from conftest import VARIED_TEXTS
 from probe.data.readers import TextDataset
 from probe.errors import ProbeError
-from probe.features.extract import embed_texts, extract, resolve_layers
+from probe.features.extract import extract, resolve_layers
+from probe.features.forward import embed_texts
 from probe.features.models.loading import load_backbone
 from probe.features.store.caches import open_cache
 

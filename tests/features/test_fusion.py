@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import VARIED_TEXTS
-from probe.features.extract import embed_texts
+from probe.features.forward import embed_texts
 from probe.features.models.architecture import transformer_blocks
 from probe.features.models.fusion import compiled_blocks
 from probe.features.models.loading import load_backbone

@@ -151,7 +151,7 @@ def test_prompt_wraps_each_text_and_is_another_row(zoo, tmp_path):
 def test_chat_template_makes_the_text_the_user_turn(zoo, tmp_path):
     from transformers import AutoTokenizer
 
-    from probe.features.extract import encode_texts
+    from probe.features.forward import encode_texts
 
     backbone = load_backbone(str(zoo["llama"]))
     ids = encode_texts(backbone, ["hello there"], 64, chat_template=True).token_ids[0]

@@ -28,7 +28,7 @@ def test_probe_start_predicts_what_an_independently_fitted_probe_predicts(
 ):
     """The head's first logits are the probe's: fitted here on features computed without the
     cache (embed_texts), with the C the fine-tuning run chose, scaler applied by the estimator."""
-    from probe.features.extract import embed_texts
+    from probe.features.forward import embed_texts
     from probe.features.models.loading import load_backbone
     from probe.heads.estimator import ProbeClassifier
 

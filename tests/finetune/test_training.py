@@ -18,15 +18,10 @@ from probe.errors import ProbeError
 from probe.features.batching import collate
 from probe.features.models import architecture
 from probe.features.models.loading import wrap_backbone
+from probe.finetune.classifier import FinetuneClassifier, make_plan, param_groups
 from probe.finetune.head_init import fold_scaler
 from probe.finetune.prefix import compute_prefix
-from probe.finetune.training import (
-    FinetuneClassifier,
-    FinetuneConfig,
-    finetune,
-    make_plan,
-    param_groups,
-)
+from probe.finetune.training import FinetuneConfig, finetune
 
 FAST = {"epochs": 1, "batch_size": 8, "max_length": 48, "forgetting_check": False}
 
@@ -290,7 +285,7 @@ def separable_csv(tmp_path):
 
 
 def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, separable_csv, tmp_path):
-    from probe.features.extract import embed_texts
+    from probe.features.forward import embed_texts
     from probe.features.models.loading import load_backbone, model_fingerprint
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.persistence import save_head
@@ -368,3 +363,9 @@ def test_bad_unfreeze_values():
     assert make_plan(30, True, "all", None).first_trainable == 0
     assert make_plan(30, True, 1, None).final_norm_trainable
     assert not make_plan(30, True, 0, None).final_norm_trainable
+
+
+def test_an_unknown_pool_is_refused_before_any_model_loads():
+    """The pool is checked against the one registry first: no model named here exists."""
+    with pytest.raises(ProbeError, match="unknown pool 'max'; choose last or mean"):
+        finetune("/no/such/model", None, FinetuneConfig(pool="max"))

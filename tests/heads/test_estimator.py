@@ -255,7 +255,7 @@ def test_when_the_fast_path_fails_scikit_learn_fits_and_says_so(classes, monkeyp
     X, y = noisy_linear(classes=classes, seed=11)
     fast = ProbeClassifier(Cs=(0.01, 1.0), tol=1e-6).fit(X, y)
     assert fast.solver_ == "probe-lbfgs" and fast.fallback_reason_ is None
-    monkeypatch.setattr(solver._LogisticPath, "solve", broken)
+    monkeypatch.setattr(solver.LogisticPath, "solve", broken)
     slow = ProbeClassifier(Cs=(0.01, 1.0), tol=1e-6).fit(X, y)
     assert slow.solver_ == "sklearn-fallback"
     assert slow.fallback_reason_ == "SolverFailure: forced for the test"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from probe.cli.main import main
 from probe.features.models.loading import directory_fingerprint
 from probe.features.models.random_weights import random_weights_model
-from probe.heads.rows import CachedData, CachedSplit
+from probe.heads.cached import CachedData, CachedSplit
 from probe.research.baselines import bag_of_words_row, majority_row, prepare_baselines
 from probe.research.sweep import markdown_table, public, run_sweep
 

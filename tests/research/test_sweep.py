@@ -12,7 +12,8 @@ import probe.features.models.loading
 from probe.data.readers import read_dataset
 from probe.errors import ProbeError
 from probe.features.extract import extract
-from probe.heads.rows import CachedSplit, prepare
+from probe.heads.cached import CachedSplit
+from probe.heads.rows import prepare
 from probe.research.sweep import markdown_table, plot_sweep, public, run_sweep
 
 

@@ -13,7 +13,7 @@ from conftest import SHARED
 from probe.cli import main as cli
 from probe.features.store.wordviews import type_sha1
 from probe.research.uncertainty import cluster_resample_counts, metric_intervals
-from probe.research.word_control import WordControl, control_labels
+from probe.research.words.control import WordControl, control_labels
 
 EWT_DEV = SHARED / "datasets" / "ud_ewt" / "en_ewt-ud-dev.conllu"
 
@@ -100,7 +100,7 @@ def test_selectivity_high_when_features_hold_only_the_label():
 
 
 def test_sweep_splits_by_sentence_and_reports_control(tiny_gpt2_dir, ewt_small, tmp_path):
-    from probe.research.tokens import prepare_words
+    from probe.research.words.rows import prepare_words
 
     data = prepare_words(str(tiny_gpt2_dir), task="upos", data=str(ewt_small))
     sentences = {name: set(split.clusters.tolist()) for name, split in data.splits().items()}
@@ -124,7 +124,7 @@ def test_sweep_splits_by_sentence_and_reports_control(tiny_gpt2_dir, ewt_small, 
 
 
 def test_deprel_edge_probe_sees_head_and_dependent(tiny_gpt2_dir, ewt_small, tmp_path):
-    from probe.research.tokens import prepare_words
+    from probe.research.words.rows import prepare_words
 
     data = prepare_words(str(tiny_gpt2_dir), task="deprel", data=str(ewt_small), test_size=0.2)
     features = data.train.features(1, "last")
@@ -169,7 +169,7 @@ def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
 
 
 def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path):
-    from probe.research.tokens import prepare_words
+    from probe.research.words.rows import prepare_words
 
     blocks = EWT_DEV.read_text(encoding="utf-8").split("\n\n")[200:230]
     test_file = tmp_path / "test.conllu"

@@ -44,10 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.features.pooling import POOL_NAMES
+from probe.features.pooling import POOL_NAMES, VIEW_POOLS
 from probe.files import cache_root, write_atomic
-
-RAGGED_VIEW_POOLS = ("first", "token")  # word views (probe.features.store.wordviews) may hold these
 
 
 def features_dir(root: Path | None = None) -> Path:
@@ -122,7 +120,7 @@ def open_cache(path: str | Path) -> FeatureCache:
             attrs = {k: _plain(v) for k, v in handle.attrs.items()}
             if not attrs.get("complete", False):
                 raise ProbeError(f"{path} is marked incomplete; re-run probe extract")
-            pools = tuple(p for p in (*POOL_NAMES, *RAGGED_VIEW_POOLS) if p in handle)
+            pools = tuple(p for p in VIEW_POOLS if p in handle)
             n_layers, n, dim = handle[pools[0]].shape
             labels = None
             if "labels" in handle:
@@ -222,7 +220,8 @@ class PendingView:
 
 def store_report(root: Path | None = None) -> dict:
     """Rows, shards, views and bytes of the whole store (``probe cache ls/info``)."""
-    from probe.features.store.rowstore import rows_dir, setting_report
+    from probe.features.store.housekeeping import setting_report
+    from probe.features.store.rowstore import rows_dir
 
     settings = []
     folder = rows_dir(root)

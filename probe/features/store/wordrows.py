@@ -29,6 +29,7 @@ from dataclasses import asdict
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.features.pooling import TOKEN_POOL
 from probe.features.store.rowstore import SHA1_BYTES, Located, RowStore, Setting
 from probe.files import atomic_path, write_atomic
 
@@ -37,7 +38,7 @@ UNITS_NODE = "units"
 
 def unit_pool_name(unit: str, word_pool: str) -> str:
     """The ``Setting.pools`` entry that names ragged rows: ``word:last``, ``token``."""
-    return "token" if unit == "token" else f"word:{word_pool}"
+    return TOKEN_POOL if unit == "token" else f"word:{word_pool}"
 
 
 def ragged_setting(base: Setting, unit: str, word_pool: str) -> Setting:
@@ -48,7 +49,7 @@ def ragged_setting(base: Setting, unit: str, word_pool: str) -> Setting:
 
 def is_ragged(setting: dict | Setting) -> bool:
     pools = setting.pools if isinstance(setting, Setting) else setting.get("pools", [])
-    return any(p == "token" or str(p).startswith("word:") for p in pools)
+    return any(p == TOKEN_POOL or str(p).startswith("word:") for p in pools)
 
 
 class RaggedRowStore(RowStore):

@@ -6,7 +6,7 @@ the sweep machinery (``probe.research.sweep``) runs unchanged on them. Three thi
 
 - splits are by sentence, never by word (``--test-size`` holds out sentences, seeded);
 - bootstrap intervals resample sentences, the unit of independence (``Measures.clusters``);
-- the control task is Hewitt & Liang's, on word types (``probe.research.word_control``).
+- the control task is Hewitt & Liang's, on word types (``probe.research.words.control``).
 
 ``deprel`` is edge probing (Tenney et al. 2019): a row is a dependent, its features are
 ``[h_head; h_dependent]`` (2D) and its label the relation. The root has no head word: it is
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.heads.rows import CachedData, CachedSplit, _open
+from probe.heads.cached import CachedData, CachedSplit, open_cached
 
 EDGE_TASKS = ("deprel",)
 VAL_SIZE = 0.1  # training sentences held out to choose C and the layer when no --val is given
@@ -41,7 +41,7 @@ class WordSplit(CachedSplit):
         """float32 (n, D), or (n, 2D) ``[h_head; h_dependent]`` for an edge task."""
         blocks = []
         for (path, rows), partner in zip(self.parts, self.partners, strict=True):
-            layer_features = _open(path).features(layer, pool)  # (n_words_file, D)
+            layer_features = open_cached(path).features(layer, pool)  # (n_words_file, D)
             block = layer_features[rows]
             if partner is not None:
                 block = np.concatenate([layer_features[partner], block], axis=1)
@@ -54,7 +54,7 @@ class WordSplit(CachedSplit):
 
         blocks = []
         for (path, rows), partner in zip(self.parts, self.partners, strict=True):
-            keys = np.asarray(_open(path).text_sha1)
+            keys = np.asarray(open_cached(path).text_sha1)
             if partner is None:
                 blocks.append(keys[rows])
             else:
@@ -87,7 +87,7 @@ class WordData(CachedData):
         """The sweep's measures with sentence clusters and the control task on word types."""
         from dataclasses import replace
 
-        from probe.research.word_control import WordControl
+        from probe.research.words.control import WordControl
 
         clusters = {name: split.clusters for name, split in self.splits().items()}
         control = measures.control
@@ -102,7 +102,7 @@ class WordData(CachedData):
 def is_word_input(*sources) -> bool:
     """Whether any input is word-level: CoNLL-U, token-JSONL, or a word view."""
     from probe.data.conllu import is_word_source
-    from probe.heads.rows import is_cache_file
+    from probe.heads.cached import is_cache_file
 
     for source in sources:
         if source is None:
@@ -110,7 +110,7 @@ def is_word_input(*sources) -> bool:
         if is_word_source(source):
             return True
         if is_cache_file(source) and Path(source).is_file():
-            if _open(source).meta.get("unit") == "word":
+            if open_cached(source).meta.get("unit") == "word":
                 return True
     return False
 
@@ -181,10 +181,10 @@ def _hold_out(whole: WordSplit, fraction: float, seed: int, name: str):
 
 def _word_view(source, model, task, word_pool, max_length, layers, device, log) -> str:
     """A word view for ``source``: a word view .h5 as given, else extracted on demand."""
-    from probe.heads.rows import is_cache_file
+    from probe.heads.cached import is_cache_file
 
     if is_cache_file(source):
-        cache = _open(source)
+        cache = open_cached(source)
         if cache.meta.get("unit") != "word":
             raise ProbeError(f"{source} is not a word-level cache (extract with --unit word)")
         return str(source)
@@ -238,7 +238,7 @@ def _split_of_view(name, path, task, sentence_base, log) -> tuple[WordSplit, int
 def _describe_words(splits: dict, model, inputs: dict, task: str, notes: dict) -> WordData:
     from probe.heads.rows import _model_spec
 
-    caches = {path: _open(path) for split in splits.values() for path, _ in split.parts}
+    caches = {path: open_cached(path) for split in splits.values() for path, _ in split.parts}
     first = next(iter(caches.values()))
     identity = lambda c: (c.meta.get("model_fingerprint"), c.meta.get("tokenizer"),  # noqa: E731
                           c.meta.get("max_length"), c.meta.get("word_pool"))  # fmt: skip
