@@ -23,6 +23,7 @@ def _register_optional_commands() -> None:
 
     for module_name in (
         "probe.cli.extract",
+        "probe.cli.cache",
         "probe.cli.heads",
         "probe.cli.finetune",
         "probe.cli.export",
