@@ -25,6 +25,7 @@ def _register_optional_commands() -> None:
         "probe.cli.extract",
         "probe.cli.cache",
         "probe.cli.heads",
+        "probe.cli.predict",
         "probe.cli.finetune",
         "probe.cli.export",
         "probe.cli.research",
