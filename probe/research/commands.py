@@ -84,8 +84,15 @@ def _rows_for_spec(layer: str, options: dict):
 # --- probe fit --------------------------------------------------------------------------------
 
 
-def fit_and_save(layer: str = "-1", pool: str = "last", out=None, *, C: float | None = None,
-                 class_weight: str | None = None, **options) -> dict:  # fmt: skip
+def fit_and_save(
+    layer: str = "-1",
+    pool: str = "last",
+    out=None,
+    *,
+    C: float | None = None,
+    class_weight: str | None = None,
+    **options,
+) -> dict:
     """Fit a head on one layer (or a multi-layer spec) and pool, save it; return the summary
     (``probe fit --json``). ``out`` None: heads/MODEL-DATA-lLAYER-POOL.json."""
     from probe.features.pooling import check_pool
@@ -129,10 +136,18 @@ def format_fit(summary: dict) -> str:
 # --- probe sweep ------------------------------------------------------------------------------
 
 
-def sweep_and_save(layers: str = "all", pools: str = "last,mean", *, jobs: int | None = None,
-                   plot=None, out_dir=None, C: float | None = None,
-                   class_weight: str | None = None, research: dict | None = None,
-                   **options) -> tuple[dict, str]:  # fmt: skip
+def sweep_and_save(
+    layers: str = "all",
+    pools: str = "last,mean",
+    *,
+    jobs: int | None = None,
+    plot=None,
+    out_dir=None,
+    C: float | None = None,
+    class_weight: str | None = None,
+    research: dict | None = None,
+    **options,
+) -> tuple[dict, str]:
     """Sweep every layer x pool, save the table, JSON, plot and the selected head (multi-layer
     too) to ``out_dir`` (default sweeps/MODEL-DATA); return (sweep.json's report, the table).
 
@@ -195,10 +210,19 @@ def selected_row(folder, options: dict) -> tuple[str, str]:
     return str(best["layer"]), best["pool"]
 
 
-def curve_and_save(layer: str | None = None, pool: str | None = None, *, from_sweep=None,
-                   sizes: str = "1,2,4,8,16,32,64,128", seeds: int = 5, jobs: int = 1,
-                   out_dir=None, C: float | None = None, class_weight: str | None = None,
-                   **options) -> tuple[dict, list[Path]]:  # fmt: skip
+def curve_and_save(
+    layer: str | None = None,
+    pool: str | None = None,
+    *,
+    from_sweep=None,
+    sizes: str = "1,2,4,8,16,32,64,128",
+    seeds: int = 5,
+    jobs: int = 1,
+    out_dir=None,
+    C: float | None = None,
+    class_weight: str | None = None,
+    **options,
+) -> tuple[dict, list[Path]]:
     """A learning curve of one row (or of a sweep's selected row, with its data), saved to
     ``out_dir`` (default curves/MODEL-DATA-lLAYER-POOL); return (the curve, its files).
     ``class_weight`` is accepted with the other head options and not used."""

@@ -29,9 +29,16 @@ class Predictions:
         return [format_tagged(self.rows) if self.tagged else format_predictions(self.rows)]
 
 
-def predict_request(texts=(), *, head: str | None = None, onnx_dir: str | None = None,
-                    data: str | None = None, text_col: str = "text", model: str | None = None,
-                    device: str | None = "auto") -> Predictions:  # fmt: skip
+def predict_request(
+    texts=(),
+    *,
+    head: str | None = None,
+    onnx_dir: str | None = None,
+    data: str | None = None,
+    text_col: str = "text",
+    model: str | None = None,
+    device: str | None = "auto",
+) -> Predictions:
     """Classify ``texts`` (or the texts of the file ``data``) with a head .json or an ONNX
     export folder; exactly one of each pair is given."""
     if bool(texts) == bool(data):
