@@ -37,8 +37,15 @@ def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
     """
     from probe.serve.commands import predict_request
 
-    predictions = predict_request(texts, head=head, onnx_dir=onnx_dir, data=data,
-                                  text_col=text_col, model=model, device=device)  # fmt: skip
+    predictions = predict_request(
+        texts,
+        head=head,
+        onnx_dir=onnx_dir,
+        data=data,
+        text_col=text_col,
+        model=model,
+        device=device,
+    )
     for line in predictions.lines(as_json):
         click.echo(line)
 
