@@ -18,7 +18,7 @@ def main() -> None:
 
 
 def _register_optional_commands() -> None:
-    """Commands that live in their own modules (one module per stage)."""
+    """Commands that live in their own modules (one module per command group)."""
     import importlib
 
     for module_name in (
