@@ -13,11 +13,30 @@ from pathlib import Path
 from probe.errors import ProbeError
 from probe.messages import say, shown
 
-SPLIT_OPTIONS = {"train_file": None, "val_file": None, "test_file": None, "data": None,
-                 "text_col": "text", "label_col": "label", "test_size": 0.2, "val_size": 0.1,
-                 "balance": False, "seed": 0}  # fmt: skip
-TRAINING_OPTIONS = ("pool", "lr_body", "lr_head", "weight_decay", "grad_clip", "epochs",
-                    "patience", "batch_size", "max_length", "prefix_dtype")  # fmt: skip
+SPLIT_OPTIONS = {
+    "train_file": None,
+    "val_file": None,
+    "test_file": None,
+    "data": None,
+    "text_col": "text",
+    "label_col": "label",
+    "test_size": 0.2,
+    "val_size": 0.1,
+    "balance": False,
+    "seed": 0,
+}
+TRAINING_OPTIONS = (
+    "pool",
+    "lr_body",
+    "lr_head",
+    "weight_decay",
+    "grad_clip",
+    "epochs",
+    "patience",
+    "batch_size",
+    "max_length",
+    "prefix_dtype",
+)
 
 
 def _splits(options: dict):
@@ -26,10 +45,17 @@ def _splits(options: dict):
 
     o = {**SPLIT_OPTIONS, **{k: v for k, v in options.items() if k in SPLIT_OPTIONS}}
     splits = load_splits(
-        train=o["train_file"], val=o["val_file"], test=o["test_file"], data=o["data"],
-        text_col=o["text_col"], label_col=o["label_col"], test_size=o["test_size"],
-        val_size=o["val_size"], seed=o["seed"], balance=o["balance"],
-    )  # fmt: skip
+        train=o["train_file"],
+        val=o["val_file"],
+        test=o["test_file"],
+        data=o["data"],
+        text_col=o["text_col"],
+        label_col=o["label_col"],
+        test_size=o["test_size"],
+        val_size=o["val_size"],
+        seed=o["seed"],
+        balance=o["balance"],
+    )
     say(f"data: {splits.sizes()}")
     return splits
 
@@ -65,8 +91,9 @@ def finetune_and_save(
 
     _check_options(options)
     splits = _splits(options)
-    config = _config(options, unfreeze=unfreeze, layer=layer, init_head=init_head,
-                     prefix_cache=prefix_cache)  # fmt: skip
+    config = _config(
+        options, unfreeze=unfreeze, layer=layer, init_head=init_head, prefix_cache=prefix_cache
+    )
     result = finetune(model, splits, config, device=options.get("device", "auto"), log=say)
     if out:
         head_path = save_finetuned(result, out)
@@ -98,11 +125,17 @@ def format_report(report: dict) -> str:
     ]
     start = report.get("init_head") or {"kind": "zero"}
     if start["kind"] == "probe":
-        lines.insert(2, f"head started at the probe (LP-FT): C {start['C']:g}, validation "
-                     f"accuracy {start['val_accuracy']:.4f}, {start['seconds']:.1f} s")  # fmt: skip
+        lines.insert(
+            2,
+            f"head started at the probe (LP-FT): C {start['C']:g}, validation "
+            f"accuracy {start['val_accuracy']:.4f}, {start['seconds']:.1f} s",
+        )
     else:
-        lines.insert(2, f"head started at {start.get('path') or 'zero'}"
-                     + (f" ({start['reason']})" if start.get("reason") else ""))  # fmt: skip
+        lines.insert(
+            2,
+            f"head started at {start.get('path') or 'zero'}"
+            + (f" ({start['reason']})" if start.get("reason") else ""),
+        )
     forgetting = report.get("forgetting")
     if forgetting:
         lines.append(
@@ -145,8 +178,15 @@ def compare_and_save(
     source = options.get("data") or options.get("train_file")
     out = Path(out_dir) if out_dir else default_out_dir(model, source)
     result = run_comparison(
-        model, splits, _config(options), counts, lr_grid=grid, book=book,
-        time_without_prefix=time_without_prefix, resamples=resamples,
-        device=options.get("device", "auto"), log=say,
-    )  # fmt: skip
+        model,
+        splits,
+        _config(options),
+        counts,
+        lr_grid=grid,
+        book=book,
+        time_without_prefix=time_without_prefix,
+        resamples=resamples,
+        device=options.get("device", "auto"),
+        log=say,
+    )
     return result, write_outputs(result, out)

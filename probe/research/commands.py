@@ -17,10 +17,24 @@ from probe.errors import ProbeError
 from probe.messages import say, shown
 
 # The data options every head command takes (``probe fit --help``), with their defaults.
-ROW_OPTIONS = {"model": None, "data": None, "train": None, "val": None, "test": None,
-               "labels_file": None, "text_col": "text", "label_col": "label", "test_size": 0.2,
-               "seed": 0, "max_length": None, "device": "auto", "task": None,
-               "word_pool": None, "val_size": 0.1}  # fmt: skip
+ROW_OPTIONS = {
+    "model": None,
+    "data": None,
+    "train": None,
+    "val": None,
+    "test": None,
+    "labels_file": None,
+    "text_col": "text",
+    "label_col": "label",
+    "test_size": 0.2,
+    "seed": 0,
+    "max_length": None,
+    "device": "auto",
+    "task": None,
+    "word_pool": None,
+    "val_size": 0.1,
+}
+SHARED_OPTIONS = ("train", "val", "test", "data", "test_size", "seed", "max_length", "device")
 SWEEP_SETTINGS = ("text_col", "label_col", "test_size", "seed", "max_length", "task", "val_size")
 
 
@@ -44,18 +58,10 @@ def prepare_rows(layers: str = "all", **options):
             raise ProbeError("--labels applies to sentence rows; word labels come with the data")
         if not o["task"]:
             say("task: upos (word-level data; --task to change)")
-        return prepare_words(
-            o["model"], task=o["task"] or "upos", train=o["train"], val=o["val"], test=o["test"],
-            data=o["data"], word_pool=o["word_pool"], test_size=o["test_size"],
-            val_size=o["val_size"], seed=o["seed"], max_length=o["max_length"], layers=layers,
-            device=o["device"], log=say,
-        )  # fmt: skip
-    return prepare(
-        o["model"], train=o["train"], val=o["val"], test=o["test"], data=o["data"],
-        labels=o["labels_file"], text_col=o["text_col"], label_col=o["label_col"],
-        test_size=o["test_size"], seed=o["seed"], max_length=o["max_length"], layers=layers,
-        device=o["device"], log=say,
-    )  # fmt: skip
+        words = {key: o[key] for key in (*SHARED_OPTIONS, "word_pool", "val_size")}
+        return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, log=say, **words)
+    sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col")}
+    return prepare(o["model"], labels=o["labels_file"], layers=layers, log=say, **sentences)
 
 
 def short_name(text) -> str:
@@ -107,11 +113,17 @@ def fit_and_save(
     task = options.get("labels_file") or options.get("data") or options.get("train")
     name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
     head_path = save_head(out or f"heads/{name}.json", result.classifier, meta, result.combiner)
-    return {"head": str(head_path),
-            **{k: meta[k] for k in ("model", "layer", "pool")}, **result.layers_info,
-            "C": result.classifier.C_, "C_search": meta["C_search"],
-            "train_seconds": result.seconds, "n": meta["n"],
-            "train_accuracy": meta["train_accuracy"], "metrics": meta["metrics"]}  # fmt: skip
+    return {
+        "head": str(head_path),
+        **{k: meta[k] for k in ("model", "layer", "pool")},
+        **result.layers_info,
+        "C": result.classifier.C_,
+        "C_search": meta["C_search"],
+        "train_seconds": result.seconds,
+        "n": meta["n"],
+        "train_accuracy": meta["train_accuracy"],
+        "metrics": meta["metrics"],
+    }
 
 
 def format_fit(summary: dict) -> str:
@@ -154,14 +166,15 @@ def sweep_and_save(
     ``research`` holds ``run_sweep``'s research keywords (resamples, repeats, prefer_early,
     control, mdl, ``multi``: "mix" and concat specs) and ``baselines`` (bool).
     """
-    from probe.features.layers import resolve_layers
+    from probe.features.layers import MIX, parse_row_spec, resolve_layers
     from probe.research.saving import save_sweep
     from probe.research.sweep import markdown_table, run_sweep
 
     research = dict(research or {})
     o = row_options(options)
     # --concat layers are extracted with the swept ones; a mix mixes the swept layers.
-    concat = [spec.replace("+", ",") for spec in research.get("multi", ()) if spec != "mix"]
+    specs = [parse_row_spec(spec) for spec in research.get("multi", ())]
+    concat = [",".join(spec.layers) for spec in specs if spec.kind != MIX]
     data = prepare_rows(layers=layers if layers == "all" else ",".join([layers, *concat]), **o)
     chosen = resolve_layers(layers, data.n_layers_model)
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
@@ -170,13 +183,26 @@ def sweep_and_save(
         from probe.research.baselines import prepare_baselines
 
         research["baselines"] = prepare_baselines(
-            data, text_col=o["text_col"], label_col=o["label_col"], device=o["device"],
-            quiet=not shown(), log=say,
-        )  # fmt: skip
+            data,
+            text_col=o["text_col"],
+            label_col=o["label_col"],
+            device=o["device"],
+            quiet=not shown(),
+            log=say,
+        )
     if hasattr(data, "word_pool"):  # word rows hold one pool: the word pool
         pool_names = [data.word_pool]
-    result = run_sweep(data, chosen, pool_names, n_jobs=jobs, C=C, class_weight=class_weight,
-                       quiet=not shown(), seed=o["seed"], **research)  # fmt: skip
+    result = run_sweep(
+        data,
+        chosen,
+        pool_names,
+        n_jobs=jobs,
+        C=C,
+        class_weight=class_weight,
+        quiet=not shown(),
+        seed=o["seed"],
+        **research,
+    )
     source = o["data"] or o["train"] or "store"
     folder = Path(out_dir or f"sweeps/{short_name(data.model)}-{short_name(source)}")
     table = markdown_table(result)
@@ -186,8 +212,9 @@ def sweep_and_save(
         result.update(word_fields(data))
         table += "\n" + word_markdown(result)
     settings = {key: o[key] for key in SWEEP_SETTINGS}
-    report = save_sweep(result, data, folder, plot, settings, table=table,
-                        head_extra=word_meta(data))  # fmt: skip
+    report = save_sweep(
+        result, data, folder, plot, settings, table=table, head_extra=word_meta(data)
+    )
     return report, table
 
 
@@ -240,8 +267,9 @@ def curve_and_save(
         message = f"--sizes must be whole numbers separated by commas, not {sizes!r}"
         raise ProbeError(message) from None
     data, spec, chosen = _rows_for_spec(layer, options)
-    result = learning_curve(data, chosen, pool, sizes=size_list, seeds=seeds,
-                            seed=options["seed"], C=C, n_jobs=jobs)  # fmt: skip
+    result = learning_curve(
+        data, chosen, pool, sizes=size_list, seeds=seeds, seed=options["seed"], C=C, n_jobs=jobs
+    )
     source = options["data"] or options["train"] or "store"
     name = f"{short_name(data.model)}-{short_name(source)}-l{spec.file_stem}-{pool}"
     return result, save_curve(result, Path(out_dir or f"curves/{name}"))
