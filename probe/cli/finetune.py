@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -62,30 +61,6 @@ def training_options(command):
     return command
 
 
-def _load_splits(options: dict):
-    from probe.data.splits import load_splits
-
-    return load_splits(
-        train=options["train_file"], val=options["val_file"], test=options["test_file"],
-        data=options["data"], text_col=options["text_col"], label_col=options["label_col"],
-        test_size=options["test_size"], val_size=options["val_size"], seed=options["seed"],
-        balance=options["balance"],
-    )  # fmt: skip
-
-
-def _config(options: dict, **extra):
-    from probe.finetune.training import FinetuneConfig
-
-    return FinetuneConfig(
-        pool=options["pool"], lr_body=options["lr_body"], lr_head=options["lr_head"],
-        weight_decay=options["weight_decay"], grad_clip=options["grad_clip"],
-        epochs=options["epochs"], patience=options["patience"], batch_size=options["batch_size"],
-        seed=options["seed"],
-        max_length=options["max_length"], prefix_dtype=options["prefix_dtype"],
-        quiet=options["quiet"], **extra,
-    )  # fmt: skip
-
-
 @click.command()
 @model_option
 @split_data_options
@@ -127,68 +102,18 @@ def finetune(model, unfreeze, layer, init_head, no_prefix_cache, out, as_json, *
       probe finetune --model smollm2-135m --data data/sms_spam.csv --init-head zero
       probe predict --head models/sms-gpt2/head.json "WINNER! claim your prize"
     """
-    from probe.finetune.training import finetune as run_finetune
-    from probe.finetune.training import save_finetuned
+    from probe.finetune.commands import finetune_and_save, format_report
+    from probe.jsonable import to_jsonable
 
-    log = (lambda m: None) if options["quiet"] else (lambda m: click.echo(m, err=True))
-    splits = _load_splits(options)
-    log(f"data: {splits.sizes()}")
-    config = _config(
-        options, unfreeze=unfreeze, layer=layer, init_head=init_head,
-        prefix_cache=not no_prefix_cache,
-    )  # fmt: skip
-    result = run_finetune(model, splits, config, device=options["device"], log=log)
-    if out:
-        head_path = save_finetuned(result, out)
-        result.report["saved"] = {"model": out, "head": str(head_path)}
-    if as_json:
-        from probe.jsonable import to_jsonable
-
-        click.echo(json.dumps(to_jsonable(result.report)))
-    else:
-        click.echo(format_report(result.report))
+    report = finetune_and_save(model, unfreeze=unfreeze, layer=layer, init_head=init_head,
+                               prefix_cache=not no_prefix_cache, out=out,
+                               **_library(options))  # fmt: skip
+    click.echo(json.dumps(to_jsonable(report)) if as_json else format_report(report))
 
 
-def format_report(report: dict) -> str:
-    test = report["test"]
-    lines = [
-        f"model {report['model']}: layer {report['layer']}/{report['num_blocks']}, "
-        f"pool {report['pool']}, unfreeze {report['unfreeze']} blocks"
-        f"{' + final norm' if report['final_norm_trainable'] else ''}",
-        f"trainable parameters {report['trainable_params']:,}; best epoch "
-        f"{report['best_epoch']} of {len(report['epochs'])} (validation accuracy "
-        f"{report['epochs'][report['best_epoch'] - 1]['val_accuracy']:.4f})",
-        f"test accuracy {test['accuracy']:.4f}  macro P {test['macro_precision']:.4f}  "
-        f"R {test['macro_recall']:.4f}  F1 {test['macro_f1']:.4f}",
-        "confusion (rows true, columns predicted): "
-        + "  ".join(
-            f"{name}: {row}"
-            for name, row in zip(test["labels"], test["confusion_matrix"], strict=True)
-        ),
-        f"time {report['time']['total_seconds']:.1f} s (epochs "
-        + ", ".join(f"{s:.1f}" for s in report["time"]["epochs_seconds"])
-        + f"; prefix cache {'on' if report['prefix_cache'] else 'off'}), "
-        f"peak memory {report['peak_memory_mb']:.0f} MB",
-    ]
-    start = report.get("init_head") or {"kind": "zero"}
-    if start["kind"] == "probe":
-        lines.insert(2, f"head started at the probe (LP-FT): C {start['C']:g}, validation "
-                     f"accuracy {start['val_accuracy']:.4f}, {start['seconds']:.1f} s")  # fmt: skip
-    else:
-        lines.insert(2, f"head started at {start.get('path') or 'zero'}"
-                     + (f" ({start['reason']})" if start.get("reason") else ""))  # fmt: skip
-    forgetting = report.get("forgetting")
-    if forgetting:
-        lines.append(
-            f"perplexity on the reference text {forgetting['perplexity_before']:.3f} -> "
-            f"{forgetting['perplexity_after']:.3f} ({forgetting['perplexity_drift_pct']:+.3f}%); "
-            f"greedy continuation "
-            f"{'unchanged' if forgetting['continuation_unchanged'] else 'changed'}: "
-            f"{forgetting['continuation_after']!r}"
-        )
-    if report.get("saved"):
-        lines.append(f"saved {report['saved']['model']} (head {report['saved']['head']})")
-    return "\n".join(lines)
+def _library(options: dict) -> dict:
+    """The library's keywords among a command's options (not -q, -v)."""
+    return {k: v for k, v in options.items() if k not in ("quiet", "verbose")}
 
 
 @click.command()
@@ -235,42 +160,21 @@ def compare(model, unfreeze_list, lr_grid, no_book, time_without_prefix, resampl
           --epochs 5 --patience 2 --max-length 128 --out-dir results/compare-sms
       probe report results --out report.html
     """
-    from probe.errors import ProbeError
-    from probe.finetune.compare import (
-        default_out_dir,
-        markdown_table,
-        run_comparison,
-        write_outputs,
-    )
+    from probe.finetune.commands import compare_and_save
+    from probe.finetune.compare import markdown_table
     from probe.jsonable import to_jsonable
 
-    try:
-        grid = [float(part) for part in lr_grid.split(",") if part.strip()]
-    except ValueError:
-        raise ProbeError(f"--lr-grid must be comma-separated numbers, not '{lr_grid}'") from None
-    if not grid or min(grid) <= 0:
-        raise ProbeError("--lr-grid needs at least one positive learning rate")
-    log = (lambda m: None) if options["quiet"] else (lambda m: click.echo(m, err=True))
-    splits = _load_splits(options)
-    log(f"data: {splits.sizes()}")
-    counts = [part.strip() for part in unfreeze_list.split(",") if part.strip()]
-    out = (
-        Path(out_dir)
-        if out_dir
-        else default_out_dir(model, options["data"] or options["train_file"])
-    )
-    result = run_comparison(
-        model, splits, _config(options), counts, lr_grid=grid, book=not no_book,
-        time_without_prefix=time_without_prefix, resamples=resamples,
-        device=options["device"], log=log,
+    result, paths = compare_and_save(
+        model, unfreeze_list=unfreeze_list, lr_grid=lr_grid, book=not no_book,
+        time_without_prefix=time_without_prefix, resamples=resamples, out_dir=out_dir,
+        **_library(options),
     )  # fmt: skip
-    paths = write_outputs(result, out)
     if as_json:
         click.echo(json.dumps(to_jsonable(result)))
-    else:
-        click.echo(markdown_table(result))
-        for path in paths:
-            click.echo(str(path))
+        return
+    click.echo(markdown_table(result))
+    for path in paths:
+        click.echo(str(path))
 
 
 COMMANDS = [finetune, compare]

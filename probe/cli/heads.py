@@ -1,18 +1,12 @@
-"""``probe fit``, ``probe sweep``, ``probe predict``: heads on cached features, and serving them."""
+"""``probe fit`` and ``probe sweep``: heads on cached features (``probe.research.commands``)."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import click
 
 from probe.cli.common import fail_cleanly, say, verbosity_options
-
-
-def _echo_err(quiet: bool):
-    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
 
 
 def head_data_options(command):
@@ -55,40 +49,6 @@ def head_data_options(command):
     return command
 
 
-def _prepare(options: dict, layers: str):
-    from probe.heads.rows import prepare
-    from probe.research.words.rows import is_word_input, prepare_words
-
-    if options["task"] or is_word_input(options["data"], options["train"]):
-        if options["labels_file"]:
-            from probe.errors import ProbeError
-
-            raise ProbeError("--labels applies to sentence rows; word labels come with the data")
-        if not options["task"]:
-            _echo_err(options["quiet"])("task: upos (word-level data; --task to change)")
-        return prepare_words(
-            options["model"], task=options["task"] or "upos", train=options["train"],
-            val=options["val"], test=options["test"], data=options["data"],
-            word_pool=options["word_pool"], test_size=options["test_size"],
-            val_size=options["val_size"], seed=options["seed"],
-            max_length=options["max_length"], layers=layers, device=options["device"],
-            log=_echo_err(options["quiet"]),
-        )  # fmt: skip
-
-    return prepare(
-        options["model"], train=options["train"], val=options["val"], test=options["test"],
-        data=options["data"], labels=options["labels_file"], text_col=options["text_col"],
-        label_col=options["label_col"], test_size=options["test_size"], seed=options["seed"],
-        max_length=options["max_length"], layers=layers, device=options["device"],
-        log=_echo_err(options["quiet"]),
-    )  # fmt: skip
-
-
-def _short_name(text: str) -> str:
-    name = Path(str(text).rstrip("/")).name or "model"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem if "." in name else name)
-
-
 @click.command()
 @head_data_options
 @click.option("--layer", default="-1", show_default=True,
@@ -116,59 +76,15 @@ def fit(layer, pool, out, **options):
       probe fit --model gpt2 --train train.csv --val val.csv --test test.csv --layer 8
       probe fit --train cache/features/KEY.h5 --labels topics.csv --layer 8 --json
     """
-    from probe.features.layers import MIX, parse_row_spec
-    from probe.features.pooling import check_pool
-    from probe.heads.metrics import format_report
-    from probe.heads.persistence import save_head
-    from probe.research.sweep import fit_one, head_meta
+    from probe.research.commands import fit_and_save, format_fit
 
-    check_pool(pool)
-    spec = parse_row_spec(layer)  # --layer 20, --layer 12,18,24, --layer mix
-    data = _prepare(options, layers="all" if spec.kind == MIX else ",".join(spec.layers))
-    spec = spec.resolved(data.layer, data.layers)
-    chosen = spec if spec.multi else spec.layers[0]
-    pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
-    result = fit_one(data, chosen, pool, C=options["C"], class_weight=options["class_weight"])
-    meta = {**head_meta(data, result), **_word_meta(data)}
-    task = options["labels_file"] or options["data"] or options["train"]
-    name = spec.file_stem
-    out = out or f"heads/{_short_name(data.model)}-{_short_name(task)}-l{name}-{pool}.json"
-    head_path = save_head(out, result.classifier, meta, result.combiner)
-    summary = {"head": str(head_path),
-               **{k: meta[k] for k in ("model", "layer", "pool")}, **result.layers_info,
-               "C": result.classifier.C_, "C_search": meta["C_search"],
-               "train_seconds": result.seconds, "n": meta["n"],
-               "train_accuracy": meta["train_accuracy"], "metrics": meta["metrics"]}  # fmt: skip
-    if options["as_json"]:
-        click.echo(json.dumps(summary, indent=2))
-        return
-    search = result.classifier.search_
-    click.echo(
-        f"model {data.model}  layer {result.layer}  pool {pool}  "
-        + "  ".join(f"{name} {n}" for name, n in meta["n"].items())
-    )
-    click.echo(
-        f"C {result.classifier.C_:g} ({search['method']})  fit {result.seconds:.2f} s  "
-        f"train accuracy {meta['train_accuracy']:.4f}"
-    )
-    for split in ("val", "test"):
-        if split in meta["metrics"]:
-            click.echo("")
-            click.echo(format_report(meta["metrics"][split], title=f"{split}:"))
-    if "mix_weights" in result.layers_info:
-        weights = result.layers_info["mix_weights"]
-        click.echo("mix weights: " + "  ".join(
-            f"{layer}:{w:.3f}" for layer, w in zip(result.layers_info["layers"], weights,
-                                                   strict=True)))  # fmt: skip
-    click.echo("")
-    click.echo(f"head: {head_path}")
+    summary = fit_and_save(layer, pool, out, **head_options(options))
+    click.echo(json.dumps(summary, indent=2) if options["as_json"] else format_fit(summary))
 
 
-def _word_meta(data) -> dict:
-    """What a word head records beyond a sentence head's (``probe predict`` tags words)."""
-    if not hasattr(data, "word_pool"):
-        return {}
-    return {"unit": "word", "task": data.task, "word_pool": data.word_pool}
+def head_options(options: dict) -> dict:
+    """The library's keywords among a head command's options (not --json, -q, -v)."""
+    return {k: v for k, v in options.items() if k not in ("as_json", "quiet", "verbose")}
 
 
 def research_options(command):
@@ -244,109 +160,12 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
       probe sweep --data cache/features/KEY.h5 --labels topics.csv --pools mean
       probe sweep --train tr.csv --val va.csv --test te.csv --baselines --mdl --mix
     """
-    from probe.features.layers import resolve_layers
-    from probe.research.saving import save_sweep
-    from probe.research.sweep import markdown_table, run_sweep
+    from probe.research.commands import sweep_and_save
 
-    # --concat layers are extracted with the swept ones; a mix mixes the swept layers.
-    concat = [spec.replace("+", ",") for spec in research["multi"] if spec != "mix"]
-    data = _prepare(options, layers=layers if layers == "all" else ",".join([layers, *concat]))
-    chosen = resolve_layers(layers, data.n_layers_model)
-    chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
-    pool_names = [p.strip() for p in pools.split(",") if p.strip()]
-    if research.pop("baselines"):
-        from probe.research.baselines import prepare_baselines
-
-        research["baselines"] = prepare_baselines(
-            data, text_col=options["text_col"], label_col=options["label_col"],
-            device=options["device"], quiet=options["quiet"], log=_echo_err(options["quiet"]),
-        )  # fmt: skip
-    if hasattr(data, "word_pool"):  # word rows hold one pool: the word pool
-        pool_names = [data.word_pool]
-    result = run_sweep(data, chosen, pool_names, n_jobs=jobs, C=options["C"],
-                       class_weight=options["class_weight"], quiet=options["quiet"],
-                       seed=options["seed"], **research)  # fmt: skip
-    source = options["data"] or options["train"] or "store"
-    folder = Path(out_dir or f"sweeps/{_short_name(data.model)}-{_short_name(source)}")
-    if hasattr(data, "word_pool"):
-        from probe.research.words.report import word_fields
-
-        result.update(word_fields(data))
-    table = markdown_table(result)
-    if hasattr(data, "word_pool"):
-        from probe.research.words.report import word_markdown
-
-        table += "\n" + word_markdown(result)
-    settings = {key: options[key] for key in ("text_col", "label_col", "test_size", "seed",
-                                              "max_length", "task", "val_size")}  # fmt: skip
-    report = save_sweep(result, data, folder, plot, settings, table=table,
-                        head_extra=_word_meta(data))  # fmt: skip
-    _echo_err(options["quiet"])("wrote " + ", ".join(report["files"]))
+    report, table = sweep_and_save(layers, pools, jobs=jobs, plot=plot, out_dir=out_dir,
+                                   research=research, **head_options(options))  # fmt: skip
+    say("wrote " + ", ".join(report["files"]))
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
 
 
-@click.command()
-@click.option("--head", "head", help="A head .json (from probe fit/sweep/finetune).")
-@click.option(
-    "--onnx",
-    "onnx_dir",
-    type=click.Path(file_okay=False),
-    help="A probe export folder instead of --head: runs in onnxruntime, no torch.",
-)
-@click.argument("texts", nargs=-1)
-@click.option("--data", help="File of texts to classify instead of TEXT arguments.")
-@click.option("--text-col", default="text", show_default=True)
-@click.option("--model", default=None, help="Where the head's model lives now (must match it).")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSONL).")
-@verbosity_options
-@fail_cleanly
-def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
-    """Classify texts with a saved head: label and class probabilities.
-
-    Runs the backbone only up to the head's layer; a text gets the prediction it got from
-    the cache at fit time. A head is refused for a model it was not fitted on.
-
-    \b
-    Examples:
-      probe predict --head heads/smollm2-135m-l20-last.json "WIN a FREE prize now!!!"
-      probe predict --head sweeps/run/head.json --data new_messages.csv --json
-      probe predict --onnx exports/sms "WIN a FREE prize now!!!"
-    """
-    from probe.errors import ProbeError
-    from probe.serve.predict import format_predictions, load_predictor
-
-    if bool(texts) == bool(data):
-        raise ProbeError("give texts as arguments or --data FILE (one of the two)")
-    if bool(head) == bool(onnx_dir):
-        raise ProbeError("give --head HEAD.json or --onnx EXPORT_DIR (one of the two)")
-    if data:
-        from probe.data.readers import read_dataset
-
-        dataset = read_dataset(data, text_col, label_col=None)
-        if dataset.skipped_empty:
-            say(f"skipped {dataset.skipped_empty} empty texts")
-        texts = dataset.texts
-    if onnx_dir:
-        from probe.serve.export import OnnxPredictor
-
-        predictor = OnnxPredictor.load(onnx_dir)
-    else:
-        predictor = load_predictor(head, model, device)
-        from probe.serve.wordpredict import format_tagged, is_word_head, predict_words
-
-        if is_word_head(predictor.meta):  # a word head tags each word
-            rows = predict_words(predictor, list(texts))
-            for line in ([json.dumps(r, ensure_ascii=False) for r in rows] if as_json
-                         else [format_tagged(rows)]):  # fmt: skip
-                click.echo(line)
-            return
-    rows = predictor.predict(list(texts))
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False))
-    else:
-        click.echo(format_predictions(rows))
-
-
-COMMANDS = [fit, sweep, predict]
+COMMANDS = [fit, sweep]

@@ -18,12 +18,14 @@ def main() -> None:
 
 
 def _register_optional_commands() -> None:
-    """Commands that live in their own modules (one module per stage)."""
+    """Commands that live in their own modules (one module per command group)."""
     import importlib
 
     for module_name in (
         "probe.cli.extract",
+        "probe.cli.cache",
         "probe.cli.heads",
+        "probe.cli.predict",
         "probe.cli.finetune",
         "probe.cli.export",
         "probe.cli.research",

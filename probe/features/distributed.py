@@ -153,6 +153,22 @@ def fill_store_on_ray(
             ray.shutdown()
 
 
+def fill_for_view(model, data, layers, *, force: bool = False, prompt: str | None = None,
+                  chat_template: bool = False, trust_remote_code: bool = False,
+                  **options) -> str:  # fmt: skip
+    """``extract(..., engine="ray")``'s first step: the rows the store lacks, computed on Ray;
+    returns the cluster's compute dtype, which the view step then uses (a CPU driver must not
+    recompute a GPU cluster's rows in its own dtype). Options the workers cannot honour are
+    refused before anything starts."""
+    if force:
+        raise ProbeError("--force is not supported with --engine ray; run without it")
+    if prompt or chat_template or trust_remote_code:
+        raise ProbeError(
+            "--prompt, --chat-template and --trust-remote-code run with --engine local only"
+        )
+    return fill_store_on_ray(model, data, layers, **options)
+
+
 Sink = Callable[[np.ndarray, np.ndarray, dict], None]  # (positions, n_tokens, {pool: (L,n,D)})
 
 

@@ -58,6 +58,9 @@ def extract(
     trust_remote_code: bool = False,
     log=None,
     compile_notice=None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Cache the features of ``data`` and return its view: one complete HDF5 file.
 
@@ -73,12 +76,23 @@ def extract(
     recorded in the view (``compiled``, ``compile_outcome``) and told to ``compile_notice``.
     ``prompt`` and ``chat_template`` wrap each text first (``probe.features.models.prompts``)
     and, with ``trust_remote_code``, are part of the row setting; ``attn`` picks the attention
-    kernel.
+    kernel. ``engine="ray"`` computes the missing rows on Ray first (``address``: the cluster
+    to join, else a local one; ``workers``: actors, one backbone each), then builds the view.
     """
     from probe.features.models.loading import load_backbone
     from probe.features.models.prompts import check_prompt
 
     log = log or (lambda message: None)
+    if engine == "ray":  # then the local step below finds every row and writes the view
+        from probe.features.distributed import fill_for_view
+
+        dtype = fill_for_view(model, data, layers, max_length=max_length, force=force,
+                              quiet=quiet, dtype=dtype, token_budget=token_budget,
+                              use_compile=use_compile, prompt=prompt, chat_template=chat_template,
+                              trust_remote_code=trust_remote_code, address=address,
+                              workers=workers, log=log)  # fmt: skip
+    elif engine != "local":
+        raise ProbeError(f"unknown engine {engine!r}: local or ray")
     prompt = check_prompt(prompt)
     info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length,
                                                        trust_remote_code)  # fmt: skip

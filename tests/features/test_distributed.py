@@ -104,6 +104,27 @@ def test_cli_ray_two_workers_equals_single_process(
 
 
 @needs_ray
+def test_python_extract_with_engine_ray_equals_single_process(
+    local_ray, tiny_gpt2_dir, tmp_path, isolated_cache, monkeypatch
+):
+    """``probe.extract(..., engine="ray")`` from Python: the same view the CLI's Ray run gives,
+    every row computed on the cluster; options the workers cannot honour are refused."""
+    import probe
+    from probe.data.readers import read_dataset
+    from probe.features.store.caches import open_cache, read_attrs
+
+    csv = sms_csv(tmp_path, 40)
+    path = probe.extract(str(tiny_gpt2_dir), read_dataset(csv), "all", engine="ray", workers=2)
+    assert read_attrs(path)["computed_rows"] == 0
+    reference = local_view(tiny_gpt2_dir, csv, tmp_path / "local", monkeypatch)
+    assert_same_features(open_cache(path), reference)
+    with pytest.raises(probe.ProbeError, match="--force is not supported"):
+        probe.extract(str(tiny_gpt2_dir), read_dataset(csv), engine="ray", force=True)
+    with pytest.raises(probe.ProbeError, match="unknown engine 'dask'"):
+        probe.extract(str(tiny_gpt2_dir), read_dataset(csv), engine="dask")
+
+
+@needs_ray
 def test_the_view_step_takes_the_clusters_dtype(local_ray, tiny_gpt2_dir, tmp_path, monkeypatch):
     """A GPU cluster computes in bf16 while the driver has only a CPU: the driver's view
     step must find the cluster's rows, not recompute them in its own fp32."""

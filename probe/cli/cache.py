@@ -1,0 +1,127 @@
+"""``probe cache``: list, inspect and clean the feature store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from probe.cli.common import fail_cleanly, verbosity_options
+
+
+@click.group()
+def cache():
+    """List, inspect and clean the feature store ($PROBE_CACHE, default ./cache)."""
+
+
+@cache.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per view, then the store.")
+@verbosity_options
+@fail_cleanly
+def cache_ls(as_json):
+    """List views (model, data, N, layers, size, complete or not) and the row store's totals.
+
+    \b
+    Example:
+      probe cache ls
+    """
+    from probe.features.store.caches import list_caches, store_report
+
+    rows = list_caches()
+    report = store_report()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        click.echo(json.dumps({"store": {k: v for k, v in report.items() if k != "settings"}}))
+        return
+    if rows:
+        header = f"{'complete':<9}{'N':>7}  {'layers':<10}{'size MB':>9}  {'model':<24}{'path'}"
+        click.echo(header)
+    for row in rows:
+        click.echo(
+            f"{'yes' if row['complete'] else 'NO':<9}{row['n'] or '?':>7}  {row['layers']:<10}"
+            f"{row['size_mb']:>9}  {str(row['model'])[:23]:<24}{Path(row['path']).name}"
+        )
+    for setting in report["settings"]:
+        if setting.get("bytes_per_unit_layer"):
+            click.echo(f"rows {setting['setting'][:12]}  unit {setting['unit']:<11}"
+                       f"{setting['units']:>10} units  {setting['bytes'] / 1e6:>8.1f} MB  "
+                       f"{setting['bytes_per_unit_layer']:.0f} bytes per unit per layer",
+                       err=not rows)  # fmt: skip
+    click.echo(_store_line(report), err=not rows)
+
+
+def _store_line(report: dict) -> str:
+    return (
+        f"store: {report['rows']} rows in {report['shards']} shards "
+        f"({report['shard_bytes'] / 1e6:.1f} MB), {report['views']} views "
+        f"({report['view_bytes'] / 1e6:.1f} MB), {report['orphans']} orphan shards"
+    )
+
+
+@cache.command("info")
+@click.argument("file", type=click.Path(dir_okay=True), required=False)
+@verbosity_options
+@fail_cleanly
+def cache_info(file):
+    """Everything a view records about itself; with no FILE, the row store per setting.
+
+    \b
+    Examples:
+      probe cache info cache/features/3f2a...h5
+      probe cache info
+    """
+    from probe.errors import ProbeError
+    from probe.features.store.caches import PendingView, read_attrs, store_report, summarize
+
+    if file is None:
+        report = store_report()
+        for setting in report["settings"]:
+            for name, value in setting.items():
+                click.echo(f"{name:<22}{value}")
+            click.echo("")
+        click.echo(_store_line(report))
+        return
+    path = Path(file)
+    partial = Path(f"{path}.partial") if not path.name.endswith(".partial") else path
+    if path.is_file():
+        attrs = read_attrs(path)
+        if attrs is None:
+            raise ProbeError(f"{path} is not a probe cache file")
+        details = {**summarize(path, attrs), **attrs}
+    elif partial.is_dir():
+        pending = PendingView(partial)
+        manifest = pending.manifest() or {}
+        details = {**summarize(partial, manifest), **manifest, "complete": False}
+        details["stored_rows"] = f"{pending.stored_rows()} of {manifest.get('n', '?')}"
+    else:
+        raise ProbeError(f"cache file not found: {path}")
+    for name, value in details.items():
+        click.echo(f"{name:<22}{value}")
+    sys.stdout.flush()
+
+
+@cache.command("gc")
+@verbosity_options
+@fail_cleanly
+def cache_gc():
+    """Remove what crashed writers left: orphan shards and stale temporary files.
+
+    A shard or temporary file whose writing process is still alive is kept.
+
+    \b
+    Example:
+      probe cache gc
+    """
+    from probe.features.store.caches import store_report
+    from probe.features.store.housekeeping import collect_garbage
+
+    removed = collect_garbage()
+    freed = sum(size for _, size in removed)
+    click.echo(f"removed {len(removed)} orphan files ({freed / 1e6:.1f} MB)")
+    click.echo(_store_line(store_report()))
+
+
+COMMANDS = [cache]

@@ -1,0 +1,275 @@
+"""``probe fit``, ``probe sweep`` and ``probe curve`` as library calls: options in, results out.
+
+Each command parses its options, calls one function here and prints what it returns. What
+lies between lives here once: labelled rows from the data options (sentence or word rows),
+default folder and file names, the baselines' extra extraction, the saved head and the files
+a sweep or a curve leaves. Keyword arguments are the commands' options, with their defaults,
+so a notebook gets the same files and the same summary from the same call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from probe.errors import ProbeError
+from probe.messages import say, shown
+
+# The data options every head command takes (``probe fit --help``), with their defaults.
+ROW_OPTIONS = {
+    "model": None,
+    "data": None,
+    "train": None,
+    "val": None,
+    "test": None,
+    "labels_file": None,
+    "text_col": "text",
+    "label_col": "label",
+    "test_size": 0.2,
+    "seed": 0,
+    "max_length": None,
+    "device": "auto",
+    "task": None,
+    "word_pool": None,
+    "val_size": 0.1,
+}
+SHARED_OPTIONS = ("train", "val", "test", "data", "test_size", "seed", "max_length", "device")
+SWEEP_SETTINGS = ("text_col", "label_col", "test_size", "seed", "max_length", "task", "val_size")
+
+
+def row_options(options: dict) -> dict:
+    """``options`` with every data option present (defaults filled); unknown ones refused."""
+    unknown = set(options) - set(ROW_OPTIONS)
+    if unknown:
+        raise ProbeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return {**ROW_OPTIONS, **options}
+
+
+def prepare_rows(layers: str = "all", **options):
+    """Labelled cached rows for the data options: word rows for word-level data or a
+    ``task``, else sentence rows (``probe.heads.rows.prepare``); extracts on demand."""
+    from probe.heads.rows import prepare
+    from probe.research.words.rows import is_word_input, prepare_words
+
+    o = row_options(options)
+    if o["task"] or is_word_input(o["data"], o["train"]):
+        if o["labels_file"]:
+            raise ProbeError("--labels applies to sentence rows; word labels come with the data")
+        if not o["task"]:
+            say("task: upos (word-level data; --task to change)")
+        words = {key: o[key] for key in (*SHARED_OPTIONS, "word_pool", "val_size")}
+        return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, log=say, **words)
+    sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col")}
+    return prepare(o["model"], labels=o["labels_file"], layers=layers, log=say, **sentences)
+
+
+def short_name(text) -> str:
+    """A file-name-safe short name of a model or data source (its stem)."""
+    name = Path(str(text).rstrip("/")).name or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem if "." in name else name)
+
+
+def word_meta(data) -> dict:
+    """What a word head records beyond a sentence head's (``probe predict`` tags words)."""
+    if not hasattr(data, "word_pool"):
+        return {}
+    return {"unit": "word", "task": data.task, "word_pool": data.word_pool}
+
+
+def _rows_for_spec(layer: str, options: dict):
+    """(data, resolved row spec, what to fit: a layer or a multi-layer spec) for ``--layer``."""
+    from probe.features.layers import MIX, parse_row_spec
+
+    spec = parse_row_spec(layer)  # --layer 20, --layer 12,18,24, --layer mix
+    data = prepare_rows(layers="all" if spec.kind == MIX else ",".join(spec.layers), **options)
+    spec = spec.resolved(data.layer, data.layers)
+    return data, spec, spec if spec.multi else spec.layers[0]
+
+
+# --- probe fit --------------------------------------------------------------------------------
+
+
+def fit_and_save(
+    layer: str = "-1",
+    pool: str = "last",
+    out=None,
+    *,
+    C: float | None = None,
+    class_weight: str | None = None,
+    **options,
+) -> dict:
+    """Fit a head on one layer (or a multi-layer spec) and pool, save it; return the summary
+    (``probe fit --json``). ``out`` None: heads/MODEL-DATA-lLAYER-POOL.json."""
+    from probe.features.pooling import check_pool
+    from probe.heads.persistence import save_head
+    from probe.research.sweep import fit_one, head_meta
+
+    check_pool(pool)
+    data, spec, chosen = _rows_for_spec(layer, options)
+    pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
+    result = fit_one(data, chosen, pool, C=C, class_weight=class_weight)
+    meta = {**head_meta(data, result), **word_meta(data)}
+    task = options.get("labels_file") or options.get("data") or options.get("train")
+    name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
+    head_path = save_head(out or f"heads/{name}.json", result.classifier, meta, result.combiner)
+    return {
+        "head": str(head_path),
+        **{k: meta[k] for k in ("model", "layer", "pool")},
+        **result.layers_info,
+        "C": result.classifier.C_,
+        "C_search": meta["C_search"],
+        "train_seconds": result.seconds,
+        "n": meta["n"],
+        "train_accuracy": meta["train_accuracy"],
+        "metrics": meta["metrics"],
+    }
+
+
+def format_fit(summary: dict) -> str:
+    """``probe fit``'s text report of ``fit_and_save``'s summary."""
+    from probe.heads.metrics import format_report
+
+    lines = [
+        f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
+        + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
+        f"C {summary['C']:g} ({summary['C_search']['method']})  "
+        f"fit {summary['train_seconds']:.2f} s  train accuracy {summary['train_accuracy']:.4f}",
+    ]
+    for split in ("val", "test"):
+        if split in summary["metrics"]:
+            lines += ["", format_report(summary["metrics"][split], title=f"{split}:")]
+    if "mix_weights" in summary:
+        pairs = zip(summary["layers"], summary["mix_weights"], strict=True)
+        lines.append("mix weights: " + "  ".join(f"{layer}:{w:.3f}" for layer, w in pairs))
+    return "\n".join([*lines, "", f"head: {summary['head']}"])
+
+
+# --- probe sweep ------------------------------------------------------------------------------
+
+
+def sweep_and_save(
+    layers: str = "all",
+    pools: str = "last,mean",
+    *,
+    jobs: int | None = None,
+    plot=None,
+    out_dir=None,
+    C: float | None = None,
+    class_weight: str | None = None,
+    research: dict | None = None,
+    **options,
+) -> tuple[dict, str]:
+    """Sweep every layer x pool, save the table, JSON, plot and the selected head (multi-layer
+    too) to ``out_dir`` (default sweeps/MODEL-DATA); return (sweep.json's report, the table).
+
+    ``research`` holds ``run_sweep``'s research keywords (resamples, repeats, prefer_early,
+    control, mdl, ``multi``: "mix" and concat specs) and ``baselines`` (bool).
+    """
+    from probe.features.layers import MIX, parse_row_spec, resolve_layers
+    from probe.research.saving import save_sweep
+    from probe.research.sweep import markdown_table, run_sweep
+
+    research = dict(research or {})
+    o = row_options(options)
+    # --concat layers are extracted with the swept ones; a mix mixes the swept layers.
+    specs = [parse_row_spec(spec) for spec in research.get("multi", ())]
+    concat = [",".join(spec.layers) for spec in specs if spec.kind != MIX]
+    data = prepare_rows(layers=layers if layers == "all" else ",".join([layers, *concat]), **o)
+    chosen = resolve_layers(layers, data.n_layers_model)
+    chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
+    pool_names = [p.strip() for p in pools.split(",") if p.strip()]
+    if research.pop("baselines", False):
+        from probe.research.baselines import prepare_baselines
+
+        research["baselines"] = prepare_baselines(
+            data,
+            text_col=o["text_col"],
+            label_col=o["label_col"],
+            device=o["device"],
+            quiet=not shown(),
+            log=say,
+        )
+    if hasattr(data, "word_pool"):  # word rows hold one pool: the word pool
+        pool_names = [data.word_pool]
+    result = run_sweep(
+        data,
+        chosen,
+        pool_names,
+        n_jobs=jobs,
+        C=C,
+        class_weight=class_weight,
+        quiet=not shown(),
+        seed=o["seed"],
+        **research,
+    )
+    source = o["data"] or o["train"] or "store"
+    folder = Path(out_dir or f"sweeps/{short_name(data.model)}-{short_name(source)}")
+    table = markdown_table(result)
+    if hasattr(data, "word_pool"):
+        from probe.research.words.report import word_fields, word_markdown
+
+        result.update(word_fields(data))
+        table += "\n" + word_markdown(result)
+    settings = {key: o[key] for key in SWEEP_SETTINGS}
+    report = save_sweep(
+        result, data, folder, plot, settings, table=table, head_extra=word_meta(data)
+    )
+    return report, table
+
+
+# --- probe curve ------------------------------------------------------------------------------
+
+
+def selected_row(folder, options: dict) -> tuple[str, str]:
+    """(layer, pool) of a sweep's selected row; when ``options`` name no data, the sweep's
+    data, settings and model fill them in (in place)."""
+    path = Path(folder) / "sweep.json" if Path(folder).is_dir() else Path(folder)
+    try:
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+        best = sweep["best"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ProbeError(f"--from-sweep {folder}: no readable sweep.json ({error})") from None
+    if not any(options.get(key) for key in ("data", "train", "labels_file")):
+        recorded = {**sweep.get("data", {}), **(sweep.get("settings") or {})}
+        options.update({key: value for key, value in recorded.items() if key in ROW_OPTIONS})
+        options["model"] = options.get("model") or sweep.get("model")
+    return str(best["layer"]), best["pool"]
+
+
+def curve_and_save(
+    layer: str | None = None,
+    pool: str | None = None,
+    *,
+    from_sweep=None,
+    sizes: str = "1,2,4,8,16,32,64,128",
+    seeds: int = 5,
+    jobs: int = 1,
+    out_dir=None,
+    C: float | None = None,
+    class_weight: str | None = None,
+    **options,
+) -> tuple[dict, list[Path]]:
+    """A learning curve of one row (or of a sweep's selected row, with its data), saved to
+    ``out_dir`` (default curves/MODEL-DATA-lLAYER-POOL); return (the curve, its files).
+    ``class_weight`` is accepted with the other head options and not used."""
+    from probe.research.curve import learning_curve
+    from probe.research.saving import save_curve
+
+    options = row_options(options)
+    if from_sweep:
+        sweep_layer, sweep_pool = selected_row(from_sweep, options)
+        layer, pool = layer or sweep_layer, pool or sweep_pool
+    layer, pool = layer or "-1", pool or "last"
+    try:
+        size_list = [int(part) for part in str(sizes).split(",") if part.strip()]
+    except ValueError:
+        message = f"--sizes must be whole numbers separated by commas, not {sizes!r}"
+        raise ProbeError(message) from None
+    data, spec, chosen = _rows_for_spec(layer, options)
+    result = learning_curve(
+        data, chosen, pool, sizes=size_list, seeds=seeds, seed=options["seed"], C=C, n_jobs=jobs
+    )
+    source = options["data"] or options["train"] or "store"
+    name = f"{short_name(data.model)}-{short_name(source)}-l{spec.file_stem}-{pool}"
+    return result, save_curve(result, Path(out_dir or f"curves/{name}"))
