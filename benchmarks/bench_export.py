@@ -50,8 +50,7 @@ def main() -> None:
     fit_path, check_texts = work / "fit.csv", frame.text.iloc[-args.n_check :].tolist()
     frame.head(args.n_fit).to_csv(fit_path, index=False)
     layers = [int(x) for x in args.layers.split(",")]
-    data = prepare(args.model, data=str(fit_path), max_length=args.max_length,
-                   layers=args.layers)  # fmt: skip
+    data = prepare(args.model, data=str(fit_path), max_length=args.max_length, layers=args.layers)
     weights_mb = sum(p.stat().st_size for p in _model_dir(args.model).glob("*.safetensors")) / 1e6
     rows = []
     for layer in layers:
@@ -70,17 +69,24 @@ def main() -> None:
         names = list(by_torch[0]["probabilities"])
         p_torch = np.array([[r["probabilities"][n] for n in names] for r in by_torch])
         p_onnx = np.array([[r["probabilities"][n] for n in names] for r in by_onnx])
-        rows.append({
-            "layer": layer, "pool": args.pool, "num_layers": predictor.backbone.num_layers,
-            "labels_equal": sum(a["label"] == b["label"] for a, b in zip(by_torch, by_onnx,
-                                                                          strict=True)),
-            "n": len(check_texts), "max_prob_diff": float(np.abs(p_torch - p_onnx).max()),
-            "onnx_mb": (folder / "model.onnx").stat().st_size / 1e6,
-            "tokenizer_mb": (folder / "tokenizer.json").stat().st_size / 1e6,
-            "export_mb": export_size(folder) / 1e6, "export_seconds": export_seconds,
-            "torch_ms_per_text": 1e3 * torch_seconds / len(check_texts),
-            "onnx_ms_per_text": 1e3 * onnx_seconds / len(check_texts),
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": layer,
+                "pool": args.pool,
+                "num_layers": predictor.backbone.num_layers,
+                "labels_equal": sum(
+                    a["label"] == b["label"] for a, b in zip(by_torch, by_onnx, strict=True)
+                ),
+                "n": len(check_texts),
+                "max_prob_diff": float(np.abs(p_torch - p_onnx).max()),
+                "onnx_mb": (folder / "model.onnx").stat().st_size / 1e6,
+                "tokenizer_mb": (folder / "tokenizer.json").stat().st_size / 1e6,
+                "export_mb": export_size(folder) / 1e6,
+                "export_seconds": export_seconds,
+                "torch_ms_per_text": 1e3 * torch_seconds / len(check_texts),
+                "onnx_ms_per_text": 1e3 * onnx_seconds / len(check_texts),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
     write_results(args, rows, weights_mb, torch.__version__, onnxruntime.__version__)
 

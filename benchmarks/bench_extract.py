@@ -39,8 +39,12 @@ RESULTS = Path(__file__).parent / "results"
 def non_embedding_parameters(model) -> int:
     from probe.features.models.architecture import base_model
 
-    embeddings = {id(p) for m in base_model(model).modules() if isinstance(m, torch.nn.Embedding)
-                  for p in m.parameters()}  # fmt: skip
+    embeddings = {
+        id(p)
+        for m in base_model(model).modules()
+        if isinstance(m, torch.nn.Embedding)
+        for p in m.parameters()
+    }
     return sum(p.numel() for p in base_model(model).parameters() if id(p) not in embeddings)
 
 
@@ -155,10 +159,24 @@ def cpu_name() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), "unknown")  # fmt: skip
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
-                      if line.startswith("flags")), []))  # fmt: skip
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    flags = set(
+        next(
+            (
+                line.split(":", 1)[1].split()
+                for line in info.splitlines()
+                if line.startswith("flags")
+            ),
+            [],
+        )
+    )
     units = [u for u in ("avx2", "avx512f", "amx_bf16") if u in flags]
     return f"{name} ({', '.join(units)})"
 
@@ -170,8 +188,9 @@ def probe_extract(backbone, dataset, layers, token_budget, use_compile=False) ->
     with tempfile.TemporaryDirectory() as store:
         os.environ["PROBE_CACHE"] = store
         start = time.perf_counter()
-        path = extract(backbone, dataset, layers, token_budget=token_budget,
-                       use_compile=use_compile)  # fmt: skip
+        path = extract(
+            backbone, dataset, layers, token_budget=token_budget, use_compile=use_compile
+        )
         elapsed = time.perf_counter() - start
         return elapsed, int(open_cache(path).n_tokens.sum())
 
@@ -181,15 +200,23 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--data", default="data/sms_spam.csv")
     parser.add_argument("--n", type=int, default=1000, help="first N texts (0 = all)")
-    parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET,
-                        help="0 = size from free device memory (CUDA)")  # fmt: skip
+    parser.add_argument(
+        "--token-budget",
+        type=int,
+        default=DEFAULT_TOKEN_BUDGET,
+        help="0 = size from free device memory (CUDA)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--compile", action="store_true", help="probe extract --compile")
     parser.add_argument("--skip-naive", action="store_true", help="skip both loops")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="K distinct copies of each text (' #k' appended): a GPU needs "
-                        "millions of tokens to time")  # fmt: skip
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="K distinct copies of each text (' #k' appended): a GPU needs "
+        "millions of tokens to time",
+    )
     parser.add_argument("--out", default=str(RESULTS / "extract_smollm2_sms"))
     args = parser.parse_args()
 
@@ -288,31 +315,36 @@ def main() -> None:
             len(chunk) * max(chunk)
             for chunk in (capped[i : i + 32] for i in range(0, len(capped), 32))
         )
-        result.update({
-            "sorted_loop": "Hugging Face, length-sorted, batch 32 padded to its longest, "
-                           f"max length {max_length}, output_hidden_states",
-            "sorted_loop_padded_tokens_per_real_token": round(sorted_padded / tokens, 3),
-            "sorted_loop_seconds": round(sorted_s, 2),
-            "sorted_loop_tokens_per_s": round(sorted_tokens / sorted_s, 1),
-            "sorted_loop_fraction_of_peak": round(flops(sorted_s, sorted_tokens) / peak, 3),
-            "speedup_vs_sorted_loop": round((tokens / probe_s) / (sorted_tokens / sorted_s), 2),
-            "book_pad120_recipe": "Raschka ch. 6: data order, batch 32 padded to 120 tokens, "
-                                  "output_hidden_states",
-            "book_pad120_padded_tokens_per_real_token": round(120 * len(texts) / tokens, 3),
-            "book_pad120_seconds": round(naive_s, 2),
-            "book_pad120_tokens_per_s": round(naive_tokens / naive_s, 1),
-            "book_pad120_useful_gflops": round(flops(naive_s, naive_tokens) / 1e9, 1),
-            "book_pad120_fraction_of_peak": round(flops(naive_s, naive_tokens) / peak, 3),
-            "speedup_vs_book_pad120": round((tokens / probe_s) / (naive_tokens / naive_s), 2),
-        })  # fmt: skip
+        result.update(
+            {
+                "sorted_loop": "Hugging Face, length-sorted, batch 32 padded to its longest, "
+                f"max length {max_length}, output_hidden_states",
+                "sorted_loop_padded_tokens_per_real_token": round(sorted_padded / tokens, 3),
+                "sorted_loop_seconds": round(sorted_s, 2),
+                "sorted_loop_tokens_per_s": round(sorted_tokens / sorted_s, 1),
+                "sorted_loop_fraction_of_peak": round(flops(sorted_s, sorted_tokens) / peak, 3),
+                "speedup_vs_sorted_loop": round((tokens / probe_s) / (sorted_tokens / sorted_s), 2),
+                "book_pad120_recipe": "Raschka ch. 6: data order, batch 32 padded to 120 tokens, "
+                "output_hidden_states",
+                "book_pad120_padded_tokens_per_real_token": round(120 * len(texts) / tokens, 3),
+                "book_pad120_seconds": round(naive_s, 2),
+                "book_pad120_tokens_per_s": round(naive_tokens / naive_s, 1),
+                "book_pad120_useful_gflops": round(flops(naive_s, naive_tokens) / 1e9, 1),
+                "book_pad120_fraction_of_peak": round(flops(naive_s, naive_tokens) / peak, 3),
+                "speedup_vs_book_pad120": round((tokens / probe_s) / (naive_tokens / naive_s), 2),
+            }
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result.items()]
     shared = max(load_before[0], result["load_average_before_after"][1][0]) > 2.5
-    note = ("*shared*: other jobs ran on this machine (load average above its cores' "
-            "count): times are upper bounds, ratios within the run stay meaningful.\n\n"
-            if shared else "")  # fmt: skip
+    note = (
+        "*shared*: other jobs ran on this machine (load average above its cores' "
+        "count): times are upper bounds, ratios within the run stay meaningful.\n\n"
+        if shared
+        else ""
+    )
     out.with_suffix(".md").write_text(
         "# probe extract benchmark\n\n" + note + "\n".join(lines) + "\n"
     )

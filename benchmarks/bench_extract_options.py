@@ -39,8 +39,20 @@ def run(model: str, data: Path, options: list[str]) -> dict:
         models = Path("cache/models").resolve()  # reuse the converted GGUF, not the rows
         if models.is_dir():
             os.symlink(models, Path(store) / "models")
-        command = [sys.executable, "-m", "probe", "extract", "--model", model, "--data",
-                   str(data), "--layers", "all", "-q", *options]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "probe",
+            "extract",
+            "--model",
+            model,
+            "--data",
+            str(data),
+            "--layers",
+            "all",
+            "-q",
+            *options,
+        ]
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - start
@@ -76,14 +88,21 @@ def main() -> None:
     for result in results.values():
         if eager:
             result["speedup_vs_fp32_eager_wall"] = round(eager / result["wall_seconds"], 3)
-    summary = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "model": args.model,
-               "data": args.data, "texts": args.n, "results": results}  # fmt: skip
+    summary = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "model": args.model,
+        "data": args.data,
+        "texts": args.n,
+        "results": results,
+    }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     rows = ["| configuration | wall s | extract s | tok/s (wall) | speedup |", "|" + "---|" * 5]
-    rows += [f"| {name} | {r['wall_seconds']} | {r['extract_seconds']} | "
-             f"{r['tokens_per_wall_second']} | {r.get('speedup_vs_fp32_eager_wall', '-')} |"
-             for name, r in results.items()]  # fmt: skip
+    rows += [
+        f"| {name} | {r['wall_seconds']} | {r['extract_seconds']} | "
+        f"{r['tokens_per_wall_second']} | {r.get('speedup_vs_fp32_eager_wall', '-')} |"
+        for name, r in results.items()
+    ]
     out.with_suffix(".md").write_text(
         f"# probe extract options, {args.n} texts of {args.data}\n\n" + "\n".join(rows) + "\n"
     )

@@ -54,9 +54,10 @@ def main() -> None:
     has_norm = final_norm(backbone.model) is not None
     plan = make_plan(backbone.num_layers, has_norm, config.unfreeze, None)
     labels = sorted(set(splits.train.labels))
-    encode = lambda name: encode_split(  # noqa: E731
-        name, getattr(splits, name), backbone, labels, args.max_length
-    )
+
+    def encode(name):
+        return encode_split(name, getattr(splits, name), backbone, labels, args.max_length)
+
     cached = {name: encode(name) for name in ("train", "val")}
     plain = {name: encode(name) for name in ("train", "val")}
     classifier = FinetuneClassifier(backbone.model, plan, config.pool, len(labels))
@@ -82,10 +83,17 @@ def main() -> None:
     for index in range(args.rounds):
         with_prefix = epoch(cached)
         without = epoch(plain)
-        rounds.append({"with_prefix_s": with_prefix, "without_prefix_s": without,
-                       "speedup": without / with_prefix})  # fmt: skip
-        print(f"round {index + 1}: with prefix {with_prefix:.1f} s, without {without:.1f} s, "
-              f"{without / with_prefix:.1f}x")  # fmt: skip
+        rounds.append(
+            {
+                "with_prefix_s": with_prefix,
+                "without_prefix_s": without,
+                "speedup": without / with_prefix,
+            }
+        )
+        print(
+            f"round {index + 1}: with prefix {with_prefix:.1f} s, without {without:.1f} s, "
+            f"{without / with_prefix:.1f}x"
+        )
     tokens = sum(len(ids) for split in plain.values() for ids in split.token_ids)
     result = {
         "command": f"nice -n 10 python benchmarks/bench_finetune_prefix.py --model {args.model} "

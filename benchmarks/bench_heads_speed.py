@@ -38,8 +38,11 @@ RESULTS = Path(__file__).parent / "results"
 def machine() -> dict:
     from bench_sweep import cpu_name
 
-    return {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    return {
+        "cpu": cpu_name(),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def sweep_figures(result: dict, started_load) -> dict:
@@ -59,7 +62,7 @@ def sweep_figures(result: dict, started_load) -> dict:
             "pool": best["pool"],
             "C": best["C"],
             "test_accuracy": best["test_accuracy"],
-        },  # fmt: skip
+        },
         "selected_by": result.get("selected_by"),
         "error_rows": sum(bool(r.get("error")) for r in entries),
         "load_before": started_load,
@@ -74,8 +77,11 @@ def run(data, label: str, **options) -> dict:
     load = [round(x, 2) for x in os.getloadavg()]
     result = run_sweep(data, quiet=False, **options)
     figures = sweep_figures(result, load)
-    print(f"{label}: {figures['seconds']:.1f} s wall, {figures['heads_cpu_seconds']:.1f} s CPU "
-          f"in heads, selected {figures['selected']}", file=sys.stderr)  # fmt: skip
+    print(
+        f"{label}: {figures['seconds']:.1f} s wall, {figures['heads_cpu_seconds']:.1f} s CPU "
+        f"in heads, selected {figures['selected']}",
+        file=sys.stderr,
+    )
     return figures
 
 
@@ -89,43 +95,66 @@ def one_head(X, y, label: str) -> dict:
 
     started, cpu = time.perf_counter(), time.process_time()
     ours = ProbeClassifier().fit(X, y)
-    mine = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-            "C": ours.C_, "Cs_tried": len(ours.search_["Cs"])}  # fmt: skip
+    mine = {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "C": ours.C_,
+        "Cs_tried": len(ours.search_["Cs"]),
+    }
     started, cpu = time.perf_counter(), time.process_time()
     standardised = StandardScaler().fit_transform(X.astype(np.float64))
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
-    theirs = LogisticRegressionCV(Cs=list(DEFAULT_CS), cv=folds, solver="lbfgs",
-                                  max_iter=1000).fit(standardised, y)  # fmt: skip
-    peer = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-            "C": float(np.atleast_1d(theirs.C_)[0])}  # fmt: skip
+    theirs = LogisticRegressionCV(Cs=list(DEFAULT_CS), cv=folds, solver="lbfgs", max_iter=1000).fit(
+        standardised, y
+    )
+    peer = {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "C": float(np.atleast_1d(theirs.C_)[0]),
+    }
     agree = float(np.mean(theirs.predict(standardised) == ours.predict(X)))
     ratio = peer["seconds"] / mine["seconds"]
-    print(f"{label}: probe {mine['seconds']:.1f} s, LogisticRegressionCV {peer['seconds']:.1f} s "
-          f"({ratio:.1f}x), C {mine['C']:g} vs {peer['C']:g}", file=sys.stderr)  # fmt: skip
-    return {"probe": mine, "sklearn_LogisticRegressionCV": peer, "ratio": ratio,
-            "train_prediction_agreement": agree, "n": len(y), "dim": X.shape[1],
-            "classes": len(np.unique(y))}  # fmt: skip
+    print(
+        f"{label}: probe {mine['seconds']:.1f} s, LogisticRegressionCV {peer['seconds']:.1f} s "
+        f"({ratio:.1f}x), C {mine['C']:g} vs {peer['C']:g}",
+        file=sys.stderr,
+    )
+    return {
+        "probe": mine,
+        "sklearn_LogisticRegressionCV": peer,
+        "ratio": ratio,
+        "train_prediction_agreement": agree,
+        "n": len(y),
+        "dim": X.shape[1],
+        "classes": len(np.unique(y)),
+    }
 
 
 def sixclass(folder: Path, model: str, skip: set) -> dict:
     from probe.heads.rows import prepare
 
-    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    def log(message):
+        return print(message, file=sys.stderr)
+
     out = {}
     started = time.perf_counter()
-    no_val = prepare(model, train=str(folder / "train.csv"), test=str(folder / "test.csv"),
-                     log=log)  # fmt: skip
+    no_val = prepare(model, train=str(folder / "train.csv"), test=str(folder / "test.csv"), log=log)
     out["prepare_seconds"] = time.perf_counter() - started
     if "sweep" not in skip:
         out["sweep_cv"] = run(no_val, "six-class sweep, C by 5-fold CV")
     if "val" not in skip:
-        with_val = prepare(model, train=str(folder / "train_minus_val.csv"),
-                           val=str(folder / "val.csv"), test=str(folder / "test.csv"),
-                           log=log)  # fmt: skip
+        with_val = prepare(
+            model,
+            train=str(folder / "train_minus_val.csv"),
+            val=str(folder / "val.csv"),
+            test=str(folder / "test.csv"),
+            log=log,
+        )
         out["sweep_val"] = run(with_val, "six-class sweep, C on 500 validation texts")
     if "measures" not in skip:
-        out["sweep_control_mdl"] = run(no_val, "six-class sweep --control --mdl",
-                                       control=True, mdl=True)  # fmt: skip
+        out["sweep_control_mdl"] = run(
+            no_val, "six-class sweep --control --mdl", control=True, mdl=True
+        )
     if "fit" not in skip:
         chosen = out.get("sweep_cv", {}).get("selected") or {"layer": 12, "pool": "mean"}
         X = no_val.train.features(chosen["layer"], chosen["pool"])
@@ -158,9 +187,14 @@ def _fit_matrix(layer, X, y):
     clf = ProbeClassifier(copy_X=False).fit(X, y)
     probabilities = clf.out_of_fold_proba()
     loss = float(-np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-300, 1)).mean())
-    return {"layer": layer, "C": clf.C_, "cv_accuracy": max(clf.search_["accuracy"]),
-            "oof_log_loss": loss, "seconds": time.perf_counter() - started,
-            "cpu_seconds": time.process_time() - cpu}  # fmt: skip
+    return {
+        "layer": layer,
+        "C": clf.C_,
+        "cv_accuracy": max(clf.search_["accuracy"]),
+        "oof_log_loss": loss,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+    }
 
 
 def synthetic(jobs: int, peer: bool) -> dict:
@@ -172,9 +206,16 @@ def synthetic(jobs: int, peer: bool) -> dict:
     seconds = time.perf_counter() - started
     cpu = sum(r["cpu_seconds"] for r in rows)
     print(f"17-class synthetic: 31 heads {seconds:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
-    out = {"seconds": seconds, "heads": len(rows), "n_jobs": jobs, "heads_cpu_seconds": cpu,
-           "idle_estimate_seconds": cpu / jobs, "load_before": load,
-           "load_after": [round(x, 2) for x in os.getloadavg()], "rows": rows}  # fmt: skip
+    out = {
+        "seconds": seconds,
+        "heads": len(rows),
+        "n_jobs": jobs,
+        "heads_cpu_seconds": cpu,
+        "idle_estimate_seconds": cpu / jobs,
+        "load_before": load,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "rows": rows,
+    }
     if peer:
         layer, X, y = list(synthetic17(layers=31))[15]
         out["one_head"] = one_head(X, y, "17-class probe vs LRCV (layer 15)")
@@ -182,18 +223,22 @@ def synthetic(jobs: int, peer: bool) -> dict:
 
 
 TARGETS = {"sweep_cv": 60, "sweep_val": 20, "sweep_control_mdl": 180}
-LABELS = {"sweep_cv": "62 heads, C by 5-fold CV, CIs, out-of-fold selection loss",
-          "sweep_val": "62 heads, C on the 500-text validation file",
-          "sweep_control_mdl": "62 heads, C by 5-fold CV, --control --mdl"}  # fmt: skip
+LABELS = {
+    "sweep_cv": "62 heads, C by 5-fold CV, CIs, out-of-fold selection loss",
+    "sweep_val": "62 heads, C on the 500-text validation file",
+    "sweep_control_mdl": "62 heads, C by 5-fold CV, --control --mdl",
+}
 
 
 def _sweep_line(name: str, figures: dict) -> str:
     chosen = figures["selected"]
-    return (f"| {LABELS.get(name, name)} | {figures['seconds']:.1f} s | "
-            f"{figures['idle_estimate_seconds']:.1f} s | < {TARGETS.get(name, 60)} s | "
-            f"layer {chosen['layer']} {chosen['pool']}, C {chosen['C']:g}, test "
-            f"{_number(chosen['test_accuracy'])} | {figures['load_before']} -> "
-            f"{figures['load_after']} | {figures['error_rows']} |")  # fmt: skip
+    return (
+        f"| {LABELS.get(name, name)} | {figures['seconds']:.1f} s | "
+        f"{figures['idle_estimate_seconds']:.1f} s | < {TARGETS.get(name, 60)} s | "
+        f"layer {chosen['layer']} {chosen['pool']}, C {chosen['C']:g}, test "
+        f"{_number(chosen['test_accuracy'])} | {figures['load_before']} -> "
+        f"{figures['load_after']} | {figures['error_rows']} |"
+    )
 
 
 def _number(value) -> str:
@@ -202,42 +247,58 @@ def _number(value) -> str:
 
 def _head_line(what: str, head: dict) -> str:
     ours, theirs = head["probe"], head["sklearn_LogisticRegressionCV"]
-    return (f"| {what} ({head['n']:,} x {head['dim']}, {head['classes']} classes) | "
-            f"{ours['seconds']:.1f} s ({ours['cpu_seconds']:.1f} s CPU), C {ours['C']:g} | "
-            f"{theirs['seconds']:.1f} s ({theirs['cpu_seconds']:.1f} s CPU), C {theirs['C']:g} | "
-            f"**{head['ratio']:.1f}x** (CPU {theirs['cpu_seconds'] / ours['cpu_seconds']:.1f}x) | "
-            f"{head['train_prediction_agreement']:.2%} |")  # fmt: skip
+    return (
+        f"| {what} ({head['n']:,} x {head['dim']}, {head['classes']} classes) | "
+        f"{ours['seconds']:.1f} s ({ours['cpu_seconds']:.1f} s CPU), C {ours['C']:g} | "
+        f"{theirs['seconds']:.1f} s ({theirs['cpu_seconds']:.1f} s CPU), C {theirs['C']:g} | "
+        f"**{head['ratio']:.1f}x** (CPU {theirs['cpu_seconds'] / ours['cpu_seconds']:.1f}x) | "
+        f"{head['train_prediction_agreement']:.2%} |"
+    )
 
 
 def write_markdown(report: dict, path: Path) -> None:
     machine = report["machine_before"]
-    lines = [f"# Heads in seconds on multi-class data (issue 18): {path.stem}", "",
-             f"Command: `{report['command']}`", "",
-             f"Machine: {machine['cpu']}, {machine['cores']} cores, *shared* with other "
-             f"agents: load average {machine['load_average']} before, "
-             f"{report['machine_after']['load_average']} after. Wall times are upper bounds; "
-             "'idle estimate' is the heads' CPU seconds divided by the jobs (what the same "
-             "work takes on otherwise idle cores).", ""]  # fmt: skip
+    lines = [
+        f"# Heads in seconds on multi-class data (issue 18): {path.stem}",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, *shared* with other "
+        f"agents: load average {machine['load_average']} before, "
+        f"{report['machine_after']['load_average']} after. Wall times are upper bounds; "
+        "'idle estimate' is the heads' CPU seconds divided by the jobs (what the same "
+        "work takes on otherwise idle cores).",
+        "",
+    ]
     sweeps = {**report.get("sixclass", {}), **{"synthetic17": report.get("synthetic17")}}
     rows = [(name, f) for name, f in sweeps.items() if isinstance(f, dict) and "selected" in f]
     if rows:
-        lines += ["| sweep | wall | idle estimate | target | selected | load | error rows |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "| sweep | wall | idle estimate | target | selected | load | error rows |",
+            "|---|---|---|---|---|---|---|",
+        ]
         lines += [_sweep_line(name, figures) for name, figures in rows]
         lines.append("")
     synthetic = report.get("synthetic17")
     if synthetic:
-        lines += [f"17-class synthetic, 31 heads of 25,000 x 576 by 5-fold CV: "
-                  f"{synthetic['seconds']:.1f} s wall, {synthetic['idle_estimate_seconds']:.1f} s "
-                  f"idle estimate (target < 60 s); load {synthetic['load_before']} -> "
-                  f"{synthetic['load_after']}.", ""]  # fmt: skip
-    heads = [("six-class, selected layer", report.get("sixclass", {}).get("one_head")),
-             ("17-class synthetic, layer 15", (synthetic or {}).get("one_head"))]  # fmt: skip
+        lines += [
+            f"17-class synthetic, 31 heads of 25,000 x 576 by 5-fold CV: "
+            f"{synthetic['seconds']:.1f} s wall, {synthetic['idle_estimate_seconds']:.1f} s "
+            f"idle estimate (target < 60 s); load {synthetic['load_before']} -> "
+            f"{synthetic['load_after']}.",
+            "",
+        ]
+    heads = [
+        ("six-class, selected layer", report.get("sixclass", {}).get("one_head")),
+        ("17-class synthetic, layer 15", (synthetic or {}).get("one_head")),
+    ]
     heads = [(what, head) for what, head in heads if head]
     if heads:
-        lines += ["| one head, C by 5-fold CV over 7 Cs | probe | scikit-learn "
-                  "LogisticRegressionCV (lbfgs) | ratio | same predictions |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "| one head, C by 5-fold CV over 7 Cs | probe | scikit-learn "
+            "LogisticRegressionCV (lbfgs) | ratio | same predictions |",
+            "|---|---|---|---|---|",
+        ]
         lines += [_head_line(what, head) for what, head in heads]
         lines.append("")
     path.with_suffix(".md").write_text("\n".join(lines))

@@ -59,9 +59,14 @@ def timed_lookup(module, root: Path, query: np.ndarray) -> dict:
     missing, held = _lookup(module, root, query)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"seconds": round(seconds, 2), "peak_mb": round(peak / 2**20, 1),
-            "timed_without_tracemalloc": True, "memory_from_a_separate_run": True,
-            "missing": int(len(missing)), "held_layers": len(held)}  # fmt: skip
+    return {
+        "seconds": round(seconds, 2),
+        "peak_mb": round(peak / 2**20, 1),
+        "timed_without_tracemalloc": True,
+        "memory_from_a_separate_run": True,
+        "missing": int(len(missing)),
+        "held_layers": len(held),
+    }
 
 
 def main() -> None:
@@ -81,10 +86,15 @@ def main() -> None:
         build_s = time.perf_counter() - started
         fresh = np.random.default_rng(1).integers(0, 256, (args.rows // 10, 20), dtype=np.uint8)
         query = np.concatenate([keys, fresh])
-        result = {"rows": args.rows, "shard_rows": args.shard_rows, "query": len(query),
-                  "cpu": _cpu(), "load_average_before": os.getloadavg(),
-                  "build_seconds": round(build_s, 1),
-                  "vectorised": timed_lookup(current, root, query)}  # fmt: skip
+        result = {
+            "rows": args.rows,
+            "shard_rows": args.shard_rows,
+            "query": len(query),
+            "cpu": _cpu(),
+            "load_average_before": os.getloadavg(),
+            "build_seconds": round(build_s, 1),
+            "vectorised": timed_lookup(current, root, query),
+        }
         if args.reference:
             spec = importlib.util.spec_from_file_location("reference_rowstore", args.reference)
             reference = importlib.util.module_from_spec(spec)

@@ -58,9 +58,10 @@ def sms_splits(seed: int = 0) -> Splits:
 
     source = "data/sms_spam.csv (balanced 160/40/100)"
     return Splits(
-        _dataset(cut(0, 80), source), _dataset(cut(80, 100), source),
+        _dataset(cut(0, 80), source),
+        _dataset(cut(80, 100), source),
         _dataset(cut(100, 150), source),
-    )  # fmt: skip
+    )
 
 
 def sst2_splits(seed: int = 0) -> Splits:
@@ -70,9 +71,10 @@ def sst2_splits(seed: int = 0) -> Splits:
     val = pd.read_csv(SST2 / "validation.csv")
     source = "GLUE SST-2 (2k train / 1k held-out train / 872 validation)"
     return Splits(
-        _dataset(sample.iloc[:2000], source), _dataset(val, source),
+        _dataset(sample.iloc[:2000], source),
+        _dataset(val, source),
         _dataset(sample.iloc[2000:], source),
-    )  # fmt: skip
+    )
 
 
 # max length: SMS 128 (a few texts are cut); SST-2 the model's default (no sentence is cut,
@@ -99,31 +101,47 @@ def probe_alone(model: str, splits: Splits, max_length: int, layer: int, pool: s
         for name in ("train", "val", "test")
     }
     probe = ProbeClassifier().fit(
-        features["train"], np.asarray(splits.train.labels), features["val"],
+        features["train"],
+        np.asarray(splits.train.labels),
+        features["val"],
         np.asarray(splits.val.labels),
-    )  # fmt: skip
-    return {"predicted": list(probe.predict(features["test"])), "C": float(probe.C_),
-            "seconds": time.perf_counter() - started}  # fmt: skip
+    )
+    return {
+        "predicted": list(probe.predict(features["test"])),
+        "C": float(probe.C_),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def run_one(model, splits, init, epochs, max_length, args) -> dict:
     config = FinetuneConfig(
-        unfreeze=args.unfreeze, epochs=epochs, init_head=init, max_length=max_length,
-        batch_size=args.batch_size, forgetting_check=False, seed=0,
-    )  # fmt: skip
+        unfreeze=args.unfreeze,
+        epochs=epochs,
+        init_head=init,
+        max_length=max_length,
+        batch_size=args.batch_size,
+        forgetting_check=False,
+        seed=0,
+    )
     started = time.perf_counter()
     result = finetune(model, splits, config, device="cpu", log=print)
     report = result.report
     predicted = [result.label_names[i] for i in result.test_logits.argmax(1)]
     return {
-        "init": init, "epochs": epochs, "layer": report["layer"], "pool": report["pool"],
+        "init": init,
+        "epochs": epochs,
+        "layer": report["layer"],
+        "pool": report["pool"],
         "test": {k: report["test"][k] for k in ("accuracy", "macro_f1", "confusion_matrix")},
         "best_epoch": report["best_epoch"],
-        "history": [{k: row[k] for k in ("epoch", "train_loss", "val_accuracy", "val_loss",
-                                         "seconds")} for row in report["epochs"]],
-        "init_head": report["init_head"], "seconds": time.perf_counter() - started,
+        "history": [
+            {k: row[k] for k in ("epoch", "train_loss", "val_accuracy", "val_loss", "seconds")}
+            for row in report["epochs"]
+        ],
+        "init_head": report["init_head"],
+        "seconds": time.perf_counter() - started,
         "predicted": predicted,
-    }  # fmt: skip
+    }
 
 
 def add_intervals(rows: list[dict], truth: list[str], classes: list[str]) -> None:
@@ -143,14 +161,20 @@ def add_intervals(rows: list[dict], truth: list[str], classes: list[str]) -> Non
             if row["init"] == "probe" and other in names:
                 j = names.index(other)
                 interval = paired_differences(correct[[j, i]], 0, n_resamples=2000, seed=0)[1]
-                row[label] = {"difference": float(correct[i].mean() - correct[j].mean()),
-                              "ci": [float(x) for x in interval]}  # fmt: skip
+                row[label] = {
+                    "difference": float(correct[i].mean() - correct[j].mean()),
+                    "ci": [float(x) for x in interval],
+                }
 
 
 def _machine() -> dict:
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True)
-    return {"cpu": cpu.stdout.split(":", 1)[-1].strip(), "cores": os.cpu_count(),
-            "load_before": os.getloadavg(), "python": platform.python_version()}  # fmt: skip
+    return {
+        "cpu": cpu.stdout.split(":", 1)[-1].strip(),
+        "cores": os.cpu_count(),
+        "load_before": os.getloadavg(),
+        "python": platform.python_version(),
+    }
 
 
 def _fmt_ci(ci) -> str:
@@ -180,11 +204,14 @@ def markdown(result: dict) -> str:
     ]
     for name, block in result["datasets"].items():
         length = block["max_length"] or "default"
-        lines += [f"## {name}: {block['sizes']} (max length {length})", "",
-                  "| start | epochs | test acc [95% CI] | macro F1 [95% CI] | train loss by epoch "
-                  "| val acc by epoch | LP-FT - zero [95% CI] | LP-FT - probe alone [95% CI] "
-                  "| time s |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## {name}: {block['sizes']} (max length {length})",
+            "",
+            "| start | epochs | test acc [95% CI] | macro F1 [95% CI] | train loss by epoch "
+            "| val acc by epoch | LP-FT - zero [95% CI] | LP-FT - probe alone [95% CI] "
+            "| time s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in block["rows"]:
             history = row.get("history", [])
             diff, gain = row.get("vs_zero"), row.get("vs_probe")
@@ -230,10 +257,15 @@ def main() -> None:
     parser.add_argument("--out-dir", default="benchmarks/results")
     args = parser.parse_args()
     out = Path(args.out_dir) / f"lpft_{args.model}"
-    result = {"model": args.model, "unfreeze": args.unfreeze, "batch_size": args.batch_size,
-              "command": "PROBE_CACHE=/work/store python benchmarks/bench_lpft.py "
-                         f"--datasets {args.datasets} --epochs {args.epochs}",
-              "machine": _machine(), "datasets": {}}  # fmt: skip
+    result = {
+        "model": args.model,
+        "unfreeze": args.unfreeze,
+        "batch_size": args.batch_size,
+        "command": "PROBE_CACHE=/work/store python benchmarks/bench_lpft.py "
+        f"--datasets {args.datasets} --epochs {args.epochs}",
+        "machine": _machine(),
+        "datasets": {},
+    }
     for name in args.datasets.split(","):
         make, max_length = DATASETS[name]
         splits = make()
@@ -266,10 +298,13 @@ def probe_alone_row(model, splits, max_length, block) -> list[dict]:
         accuracy = float(np.mean(predicted == truth))
         macro_f1 = float(f1_score(truth, predicted, average="macro"))
         block["probe_alone"] = {
-            "init": "probe alone", "epochs": 0, "C": alone["C"], "seconds": alone["seconds"],
+            "init": "probe alone",
+            "epochs": 0,
+            "C": alone["C"],
+            "seconds": alone["seconds"],
             "test": {"accuracy": accuracy, "macro_f1": macro_f1},
             "predicted": alone["predicted"],
-        }  # fmt: skip
+        }
     return [block["probe_alone"]]
 
 

@@ -50,8 +50,12 @@ def child(model_dir: str, n: int) -> dict:
     path = extract(model_dir, TextDataset(texts, None, "bench_memory"), "all")
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"n": n, "peak_rss_mb": round(peak_kb / 1024, 1), "seconds": round(seconds, 1),
-            "view_mb": round(Path(path).stat().st_size / 2**20, 1)}  # fmt: skip
+    return {
+        "n": n,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "seconds": round(seconds, 1),
+        "view_mb": round(Path(path).stat().st_size / 2**20, 1),
+    }
 
 
 def main() -> None:
@@ -69,12 +73,18 @@ def main() -> None:
         model_dir = Path(scratch) / "tiny-gpt2"
         build_tiny_gpt2(model_dir)
         for n in args.sizes:
-            env = {**os.environ, "PROBE_CACHE": str(Path(scratch) / f"store-{n}"),
-                   "HF_HUB_OFFLINE": "1"}  # fmt: skip
+            env = {
+                **os.environ,
+                "PROBE_CACHE": str(Path(scratch) / f"store-{n}"),
+                "HF_HUB_OFFLINE": "1",
+            }
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(model_dir), str(n)],
-                env=env, capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(runs[-1], flush=True)
     ratio = runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]

@@ -55,8 +55,11 @@ def spearman(rows) -> float:
     from scipy.stats import spearmanr
 
     rows = [row for row in rows if not row.get("error")]
-    return float(spearmanr([r["mdl_compression"] for r in rows],
-                           [r["test_accuracy"] for r in rows]).statistic)  # fmt: skip
+    return float(
+        spearmanr(
+            [r["mdl_compression"] for r in rows], [r["test_accuracy"] for r in rows]
+        ).statistic
+    )
 
 
 def sklearn_probe(data, layer: int, pool: str, grid) -> dict:
@@ -91,12 +94,20 @@ def main() -> None:
     from probe.heads.rows import prepare
     from probe.research.sweep import markdown_table, public, run_sweep
 
-    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    def log(message):
+        return print(message, file=sys.stderr)
+
     folder = Path(tempfile.mkdtemp(prefix="probe-4class-"))
     paths = four_class_splits(args.sms, args.sst2, folder, args.seed)
     started = time.perf_counter()
-    data = prepare(args.model, train=str(paths["train"]), val=str(paths["val"]),
-                   test=str(paths["test"]), layers="all", log=log)  # fmt: skip
+    data = prepare(
+        args.model,
+        train=str(paths["train"]),
+        val=str(paths["val"]),
+        test=str(paths["test"]),
+        layers="all",
+        log=log,
+    )
     extract_seconds = time.perf_counter() - started
     started = time.perf_counter()
     result = run_sweep(data, control=True, mdl=True)
@@ -119,7 +130,7 @@ def main() -> None:
             "pool": best["pool"],
             "C": best["C"],
             "test_accuracy": best["test_accuracy"],
-        },  # fmt: skip
+        },
         "sklearn_probe": reference,
         "gap_points": round(100 * gap, 2),
         "selected_measures": {key: best.get(key) for key in MEASURES},

@@ -80,8 +80,9 @@ def sklearn_head(X_train, y_train, X_val, y_val, Cs) -> tuple:
     return best
 
 
-def frozen_loop(backbone, texts, labels, test_texts, max_length, epochs=5, batch_size=32,
-                lr=1e-3, seed=0):  # fmt: skip
+def frozen_loop(
+    backbone, texts, labels, test_texts, max_length, epochs=5, batch_size=32, lr=1e-3, seed=0
+):
     """The usual loop; returns (seconds, test predictions as class indices)."""
     from probe.features.batching import collate
     from probe.features.models.architecture import base_model
@@ -130,12 +131,16 @@ def _cached_data(path: str, model: str, labels: np.ndarray, rows: dict):
     cache = open_cache(path)
     parts = {name: CachedSplit(name, [(path, idx)], labels[idx]) for name, idx in rows.items()}
     return CachedData(
-        train=parts["train"], val=parts["val"], test=parts["test"], model=model,
+        train=parts["train"],
+        val=parts["val"],
+        test=parts["test"],
+        model=model,
         model_fingerprint=str(cache.meta["model_fingerprint"]),
         max_length=int(cache.meta["max_length"]),
-        n_layers_model=int(cache.meta["n_layers_model"]), layers=list(cache.layers),
+        n_layers_model=int(cache.meta["n_layers_model"]),
+        layers=list(cache.layers),
         cache_keys={name: cache.key for name in rows},
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
@@ -145,8 +150,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1500, help="stratified subset size")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--epoch-loop", action="store_true",
-                        help="also the old baseline: rerun the backbone every epoch")  # fmt: skip
+    parser.add_argument(
+        "--epoch-loop",
+        action="store_true",
+        help="also the old baseline: rerun the backbone every epoch",
+    )
     parser.add_argument("--name", default="probe_vs_loop_sms")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -165,8 +173,11 @@ def main() -> None:
     labels = np.asarray(full.labels, str)
     kept, test_rows = stratified_rows(labels, 0.2, seed=0)
     inner_train, inner_val = stratified_rows(labels[kept], 0.15, seed=0)
-    rows = {"train": np.sort(kept[inner_train]), "val": np.sort(kept[inner_val]),
-            "test": np.sort(test_rows)}  # fmt: skip
+    rows = {
+        "train": np.sort(kept[inner_train]),
+        "val": np.sort(kept[inner_val]),
+        "test": np.sort(test_rows),
+    }
     backbone = load_backbone(args.model, device="cpu")
     store = tempfile.mkdtemp(prefix="probe-bench-")
     os.environ["PROBE_CACHE"] = store  # an empty store: the first head pays for extraction
@@ -178,12 +189,18 @@ def main() -> None:
     started = time.perf_counter()
     arrays = hf_extract(backbone, full.texts, args.max_length)
     user_extract_seconds = time.perf_counter() - started
-    split = lambda pool, layer, name: arrays[pool][layer, rows[name]]  # noqa: E731
+
+    def split(pool, layer, name):
+        return arrays[pool][layer, rows[name]]
+
     started = time.perf_counter()
     val_acc, user_C, user_model = sklearn_head(
-        split("last", final, "train"), labels[rows["train"]],
-        split("last", final, "val"), labels[rows["val"]], Cs,
-    )  # fmt: skip
+        split("last", final, "train"),
+        labels[rows["train"]],
+        split("last", final, "val"),
+        labels[rows["val"]],
+        Cs,
+    )
     user_first_predicted = user_model.predict(split("last", final, "test"))
     user_head_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -191,9 +208,12 @@ def main() -> None:
     for layer in range(arrays["last"].shape[0]):
         for pool in ("last", "mean"):
             accuracy, C, model = sklearn_head(
-                split(pool, layer, "train"), labels[rows["train"]],
-                split(pool, layer, "val"), labels[rows["val"]], Cs,
-            )  # fmt: skip
+                split(pool, layer, "train"),
+                labels[rows["train"]],
+                split(pool, layer, "val"),
+                labels[rows["val"]],
+                Cs,
+            )
             user_sweep.append((accuracy, layer, pool, C, model))
     user_best = max(user_sweep, key=lambda r: r[0])  # first of equals: the lowest layer
     user_sweep_predicted = user_best[4].predict(split(user_best[2], user_best[1], "test"))
@@ -220,8 +240,13 @@ def main() -> None:
 
     # a further head: the user from arrays in memory, probe from the cache
     started = time.perf_counter()
-    sklearn_head(split("last", final, "train"), labels[rows["train"]],
-                 split("last", final, "val"), labels[rows["val"]], Cs)  # fmt: skip
+    sklearn_head(
+        split("last", final, "train"),
+        labels[rows["train"]],
+        split("last", final, "val"),
+        labels[rows["val"]],
+        Cs,
+    )
     user_again_seconds = time.perf_counter() - started
     started = time.perf_counter()
     fit_one(_cached_data(str(cache), args.model, labels, rows), final, "last")
@@ -231,14 +256,20 @@ def main() -> None:
     if args.epoch_loop:
         texts = np.asarray(full.texts, dtype=object)
         loop_seconds, loop_predicted = frozen_loop(
-            backbone, texts[rows["train"]].tolist(), labels[rows["train"]].tolist(),
-            texts[rows["test"]].tolist(), args.max_length,
-        )  # fmt: skip
+            backbone,
+            texts[rows["train"]].tolist(),
+            labels[rows["train"]].tolist(),
+            texts[rows["test"]].tolist(),
+            args.max_length,
+        )
         loop = {"seconds": loop_seconds, "accuracy": _accuracy(labels, rows, loop_predicted)}
     load_average.append(os.getloadavg())
 
     truth = labels[rows["test"]]
-    acc = lambda predicted: float(np.mean(np.asarray(predicted) == truth))  # noqa: E731
+
+    def acc(predicted):
+        return float(np.mean(np.asarray(predicted) == truth))
+
     user_first = user_extract_seconds + user_head_seconds
     user_full = user_extract_seconds + user_sweep_seconds
     probe_full = probe_extract_seconds + probe_sweep_seconds
@@ -254,31 +285,48 @@ def main() -> None:
         "cpu": _cpu(),
         "C_grid": Cs,
         "baseline": "Hugging Face extract once (length-sorted, batch 32 padded to the longest, "
-                    "output_hidden_states, both pools of every layer in memory) + scikit-learn "
-                    "StandardScaler + LogisticRegression (lbfgs) per C, C on validation",
-        "user": {"extract_seconds": user_extract_seconds, "first_head_fit_seconds":
-                 user_head_seconds, "first_head_seconds": user_first, "first_head_C": user_C,
-                 "first_head_test_accuracy": acc(user_first_predicted),
-                 "sweep_fit_seconds": user_sweep_seconds, "sweep_seconds": user_full,
-                 "sweep_best": {"layer": user_best[1], "pool": user_best[2], "C": user_best[3],
-                                "val_accuracy": user_best[0]},
-                 "sweep_test_accuracy": acc(user_sweep_predicted),
-                 "further_head_seconds": user_again_seconds},
-        "probe": {"extract_seconds": probe_extract_seconds,
-                  "first_head_seconds": probe_first_seconds, "first_head_C": result.classifier.C_,
-                  "first_head_test_accuracy": acc(probe_first_predicted),
-                  "sweep_seconds_with_opening": probe_sweep_seconds, "sweep_seconds": probe_full,
-                  "sweep_best": {"layer": best["layer"], "pool": best["pool"], "C": best["C"],
-                                 "val_accuracy": best["val_accuracy"]},
-                  "sweep_test_accuracy": acc(probe_sweep_predicted),
-                  "further_head_seconds": probe_again_seconds},
+        "output_hidden_states, both pools of every layer in memory) + scikit-learn "
+        "StandardScaler + LogisticRegression (lbfgs) per C, C on validation",
+        "user": {
+            "extract_seconds": user_extract_seconds,
+            "first_head_fit_seconds": user_head_seconds,
+            "first_head_seconds": user_first,
+            "first_head_C": user_C,
+            "first_head_test_accuracy": acc(user_first_predicted),
+            "sweep_fit_seconds": user_sweep_seconds,
+            "sweep_seconds": user_full,
+            "sweep_best": {
+                "layer": user_best[1],
+                "pool": user_best[2],
+                "C": user_best[3],
+                "val_accuracy": user_best[0],
+            },
+            "sweep_test_accuracy": acc(user_sweep_predicted),
+            "further_head_seconds": user_again_seconds,
+        },
+        "probe": {
+            "extract_seconds": probe_extract_seconds,
+            "first_head_seconds": probe_first_seconds,
+            "first_head_C": result.classifier.C_,
+            "first_head_test_accuracy": acc(probe_first_predicted),
+            "sweep_seconds_with_opening": probe_sweep_seconds,
+            "sweep_seconds": probe_full,
+            "sweep_best": {
+                "layer": best["layer"],
+                "pool": best["pool"],
+                "C": best["C"],
+                "val_accuracy": best["val_accuracy"],
+            },
+            "sweep_test_accuracy": acc(probe_sweep_predicted),
+            "further_head_seconds": probe_again_seconds,
+        },
         "speedup_first_head": user_first / probe_first_seconds,
         "speedup_sweep": user_full / probe_full,
         "speedup_sweep_after_extraction": user_sweep_seconds / probe_sweep_seconds,
         "speedup_further_head": user_again_seconds / probe_again_seconds,
         "epoch_loop": loop,
         "load_average_start_user_probe_end": load_average,
-    }  # fmt: skip
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     user, probe = report["user"], report["probe"]

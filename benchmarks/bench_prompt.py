@@ -44,8 +44,9 @@ def run_condition(model: str, files: dict, prompt: str | None, log) -> dict:
     }
     extract_seconds = time.perf_counter() - started
     extract_cpu = time.process_time() - cpu_started
-    data = prepare(None, train=caches["train"], val=caches["val"], test=caches["test"],
-                   layers="all", log=log)  # fmt: skip
+    data = prepare(
+        None, train=caches["train"], val=caches["val"], test=caches["test"], layers="all", log=log
+    )
     result = run_sweep(data, n_jobs=1, quiet=True)
     best = result["best"]
     entries = [r for r in result["entries"] if not r.get("error")]
@@ -57,12 +58,15 @@ def run_condition(model: str, files: dict, prompt: str | None, log) -> dict:
         "extract_seconds": round(extract_seconds, 1),
         "extract_cpu_seconds": round(extract_cpu, 1),
         "selected_by": result["selected_by"],
-        "selected": {k: selected[k] for k in ("layer", "pool", "C", "val_accuracy",
-                                              "test_accuracy", "test_accuracy_ci")},
+        "selected": {
+            k: selected[k]
+            for k in ("layer", "pool", "C", "val_accuracy", "test_accuracy", "test_accuracy_ci")
+        },
         "best_test_row": {k: top[k] for k in ("layer", "pool", "test_accuracy")},
-        "rows": [{k: r[k] for k in ("layer", "pool", "val_accuracy", "test_accuracy")}
-                 for r in entries],
-    }  # fmt: skip
+        "rows": [
+            {k: r[k] for k in ("layer", "pool", "val_accuracy", "test_accuracy")} for r in entries
+        ],
+    }
 
 
 def main() -> None:
@@ -71,32 +75,54 @@ def main() -> None:
     parser.add_argument("--sst2", type=Path, default=Path("../shared/datasets/sst2"))
     parser.add_argument("--subset-dir", type=Path, default=Path("/tmp/sst2k"))
     parser.add_argument("--name", default="prompt_sst2")
-    parser.add_argument("--conditions", default="none,PromptEOL",
-                        help="which to run (extracting one condition alone fills the store "
-                        "in parallel with the other; the report needs both)")  # fmt: skip
+    parser.add_argument(
+        "--conditions",
+        default="none,PromptEOL",
+        help="which to run (extracting one condition alone fills the store "
+        "in parallel with the other; the report needs both)",
+    )
     args = parser.parse_args()
     wanted = args.conditions.split(",")
 
-    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    def log(message):
+        return print(message, file=sys.stderr)
+
     train, test = make_subset(args.sst2, args.subset_dir)
     files = {"train": train, "val": args.sst2 / "validation.csv", "test": test}
     load_before = os.getloadavg()
-    conditions = {name: run_condition(args.model, files, prompt, log)
-                  for name, prompt in (("none", None), ("PromptEOL", PROMPT_EOL))
-                  if name in wanted}  # fmt: skip
+    conditions = {
+        name: run_condition(args.model, files, prompt, log)
+        for name, prompt in (("none", None), ("PromptEOL", PROMPT_EOL))
+        if name in wanted
+    }
     load_after = os.getloadavg()
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
     report = {
         "command": "python " + " ".join(sys.argv),
         "model": args.model,
-        "data": {"train": 2000, "val": 872, "test": 1000, "source": "SST-2; train/test drawn "
-                 "from SST-2 train (pandas sample seed 0), val = SST-2 validation"},
-        "machine": {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "shared": True,
-                    "load_average_before": load_before, "load_average_after": load_after},
+        "data": {
+            "train": 2000,
+            "val": 872,
+            "test": 1000,
+            "source": "SST-2; train/test drawn "
+            "from SST-2 train (pandas sample seed 0), val = SST-2 validation",
+        },
+        "machine": {
+            "cpu": cpu,
+            "cores": len(os.sched_getaffinity(0)),
+            "shared": True,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        },
         "conditions": conditions,
-    }  # fmt: skip
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [

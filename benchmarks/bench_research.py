@@ -64,9 +64,18 @@ def main() -> None:
     train, test = make_subset(args.sst2, args.subset_dir)
     load_before = os.getloadavg()
     started = time.perf_counter()
-    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    data = prepare(args.model, train=str(train), val=str(args.sst2 / "validation.csv"),
-                   test=str(test), layers="all", log=log)  # fmt: skip
+
+    def log(message):
+        return print(message, file=sys.stderr)
+
+    data = prepare(
+        args.model,
+        train=str(train),
+        val=str(args.sst2 / "validation.csv"),
+        test=str(test),
+        layers="all",
+        log=log,
+    )
     prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
     baselines = None
@@ -76,17 +85,22 @@ def main() -> None:
         baselines = prepare_baselines(data, quiet=False, log=log)
     baseline_prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    result = run_sweep(data, n_jobs=args.jobs, control=True, mdl=True, quiet=False,
-                       baselines=baselines)  # fmt: skip
+    result = run_sweep(
+        data, n_jobs=args.jobs, control=True, mdl=True, quiet=False, baselines=baselines
+    )
     sweep_wall = time.perf_counter() - started
     best = result["best"]
     print(markdown_table(result))
-    curve = learning_curve(data, best["layer"], best["pool"], seeds=5,
-                           n_jobs=args.jobs or len(os.sched_getaffinity(0)))  # fmt: skip
+    curve = learning_curve(
+        data, best["layer"], best["pool"], seeds=5, n_jobs=args.jobs or len(os.sched_getaffinity(0))
+    )
     print(curve_table(curve))
     load_after = os.getloadavg()
     entries = [r for r in result["entries"] if not r.get("error")]
-    ranks = lambda key: [sorted(entries, key=lambda r: -r[key]).index(r) for r in entries]  # noqa: E731
+
+    def ranks(key):
+        return [sorted(entries, key=lambda r: -r[key]).index(r) for r in entries]
+
     from scipy.stats import spearmanr
 
     rank_correlation = float(spearmanr(ranks("test_accuracy"), ranks("mdl_compression"))[0])
@@ -99,9 +113,11 @@ def main() -> None:
             break
     report = {
         "command": "python " + " ".join(sys.argv),
-        "cli_equivalent": (f"probe sweep --model {args.model} --train {train} --val "
-                           f"{args.sst2 / 'validation.csv'} --test {test} --control --mdl"
-                           + ("" if args.no_baselines else " --baselines")),
+        "cli_equivalent": (
+            f"probe sweep --model {args.model} --train {train} --val "
+            f"{args.sst2 / 'validation.csv'} --test {test} --control --mdl"
+            + ("" if args.no_baselines else " --baselines")
+        ),
         "sweep_seconds": result["seconds"],
         "sweep_wall_seconds": sweep_wall,
         "sweep_target_seconds": 180,
@@ -116,11 +132,16 @@ def main() -> None:
         "heads": len(result["entries"]),
         "n": result["n"],
         "spearman_test_accuracy_vs_mdl_compression": rank_correlation,
-        "machine": {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "shared": True,
-                    "load_average_before": load_before, "load_average_after": load_after},
+        "machine": {
+            "cpu": cpu,
+            "cores": len(os.sched_getaffinity(0)),
+            "shared": True,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        },
         "sweep": public(result),
         "curve": curve,
-    }  # fmt: skip
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     selected = [r for r in entries if (r["layer"], r["pool"]) == (best["layer"], best["pool"])][0]

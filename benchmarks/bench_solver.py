@@ -74,11 +74,15 @@ def one_head(estimator_module: str, shape: str, layer: int, pool: str, path=None
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     score_X, score_y = val if n_val else (X_all[:n_train], y)  # X was standardised in place
     return {
-        "layer": layer, "pool": pool, "C": classifier.C_, "seconds": wall, "cpu_seconds": cpu,
+        "layer": layer,
+        "pool": pool,
+        "C": classifier.C_,
+        "seconds": wall,
+        "cpu_seconds": cpu,
         "solver": getattr(classifier, "solver_", "probe-lbfgs (HEAD)"),
         "n_iter": int(classifier.n_iter_),
         "score_accuracy": float(classifier.score(score_X, score_y)) if n_val else None,
-    }  # fmt: skip
+    }
 
 
 def sweep(estimator_module: str, shape: str, layers: list[int], jobs: int, path=None) -> dict:
@@ -90,9 +94,12 @@ def sweep(estimator_module: str, shape: str, layers: list[int], jobs: int, path=
         for layer in layers
         for pool in ("last", "mean")
     )
-    return {"wall_seconds": time.perf_counter() - started, "heads": rows,
-            "fit_seconds_sum": sum(r["seconds"] for r in rows),
-            "fit_cpu_seconds_sum": sum(r["cpu_seconds"] for r in rows)}  # fmt: skip
+    return {
+        "wall_seconds": time.perf_counter() - started,
+        "heads": rows,
+        "fit_seconds_sum": sum(r["seconds"] for r in rows),
+        "fit_cpu_seconds_sum": sum(r["cpu_seconds"] for r in rows),
+    }
 
 
 def sklearn_reference(shape: str, layer: int, pool: str, C: float) -> dict:
@@ -108,8 +115,14 @@ def sklearn_reference(shape: str, layer: int, pool: str, C: float) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     model = LogisticRegression(C=C, tol=1e-6, max_iter=10_000).fit(standardised, y)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"layer": layer, "pool": pool, "C": C, "seconds_one_C": wall,
-            "cpu_seconds_one_C": cpu, "n_iter": int(model.n_iter_.max())}  # fmt: skip
+    return {
+        "layer": layer,
+        "pool": pool,
+        "C": C,
+        "seconds_one_C": wall,
+        "cpu_seconds_one_C": cpu,
+        "n_iter": int(model.n_iter_.max()),
+    }
 
 
 def degenerate_cases(baseline: str | None) -> list[dict]:
@@ -162,8 +175,11 @@ def main() -> None:
     parser.add_argument("--degenerate", action="store_true", help="the fuzz cases instead")
     args = parser.parse_args()
     if args.degenerate:
-        report = {"command": "python " + " ".join(sys.argv), "load_average": os.getloadavg(),
-                  "cases": degenerate_cases(args.baseline)}  # fmt: skip
+        report = {
+            "command": "python " + " ".join(sys.argv),
+            "load_average": os.getloadavg(),
+            "cases": degenerate_cases(args.baseline),
+        }
         path = RESULTS / "solver_robust_degenerate.json"
         path.write_text(json.dumps(report, indent=2) + "\n")
         return print(f"wrote {path}")
@@ -172,10 +188,16 @@ def main() -> None:
     )
 
     load_before = os.getloadavg()
-    report = {"command": "python " + " ".join(sys.argv), "shape": args.shape,
-              "n_train": SHAPES[args.shape][0], "n_val": SHAPES[args.shape][1], "dim": DIM,
-              "layers": layers, "jobs": args.jobs,
-              "cores": len(os.sched_getaffinity(0))}  # fmt: skip
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        "shape": args.shape,
+        "n_train": SHAPES[args.shape][0],
+        "n_val": SHAPES[args.shape][1],
+        "dim": DIM,
+        "layers": layers,
+        "jobs": args.jobs,
+        "cores": len(os.sched_getaffinity(0)),
+    }
     report["robust"] = sweep("probe.heads.estimator", args.shape, layers, args.jobs)
     print(f"robust: {report['robust']['wall_seconds']:.1f} s wall", flush=True)
     if args.baseline:
@@ -192,8 +214,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"solver_robust_{args.shape}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("robust", "baseline_head")},
-                     indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {k: v for k, v in report.items() if k not in ("robust", "baseline_head")}, indent=1
+        )
+    )
     print(f"wrote {path}")
 
 

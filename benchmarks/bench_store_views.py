@@ -34,8 +34,10 @@ def build_store(root: Path, n: int, shuffled: bool, seed: int = 0):
     store = RowStore(Setting("fp", "tok", 512, "right", "float32"), root)
     for start in range(0, n, SHARD):
         rows = order[start : start + SHARD]
-        pooled = {p: rng.standard_normal((LAYERS, len(rows), D)).astype(np.float16)
-                  for p in store.setting.pools}  # fmt: skip
+        pooled = {
+            p: rng.standard_normal((LAYERS, len(rows), D)).astype(np.float16)
+            for p in store.setting.pools
+        }
         store.commit(keys[rows], np.full(len(rows), 10), pooled, list(range(LAYERS)))
     return store, keys
 
@@ -54,8 +56,9 @@ def virtual_view(path: Path, store: RowStore, keys: np.ndarray) -> int:
                     name = where.names[shard]
                     positions = np.flatnonzero(where.shard == shard)
                     shard_rows = where.row[positions]
-                    source = h5py.VirtualSource(str(store.folder / name), pool,
-                                                shape=(LAYERS, SHARD_LEN[name], D))  # fmt: skip
+                    source = h5py.VirtualSource(
+                        str(store.folder / name), pool, shape=(LAYERS, SHARD_LEN[name], D)
+                    )
                     # split into runs where both view positions and shard rows are consecutive
                     breaks = np.flatnonzero((np.diff(positions) != 1) | (np.diff(shard_rows) != 1))
                     starts = np.concatenate([[0], breaks + 1])
@@ -108,11 +111,15 @@ def main(n: int) -> None:
             mappings = virtual_view(vds_path, store, keys)
             vds_write = time.perf_counter() - started
             order = "length-sorted" if shuffled else "view order"
-            for name, path, write, maps in (("copy", copy_path, copy_write, "-"),
-                                            ("VDS", vds_path, vds_write, mappings)):  # fmt: skip
+            for name, path, write, maps in (
+                ("copy", copy_path, copy_write, "-"),
+                ("VDS", vds_path, vds_write, mappings),
+            ):
                 size = os.path.getsize(path) / 1e6
-                lines.append(f"| {order} | {name} | {write:.2f} | {size:.1f} | {maps} | "
-                             f"{read_layer(path):.3f} |")  # fmt: skip
+                lines.append(
+                    f"| {order} | {name} | {write:.2f} | {size:.1f} | {maps} | "
+                    f"{read_layer(path):.3f} |"
+                )
                 print(lines[-1], flush=True)
     RESULTS.write_text("\n".join(lines) + "\n")
 

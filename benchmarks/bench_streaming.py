@@ -55,8 +55,12 @@ def fit(path: Path, C: float) -> None:
     clf = fit_streamed(path, "last", 0, labels, C=C)
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    record = {"seconds": seconds, "passes": clf.passes_, "n_iter": clf.n_iter_,
-              "peak_rss_mb": peak_kib / 1024}  # fmt: skip
+    record = {
+        "seconds": seconds,
+        "passes": clf.passes_,
+        "n_iter": clf.n_iter_,
+        "peak_rss_mb": peak_kib / 1024,
+    }
     print(json.dumps(record))
 
 
@@ -77,13 +81,21 @@ def main() -> None:
     subprocess.run([*this, "--child", "make"], check=True)
     make_seconds = time.perf_counter() - started
     load_before = os.getloadavg()
-    out = subprocess.run([*this, "--C", str(args.C), "--child", "fit"], check=True,
-                         capture_output=True, text=True).stdout  # fmt: skip
-    report = {"command": "python " + " ".join(sys.argv), "rows": args.rows, "dim": DIM,
-              "C": args.C, "file_bytes": path.stat().st_size, "make_seconds": make_seconds,
-              **json.loads(out.strip().splitlines()[-1]), "target_peak_rss_mb": 1536,
-              "load_average_before": load_before,
-              "load_average_after": os.getloadavg()}  # fmt: skip
+    out = subprocess.run(
+        [*this, "--C", str(args.C), "--child", "fit"], check=True, capture_output=True, text=True
+    ).stdout
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        "rows": args.rows,
+        "dim": DIM,
+        "C": args.C,
+        "file_bytes": path.stat().st_size,
+        "make_seconds": make_seconds,
+        **json.loads(out.strip().splitlines()[-1]),
+        "target_peak_rss_mb": 1536,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "streaming_2M.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=1))

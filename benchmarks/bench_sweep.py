@@ -109,8 +109,13 @@ def main() -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
     caches_only = is_cache_file(args.train) and is_cache_file(args.val)  # they know their model
-    data = prepare(None if caches_only else args.model, train=args.train, val=args.val,
-                   test_size=0, log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+    data = prepare(
+        None if caches_only else args.model,
+        train=args.train,
+        val=args.val,
+        test_size=0,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     prepare_seconds = time.perf_counter() - started
     result = run_sweep(data, n_jobs=args.jobs)
     load_after = os.getloadavg()
@@ -136,15 +141,23 @@ def main() -> None:
         "n_val": len(data.val),
         "dim": int(best.classifier.n_features_in_),
         "Cs": best.classifier.search_["Cs"],
-        "machine": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
-                    "load_average_before": load_before, "load_average_after": load_after},
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": len(os.sched_getaffinity(0)),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        },
         "sklearn_reference": reference,
-        "fallback_heads": [(r["layer"], r["pool"]) for r in result["entries"]
-                           if r.get("solver") not in (None, "probe-lbfgs")],
-        "error_rows": [(r["layer"], r["pool"], r["error"]) for r in result["entries"]
-                       if r.get("error")],
+        "fallback_heads": [
+            (r["layer"], r["pool"])
+            for r in result["entries"]
+            if r.get("solver") not in (None, "probe-lbfgs")
+        ],
+        "error_rows": [
+            (r["layer"], r["pool"], r["error"]) for r in result["entries"] if r.get("error")
+        ],
         **{k: v for k, v in public(result).items() if k not in ("seconds",)},
-    }  # fmt: skip
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [

@@ -41,19 +41,27 @@ MODEL = "smollm2-135m"
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")  # fmt: skip
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)),
-            "load_before": os.getloadavg()}  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "load_before": os.getloadavg()}
 
 
 def run(args: list[str], store: Path) -> tuple[str, float, int]:
     """(stdout, wall seconds, peak RSS in MB) of a ``python -m probe`` subprocess."""
     env = {**os.environ, "PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", sys.executable, "-m", "probe",
-                           *args], env=env, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "MAXRSS %M", sys.executable, "-m", "probe", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"probe {' '.join(args)} failed:\n{done.stderr[-3000:]}")
@@ -90,19 +98,40 @@ def compare(work: Path, n: int) -> dict:
     pd.DataFrame({"text": data.texts}).to_csv(csv, index=False)
     out = {"sentences": len(data), "words": data.n_words}
     store = fresh_store(work, "store-sentence")
-    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(csv), "--layers", "all",
-                           "-q"], store)  # fmt: skip
+    view, wall, rss = run(
+        ["extract", "--model", MODEL, "--data", str(csv), "--layers", "all", "-q"], store
+    )
     with h5py.File(view.strip().splitlines()[-1]) as handle:
-        out["sentence"] = {"extract_seconds": float(handle.attrs["extract_seconds"]),
-                           "tokens": int(handle["n_tokens"][()].sum()), "wall_s": wall,
-                           "peak_rss_mb": rss}  # fmt: skip
+        out["sentence"] = {
+            "extract_seconds": float(handle.attrs["extract_seconds"]),
+            "tokens": int(handle["n_tokens"][()].sum()),
+            "wall_s": wall,
+            "peak_rss_mb": rss,
+        }
     store = fresh_store(work, "store-word")
-    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(subset), "--unit", "word",
-                           "--layers", "all", "-q"], store)  # fmt: skip
+    view, wall, rss = run(
+        [
+            "extract",
+            "--model",
+            MODEL,
+            "--data",
+            str(subset),
+            "--unit",
+            "word",
+            "--layers",
+            "all",
+            "-q",
+        ],
+        store,
+    )
     with h5py.File(view.strip().splitlines()[-1]) as handle:
-        out["word"] = {"extract_seconds": float(handle.attrs["extract_seconds"]),
-                       "words": int(handle.attrs["n"]), "wall_s": wall, "peak_rss_mb": rss,
-                       "unaligned": int(handle.attrs["unaligned"])}  # fmt: skip
+        out["word"] = {
+            "extract_seconds": float(handle.attrs["extract_seconds"]),
+            "words": int(handle.attrs["n"]),
+            "wall_s": wall,
+            "peak_rss_mb": rss,
+            "unaligned": int(handle.attrs["unaligned"]),
+        }
     out["word_over_sentence"] = out["word"]["extract_seconds"] / out["sentence"]["extract_seconds"]
     report = [s for s in store_report(store)["settings"] if s["unit"].startswith("word")][0]
     out["word"]["bytes_per_word_per_layer"] = report["bytes_per_unit_layer"]
@@ -114,14 +143,32 @@ def full(work: Path) -> dict:
     import h5py
 
     store = Path(os.environ["PROBE_CACHE"])
-    view, wall, rss = run(["extract", "--model", MODEL, "--data", str(EWT), "--unit", "word",
-                           "--layers", "all", "-q"], store)  # fmt: skip
+    view, wall, rss = run(
+        [
+            "extract",
+            "--model",
+            MODEL,
+            "--data",
+            str(EWT),
+            "--unit",
+            "word",
+            "--layers",
+            "all",
+            "-q",
+        ],
+        store,
+    )
     with h5py.File(view.strip().splitlines()[-1]) as handle:
-        out = {"extract_seconds": float(handle.attrs["extract_seconds"]),
-               "computed_rows": int(handle.attrs["computed_rows"]),
-               "words": int(handle.attrs["n"]), "sentences": int(handle.attrs["n_sentences"]),
-               "unaligned": int(handle.attrs["unaligned"]), "wall_s": wall,
-               "peak_rss_mb": rss, "view": view.strip().splitlines()[-1]}  # fmt: skip
+        out = {
+            "extract_seconds": float(handle.attrs["extract_seconds"]),
+            "computed_rows": int(handle.attrs["computed_rows"]),
+            "words": int(handle.attrs["n"]),
+            "sentences": int(handle.attrs["n_sentences"]),
+            "unaligned": int(handle.attrs["unaligned"]),
+            "wall_s": wall,
+            "peak_rss_mb": rss,
+            "view": view.strip().splitlines()[-1],
+        }
     report = word_rows_report(store)
     out["bytes_per_word_per_layer"] = report["bytes_per_unit_layer"]
     out["mb_per_1000_words_per_layer"] = report["bytes_per_unit_layer"] * 1000 / 1e6
@@ -150,11 +197,30 @@ def sweeps(work: Path) -> dict:
     out = {}
     for task in ("upos", "deprel"):
         folder = work / f"sweep-{task}"
-        stdout, wall, rss = run(["sweep", "--model", MODEL, "--data", str(EWT), "--task", task,
-                                 "--control", "--out-dir", str(folder), "-q"], store)  # fmt: skip
+        stdout, wall, rss = run(
+            [
+                "sweep",
+                "--model",
+                MODEL,
+                "--data",
+                str(EWT),
+                "--task",
+                task,
+                "--control",
+                "--out-dir",
+                str(folder),
+                "-q",
+            ],
+            store,
+        )
         report = json.loads((folder / "sweep.json").read_text())
-        out[task] = {"wall_s": wall, "sweep_seconds": report["seconds"], "peak_rss_mb": rss,
-                     "table": stdout, "report": report}  # fmt: skip
+        out[task] = {
+            "wall_s": wall,
+            "sweep_seconds": report["seconds"],
+            "peak_rss_mb": rss,
+            "table": stdout,
+            "report": report,
+        }
     return out
 
 
@@ -172,14 +238,19 @@ def sklearn_reference(work: Path, upos: dict) -> dict:
     X_test = data.test.features(layer, "last").astype(np.float64)
     scaler = StandardScaler().fit(X_train)
     started = time.perf_counter()
-    model = LogisticRegression(C=C, max_iter=5000).fit(scaler.transform(X_train),
-                                                        data.train.labels)  # fmt: skip
+    model = LogisticRegression(C=C, max_iter=5000).fit(scaler.transform(X_train), data.train.labels)
     seconds = time.perf_counter() - started
     accuracy = float(np.mean(model.predict(scaler.transform(X_test)) == data.test.labels))
-    return {"layer": layer, "C": C, "sklearn_test_accuracy": accuracy,
-            "probe_test_accuracy": best["test_accuracy"], "sklearn_fit_seconds": seconds,
-            "difference_points": 100 * (best["test_accuracy"] - accuracy),
-            "n_train": len(data.train), "n_test": len(data.test)}  # fmt: skip
+    return {
+        "layer": layer,
+        "C": C,
+        "sklearn_test_accuracy": accuracy,
+        "probe_test_accuracy": best["test_accuracy"],
+        "sklearn_fit_seconds": seconds,
+        "difference_points": 100 * (best["test_accuracy"] - accuracy),
+        "n_train": len(data.train),
+        "n_test": len(data.test),
+    }
 
 
 def main() -> None:
@@ -220,51 +291,73 @@ def main() -> None:
 
 def summary(merged: dict) -> str:
     """The figures of every part that ran, as Markdown."""
-    lines = [f"# Token-level probes: {MODEL} on UD-EWT dev", "",
-             "Made by `benchmarks/bench_tokens.py` (command lines in its docstring). Timings "
-             "are *shared*: measured on a 2-core machine oversubscribed by other jobs "
-             "(load averages below), so they are upper bounds.", ""]  # fmt: skip
+    lines = [
+        f"# Token-level probes: {MODEL} on UD-EWT dev",
+        "",
+        "Made by `benchmarks/bench_tokens.py` (command lines in its docstring). Timings "
+        "are *shared*: measured on a 2-core machine oversubscribed by other jobs "
+        "(load averages below), so they are upper bounds.",
+        "",
+    ]
     if "compare" in merged:
         c, m = merged["compare"]["compare"], merged["compare"]["machine"]
-        lines += [f"## Extraction, {c['sentences']} sentences ({c['words']} words, "
-                  f"{c['sentence']['tokens']} tokens), all 31 layers", "",
-                  f"CPU {m['cpu']} x {m['cores']} cores, load {m['load_before'][0]:.1f} before, "
-                  f"{m['load_after'][0]:.1f} after (*shared*).", "",
-                  "| rows | extract s | wall s | peak RSS MB |", "|---|---|---|---|",
-                  f"| sentence (last + mean pools) | {c['sentence']['extract_seconds']:.1f} | "
-                  f"{c['sentence']['wall_s']:.1f} | {c['sentence']['peak_rss_mb']} |",
-                  f"| word (word pool last) | {c['word']['extract_seconds']:.1f} | "
-                  f"{c['word']['wall_s']:.1f} | {c['word']['peak_rss_mb']} |", "",
-                  f"Word / sentence extraction time: {c['word_over_sentence']:.2f} "
-                  "(target <= 1.10). Baseline: `probe extract` of the same texts at sentence "
-                  "level, what a user runs today.", ""]  # fmt: skip
+        lines += [
+            f"## Extraction, {c['sentences']} sentences ({c['words']} words, "
+            f"{c['sentence']['tokens']} tokens), all 31 layers",
+            "",
+            f"CPU {m['cpu']} x {m['cores']} cores, load {m['load_before'][0]:.1f} before, "
+            f"{m['load_after'][0]:.1f} after (*shared*).",
+            "",
+            "| rows | extract s | wall s | peak RSS MB |",
+            "|---|---|---|---|",
+            f"| sentence (last + mean pools) | {c['sentence']['extract_seconds']:.1f} | "
+            f"{c['sentence']['wall_s']:.1f} | {c['sentence']['peak_rss_mb']} |",
+            f"| word (word pool last) | {c['word']['extract_seconds']:.1f} | "
+            f"{c['word']['wall_s']:.1f} | {c['word']['peak_rss_mb']} |",
+            "",
+            f"Word / sentence extraction time: {c['word_over_sentence']:.2f} "
+            "(target <= 1.10). Baseline: `probe extract` of the same texts at sentence "
+            "level, what a user runs today.",
+            "",
+        ]
     if "full" in merged:
         f, m = merged["full"]["full"], merged["full"]["machine"]
         small_rss = merged.get("compare", {}).get("compare", {}).get("word", {}).get("peak_rss_mb")
-        lines += ["## Word rows of all 2,001 sentences", "",
-                  f"{f['words']} words, {f['unaligned']} unaligned; extract "
-                  f"{f['extract_seconds']:.0f} s ({f['computed_rows']} sentences computed; "
-                  f"load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f}, *shared*), "
-                  f"peak RSS {f['peak_rss_mb']} MB (200 sentences: "
-                  f"{small_rss} MB)."
-                  f" Disk: {f['bytes_per_word_per_layer']:.0f} bytes per word per layer = "
-                  f"{f['mb_per_1000_words_per_layer']:.2f} MB per 1,000 words per layer "
-                  "(fp16 x 576 = 1,152 bytes of payload).", ""]  # fmt: skip
+        lines += [
+            "## Word rows of all 2,001 sentences",
+            "",
+            f"{f['words']} words, {f['unaligned']} unaligned; extract "
+            f"{f['extract_seconds']:.0f} s ({f['computed_rows']} sentences computed; "
+            f"load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f}, *shared*), "
+            f"peak RSS {f['peak_rss_mb']} MB (200 sentences: "
+            f"{small_rss} MB)."
+            f" Disk: {f['bytes_per_word_per_layer']:.0f} bytes per word per layer = "
+            f"{f['mb_per_1000_words_per_layer']:.2f} MB per 1,000 words per layer "
+            "(fp16 x 576 = 1,152 bytes of payload).",
+            "",
+        ]
     if "sweeps" in merged:
         part = merged["sweeps"]
         m = part["machine"]
-        lines += ["## Sweeps (`probe sweep --task T --control`, 1,000 resamples)", "",
-                  f"Load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f} (*shared*).", "",
-                  "| task | heads | sweep s | wall s | selected layer | test acc [95% CI] | "
-                  "selectivity at it |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Sweeps (`probe sweep --task T --control`, 1,000 resamples)",
+            "",
+            f"Load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f} (*shared*).",
+            "",
+            "| task | heads | sweep s | wall s | selected layer | test acc [95% CI] | "
+            "selectivity at it |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for task, sweep in part["sweeps"].items():
             report = sweep["report"]
             best = report["best"]
             ci = best.get("test_accuracy_ci") or [float("nan")] * 2
-            lines.append(f"| {task} | {len(report['entries'])} | {sweep['sweep_seconds']:.1f} | "
-                         f"{sweep['wall_s']:.1f} | {best['layer']} | {best['test_accuracy']:.4f} "
-                         f"[{ci[0]:.3f}, {ci[1]:.3f}] | {best.get('selectivity') or 0:+.4f} "
-                         "|")  # fmt: skip
+            lines.append(
+                f"| {task} | {len(report['entries'])} | {sweep['sweep_seconds']:.1f} | "
+                f"{sweep['wall_s']:.1f} | {best['layer']} | {best['test_accuracy']:.4f} "
+                f"[{ci[0]:.3f}, {ci[1]:.3f}] | {best.get('selectivity') or 0:+.4f} "
+                "|"
+            )
         r = part["reference"]
         lines += [
             "",

@@ -19,9 +19,13 @@ from pathlib import Path
 PER_CLASS = 1200  # SST-2 and SMS ham; spam and the EWT groups have fewer, all are kept
 TEST_SHARE = 0.16
 VAL_ROWS = 500
-EWT_GROUPS = {"answers": "ewt:answers+reviews", "reviews": "ewt:answers+reviews",
-              "email": "ewt:email+posts", "newsgroup": "ewt:email+posts",
-              "weblog": "ewt:email+posts"}  # fmt: skip
+EWT_GROUPS = {
+    "answers": "ewt:answers+reviews",
+    "reviews": "ewt:answers+reviews",
+    "email": "ewt:email+posts",
+    "newsgroup": "ewt:email+posts",
+    "weblog": "ewt:email+posts",
+}
 
 
 def ewt_sentences(conllu: Path) -> list[tuple[str, str]]:
@@ -40,15 +44,18 @@ def six_classes(shared: Path, seed: int = 0):
 
     sms = pd.read_csv(shared / "datasets/sms_spam/sms_spam.csv")
     sst = pd.read_csv(shared / "datasets/sst2/train.csv")
-    ewt = pd.DataFrame(ewt_sentences(shared / "datasets/ud_ewt/en_ewt-ud-dev.conllu"),
-                       columns=["text", "label"])  # fmt: skip
+    ewt = pd.DataFrame(
+        ewt_sentences(shared / "datasets/ud_ewt/en_ewt-ud-dev.conllu"), columns=["text", "label"]
+    )
     sms["label"] = "sms:" + sms["label"].astype(str)
     sst["label"] = "sst2:" + sst["label"].astype(str)
     frame = pd.concat([sms[["text", "label"]], sst[["text", "label"]], ewt])
     frame["text"] = frame["text"].astype(str).str.strip()
     frame = frame[frame["text"].str.len() > 0].drop_duplicates("text", keep=False)
-    parts = [group.sample(n=min(PER_CLASS, len(group)), random_state=seed)
-             for _, group in frame.groupby("label")]  # fmt: skip
+    parts = [
+        group.sample(n=min(PER_CLASS, len(group)), random_state=seed)
+        for _, group in frame.groupby("label")
+    ]
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
@@ -61,13 +68,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     frame = six_classes(args.shared, args.seed)
-    train, test = train_test_split(frame, test_size=TEST_SHARE, stratify=frame["label"],
-                                   random_state=args.seed)  # fmt: skip
-    rest, val = train_test_split(train, test_size=VAL_ROWS, stratify=train["label"],
-                                 random_state=args.seed)  # fmt: skip
+    train, test = train_test_split(
+        frame, test_size=TEST_SHARE, stratify=frame["label"], random_state=args.seed
+    )
+    rest, val = train_test_split(
+        train, test_size=VAL_ROWS, stratify=train["label"], random_state=args.seed
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train", train), ("test", test), ("val", val),
-                       ("train_minus_val", rest), ("all", frame)):  # fmt: skip
+    for name, part in (
+        ("train", train),
+        ("test", test),
+        ("val", val),
+        ("train_minus_val", rest),
+        ("all", frame),
+    ):
         part.to_csv(args.out / f"{name}.csv", index=False)
     counts = train["label"].value_counts().to_dict()
     print(f"{len(train)} train, {len(test)} test ({len(val)} of train as val): {counts}")

@@ -26,8 +26,16 @@ def line_interval() -> float:
 class Progress:
     """``update(n)`` as work is done; ``close()`` (or a ``with`` block) when it ends."""
 
-    def __init__(self, total: float, desc: str, unit: str = "it", quiet: bool = False,
-                 stream=None, interval: float | None = None, workers: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        total: float,
+        desc: str,
+        unit: str = "it",
+        quiet: bool = False,
+        stream=None,
+        interval: float | None = None,
+        workers: int = 1,
+    ):
         self.total, self.desc, self.unit = float(total), desc, unit
         self.workers = max(int(workers), 1)  # items in progress at once (parallel jobs)
         self.stream = stream or sys.stderr
@@ -41,8 +49,14 @@ class Progress:
         if not quiet and not self._lines:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True,
-                             file=self.stream, dynamic_ncols=True)  # fmt: skip
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=True,
+                file=self.stream,
+                dynamic_ncols=True,
+            )
 
     def update(self, amount: float = 1) -> None:
         self.done += amount

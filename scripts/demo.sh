@@ -17,8 +17,8 @@ probe curve --from-sweep "$out/sweep" --out-dir "$out/curve"
 probe report "$out" --out "$out/report.html"
 echo "report: $out/report.html"
 # Token level: every word of 400 UD-EWT sentences (CC BY-SA 4.0, data/ud_ewt/), a UPOS probe
-# per layer with Hewitt & Liang's control task on word types, then tag a sentence.
+# on every fifth layer with Hewitt & Liang's control task on word types, then tag a sentence.
 words=results/demo_tokens
 probe sweep --model smollm2-135m --data data/ud_ewt/en_ewt-ud-dev-first400.conllu \
-  --task upos --control --out-dir "$words/upos"
+  --task upos --control --layers 0,5,10,15,20,25,30 --out-dir "$words/upos"
 probe predict --head "$words/upos/head.json" "The quick brown fox jumps over the lazy dog ."

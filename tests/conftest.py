@@ -34,7 +34,10 @@ def checkout_store_untouched():
     """Every test works in a store of its own: the checkout's ./cache ends as it began (a
     test that undid its PROBE_CACHE, or a worker process started without it, fails here)."""
     store = REPO / "cache"
-    listing = lambda: {p.relative_to(store) for p in store.rglob("*")}  # noqa: E731
+
+    def listing():
+        return {p.relative_to(store) for p in store.rglob("*")}
+
     before = listing() if store.is_dir() else set()
     yield
     written = sorted(str(p) for p in (listing() if store.is_dir() else set()) - before)
@@ -79,9 +82,13 @@ def tiny_bert_dir(tmp_path_factory):
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=256,
-    )  # fmt: skip
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
     BertModel(config).eval().save_pretrained(folder)
     return folder
 
@@ -168,11 +175,19 @@ def research_data(tiny_gpt2_dir, research_cache):
 
     path, source, n_layers = research_cache
     labels = np.array(["a", "b", "c"])[np.arange(450) % 3]
-    split = lambda name, rows: CachedSplit(name, [(str(path), rows)], labels[rows])  # noqa: E731
+
+    def split(name, rows):
+        return CachedSplit(name, [(str(path), rows)], labels[rows])
+
     return CachedData(
-        train=split("train", np.arange(240)), val=split("val", np.arange(240, 330)),
-        test=split("test", np.arange(330, 450)), model=str(tiny_gpt2_dir),
-        model_fingerprint="synthetic", max_length=32, n_layers_model=n_layers - 1,
-        layers=list(range(n_layers)), cache_keys={"train": "synthetic"},
+        train=split("train", np.arange(240)),
+        val=split("val", np.arange(240, 330)),
+        test=split("test", np.arange(330, 450)),
+        model=str(tiny_gpt2_dir),
+        model_fingerprint="synthetic",
+        max_length=32,
+        n_layers_model=n_layers - 1,
+        layers=list(range(n_layers)),
+        cache_keys={"train": "synthetic"},
         sources={"train": str(source)},
-    )  # fmt: skip
+    )

@@ -27,16 +27,22 @@ def _modules(folder: Path) -> list[Path]:
 
 
 def test_no_module_is_over_the_line_limit():
-    sizes = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
-             for path in PACKAGE.rglob("*.py")}  # fmt: skip
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
     long = {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES}
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
 def test_no_package_holds_too_many_modules():
-    crowded = {str(folder.relative_to(ROOT)): len(_modules(folder))
-               for folder in [PACKAGE, *PACKAGE.rglob("*")] if (folder / "__init__.py").is_file()
-               and folder != PACKAGE and len(_modules(folder)) > MAX_PACKAGE_MODULES}  # fmt: skip
+    crowded = {
+        str(folder.relative_to(ROOT)): len(_modules(folder))
+        for folder in [PACKAGE, *PACKAGE.rglob("*")]
+        if (folder / "__init__.py").is_file()
+        and folder != PACKAGE
+        and len(_modules(folder)) > MAX_PACKAGE_MODULES
+    }
     assert not crowded, f"packages over {MAX_PACKAGE_MODULES} modules: {crowded}"
 
 
@@ -79,6 +85,11 @@ def test_the_contract_catches_an_upward_import(tmp_path):
     shutil.copytree(PACKAGE, copy / "probe", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     (copy / "probe" / "heads" / "upward.py").write_text("import probe.research.sweep\n")
-    done = subprocess.run([lint, "--no-cache"], cwd=copy, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(copy), "PATH": ""})  # fmt: skip
+    done = subprocess.run(
+        [lint, "--no-cache"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(copy), "PATH": ""},
+    )
     assert done.returncode != 0 and "probe.heads.upward" in done.stdout

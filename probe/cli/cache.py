@@ -46,10 +46,12 @@ def cache_ls(as_json):
         )
     for setting in report["settings"]:
         if setting.get("bytes_per_unit_layer"):
-            click.echo(f"rows {setting['setting'][:12]}  unit {setting['unit']:<11}"
-                       f"{setting['units']:>10} units  {setting['bytes'] / 1e6:>8.1f} MB  "
-                       f"{setting['bytes_per_unit_layer']:.0f} bytes per unit per layer",
-                       err=not rows)  # fmt: skip
+            click.echo(
+                f"rows {setting['setting'][:12]}  unit {setting['unit']:<11}"
+                f"{setting['units']:>10} units  {setting['bytes'] / 1e6:>8.1f} MB  "
+                f"{setting['bytes_per_unit_layer']:.0f} bytes per unit per layer",
+                err=not rows,
+            )
     click.echo(_store_line(report), err=not rows)
 
 

@@ -94,8 +94,13 @@ def verbosity_options(command):
         configure(level)  # the library's one channel (probe.messages) follows -q/-v
         if context is not None:
             context.meta[VERBOSITY_KEY] = level
-        kwargs.update({name: value for name, value in (("quiet", quiet), ("verbose", verbose))
-                       if name in passes})  # fmt: skip
+        kwargs.update(
+            {
+                name: value
+                for name, value in (("quiet", quiet), ("verbose", verbose))
+                if name in passes
+            }
+        )
         name = " ".join(context.command_path.split()[1:]) if context is not None else "probe"
         if verbose and context is not None:
             given = {k: v for k, v in context.params.items() if v not in (None, False, ())}

@@ -11,11 +11,16 @@ from probe.cli.common import detail, fail_cleanly, say, verbosity_options
 
 @click.command()
 @click.argument("head", type=click.Path(dir_okay=True))
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder for model.onnx, tokenizer.json and probe-export.json.")  # fmt: skip
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for model.onnx, tokenizer.json and probe-export.json.",
+)
 @click.option("--model", default=None, help="Where the head's model lives now (must match it).")
-@click.option("--no-check", is_flag=True,
-              help="Skip the onnxruntime-vs-torch parity check on a few texts.")  # fmt: skip
+@click.option(
+    "--no-check", is_flag=True, help="Skip the onnxruntime-vs-torch parity check on a few texts."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the export's metadata as JSON.")
 @verbosity_options
 @fail_cleanly

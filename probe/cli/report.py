@@ -10,9 +10,12 @@ from probe.cli.common import fail_cleanly, verbosity_options
 @click.command()
 @click.argument("results_dir", type=click.Path(file_okay=False))
 @click.option(
-    "--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+    "--out",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
     help="The HTML file to write.",
-)  # fmt: skip
+)
 @verbosity_options
 @fail_cleanly
 def report(results_dir, out):

@@ -53,8 +53,16 @@ def curve(layer, pool, from_sweep, sizes, seeds, jobs, out_dir, **options):
     from probe.research.commands import curve_and_save
     from probe.research.curve import markdown_table
 
-    result, paths = curve_and_save(layer, pool, from_sweep=from_sweep, sizes=sizes, seeds=seeds,
-                                   jobs=jobs, out_dir=out_dir, **head_options(options))  # fmt: skip
+    result, paths = curve_and_save(
+        layer,
+        pool,
+        from_sweep=from_sweep,
+        sizes=sizes,
+        seeds=seeds,
+        jobs=jobs,
+        out_dir=out_dir,
+        **head_options(options),
+    )
     say("wrote " + ", ".join(map(str, paths)))
     click.echo(json.dumps(result, indent=2) if options["as_json"] else markdown_table(result))
 

@@ -48,12 +48,19 @@ class WordDataset:
 
     def subset(self, keep) -> WordDataset:
         keep = list(keep)
-        pick = lambda values: None if values is None else [values[i] for i in keep]  # noqa: E731
+
+        def pick(values):
+            return None if values is None else [values[i] for i in keep]
+
         return WordDataset(
-            pick(self.texts), pick(self.words), pick(self.spans),
+            pick(self.texts),
+            pick(self.words),
+            pick(self.spans),
             {name: pick(values) for name, values in self.columns.items()},
-            pick(self.heads), self.source, pick(self.sentence_ids),
-        )  # fmt: skip
+            pick(self.heads),
+            self.source,
+            pick(self.sentence_ids),
+        )
 
 
 def segmentation_sha1(text: str, spans) -> bytes:
@@ -125,8 +132,9 @@ def parse_conllu(content: str, source: str = "<conllu>") -> WordDataset:
             continue
         cells = line.split("\t")
         if len(cells) != 10:
-            raise ProbeError(f"{source}:{number}: expected 10 tab-separated columns, got "
-                             f"{len(cells)}")  # fmt: skip
+            raise ProbeError(
+                f"{source}:{number}: expected 10 tab-separated columns, got {len(cells)}"
+            )
         word_id = cells[0]
         if "." in word_id:
             continue  # an empty node: not a surface word
@@ -202,8 +210,9 @@ def parse_token_jsonl(content: str, source: str = "<jsonl>") -> WordDataset:
             raise ProbeError(f"{source}:{number}: not JSON ({exc.msg})") from None
         tokens = record.get("tokens") if isinstance(record, dict) else None
         if not isinstance(tokens, list) or not tokens:
-            raise ProbeError(f"{source}:{number}: no 'tokens' list (a token-level JSONL line "
-                             "needs one)")  # fmt: skip
+            raise ProbeError(
+                f"{source}:{number}: no 'tokens' list (a token-level JSONL line needs one)"
+            )
         words = [str(t) for t in tokens]
         if any(not w or any(ch.isspace() for ch in w) for w in words):
             raise ProbeError(f"{source}:{number}: a token is empty or holds whitespace")
@@ -211,15 +220,20 @@ def parse_token_jsonl(content: str, source: str = "<jsonl>") -> WordDataset:
         for word in words:
             spans.append((position, position + len(word)))
             position += len(word) + 1
-        tasks = {key: value for key, value in record.items()
-                 if key != "tokens" and isinstance(value, list)}  # fmt: skip
+        tasks = {
+            key: value
+            for key, value in record.items()
+            if key != "tokens" and isinstance(value, list)
+        }
         if not out.texts:
             out.columns = {key: [] for key in tasks}
         for key in out.columns:
             value = tasks.get(key)
             if value is None or len(value) != len(words):
-                raise ProbeError(f"{source}:{number}: '{key}' must be a list with one label "
-                                 f"per token ({len(words)})")  # fmt: skip
+                raise ProbeError(
+                    f"{source}:{number}: '{key}' must be a list with one label "
+                    f"per token ({len(words)})"
+                )
             out.columns[key].append([str(v) for v in value])
         out.texts.append(" ".join(words))
         out.words.append(words)

@@ -37,11 +37,18 @@ class TextDataset:
 
     def subset(self, mask) -> TextDataset:
         keep = [i for i, flag in enumerate(mask) if flag]
-        pick = lambda values: None if values is None else [values[i] for i in keep]  # noqa: E731
+
+        def pick(values):
+            return None if values is None else [values[i] for i in keep]
+
         return TextDataset(
-            [self.texts[i] for i in keep], pick(self.labels), self.source, 0,
-            pick(self.splits), pick(self.ids),
-        )  # fmt: skip
+            [self.texts[i] for i in keep],
+            pick(self.labels),
+            self.source,
+            0,
+            pick(self.splits),
+            pick(self.ids),
+        )
 
 
 def text_sha1(text: str) -> bytes:
@@ -189,6 +196,7 @@ def _frame_with_label_names(dataset):
     frame = dataset.to_pandas()
     for column, feature in dataset.features.items():
         if isinstance(feature, datasets.ClassLabel):
-            frame[column] = [feature.int2str(int(v)) if v is not None and v >= 0 else None
-                             for v in frame[column]]  # fmt: skip
+            frame[column] = [
+                feature.int2str(int(v)) if v is not None and v >= 0 else None for v in frame[column]
+            ]
     return frame

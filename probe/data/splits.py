@@ -47,7 +47,10 @@ def load_splits(
         raise ProbeError("give either --data FILE or --train FILE (with --val/--test)")
     if not (0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1):
         raise ProbeError("--test-size and --val-size must be in (0, 1) and sum below 1")
-    read = lambda path: read_dataset(path, text_col, label_col, require_labels=True)  # noqa: E731
+
+    def read(path):
+        return read_dataset(path, text_col, label_col, require_labels=True)
+
     rng = np.random.default_rng(seed)
     if data is not None:
         dataset = read(data)

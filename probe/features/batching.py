@@ -18,9 +18,10 @@ EXACT_WINDOW = 512  # batch sizes up to this are cut exactly; larger ones at len
 
 
 def length_sorted_batches(
-    lengths: Sequence[int], token_budget: int = DEFAULT_TOKEN_BUDGET,
+    lengths: Sequence[int],
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
     max_batch_size: int | None = None,
-) -> list[np.ndarray]:  # fmt: skip
+) -> list[np.ndarray]:
     """Split example indices into batches of similar length.
 
     Each batch holds at most ``token_budget`` padded tokens (batch size x its longest

@@ -142,9 +142,14 @@ def auto_token_budget(backbone, kept_layers: int, max_length: int, default: int)
     intermediate = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None)
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 1)
     return token_budget_for_memory(
-        free, hidden_size=hidden, intermediate_size=intermediate or 4 * hidden, num_heads=heads,
-        kept_layers=kept_layers, max_length=max_length, dtype_bytes=parameter.element_size(),
-    )  # fmt: skip
+        free,
+        hidden_size=hidden,
+        intermediate_size=intermediate or 4 * hidden,
+        num_heads=heads,
+        kept_layers=kept_layers,
+        max_length=max_length,
+        dtype_bytes=parameter.element_size(),
+    )
 
 
 # --- host <-> device copies -----------------------------------------------------------------

@@ -44,9 +44,16 @@ def import_ray():
 class EmbedBlock:
     """Callable class for ``map_batches``: Ray makes one per actor, so one backbone each."""
 
-    def __init__(self, model: str, layers: Sequence[int], max_length: int,
-                 token_budget: int | None, device: str, dtype: str,
-                 use_compile: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        model: str,
+        layers: Sequence[int],
+        max_length: int,
+        token_budget: int | None,
+        device: str,
+        dtype: str,
+        use_compile: bool = False,
+    ):
         from contextlib import ExitStack
 
         from probe.features.batching import DEFAULT_TOKEN_BUDGET
@@ -136,26 +143,49 @@ def fill_store_on_ray(
         log(f"ray: {len(todo)} of {len(hashes)} texts to compute on {workers} {device} workers")
 
         def commit(positions, n_tokens, pooled):
-            rows.commit(hashes[positions], n_tokens, pooled, computed,
-                        truncated=np.asarray(n_tokens) >= max_length)  # fmt: skip
+            rows.commit(
+                hashes[positions],
+                n_tokens,
+                pooled,
+                computed,
+                truncated=np.asarray(n_tokens) >= max_length,
+            )
             if on_block is not None:
                 on_block()
 
         with Progress(len(todo), "extract (ray)", unit="text", quiet=quiet) as progress:
             embed_on_ray(
-                model, data.texts, todo, computed, commit, max_length=max_length, dtype=dtype,
-                device=device, token_budget=token_budget, workers=workers,
-                rows_per_block=rows_per_block, progress=progress, use_compile=use_compile,
-            )  # fmt: skip
+                model,
+                data.texts,
+                todo,
+                computed,
+                commit,
+                max_length=max_length,
+                dtype=dtype,
+                device=device,
+                token_budget=token_budget,
+                workers=workers,
+                rows_per_block=rows_per_block,
+                progress=progress,
+                use_compile=use_compile,
+            )
         return dtype
     finally:
         if started:
             ray.shutdown()
 
 
-def fill_for_view(model, data, layers, *, force: bool = False, prompt: str | None = None,
-                  chat_template: bool = False, trust_remote_code: bool = False,
-                  **options) -> str:  # fmt: skip
+def fill_for_view(
+    model,
+    data,
+    layers,
+    *,
+    force: bool = False,
+    prompt: str | None = None,
+    chat_template: bool = False,
+    trust_remote_code: bool = False,
+    **options,
+) -> str:
     """``extract(..., engine="ray")``'s first step: the rows the store lacks, computed on Ray;
     returns the cluster's compute dtype, which the view step then uses (a CPU driver must not
     recompute a GPU cluster's rows in its own dtype). Options the workers cannot honour are
@@ -216,19 +246,26 @@ def embed_on_ray(
     # actor is restarted (reloading its backbone) and the block it held runs again.
     mapped = dataset.map_batches(
         EmbedBlock,
-        fn_constructor_kwargs={"model": model, "layers": list(layers), "max_length": max_length,
-                               "token_budget": token_budget, "device": device, "dtype": dtype,
-                               "use_compile": use_compile},
+        fn_constructor_kwargs={
+            "model": model,
+            "layers": list(layers),
+            "max_length": max_length,
+            "token_budget": token_budget,
+            "device": device,
+            "dtype": dtype,
+            "use_compile": use_compile,
+        },
         batch_size=rows_per_block,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
         **({"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}),
-    )  # fmt: skip
+    )
     delivered = 0
     try:
         for block in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-            pooled = {pool: np.ascontiguousarray(block[pool].transpose(1, 0, 2))
-                      for pool in POOL_NAMES}  # fmt: skip
+            pooled = {
+                pool: np.ascontiguousarray(block[pool].transpose(1, 0, 2)) for pool in POOL_NAMES
+            }
             sink(block["position"], block["n_tokens"], pooled)
             delivered += len(block["position"])
             if progress is not None:
@@ -310,8 +347,11 @@ def start_ray(address: str | None, workers: int | None):
     context.enable_progress_bars = False  # probe prints its own progress lines
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # probe prints its own progress
-    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING,
-              "runtime_env": worker_environment(address)}  # fmt: skip
+    kwargs = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "runtime_env": worker_environment(address),
+    }
     if address is None:
         import os
 

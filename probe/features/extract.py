@@ -86,19 +86,39 @@ def extract(
     if engine == "ray":  # then the local step below finds every row and writes the view
         from probe.features.distributed import fill_for_view
 
-        dtype = fill_for_view(model, data, layers, max_length=max_length, force=force,
-                              quiet=quiet, dtype=dtype, token_budget=token_budget,
-                              use_compile=use_compile, prompt=prompt, chat_template=chat_template,
-                              trust_remote_code=trust_remote_code, address=address,
-                              workers=workers, log=log)  # fmt: skip
+        dtype = fill_for_view(
+            model,
+            data,
+            layers,
+            max_length=max_length,
+            force=force,
+            quiet=quiet,
+            dtype=dtype,
+            token_budget=token_budget,
+            use_compile=use_compile,
+            prompt=prompt,
+            chat_template=chat_template,
+            trust_remote_code=trust_remote_code,
+            address=address,
+            workers=workers,
+            log=log,
+        )
     elif engine != "local":
         raise ProbeError(f"unknown engine {engine!r}: local or ray")
     prompt = check_prompt(prompt)
-    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length,
-                                                       trust_remote_code)  # fmt: skip
-    setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
-                      compute_dtype_name(model, device, dtype), prompt=prompt,
-                      chat_template=chat_template, trust_remote_code=trust_remote_code)  # fmt: skip
+    info, wanted, max_length, hashes = resolve_request(
+        model, data, layers, max_length, trust_remote_code
+    )
+    setting = Setting(
+        info.fingerprint,
+        info.tokenizer_id,
+        max_length,
+        TRUNCATION_SIDE,
+        compute_dtype_name(model, device, dtype),
+        prompt=prompt,
+        chat_template=chat_template,
+        trust_remote_code=trust_remote_code,
+    )
     key = views.view_key(setting, hashes)
     final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
     _ensure_writable(final_path.parent)
@@ -116,8 +136,14 @@ def extract(
 
     rows = RowStore(setting)
     pending = store.PendingView(Path(f"{final_path}.partial"))
-    manifest = {"key": key, "layers": wanted, "n": len(hashes), "model": info.name,
-                "setting": setting.as_dict(), "data_source": str(data.source)}  # fmt: skip
+    manifest = {
+        "key": key,
+        "layers": wanted,
+        "n": len(hashes),
+        "model": info.name,
+        "setting": setting.as_dict(),
+        "data_source": str(data.source),
+    }
     pending.start(manifest, hashes)
     missing = np.arange(len(hashes)) if force else rows.missing(hashes, wanted)
     todo = _distinct(hashes, missing)
@@ -136,14 +162,27 @@ def extract(
         _hint_faster_dtype(backbone, dtype, log)
         with compiled_blocks(backbone.model, use_compile, log) as compiled:
             _compute_rows(
-                backbone, rows, data.texts, hashes, todo, wanted, force=force,
-                token_budget=token_budget, shard_rows=shard_rows, quiet=quiet, log=log,
-            )  # fmt: skip
+                backbone,
+                rows,
+                data.texts,
+                hashes,
+                todo,
+                wanted,
+                force=force,
+                token_budget=token_budget,
+                shard_rows=shard_rows,
+                quiet=quiet,
+                log=log,
+            )
     elapsed = time.perf_counter() - started
-    attrs = {**_attributes(info, setting, key, data, hashes), "extract_seconds": round(elapsed, 3),
-             "computed_rows": len(todo), "reused_rows": len(hashes) - len(missing),
-             "compile_requested": bool(use_compile),
-             "compiled": bool(compiled is not None and compiled.worked)}  # fmt: skip
+    attrs = {
+        **_attributes(info, setting, key, data, hashes),
+        "extract_seconds": round(elapsed, 3),
+        "computed_rows": len(todo),
+        "reused_rows": len(hashes) - len(missing),
+        "compile_requested": bool(use_compile),
+        "compiled": bool(compiled is not None and compiled.worked),
+    }
     if use_compile:
         attrs["compile_outcome"] = compiled.describe() if compiled is not None else NOTHING_COMPILED
         if compile_notice:
@@ -157,8 +196,9 @@ def extract(
     return final_path
 
 
-def resolve_request(model, data: TextDataset, layers, max_length: int | None,
-                    trust_remote_code: bool = False):  # fmt: skip
+def resolve_request(
+    model, data: TextDataset, layers, max_length: int | None, trust_remote_code: bool = False
+):
     """What an extraction request means for this model: (model info, layers, max length,
     text sha1s uint8 [N, 20]); checked before any model is loaded."""
     from probe.features.models.loading import describe_model
@@ -202,8 +242,20 @@ def _distinct(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
 TOKENIZE_CHUNK = 16384  # texts tokenised and length-sorted together: bounds the token ids held
 
 
-def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, force, token_budget,
-                  shard_rows, quiet, log) -> None:  # fmt: skip
+def _compute_rows(
+    backbone,
+    rows: RowStore,
+    texts,
+    hashes,
+    todo,
+    wanted,
+    *,
+    force,
+    token_budget,
+    shard_rows,
+    quiet,
+    log,
+) -> None:
     """Run the backbone over the texts at ``todo`` and commit their rows in shards.
 
     Three things overlap: the next chunk of texts is tokenised in a thread, the model runs on
@@ -227,8 +279,9 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
 
     def tokenize(chunk: np.ndarray):
         setting = rows.setting
-        encoded = encode_texts(backbone, [texts[i] for i in chunk], max_length, setting.prompt,
-                               setting.chat_template)  # fmt: skip
+        encoded = encode_texts(
+            backbone, [texts[i] for i in chunk], max_length, setting.prompt, setting.chat_template
+        )
         lengths = np.asarray([len(ids) for ids in encoded.token_ids], dtype=np.int64)
         if lengths.min() == 0:
             empty = int((lengths == 0).sum())
@@ -237,8 +290,14 @@ def _compute_rows(backbone, rows: RowStore, texts, hashes, todo, wanted, *, forc
 
     def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
         # truncated: exact unless a text is exactly max_length tokens long
-        rows.commit(hashes[positions], lengths, pooled, computed,
-                    truncated=lengths >= max_length, prefer=force)  # fmt: skip
+        rows.commit(
+            hashes[positions],
+            lengths,
+            pooled,
+            computed,
+            truncated=lengths >= max_length,
+            prefer=force,
+        )
 
     total_characters = int(characters.sum())
     tokens_seen = characters_seen = offset = 0

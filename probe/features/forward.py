@@ -84,9 +84,11 @@ def _all_hidden_states(base, input_ids, attention_mask, layers: Sequence[int]) -
     from probe.features.models.architecture import without_kv_cache
 
     output = base(
-        input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        output_hidden_states=True,
         **without_kv_cache(base),
-    )  # fmt: skip
+    )
     states = list(output.hidden_states)
     states[-1] = output.last_hidden_state
     return {layer: states[layer] for layer in layers}
@@ -175,8 +177,9 @@ def embed_texts(
     Values are rounded through fp16 exactly as the cache stores them, so a head applied
     here gives the predictions it gives on cached features.
     """
-    encoded = encode_texts(backbone, texts, max_length or backbone.default_max_length,
-                           prompt, chat_template)  # fmt: skip
+    encoded = encode_texts(
+        backbone, texts, max_length or backbone.default_max_length, prompt, chat_template
+    )
     lengths = [len(ids) for ids in encoded.token_ids]
     if min(lengths, default=1) == 0:
         raise ProbeError("a text is empty or whitespace-only after tokenization")

@@ -66,8 +66,19 @@ def resolve_word_pool(model, word_pool: str | None, log) -> str:
     return chosen
 
 
-ENCODER_TYPES = ("bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "albert",
-                 "xlm-roberta", "mpnet", "camembert", "modernbert")  # fmt: skip
+ENCODER_TYPES = (
+    "bert",
+    "roberta",
+    "distilbert",
+    "electra",
+    "deberta",
+    "deberta-v2",
+    "albert",
+    "xlm-roberta",
+    "mpnet",
+    "camembert",
+    "modernbert",
+)
 
 
 def _config_is_causal(model: str) -> bool:
@@ -83,12 +94,24 @@ def _config_is_causal(model: str) -> bool:
     return config.get("model_type") not in ENCODER_TYPES
 
 
-def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
-                  word_pool: str | None = None, max_length: int | None = None,
-                  out: str | Path | None = None, force: bool = False, quiet: bool = True,
-                  device: str | None = None, dtype: str | None = None,
-                  token_budget: int | None = None, shard_rows: int = SHARD_ROWS,
-                  tasks: dict | None = None, log=None) -> Path:  # fmt: skip
+def extract_words(
+    model,
+    data: WordDataset,
+    layers="all",
+    *,
+    unit: str = "word",
+    word_pool: str | None = None,
+    max_length: int | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    quiet: bool = True,
+    device: str | None = None,
+    dtype: str | None = None,
+    token_budget: int | None = None,
+    shard_rows: int = SHARD_ROWS,
+    tasks: dict | None = None,
+    log=None,
+) -> Path:
     """Cache every word's (or token's) features of ``data``; return its word view.
 
     ``tasks`` (task -> labels per sentence) overrides ``data.columns`` as the view's labels.
@@ -104,8 +127,13 @@ def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
     wanted = resolve_layers(layers, info.num_layers)
     max_length = info.default_max_length if max_length is None else int(max_length)
     pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool, log)
-    base = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE,
-                   compute_dtype_name(model, device, dtype))  # fmt: skip
+    base = Setting(
+        info.fingerprint,
+        info.tokenizer_id,
+        max_length,
+        TRUNCATION_SIDE,
+        compute_dtype_name(model, device, dtype),
+    )
     setting = ragged_setting(base, unit, pool)
     keys = row_keys(data, unit)
     key = view_key(setting, keys)
@@ -117,8 +145,14 @@ def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
         return final_path
     rows = RaggedRowStore(setting)
     pending = store.PendingView(Path(f"{final_path}.partial"))
-    manifest = {"key": key, "layers": wanted, "n": len(keys), "model": info.name,
-                "setting": setting.as_dict(), "data_source": str(data.source)}  # fmt: skip
+    manifest = {
+        "key": key,
+        "layers": wanted,
+        "n": len(keys),
+        "model": info.name,
+        "setting": setting.as_dict(),
+        "data_source": str(data.source),
+    }
     pending.start(manifest, keys)
     missing = np.arange(len(keys)) if force else rows.missing(keys, wanted)
     todo = _distinct(keys, missing)
@@ -128,30 +162,70 @@ def extract_words(model, data: WordDataset, layers="all", *, unit: str = "word",
         if len(missing) < len(keys):
             log(f"{len(keys) - len(missing)} of {len(keys)} sentences already in the store")
         backbone = model if isinstance(model, Backbone) else load_backbone(model, device, dtype)
-        unaligned = _compute(backbone, rows, data, keys, todo, wanted, unit, pool, force=force,
-                             token_budget=token_budget, shard_rows=shard_rows, quiet=quiet,
-                             log=log)  # fmt: skip
+        unaligned = _compute(
+            backbone,
+            rows,
+            data,
+            keys,
+            todo,
+            wanted,
+            unit,
+            pool,
+            force=force,
+            token_budget=token_budget,
+            shard_rows=shard_rows,
+            quiet=quiet,
+            log=log,
+        )
     elapsed = time.perf_counter() - started
-    attrs = {"key": key, "setting": setting.key, "model": info.name,
-             "model_fingerprint": info.fingerprint, "tokenizer": info.tokenizer_id,
-             "n_layers_model": info.num_layers, "max_length": max_length,
-             "truncation_side": TRUNCATION_SIDE, "compute_dtype": setting.compute_dtype,
-             "dtype": "float16", "data_source": str(data.source), "unit": unit,
-             "word_pool": pool, "pools": [pool], "extract_seconds": round(elapsed, 3),
-             "computed_rows": len(todo), "reused_rows": len(keys) - len(missing)}  # fmt: skip
+    attrs = {
+        "key": key,
+        "setting": setting.key,
+        "model": info.name,
+        "model_fingerprint": info.fingerprint,
+        "tokenizer": info.tokenizer_id,
+        "n_layers_model": info.num_layers,
+        "max_length": max_length,
+        "truncation_side": TRUNCATION_SIDE,
+        "compute_dtype": setting.compute_dtype,
+        "dtype": "float16",
+        "data_source": str(data.source),
+        "unit": unit,
+        "word_pool": pool,
+        "pools": [pool],
+        "extract_seconds": round(elapsed, 3),
+        "computed_rows": len(todo),
+        "reused_rows": len(keys) - len(missing),
+    }
     aligned = materialise_words(final_path, rows, keys, wanted, attrs, data, unit, tasks)
     pending.discard()
     if len(todo):
         log(f"extracted {len(todo)} sentences ({unit}s) in {elapsed:.1f} s")
     missing_words = int((~aligned).sum())
     if missing_words or unaligned:
-        log(f"{missing_words} of {len(aligned)} words have no token (cut by --max-length "
-            f"{max_length}): kept, flagged unaligned, left out of fits")  # fmt: skip
+        log(
+            f"{missing_words} of {len(aligned)} words have no token (cut by --max-length "
+            f"{max_length}): kept, flagged unaligned, left out of fits"
+        )
     return final_path
 
 
-def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, wanted, unit, pool,
-             *, force, token_budget, shard_rows, quiet, log) -> int:  # fmt: skip
+def _compute(
+    backbone,
+    rows: RaggedRowStore,
+    data: WordDataset,
+    keys,
+    todo,
+    wanted,
+    unit,
+    pool,
+    *,
+    force,
+    token_budget,
+    shard_rows,
+    quiet,
+    log,
+) -> int:
     """Run the backbone over the sentences at ``todo``; commit their unit vectors in shards.
     Returns the number of unaligned words."""
     import torch
@@ -178,8 +252,13 @@ def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, want
         units = np.concatenate([u for _, _, _, u in pending], axis=1)
         pending.clear()
         aligned = np.concatenate([s[:, 0] >= 0 for s in spans])
-        commit = partial(rows.commit, n_units=[len(s) for s in spans], aligned=aligned,
-                         truncated=lengths >= max_length, prefer=force)  # fmt: skip
+        commit = partial(
+            rows.commit,
+            n_units=[len(s) for s in spans],
+            aligned=aligned,
+            truncated=lengths >= max_length,
+            prefer=force,
+        )
         writer.submit(commit, keys[positions], lengths, units, computed)
 
     with Progress(len(todo), "extract", unit="sent", quiet=quiet) as progress:
@@ -198,15 +277,19 @@ def _compute(backbone, rows: RaggedRowStore, data: WordDataset, keys, todo, want
                     input_ids, attention_mask = (to_device(t, device) for t in host)
                     spans = [encoded.word_tokens[i] for i in batch]
                     with torch.inference_mode():
-                        hidden = hidden_states_by_layer(backbone.model, input_ids,
-                                                        attention_mask, computed)  # fmt: skip
+                        hidden = hidden_states_by_layer(
+                            backbone.model, input_ids, attention_mask, computed
+                        )
                         units = pool_words(hidden, computed, spans, pool)  # (L, W, D)
                     pending.append((chunk[batch], lengths[batch], spans, units))
                     progress.update(len(batch))
                     held_rows = sum(len(p) for p, _, _, _ in pending)
                     held_units = sum(u.shape[1] for _, _, _, u in pending)
-                    if (held_rows >= shard_rows or held_units >= SHARD_UNITS
-                            or time.perf_counter() - last_flush > SHARD_SECONDS):  # fmt: skip
+                    if (
+                        held_rows >= shard_rows
+                        or held_units >= SHARD_UNITS
+                        or time.perf_counter() - last_flush > SHARD_SECONDS
+                    ):
                         flush()
                         last_flush = time.perf_counter()
             flush()

@@ -67,13 +67,16 @@ def encode_with_offsets(tokenizer, texts: Sequence[str], max_length: int):
     if isinstance(tokenizer, HFTokenizer):
         tok = tokenizer.tokenizer
         if not getattr(tok, "is_fast", False):
-            raise ProbeError(f"word-level extraction needs a fast tokenizer (character offsets); "
-                             f"{tokenizer.name} is a slow one")  # fmt: skip
+            raise ProbeError(
+                f"word-level extraction needs a fast tokenizer (character offsets); "
+                f"{tokenizer.name} is a slow one"
+            )
         room = max(max_length - tok.num_special_tokens_to_add(pair=False), 1)
         bare = tok(list(texts), add_special_tokens=False)["input_ids"]
         truncated = sum(len(row) > room for row in bare)
-        encoded = tok(list(texts), truncation=True, max_length=max_length,
-                      return_offsets_mapping=True)  # fmt: skip
+        encoded = tok(
+            list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True
+        )
         ranges = [np.asarray(o, np.int64).reshape(-1, 2) for o in encoded["offset_mapping"]]
         return [list(r) for r in encoded["input_ids"]], ranges, truncated
     raise ProbeError(f"tokenizer {getattr(tokenizer, 'name', tokenizer)!r} gives no offsets")
@@ -118,8 +121,9 @@ def encode_words(tokenizer, texts, spans, max_length: int, unit: str = "word") -
     if unit == "token":
         word_tokens = [np.stack([np.arange(len(r)), np.arange(1, len(r) + 1)], 1) for r in ids]
         return EncodedWords(ids, [np.asarray(w, np.int64) for w in word_tokens], truncated)
-    return EncodedWords(ids, [align_words(s, r) for s, r in zip(spans, ranges, strict=True)],
-                        truncated)  # fmt: skip
+    return EncodedWords(
+        ids, [align_words(s, r) for s, r in zip(spans, ranges, strict=True)], truncated
+    )
 
 
 def pool_words(hidden_by_layer: dict, layers, word_tokens: list[np.ndarray], pool: str):
@@ -153,7 +157,8 @@ def pool_words(hidden_by_layer: dict, layers, word_tokens: list[np.ndarray], poo
             torch.as_tensor(unit, device=device),
             flat[:, torch.as_tensor(token, device=device)].to(torch.float32),
         )
-        out /= torch.as_tensor(np.maximum(lengths, 1), dtype=torch.float32,
-                               device=device)[None, :, None]  # fmt: skip
+        out /= torch.as_tensor(np.maximum(lengths, 1), dtype=torch.float32, device=device)[
+            None, :, None
+        ]
     out[:, torch.as_tensor(~aligned, device=device)] = 0.0
     return out.to(torch.float16).cpu().numpy()

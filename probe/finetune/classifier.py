@@ -120,9 +120,14 @@ class FinetuneClassifier(nn.Module):
                 )
         first = plan.first_trainable if start_hidden is not None else 0
         hidden = run_blocks(
-            self.backbone, input_ids, attention_mask, first, plan.layer,
-            start_hidden, plan.apply_final_norm,
-        )  # fmt: skip  # (B, T, D)
+            self.backbone,
+            input_ids,
+            attention_mask,
+            first,
+            plan.layer,
+            start_hidden,
+            plan.apply_final_norm,
+        )  # (B, T, D)
         pooled = POOLS[self.pool](hidden, attention_mask)  # (B, T, D) -> (B, D)
         return self.head(pooled.to(self.head.weight.dtype))  # (B, D) -> (B, C)
 
@@ -131,8 +136,11 @@ def param_groups(classifier: FinetuneClassifier, config: FinetuneConfig) -> list
     """AdamW groups from the parameters that require grad: body/head x decay/no decay."""
     head_ids = {id(p) for p in classifier.head.parameters()}
     groups = {
-        ("body", True): [], ("body", False): [], ("head", True): [], ("head", False): [],
-    }  # fmt: skip
+        ("body", True): [],
+        ("body", False): [],
+        ("head", True): [],
+        ("head", False): [],
+    }
     for param in classifier.parameters():
         if param.requires_grad:
             part = "head" if id(param) in head_ids else "body"

@@ -33,10 +33,17 @@ if TYPE_CHECKING:
 DEFAULT_LR_GRID = (1e-5, 3e-5, 1e-4)
 # Raschka, "Build a Large Language Model (From Scratch)", ch. 6: the spam classifier.
 BOOK_RECIPE = {
-    "unfreeze": 1, "layer": None, "pool": DEFAULT_POOL, "lr_body": 5e-5, "lr_head": 5e-5,
-    "weight_decay": 0.1, "epochs": 5, "batch_size": 8, "patience": None,
+    "unfreeze": 1,
+    "layer": None,
+    "pool": DEFAULT_POOL,
+    "lr_body": 5e-5,
+    "lr_head": 5e-5,
+    "weight_decay": 0.1,
+    "epochs": 5,
+    "batch_size": 8,
+    "patience": None,
     "init_head": "zero",  # the book's head starts untrained (here: at zero), not at a probe
-}  # fmt: skip
+}
 
 
 def best_probe(
@@ -66,13 +73,17 @@ def best_probe(
     hit = all(Path(path).stat().st_mtime < started_wall for path in paths.values())
     cache = caches["train"]
     data = CachedData(
-        train=parts["train"], val=parts["val"], test=parts["test"], model=model,
+        train=parts["train"],
+        val=parts["val"],
+        test=parts["test"],
+        model=model,
         model_fingerprint=str(cache.meta["model_fingerprint"]),
         max_length=int(cache.meta["max_length"]),
-        n_layers_model=int(cache.meta["n_layers_model"]), layers=list(cache.layers),
+        n_layers_model=int(cache.meta["n_layers_model"]),
+        layers=list(cache.layers),
         cache_keys={name: opened.key for name, opened in caches.items()},
         sources={name: f"{splits.train.source} ({name} split)" for name in paths},
-    )  # fmt: skip
+    )
     sweep = run_sweep(data)
     best = sweep["best"]
     classifier = sweep["_best_result"].classifier
@@ -138,8 +149,9 @@ def run_comparison(
         row, predicted = _search(model, splits, method, config, grid, before, device, log)
         if time_without_prefix and row["prefix_cache_used"]:
             log(f"{method}: timing the chosen run without the prefix cache")
-            config = replace(config, lr_body=row["lr_body"], prefix_cache=False,
-                             forgetting_check=False)  # fmt: skip
+            config = replace(
+                config, lr_body=row["lr_body"], prefix_cache=False, forgetting_check=False
+            )
             report = finetune(_fresh(model, device), splits, config, log=log).report
             row["train_seconds_without_prefix"] = sum(report["time"]["epochs_seconds"])
             row["test_accuracy_without_prefix"] = report["test"]["accuracy"]
@@ -176,7 +188,7 @@ def run_comparison(
                 "level": LEVEL,
                 "over": f"{len(truth)} test examples",
             },
-        },  # fmt: skip
+        },
         "versions": _versions(),
         "probe": probe_row,
         "finetune": rows,
@@ -215,11 +227,16 @@ def _search(model, splits, method, config, grid, before, device, log) -> tuple[d
         result = finetune(_fresh(model, device), splits, trial_config, log=log)
         report = result.report
         chosen = report["epochs"][report["best_epoch"] - 1]
-        trials.append({
-            "lr_body": trial_config.lr_body, "val_accuracy": chosen["val_accuracy"],
-            "val_loss": chosen["val_loss"], "best_epoch": report["best_epoch"],
-            "epochs_run": len(report["epochs"]), "seconds": report["time"]["total_seconds"],
-        })  # fmt: skip
+        trials.append(
+            {
+                "lr_body": trial_config.lr_body,
+                "val_accuracy": chosen["val_accuracy"],
+                "val_loss": chosen["val_loss"],
+                "best_epoch": report["best_epoch"],
+                "epochs_run": len(report["epochs"]),
+                "seconds": report["time"]["total_seconds"],
+            }
+        )
         key = (chosen["val_accuracy"], -chosen["val_loss"])
         if best_key is None or key > best_key:
             names = np.asarray(result.label_names, dtype=object)
@@ -283,8 +300,12 @@ def _versions() -> dict:
 
     from probe import __version__
 
-    return {"probe": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__}  # fmt: skip
+    return {
+        "probe": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -378,8 +399,9 @@ def plot(result: dict, path: Path) -> None:
     left.set_ylabel("test accuracy (95% CI)")
     left.grid(alpha=0.3)
     right.bar(x, [r["seconds"] for r in rows], 0.4, label="chosen run")
-    right.bar(x + 0.4, [r.get("search_seconds", r["seconds"]) for r in rows], 0.4,
-              label="with LR search")  # fmt: skip
+    right.bar(
+        x + 0.4, [r.get("search_seconds", r["seconds"]) for r in rows], 0.4, label="with LR search"
+    )
     right.set_xticks(x + 0.2, names, rotation=20)
     right.set_yscale("log")
     right.set_ylabel("seconds")

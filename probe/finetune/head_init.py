@@ -64,21 +64,29 @@ def fitted_probe_head(backbone, plan, pool, label_names, splits, max_length, log
         features[name] = open_cache(path).features(plan.layer, pool)  # (N, D) float32
     extract_seconds = time.perf_counter() - started
     probe = ProbeClassifier().fit(
-        features["train"], np.asarray(splits.train.labels, str),
-        features["val"], np.asarray(splits.val.labels, str),
-    )  # fmt: skip
+        features["train"],
+        np.asarray(splits.train.labels, str),
+        features["val"],
+        np.asarray(splits.val.labels, str),
+    )
     classes = [str(c) for c in probe.classes_]
     if classes != list(label_names):
         raise ProbeError(f"the probe's labels {classes} differ from the data's {label_names}")
     val_accuracy = float(probe.score(features["val"], np.asarray(splits.val.labels, str)))
     weight, bias = fold_scaler(probe)
     info = {
-        "kind": "probe", "layer": plan.layer, "pool": pool, "C": float(probe.C_),
-        "val_accuracy": val_accuracy, "extract_seconds": extract_seconds,
+        "kind": "probe",
+        "layer": plan.layer,
+        "pool": pool,
+        "C": float(probe.C_),
+        "val_accuracy": val_accuracy,
+        "extract_seconds": extract_seconds,
         "seconds": time.perf_counter() - started,
-    }  # fmt: skip
-    log(f"head starts at the layer {plan.layer} {pool} probe (C {probe.C_:g}, val accuracy "
-        f"{val_accuracy:.4f}, {info['seconds']:.1f} s)")  # fmt: skip
+    }
+    log(
+        f"head starts at the layer {plan.layer} {pool} probe (C {probe.C_:g}, val accuracy "
+        f"{val_accuracy:.4f}, {info['seconds']:.1f} s)"
+    )
     return HeadStart(weight, bias, info)
 
 
@@ -117,9 +125,11 @@ def fold_scaler(classifier) -> tuple[np.ndarray, np.ndarray]:
     from probe.heads.maths import folded_weights
 
     weight, bias = folded_weights(
-        classifier.coef_, classifier.intercept_,
-        getattr(classifier, "mean_", None), getattr(classifier, "scale_", None),
-    )  # fmt: skip
+        classifier.coef_,
+        classifier.intercept_,
+        getattr(classifier, "mean_", None),
+        getattr(classifier, "scale_", None),
+    )
     if weight.shape[0] == 1:
         weight = np.vstack([np.zeros_like(weight), weight])
         bias = np.concatenate([[0.0], bias])

@@ -194,7 +194,7 @@ def load_or_compute_prefix(
                     "dtype": dtype,
                     "format": str(PREFIX_FORMAT),
                     "seconds": f"{prefix.seconds:.3f}",
-                },  # fmt: skip
+                },
             )
     except OSError as exc:
         if log:

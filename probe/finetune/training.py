@@ -82,9 +82,13 @@ def encode_split(name, dataset: TextDataset, backbone, label_names, max_length) 
         raise ProbeError(f"{name} labels not seen in train: {', '.join(unknown[:5])}")
     hashes = np.frombuffer(b"".join(text_sha1(t) for t in dataset.texts), np.uint8)
     return EncodedSplit(
-        name, encoded.token_ids, np.asarray([code[v] for v in dataset.labels], np.int64),
-        hashes.reshape(-1, 20), max_length, encoded.truncated,
-    )  # fmt: skip
+        name,
+        encoded.token_ids,
+        np.asarray([code[v] for v in dataset.labels], np.int64),
+        hashes.reshape(-1, 20),
+        max_length,
+        encoded.truncated,
+    )
 
 
 def attach_prefix(split: EncodedSplit, backbone, plan: Plan, config, log) -> None:
@@ -92,13 +96,22 @@ def attach_prefix(split: EncodedSplit, backbone, plan: Plan, config, log) -> Non
     if split.prefix is not None or plan.first_trainable == 0 or not config.prefix_cache:
         return
     key = prefix_key(
-        backbone.fingerprint, backbone.tokenizer.name, split.max_length, split.text_hashes,
-        plan.first_trainable, config.prefix_dtype,
-    )  # fmt: skip
+        backbone.fingerprint,
+        backbone.tokenizer.name,
+        split.max_length,
+        split.text_hashes,
+        plan.first_trainable,
+        config.prefix_dtype,
+    )
     split.prefix = load_or_compute_prefix(
-        backbone.model, split.token_ids, backbone.tokenizer.pad_id, plan.first_trainable, key,
-        config.prefix_dtype, log,
-    )  # fmt: skip
+        backbone.model,
+        split.token_ids,
+        backbone.tokenizer.pad_id,
+        plan.first_trainable,
+        key,
+        config.prefix_dtype,
+        log,
+    )
 
 
 def _inputs(classifier, backbone, split: EncodedSplit, rows, device):
@@ -181,8 +194,11 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
             attach_prefix(encoded[name], backbone, plan, config, log)
             prefix = encoded[name].prefix
             if prefix is not None and name not in prefix_info:
-                prefix_info[name] = {"seconds": prefix.seconds, "hit": prefix.hit,
-                                     "computed_seconds": prefix.computed_seconds}  # fmt: skip
+                prefix_info[name] = {
+                    "seconds": prefix.seconds,
+                    "hit": prefix.hit,
+                    "computed_seconds": prefix.computed_seconds,
+                }
         progress = _progress_bar(len(encoded["train"].labels), epoch, config)
         stats = train_epoch(
             classifier, backbone, encoded["train"], optimizer, config, rng, progress
@@ -193,9 +209,12 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
         )
         val_accuracy = float((val_logits.argmax(1) == encoded["val"].labels).mean())
         row = {
-            "epoch": epoch, **stats, "val_accuracy": val_accuracy, "val_loss": val_loss,
+            "epoch": epoch,
+            **stats,
+            "val_accuracy": val_accuracy,
+            "val_loss": val_loss,
             "seconds": time.perf_counter() - epoch_started,
-        }  # fmt: skip
+        }
         history.append(row)
         log(
             f"epoch {epoch}: train loss {stats['train_loss']:.4f}, val acc {val_accuracy:.4f}, "
@@ -234,9 +253,11 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
     backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
     backbone.model.float()  # AdamW on fp16 weights loses the small updates: train in fp32
     plan = make_plan(
-        backbone.num_layers, architecture.final_norm(backbone.model) is not None,
-        config.unfreeze, config.layer,
-    )  # fmt: skip
+        backbone.num_layers,
+        architecture.final_norm(backbone.model) is not None,
+        config.unfreeze,
+        config.layer,
+    )
     device = next(backbone.model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -252,8 +273,10 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
     }
     truncated = sum(split.truncated for split in encoded.values())
     if truncated:
-        log(f"truncated {truncated} of {sum(len(s.labels) for s in encoded.values())} texts "
-            f"to {max_length} tokens")  # fmt: skip
+        log(
+            f"truncated {truncated} of {sum(len(s.labels) for s in encoded.values())} texts "
+            f"to {max_length} tokens"
+        )
     classifier = FinetuneClassifier(backbone.model, plan, config.pool, len(label_names)).to(device)
     classifier.freeze()
     start = starting_head(

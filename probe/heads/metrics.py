@@ -36,7 +36,10 @@ def classification_report(y_true, y_pred, label_names: Sequence | None = None) -
     precision = _ratio(hits, predicted)
     recall = _ratio(hits, support)
     f1 = _ratio(2 * precision * recall, precision + recall)
-    macro = lambda values: float(values.mean())  # noqa: E731
+
+    def macro(values):
+        return float(values.mean())
+
     names = [str(label) for label in labels]
     return {
         "n": int(len(y_true)),
@@ -74,8 +77,9 @@ def format_report(report: dict, title: str | None = None) -> str:
         f"{'macro avg':<{width}}  {report['macro_precision']:>9.4f}  "
         f"{report['macro_recall']:>6.4f}  {report['macro_f1']:>6.4f}  {report['n']:>7d}"
     )
-    lines.append(f"{'accuracy':<{width}}  {'':>9}  {'':>6}  {report['accuracy']:>6.4f}  "
-                 f"{report['n']:>7d}")  # fmt: skip
+    lines.append(
+        f"{'accuracy':<{width}}  {'':>9}  {'':>6}  {report['accuracy']:>6.4f}  {report['n']:>7d}"
+    )
     matrix = report["confusion_matrix"]
     cell = max([len(str(v)) for row in matrix for v in row] + [len(name) for name in names])
     lines.append("")

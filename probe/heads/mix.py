@@ -69,8 +69,9 @@ def _stack(split, layers, pool) -> np.ndarray:
     return np.stack([split.features(layer, pool) for layer in layers])  # (L, n, D)
 
 
-def mix_loss_and_gradient(theta: np.ndarray, stack: np.ndarray, codes: np.ndarray, k: int,
-                          C: float) -> tuple[float, np.ndarray]:  # fmt: skip
+def mix_loss_and_gradient(
+    theta: np.ndarray, stack: np.ndarray, codes: np.ndarray, k: int, C: float
+) -> tuple[float, np.ndarray]:
     """The scalar mix's objective and its gradient in ``theta`` = (s (L,), W (K, D), b (K,)).
 
     Mean log loss of softmax(mixed @ W.T + b) with mixed = sum_l softmax(s)_l * stack[l],
@@ -113,8 +114,14 @@ def fit_mix_weights(
 
     n_layers, _, dim = stack.shape
     theta = np.zeros(n_layers + k * dim + k)
-    found = minimize(mix_loss_and_gradient, theta, args=(stack, codes, k, C), jac=True,
-                     method="L-BFGS-B", options={"maxiter": max_iter})  # fmt: skip
+    found = minimize(
+        mix_loss_and_gradient,
+        theta,
+        args=(stack, codes, k, C),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter},
+    )
     return softmax(found.x[:n_layers])
 
 

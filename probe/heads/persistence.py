@@ -67,8 +67,12 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
         "scale": np.ascontiguousarray(clf.scale_, np.float64),  # (D,)
     }
     if combiner is not None:
-        tensors.update({name: np.ascontiguousarray(value, np.float64)
-                        for name, value in combiner.tensors().items()})  # fmt: skip
+        tensors.update(
+            {
+                name: np.ascontiguousarray(value, np.float64)
+                for name, value in combiner.tensors().items()
+            }
+        )
     weights = save(tensors, metadata={"format": HEAD_FORMAT})
     classes = clf.classes_.tolist()
     record = {
@@ -147,9 +151,13 @@ def load_head_parts(path: str | Path):
     try:
         tensors = load(weights)
         clf = ProbeClassifier.from_weights(
-            tensors["coef"], tensors["intercept"], record["classes"],
-            mean=tensors["mean"], scale=tensors["scale"], C=record.get("C"),
-        )  # fmt: skip
+            tensors["coef"],
+            tensors["intercept"],
+            record["classes"],
+            mean=tensors["mean"],
+            scale=tensors["scale"],
+            C=record.get("C"),
+        )
     except (SafetensorError, KeyError, TypeError, ValueError, ProbeError):
         raise ProbeError(f"{weights_path} is not a valid head weights file") from None
     if not all(np.isfinite(tensors[name]).all() for name in WEIGHT_NAMES):

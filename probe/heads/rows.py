@@ -56,19 +56,36 @@ def prepare(
         model = str(open_cached(caches[0]).meta.get("model"))  # extract data files like the cache
     if labels is not None:
         found = _rows_for_new_labels(
-            labels, model, {"train": train, "val": val, "test": test, "data": data},
-            text_col, label_col, max_length, log,
-        )  # fmt: skip
+            labels,
+            model,
+            {"train": train, "val": val, "test": test, "data": data},
+            text_col,
+            label_col,
+            max_length,
+            log,
+        )
     elif data is not None:
-        found = {"data": _labelled_source(data, model, text_col, label_col, max_length, layers,
-                                          device, log)}  # fmt: skip
+        found = {
+            "data": _labelled_source(
+                data, model, text_col, label_col, max_length, layers, device, log
+            )
+        }
     elif train is not None:
         found = {
-            name: _labelled_source(source, model, text_col, label_col, max_length, layers,
-                                   device, log, training=name == "train")
+            name: _labelled_source(
+                source,
+                model,
+                text_col,
+                label_col,
+                max_length,
+                layers,
+                device,
+                log,
+                training=name == "train",
+            )
             for name, source in (("train", train), ("val", val), ("test", test))
             if source is not None
-        }  # fmt: skip
+        }
     else:
         raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
     splits, carved = _assign_splits(found, test_size, seed)
@@ -95,8 +112,9 @@ class _Found:
     split_column: list[str] | None = None
 
 
-def _labelled_source(source, model, text_col, label_col, max_length, layers, device, log,
-                     training=True):  # fmt: skip
+def _labelled_source(
+    source, model, text_col, label_col, max_length, layers, device, log, training=True
+):
     """A cache file with stored labels, or a data file extracted on demand (after the
     checks that need no model, so a bad input costs no extraction)."""
     if is_cache_file(source):
@@ -121,10 +139,13 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
     log(f"{Path(source).name}: labels {_label_names(dataset.labels)} from {source}")
     conflicting = _conflicting_texts(dataset.texts, dataset.labels)
     if conflicting:
-        log(f"{source}: {conflicting} texts appear more than once with different labels; "
-            "they are kept as given (no model can get both right)")  # fmt: skip
-    path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length,
-                   device=device, log=log)  # fmt: skip
+        log(
+            f"{source}: {conflicting} texts appear more than once with different labels; "
+            "they are kept as given (no model can get both right)"
+        )
+    path = extract(
+        model or DEFAULT_MODEL, dataset, layers, max_length=max_length, device=device, log=log
+    )
     split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
     return _Found(split, str(source), dataset.splits)
 
@@ -197,9 +218,15 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
     first = next(iter(caches.values()))
     from probe.features.extract import text_format
 
-    settings = lambda c: (c.meta.get("model_fingerprint"), c.meta.get("tokenizer"),  # noqa: E731
-                          c.meta.get("max_length"), c.meta.get("compute_dtype"),
-                          sorted(text_format(c.meta).items()))  # fmt: skip
+    def settings(c):
+        return (
+            c.meta.get("model_fingerprint"),
+            c.meta.get("tokenizer"),
+            c.meta.get("max_length"),
+            c.meta.get("compute_dtype"),
+            sorted(text_format(c.meta).items()),
+        )
+
     for path, cache in caches.items():
         if settings(cache) != settings(first):
             raise ProbeError(
@@ -236,15 +263,18 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
         if split is not None
     }
     return CachedData(
-        train=splits["train"], val=splits["val"], test=splits["test"],
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
         model=_model_spec(model) if model else str(first.meta.get("model")),
         model_fingerprint=fingerprint,
         max_length=int(first.meta.get("max_length")),
         n_layers_model=int(first.meta.get("n_layers_model", max(first.layers))),
-        layers=layers, cache_keys=keys,
+        layers=layers,
+        cache_keys=keys,
         sources={name: item.source for name, item in found.items()},
         text_format=text_format(first.meta),
-    )  # fmt: skip
+    )
 
 
 def _model_spec(model: str) -> str:
@@ -310,8 +340,9 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         found[name] = _Found(split, str(candidates[index].path), column)
     if not given and len(found) != 1:  # store search: rows spread over several caches
         parts = [item.split.parts[0] for item in found.values()]
-        order = [i for index in range(len(candidates)) for i, hit in enumerate(owner)
-                 if hit[0] == index]  # fmt: skip
+        order = [
+            i for index in range(len(candidates)) for i, hit in enumerate(owner) if hit[0] == index
+        ]
         split = CachedSplit("data", parts, label_values[order])
         column = [label_set.splits[i] for i in order] if label_set.splits else None
         found = {"data": _Found(split, "the cache store", column)}

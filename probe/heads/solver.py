@@ -62,8 +62,15 @@ class LogisticPath:
     Gradients are handled as (K', D+1) arrays, the intercept in the last column.
     """
 
-    def __init__(self, X: np.ndarray, codes: np.ndarray, n_classes: int, sample_weight, seed=0,
-                 basis: np.ndarray | None = None):  # fmt: skip
+    def __init__(
+        self,
+        X: np.ndarray,
+        codes: np.ndarray,
+        n_classes: int,
+        sample_weight,
+        seed=0,
+        basis: np.ndarray | None = None,
+    ):
         self.X = X  # float32 (N, D), standardised; or rows read from a file on demand
         self.codes = codes  # int (N,)
         self.binary = n_classes == 2
@@ -306,9 +313,14 @@ class LogisticPath:
 
     def snapshot(self) -> dict:
         """The state after a solve, to resume from later (a few MB at most)."""
-        return {"W": self.W.copy(), "b": self.b.copy(), "Z": self.Z.copy(),
-                "grad_data": self.grad_data.copy(), "pairs": list(self.pairs),
-                "curvature": self._curvature}  # fmt: skip
+        return {
+            "W": self.W.copy(),
+            "b": self.b.copy(),
+            "Z": self.Z.copy(),
+            "grad_data": self.grad_data.copy(),
+            "pairs": list(self.pairs),
+            "curvature": self._curvature,
+        }
 
     def restore(self, state: dict) -> None:
         self.W, self.b, self.Z = state["W"].copy(), state["b"].copy(), state["Z"].copy()

@@ -80,9 +80,19 @@ class StreamedLayer:
 
 
 def fit_streamed(
-    path, pool: str, layer_index: int, y, *, C=None, Cs=None, X_val=None, y_val=None,
-    tol: float = 1e-3, max_iter: int = 500, random_state: int = 0,
-):  # fmt: skip
+    path,
+    pool: str,
+    layer_index: int,
+    y,
+    *,
+    C=None,
+    Cs=None,
+    X_val=None,
+    y_val=None,
+    tol: float = 1e-3,
+    max_iter: int = 500,
+    random_state: int = 0,
+):
     """A ``ProbeClassifier`` fitted on ``pool[layer_index]`` of the cache at ``path`` without
     loading the layer; C given, or chosen on (X_val, y_val) over ``Cs``."""
     from sklearn.exceptions import ConvergenceWarning
@@ -115,16 +125,21 @@ def fit_streamed(
                 states.append(path_.snapshot())
             chosen = pick_C(grid, scores)
             path_.restore(states[grid.index(chosen)])
-            search = {"method": "validation", "Cs": grid, "accuracy": [s[0] for s in scores],
-                      "log_loss": [s[1] for s in scores]}  # fmt: skip
+            search = {
+                "method": "validation",
+                "Cs": grid,
+                "accuracy": [s[0] for s in scores],
+                "log_loss": [s[1] for s in scores],
+            }
         else:
             chosen = float(C)
         n_iter = path_.solve(chosen, tol, max_iter)
     finally:
         layer.close()
     if not path_.converged:
-        warnings.warn("fit_streamed did not converge; raise max_iter", ConvergenceWarning,
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "fit_streamed did not converge; raise max_iter", ConvergenceWarning, stacklevel=2
+        )
     classifier = ProbeClassifier.from_weights(path_.W, path_.b, classes, mean, scale, C=chosen)
     classifier.search_, classifier.n_iter_ = search, n_iter
     classifier.solver_, classifier.fallback_reason_ = "probe-lbfgs (streamed)", None

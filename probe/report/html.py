@@ -26,9 +26,18 @@ from probe.report.results import (
 
 # Sweep columns shown first, in this order; any other key of the rows follows.
 SWEEP_FIRST = [
-    "layer", "pool", "C", "val_accuracy", "val_macro_f1", "val_log_loss", "test_accuracy",
-    "test_macro_f1", "selectivity_vs_random", "selectivity_vs_bow", "memorisation_capacity",
-]  # fmt: skip
+    "layer",
+    "pool",
+    "C",
+    "val_accuracy",
+    "val_macro_f1",
+    "val_log_loss",
+    "test_accuracy",
+    "test_macro_f1",
+    "selectivity_vs_random",
+    "selectivity_vs_bow",
+    "memorisation_capacity",
+]
 BASELINE_FIRST = ["baseline", "layer", "pool", "C", "val_accuracy"]
 SWEEP_HIDDEN = {"cpu_seconds"}
 COMPARE_COLUMNS = [
@@ -167,8 +176,9 @@ def sweep_section(result: ResultFile, index: int) -> str:
     body = []
     for i, row in enumerate(rows):
         chosen = (row.get("layer"), row.get("pool")) == (best.get("layer"), best.get("pool"))
-        cells = "".join(_cell(result.name, ["entries", i, *p], lookup(row, list(p)))
-                        for p in columns)  # fmt: skip
+        cells = "".join(
+            _cell(result.name, ["entries", i, *p], lookup(row, list(p))) for p in columns
+        )
         opening = '<tr class="best">' if chosen else "<tr>"
         body.append(f"{opening}{cells}</tr>")
     parts = [f"<h2>Sweep: {html.escape(result.name)}</h2>", _settings(result)]
@@ -188,15 +198,24 @@ def sweep_section(result: ResultFile, index: int) -> str:
 def _baselines_table(result: ResultFile) -> str:
     """Majority, bag of words and random weights per layer, on the sweep's held-out split."""
     found = result.data["baselines"]
-    rows = [(["baselines", key], found[key]) for key in ("majority", "bag_of_words")
-            if isinstance(found.get(key), dict)]  # fmt: skip
-    rows += [(["baselines", "random_weights", i], row)
-             for i, row in enumerate(found.get("random_weights") or [])]  # fmt: skip
+    rows = [
+        (["baselines", key], found[key])
+        for key in ("majority", "bag_of_words")
+        if isinstance(found.get(key), dict)
+    ]
+    rows += [
+        (["baselines", "random_weights", i], row)
+        for i, row in enumerate(found.get("random_weights") or [])
+    ]
     split = str(found.get("split", "test"))
     first = [*BASELINE_FIRST, f"{split}_accuracy", f"{split}_macro_f1"]
     columns = row_columns([row for _, row in rows], first)
-    body = ["<tr>" + "".join(_cell(result.name, [*where, *p], lookup(row, list(p)))
-                             for p in columns) + "</tr>" for where, row in rows]  # fmt: skip
+    body = [
+        "<tr>"
+        + "".join(_cell(result.name, [*where, *p], lookup(row, list(p))) for p in columns)
+        + "</tr>"
+        for where, row in rows
+    ]
     note = (
         f'<p class="note">Baselines on the same {html.escape(split)} split; each sweep '
         "row's selectivity is its accuracy minus theirs (paired bootstrap 95% CI).</p>"
@@ -209,28 +228,37 @@ def curve_section(result: ResultFile, index: int) -> str:
     key = "points" if result.data.get("points") is points else "curve"
     columns = row_columns(points, [])
     body = [
-        "<tr>" + "".join(_cell(result.name, [key, i, *p], lookup(row, list(p))) for p in columns)
+        "<tr>"
+        + "".join(_cell(result.name, [key, i, *p], lookup(row, list(p))) for p in columns)
         + "</tr>"
         for i, row in enumerate(points)
-    ]  # fmt: skip
+    ]
     figure = plots.curve_plot(result.data, f"curve{index}")
-    return "\n".join([
-        f"<h2>Learning curve: {html.escape(result.name)}</h2>", _settings(result),
-        figure or "", _table(_headers(columns), body),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"<h2>Learning curve: {html.escape(result.name)}</h2>",
+            _settings(result),
+            figure or "",
+            _table(_headers(columns), body),
+        ]
+    )
 
 
 def compare_section(result: ResultFile, index: int) -> str:
     data = result.data
     rows = [(["probe"], data["probe"])]
     rows += [(["finetune", i], row) for i, row in enumerate(data["finetune"])]
-    columns = [(name, path) for name, path in COMPARE_COLUMNS
-               if any(lookup(row, path) is not None for _, row in rows)]  # fmt: skip
+    columns = [
+        (name, path)
+        for name, path in COMPARE_COLUMNS
+        if any(lookup(row, path) is not None for _, row in rows)
+    ]
     body = [
-        "<tr>" + "".join(_cell(result.name, [*where, *path], lookup(row, path))
-                         for _, path in columns) + "</tr>"
+        "<tr>"
+        + "".join(_cell(result.name, [*where, *path], lookup(row, path)) for _, path in columns)
+        + "</tr>"
         for where, row in rows
-    ]  # fmt: skip
+    ]
     parts = [f"<h2>Probe vs fine-tuning: {html.escape(result.name)}</h2>", _settings(result)]
     parts += [plots.compare_plot(data, f"compare{index}") or ""]
     parts.append(_table([name for name, _ in columns], body))
@@ -261,8 +289,9 @@ def _settings(result: ResultFile) -> str:
         rows.append(f'<tr><td class="text">{name}</td>{_cell(result.name, list(path), value)}</tr>')
     return (
         "<details><summary>Settings and versions</summary>"
-        + _table(["setting", "value"], rows) + "</details>"
-    )  # fmt: skip
+        + _table(["setting", "value"], rows)
+        + "</details>"
+    )
 
 
 SECTIONS = {"sweep": sweep_section, "curve": curve_section, "compare": compare_section}
@@ -288,15 +317,22 @@ def render(results: Results) -> str:
         f"probe {__version__}, Python {platform.python_version()}, matplotlib "
         f"{matplotlib.__version__}, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
     )
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>probe report: {html.escape(results.folder.name)}</title>",
-        f"<style>{STYLE}</style></head><body>",
-        f"<h1>probe report: {html.escape(str(results.folder))}</h1>",
-        f'<p class="note">Made by {html.escape(made)}. Versions that made each result are in '
-        "its settings.</p>", f"<ul>{listed}</ul>", skipped, *body, "</body></html>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>probe report: {html.escape(results.folder.name)}</title>",
+            f"<style>{STYLE}</style></head><body>",
+            f"<h1>probe report: {html.escape(str(results.folder))}</h1>",
+            f'<p class="note">Made by {html.escape(made)}. Versions that made each result are in '
+            "its settings.</p>",
+            f"<ul>{listed}</ul>",
+            skipped,
+            *body,
+            "</body></html>",
+        ]
+    )
 
 
 def write_report(results_dir: str | Path, out: str | Path) -> Path:

@@ -55,36 +55,55 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
                 continue
             xs, ys = zip(*points, strict=True)
             name = key.split("_")[0]
-            (line,) = axes.plot(xs, ys, style, color=colour, marker="o", markersize=3,
-                                label=f"{pool} ({name})")  # fmt: skip
+            (line,) = axes.plot(
+                xs, ys, style, color=colour, marker="o", markersize=3, label=f"{pool} ({name})"
+            )
             line.set_gid(f"{salt}-{name}-{pool}")
             bands = [(r["layer"], lookup(r, interval_path(r, key) or ["-"])) for r in mine]
             bands = [(x, ci) for x, ci in bands if ci is not None]
             if bands:
-                axes.fill_between([x for x, _ in bands], [ci[0] for _, ci in bands],
-                                  [ci[1] for _, ci in bands], color=colour, alpha=0.15,
-                                  linewidth=0, label=f"{pool} {name} 95% CI")  # fmt: skip
-        baseline = sorted((r for r in random if str(r.get("pool")) == pool),
-                          key=lambda r: r["layer"])  # fmt: skip
+                axes.fill_between(
+                    [x for x, _ in bands],
+                    [ci[0] for _, ci in bands],
+                    [ci[1] for _, ci in bands],
+                    color=colour,
+                    alpha=0.15,
+                    linewidth=0,
+                    label=f"{pool} {name} 95% CI",
+                )
+        baseline = sorted(
+            (r for r in random if str(r.get("pool")) == pool), key=lambda r: r["layer"]
+        )
         points = [(r["layer"], _number(r.get(f"{split}_accuracy"))) for r in baseline]
         points = [(x, y) for x, y in points if y is not None]
         if points:
             xs, ys = zip(*points, strict=True)
-            (line,) = axes.plot(xs, ys, ":", color=colour, marker="x", markersize=3,
-                                label=f"{pool} random weights ({split})")  # fmt: skip
+            (line,) = axes.plot(
+                xs,
+                ys,
+                ":",
+                color=colour,
+                marker="x",
+                markersize=3,
+                label=f"{pool} random weights ({split})",
+            )
             line.set_gid(f"{salt}-random-{pool}")
-    for key, name, colour in (("bag_of_words", "bag of words", "tab:green"),
-                              ("majority", "majority", "grey")):  # fmt: skip
+    for key, name, colour in (
+        ("bag_of_words", "bag of words", "tab:green"),
+        ("majority", "majority", "grey"),
+    ):
         value = _number(lookup(found, [key, f"{split}_accuracy"]))
         if value is not None:
-            axes.axhline(value, color=colour, linestyle="-.", linewidth=1,
-                         label=f"{name} ({split})").set_gid(f"{salt}-{key}")  # fmt: skip
+            axes.axhline(
+                value, color=colour, linestyle="-.", linewidth=1, label=f"{name} ({split})"
+            ).set_gid(f"{salt}-{key}")
     best = sweep.get("best") or {}
     best_y = _number(best.get("test_accuracy")) or _number(best.get("val_accuracy"))
     if isinstance(best.get("layer"), int) and best_y is not None:
         label = f"selected: layer {best['layer']}, {best.get('pool')}"
-        (star,) = axes.plot([best["layer"]], [best_y], "*", color="black", markersize=13,
-                            label=label)  # fmt: skip
+        (star,) = axes.plot(
+            [best["layer"]], [best_y], "*", color="black", markersize=13, label=label
+        )
         star.set_gid(f"{salt}-selected")
     axes.set_xlabel("layer (0 = embeddings)")
     axes.set_ylabel("accuracy")
@@ -123,8 +142,9 @@ def curve_plot(curve: dict, salt: str) -> str | None:
         axes.plot(xs, means, "-o", color=colour, markersize=3, label=f"{metric} (mean)")
         low = [m - v[2] for m, v in zip(means, values, strict=True)]
         high = [m + v[2] for m, v in zip(means, values, strict=True)]
-        axes.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0,
-                          label=f"{metric} ± 1 sd")  # fmt: skip
+        axes.fill_between(
+            xs, low, high, color=colour, alpha=0.2, linewidth=0, label=f"{metric} ± 1 sd"
+        )
     axes.set_xscale("log", base=2)
     axes.set_xlabel("training examples")
     axes.set_ylabel("score")
@@ -149,8 +169,9 @@ def compare_plot(compare: dict, salt: str) -> str | None:
     figure, axes = new_figure(size=(8, 3.8))
     for x, (_, accuracy, ci) in enumerate(points):
         error = [[accuracy - ci[0]], [ci[1] - accuracy]] if ci else None
-        axes.errorbar([x], [accuracy], yerr=error, fmt="o", capsize=4,
-                      color="black" if x == 0 else "tab:blue")  # fmt: skip
+        axes.errorbar(
+            [x], [accuracy], yerr=error, fmt="o", capsize=4, color="black" if x == 0 else "tab:blue"
+        )
     axes.set_xticks(range(len(points)), [p[0] for p in points], rotation=15, fontsize=7)
     axes.set_ylabel("test accuracy (95% CI)")
     axes.set_title("probe vs fine-tuning")

@@ -49,8 +49,10 @@ def learning_curve(
     from probe.research.sweep import row_features
 
     if getattr(layer, "kind", None) == "mix":
-        raise ProbeError("a learning curve of --layer mix is not supported; give one layer or "
-                         "a list such as 12,18,24")  # fmt: skip
+        raise ProbeError(
+            "a learning curve of --layer mix is not supported; give one layer or "
+            "a list such as 12,18,24"
+        )
     if seeds < 1:
         raise ProbeError("--seeds must be at least 1")
     started = time.perf_counter()
@@ -72,15 +74,19 @@ def learning_curve(
         accuracy = [fit["accuracy"] for fit in mine]
         accuracy_mean, accuracy_sd = mean_and_sd(accuracy)
         macro_f1_mean, macro_f1_sd = mean_and_sd([fit["macro_f1"] for fit in mine])
-        points.append({
-            "per_class": "all" if k is None else k,
-            "n_train": mine[0]["n_train"],
-            "seeds": len(mine),
-            "accuracy_mean": accuracy_mean, "accuracy_sd": accuracy_sd,
-            "macro_f1_mean": macro_f1_mean, "macro_f1_sd": macro_f1_sd,
-            "accuracies": [float(value) for value in accuracy],
-            "C": [fit["C"] for fit in mine],
-        })  # fmt: skip
+        points.append(
+            {
+                "per_class": "all" if k is None else k,
+                "n_train": mine[0]["n_train"],
+                "seeds": len(mine),
+                "accuracy_mean": accuracy_mean,
+                "accuracy_sd": accuracy_sd,
+                "macro_f1_mean": macro_f1_mean,
+                "macro_f1_sd": macro_f1_sd,
+                "accuracies": [float(value) for value in accuracy],
+                "C": [fit["C"] for fit in mine],
+            }
+        )
     return {
         "model": data.model,
         "layer": name,
@@ -105,17 +111,25 @@ def _fit_draw(features, labels, scored, k, seed, C, Cs) -> dict:
     if C is None and "val" not in features and k is not None:
         C = 1.0
     val = (features["val"], labels["val"]) if "val" in features and C is None else (None, None)
-    classifier = ProbeClassifier(C=C, Cs=Cs, random_state=seed).fit(features["train"][rows],
-                                                                    y[rows], *val)  # fmt: skip
+    classifier = ProbeClassifier(C=C, Cs=Cs, random_state=seed).fit(
+        features["train"][rows], y[rows], *val
+    )
     names = sorted(set(y.tolist()))
     report = classification_report(labels[scored], classifier.predict(features[scored]), names)
-    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-            "n_train": int(len(rows)), "C": float(classifier.C_)}  # fmt: skip
+    return {
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "n_train": int(len(rows)),
+        "C": float(classifier.C_),
+    }
 
 
 def markdown_table(curve: dict) -> str:
-    lines = [f"| per class | n train | seeds | {curve['scored_on']} acc (mean ± sd) | "
-             "macro-F1 (mean ± sd) |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"| per class | n train | seeds | {curve['scored_on']} acc (mean ± sd) | "
+        "macro-F1 (mean ± sd) |",
+        "|---|---|---|---|---|",
+    ]
     for point in curve["points"]:
         lines.append(
             f"| {point['per_class']} | {point['n_train']} | {point['seeds']} | "
@@ -123,8 +137,10 @@ def markdown_table(curve: dict) -> str:
             f"{point['macro_f1_mean']:.4f} ± {point['macro_f1_sd']:.4f} |"
         )
     lines.append("")
-    lines.append(f"Layer {curve['layer']}, pool {curve['pool']}; "
-                 f"{len(curve['points'])} sizes in {curve['seconds']:.1f} s.")  # fmt: skip
+    lines.append(
+        f"Layer {curve['layer']}, pool {curve['pool']}; "
+        f"{len(curve['points'])} sizes in {curve['seconds']:.1f} s."
+    )
     return "\n".join(lines)
 
 
@@ -137,8 +153,16 @@ def plot_curve(curve: dict, path: str | Path) -> Path:
     mean = np.array([p["accuracy_mean"] for p in points])
     sd = np.array([p["accuracy_sd"] for p in points])
     figure, axes = new_figure(size=(7, 4.2))
-    axes.errorbar(n, mean, yerr=sd, fmt="-o", markersize=4, capsize=3, color="tab:blue",
-                  label=f"layer {curve['layer']}, {curve['pool']} (mean ± sd)")  # fmt: skip
+    axes.errorbar(
+        n,
+        mean,
+        yerr=sd,
+        fmt="-o",
+        markersize=4,
+        capsize=3,
+        color="tab:blue",
+        label=f"layer {curve['layer']}, {curve['pool']} (mean ± sd)",
+    )
     axes.fill_between(n, mean - sd, mean + sd, color="tab:blue", alpha=0.15, linewidth=0)
     axes.set_xscale("log")
     axes.set_xlabel("training examples (1, 2, 4, ... per class; last: all)")

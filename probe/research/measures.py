@@ -50,9 +50,14 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     for name in ("val", "test"):
         if name in features:
             predicted = np.searchsorted(classes, classifier.predict(features[name]))
-            ci = metric_intervals(codes[name], predicted, len(classes),
-                                  n_resamples=measures.resamples, seed=measures.seed,
-                                  clusters=(measures.clusters or {}).get(name))  # fmt: skip
+            ci = metric_intervals(
+                codes[name],
+                predicted,
+                len(classes),
+                n_resamples=measures.resamples,
+                seed=measures.seed,
+                clusters=(measures.clusters or {}).get(name),
+            )
             fields[f"{name}_accuracy_ci"] = ci["accuracy"]
             fields[f"{name}_macro_f1_ci"] = ci["macro_f1"]
     scores = selection_scores(classifier, features, codes, measures)
@@ -83,8 +88,9 @@ def selection_scores(classifier, features, codes, measures: Measures) -> dict | 
     else:
         probabilities = search_out_of_fold(classifier, measures)
         if probabilities is None:
-            probabilities = out_of_fold_probabilities(features["train"], codes["train"],
-                                                      float(classifier.C_), measures)  # fmt: skip
+            probabilities = out_of_fold_probabilities(
+                features["train"], codes["train"], float(classifier.C_), measures
+            )
         if probabilities is None:
             return None
         y = codes["train"]

@@ -10,9 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_sweep(result: dict, data, folder: str | Path, plot: str | Path | None = None,
-               settings: dict | None = None, table: str | None = None,
-               head_extra: dict | None = None) -> dict:  # fmt: skip
+def save_sweep(
+    result: dict,
+    data,
+    folder: str | Path,
+    plot: str | Path | None = None,
+    settings: dict | None = None,
+    table: str | None = None,
+    head_extra: dict | None = None,
+) -> dict:
     """Write sweep.md (``table``, else the sweep's own), sweep.json, the plot and the selected
     head (multi-layer heads too; ``head_extra`` adds to its record); return the report that
     sweep.json holds."""
@@ -28,8 +34,12 @@ def save_sweep(result: dict, data, folder: str | Path, plot: str | Path | None =
     write_text(folder / "sweep.md", table or markdown_table(result))
     write_json(folder / "sweep.json", report)
     plot_path = plot_sweep(result, plot or folder / "sweep.png")
-    report["files"] = [str(folder / "sweep.md"), str(folder / "sweep.json"), str(plot_path),
-                       str(head_path)]  # fmt: skip
+    report["files"] = [
+        str(folder / "sweep.md"),
+        str(folder / "sweep.json"),
+        str(plot_path),
+        str(head_path),
+    ]
     return report
 
 
@@ -39,6 +49,8 @@ def save_curve(result: dict, folder: str | Path) -> list[Path]:
     from probe.research.curve import markdown_table, plot_curve
 
     folder = Path(folder)
-    return [write_text(folder / "curve.md", markdown_table(result)),
-            write_json(folder / "curve.json", result),
-            plot_curve(result, folder / "curve.png")]  # fmt: skip
+    return [
+        write_text(folder / "curve.md", markdown_table(result)),
+        write_json(folder / "curve.json", result),
+        plot_curve(result, folder / "curve.png"),
+    ]

@@ -26,8 +26,14 @@ def _pool_rank(row: dict) -> int:
     return POOL_NAMES.index(row["pool"]) if row["pool"] in POOL_NAMES else len(POOL_NAMES)
 
 
-def select_row(rows: list[dict], scores: list, *, prefer_early: bool = False,
-               resamples: int = RESAMPLES, seed: int = 0) -> dict:  # fmt: skip
+def select_row(
+    rows: list[dict],
+    scores: list,
+    *,
+    prefer_early: bool = False,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> dict:
     """Choose a row; mark ``indistinguishable`` and ``loss_difference_ci`` on every row.
 
     Returns {"index", "selected_by", "lowest_loss", "n_indistinguishable", "prefer_early"}.
@@ -36,12 +42,24 @@ def select_row(rows: list[dict], scores: list, *, prefer_early: bool = False,
     """
     usable = [i for i, s in enumerate(scores) if s is not None]
     if len(usable) < len(rows):
-        rank = lambda i: (rows[i]["val_accuracy"], rows[i]["val_macro_f1"] or 0.0,  # noqa: E731
-                          -depth(rows[i]), -_pool_rank(rows[i]))  # fmt: skip
+
+        def rank(i):
+            return (
+                rows[i]["val_accuracy"],
+                rows[i]["val_macro_f1"] or 0.0,
+                -depth(rows[i]),
+                -_pool_rank(rows[i]),
+            )
+
         for row in rows:
             row["indistinguishable"], row["loss_difference_ci"] = None, None
-        return {"index": max(range(len(rows)), key=rank), "selected_by": "accuracy",
-                "lowest_loss": None, "n_indistinguishable": 0, "prefer_early": False}  # fmt: skip
+        return {
+            "index": max(range(len(rows)), key=rank),
+            "selected_by": "accuracy",
+            "lowest_loss": None,
+            "n_indistinguishable": 0,
+            "prefer_early": False,
+        }
     loss = np.stack([s["log_loss"] for s in scores])  # (rows, n)
     means = loss.mean(axis=1)
     lowest = min(range(len(rows)), key=lambda i: (means[i], depth(rows[i]), _pool_rank(rows[i])))

@@ -42,8 +42,9 @@ def cluster_resample_counts(
     each example counts as often as its cluster was drawn. Words of one sentence are not
     independent, so their interval must resample sentences (a cluster bootstrap)."""
     _, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
-    for counts in resample_counts(int(cluster_of.max()) + 1 if len(cluster_of) else 0,
-                                  n_resamples, seed, chunk):  # fmt: skip
+    for counts in resample_counts(
+        int(cluster_of.max()) + 1 if len(cluster_of) else 0, n_resamples, seed, chunk
+    ):
         yield counts[:, cluster_of]
 
 
@@ -92,8 +93,11 @@ def metric_intervals(
     """
     true_codes, pred_codes = np.asarray(true_codes), np.asarray(pred_codes)
     accuracy, macro_f1 = [], []
-    draws = (resample_counts(len(true_codes), n_resamples, seed) if clusters is None
-             else cluster_resample_counts(clusters, n_resamples, seed))  # fmt: skip
+    draws = (
+        resample_counts(len(true_codes), n_resamples, seed)
+        if clusters is None
+        else cluster_resample_counts(clusters, n_resamples, seed)
+    )
     for counts in draws:
         acc, f1 = accuracy_and_macro_f1(confusion_resamples(true_codes, pred_codes, k, counts))
         accuracy.append(acc)
@@ -121,8 +125,10 @@ def paired_differences(
     scores = np.asarray(scores, np.float64)
     differences = (scores - scores[reference]).astype(np.float32)  # (rows, n)
     n = scores.shape[1]
-    means = [(counts @ differences.T).astype(np.float64) / n
-             for counts in resample_counts(n, n_resamples, seed)]  # fmt: skip
+    means = [
+        (counts @ differences.T).astype(np.float64) / n
+        for counts in resample_counts(n, n_resamples, seed)
+    ]
     means = np.concatenate(means)  # (n_resamples, rows)
     tail = (1.0 - level) / 2 * 100
     return np.percentile(means, [tail, 100 - tail], axis=0).T  # (rows, 2)

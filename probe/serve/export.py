@@ -83,14 +83,18 @@ def _serving_module(model, pool: str, classifier, combiner=None):
 
         def forward(self, input_ids, attention_mask):
             output = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                use_cache=False,
                 output_hidden_states=combiner is not None,
-            )  # fmt: skip
+            )
             if combiner is None:
                 features = self.pooled(output.last_hidden_state, attention_mask)
             else:
-                stack = [self.pooled(output.hidden_states[layer], attention_mask)
-                         for layer in combiner.layers]  # fmt: skip
+                stack = [
+                    self.pooled(output.hidden_states[layer], attention_mask)
+                    for layer in combiner.layers
+                ]
                 features = self.combined(stack)
             logits = features @ self.weight + self.bias  # (B, K')
             if logits.shape[1] == 1:  # two classes: one score s -> [0, s], softmax = sigmoid
@@ -153,17 +157,22 @@ def export_head(
             warnings.catch_warnings(),
         ):
             warnings.simplefilter("ignore")  # TracerWarnings about Python-side shape checks
-            serving = _serving_module(backbone.model, pool, predictor.classifier,
-                                      predictor.combiner)  # fmt: skip
+            serving = _serving_module(
+                backbone.model, pool, predictor.classifier, predictor.combiner
+            )
             torch.onnx.export(
-                serving, inputs, str(staging / MODEL_FILE), dynamo=False,
-                input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                serving,
+                inputs,
+                str(staging / MODEL_FILE),
+                dynamo=False,
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
                 dynamic_axes={
                     **{name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES},
                     **{name: {0: "batch"} for name in OUTPUT_NAMES},
                 },
                 opset_version=OPSET,
-            )  # fmt: skip
+            )
         _write_tokenizer(backbone, staging)
         record = _export_record(predictor, head)
         write_json(staging / META_FILE, record)
@@ -237,7 +246,7 @@ def _export_record(predictor, head) -> dict:
             "transformers": transformers.__version__,
             "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__,
-        },  # fmt: skip
+        },
     }
 
 

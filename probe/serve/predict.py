@@ -38,9 +38,14 @@ class Predictor:
         as at fit time for a multi-layer head."""
         from probe.features.forward import embed_texts
 
-        pooled = embed_texts(self.backbone, texts, self.layers, int(self.meta["max_length"]),
-                             prompt=self.meta.get("prompt"),
-                             chat_template=bool(self.meta.get("chat_template")))  # fmt: skip
+        pooled = embed_texts(
+            self.backbone,
+            texts,
+            self.layers,
+            int(self.meta["max_length"]),
+            prompt=self.meta.get("prompt"),
+            chat_template=bool(self.meta.get("chat_template")),
+        )
         stack = pooled[self.meta["pool"]]  # (L, N, D)
         return self.combiner.apply(stack) if self.combiner else stack[0]
 
@@ -91,8 +96,9 @@ def load_predictor(head: str, model: str | None = None, device: str | None = Non
         raise ProbeError(f"{head}: layer {meta['layer']} does not exist in '{spec}'")
     width = info.hidden_size * (len(layers) if combiner and combiner.kind == "concat" else 1)
     if width != classifier.n_features_in_:
-        raise ProbeError(f"{head} expects {classifier.n_features_in_} features; '{spec}' "
-                         f"gives {width}")  # fmt: skip
+        raise ProbeError(
+            f"{head} expects {classifier.n_features_in_} features; '{spec}' gives {width}"
+        )
     backbone = load_backbone(spec, device=device)
     return Predictor(classifier, meta, backbone, combiner)
 

@@ -46,13 +46,16 @@ def predict_words(predictor, texts: list[str]) -> list[dict]:
     """One dict per text: its words, each with its label and probabilities."""
     meta = predictor.meta
     if meta.get("task") == "deprel":
-        raise ProbeError("an edge head (deprel) needs each word's head word; predict tags "
-                         "single-word tasks (upos, xpos, ner_tags...)")  # fmt: skip
+        raise ProbeError(
+            "an edge head (deprel) needs each word's head word; predict tags "
+            "single-word tasks (upos, xpos, ner_tags...)"
+        )
     texts = [t for t in texts]
     if any(not t.strip() for t in texts):
         raise ProbeError("a text is empty")
-    X, counts, encoded = word_features(predictor.backbone, texts, int(meta["layer"]),
-                                       meta["word_pool"], int(meta["max_length"]))  # fmt: skip
+    X, counts, encoded = word_features(
+        predictor.backbone, texts, int(meta["layer"]), meta["word_pool"], int(meta["max_length"])
+    )
     probabilities = predictor.classifier.predict_proba(X)
     names = predictor.label_names
     aligned = np.concatenate([w[:, 0] >= 0 for w in encoded.word_tokens])
@@ -62,9 +65,13 @@ def predict_words(predictor, texts: list[str]) -> list[dict]:
         tagged = []
         for i, word in enumerate(words):
             p = probabilities[start + i]
-            tagged.append({"word": word, "label": names[int(np.argmax(p))] if aligned[start + i]
-                           else None, "probability": float(p.max()) if aligned[start + i]
-                           else None})  # fmt: skip
+            tagged.append(
+                {
+                    "word": word,
+                    "label": names[int(np.argmax(p))] if aligned[start + i] else None,
+                    "probability": float(p.max()) if aligned[start + i] else None,
+                }
+            )
         rows.append({"text": text, "words": tagged})
         start += count
     return rows
@@ -72,5 +79,6 @@ def predict_words(predictor, texts: list[str]) -> list[dict]:
 
 def format_tagged(rows: list[dict]) -> str:
     """``word/LABEL`` per word, one text a line (``word/?``: cut away by max length)."""
-    return "\n".join(" ".join(f"{w['word']}/{w['label'] or '?'}" for w in row["words"])
-                     for row in rows)  # fmt: skip
+    return "\n".join(
+        " ".join(f"{w['word']}/{w['label'] or '?'}" for w in row["words"]) for row in rows
+    )

@@ -50,8 +50,9 @@ class Inputs:
     def cache(self) -> Path:
         """A complete cache of the 90 labelled SMS texts (ids and labels stored)."""
         if "cache" not in self.made:
-            result = invoke(["extract", "--model", self.model, "--data", self.data,
-                             "--max-length", 48, "-q"])  # fmt: skip
+            result = invoke(
+                ["extract", "--model", self.model, "--data", self.data, "--max-length", 48, "-q"]
+            )
             assert result.exit_code == 0, result.output
             self.made["cache"] = Path(result.stdout.strip().splitlines()[-1])
         return self.made["cache"]
@@ -59,8 +60,22 @@ class Inputs:
     def head(self) -> Path:
         if "head" not in self.made:
             out = self.tmp / "heads" / "sms.json"
-            result = invoke(["fit", "--model", self.model, "--data", self.data,
-                             "--max-length", 48, "--layer", 2, "-q", "--out", out])  # fmt: skip
+            result = invoke(
+                [
+                    "fit",
+                    "--model",
+                    self.model,
+                    "--data",
+                    self.data,
+                    "--max-length",
+                    48,
+                    "--layer",
+                    2,
+                    "-q",
+                    "--out",
+                    out,
+                ]
+            )
             assert result.exit_code == 0, result.output
             self.made["head"] = out
         return self.made["head"]
@@ -93,8 +108,7 @@ def extract_args(inputs: Inputs, data) -> list:
 
 
 def fit_args(inputs: Inputs, *extra) -> list:
-    return ["fit", "--model", inputs.model, "--data", inputs.data, "--max-length", 48, "-q",
-            *extra]  # fmt: skip
+    return ["fit", "--model", inputs.model, "--data", inputs.data, "--max-length", 48, "-q", *extra]
 
 
 # A case returns (command line, environment overrides, fragment the error must contain).
@@ -345,9 +359,12 @@ def test_bad_input_is_one_line_and_loses_nothing(name, inputs):
 
 
 SUBPROCESS_CASES = [
-    "unknown_model_alias", "probe_cache_is_a_file", "cuda_without_cuda", "nul_bytes",
+    "unknown_model_alias",
+    "probe_cache_is_a_file",
+    "cuda_without_cuda",
+    "nul_bytes",
     "incomplete_cache",
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
@@ -357,9 +374,12 @@ def test_bad_input_in_a_real_process(name, inputs):
     before = snapshot(inputs)
     completed = subprocess.run(
         [sys.executable, "-m", "probe", *map(str, args)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
         env={**probe_env(inputs.store), **env},
-    )  # fmt: skip
+    )
     line = assert_one_line_error(completed.returncode, completed.stdout, completed.stderr, fragment)
     assert completed.returncode == 1 and line.startswith("Error: ")
     assert_nothing_lost(inputs, before)
@@ -369,8 +389,21 @@ def test_bad_input_in_a_real_process(name, inputs):
 
 
 def test_carved_test_split_is_announced_with_size_and_seed(inputs):
-    result = invoke(["fit", "--model", inputs.model, "--data", inputs.data, "--max-length", 48,
-                     "--seed", 3, "--out", inputs.tmp / "h.json"])  # fmt: skip
+    result = invoke(
+        [
+            "fit",
+            "--model",
+            inputs.model,
+            "--data",
+            inputs.data,
+            "--max-length",
+            48,
+            "--seed",
+            3,
+            "--out",
+            inputs.tmp / "h.json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert (
         "no --test given: holding out 18 of 90 examples (20%, stratified, seed 3) as the test "
@@ -383,8 +416,19 @@ def test_carved_test_split_is_announced_with_size_and_seed(inputs):
     with_test = pd.read_csv(inputs.data)
     with_test["split"] = ["train"] * 70 + ["test"] * 20
     split_file = inputs.file("split.csv", with_test.to_csv(index=False))
-    given = invoke(["fit", "--model", inputs.model, "--data", split_file, "--max-length", 48,
-                    "--out", inputs.tmp / "given.json"])  # fmt: skip
+    given = invoke(
+        [
+            "fit",
+            "--model",
+            inputs.model,
+            "--data",
+            split_file,
+            "--max-length",
+            48,
+            "--out",
+            inputs.tmp / "given.json",
+        ]
+    )
     assert given.exit_code == 0, given.output
     assert "holding out" not in given.stderr
 

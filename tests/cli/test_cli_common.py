@@ -51,10 +51,19 @@ def test_verbose_and_quiet_exclude_each_other():
 def labelled_cache(tiny_gpt2_dir, sms_labelled, isolated_cache):
     """An extracted cache of the 90 labelled SMS texts, layers 0-3 of the tiny GPT-2."""
     run = CliRunner().invoke(
-        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
-               "--max-length", "32", "-q"],
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_labelled),
+            "--max-length",
+            "32",
+            "-q",
+        ],
         env=probe_env(isolated_cache),
-    )  # fmt: skip
+    )
     assert run.exit_code == 0, run.output
     return run.stdout.strip().splitlines()[-1]
 
@@ -62,8 +71,18 @@ def labelled_cache(tiny_gpt2_dir, sms_labelled, isolated_cache):
 def test_quiet_prints_only_the_result_and_verbose_adds_detail(
     tiny_gpt2_dir, sms_labelled, labelled_cache, tmp_path, isolated_cache
 ):
-    args = ["fit", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
-            "--max-length", "32", "--layer", "2", "--json"]  # fmt: skip
+    args = [
+        "fit",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_labelled),
+        "--max-length",
+        "32",
+        "--layer",
+        "2",
+        "--json",
+    ]
     env = probe_env(isolated_cache)
     quiet = CliRunner().invoke(main, [*args, "-q", "--out", str(tmp_path / "q.json")], env=env)
     normal = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "n.json")], env=env)
@@ -86,11 +105,28 @@ def test_sweep_writes_progress_lines_when_stderr_is_a_file(
     log = tmp_path / "stderr.log"
     with open(log, "w") as stderr:
         run = subprocess.run(
-            [sys.executable, "-m", "probe", "sweep", "--model", str(tiny_gpt2_dir),
-             "--data", str(sms_labelled), "--max-length", "32", "--jobs", "2",
-             "--out-dir", str(tmp_path / "sweep")],
-            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "probe",
+                "sweep",
+                "--model",
+                str(tiny_gpt2_dir),
+                "--data",
+                str(sms_labelled),
+                "--max-length",
+                "32",
+                "--jobs",
+                "2",
+                "--out-dir",
+                str(tmp_path / "sweep"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            text=True,
+            timeout=300,
+        )
     text = log.read_text()
     assert run.returncode == 0, text[-2000:]
     lines = [line for line in text.splitlines() if line.startswith("sweep: ")]
@@ -123,26 +159,60 @@ def test_extract_writes_progress_lines_while_it_runs(
     log = tmp_path / "stderr.log"
     with open(log, "w") as stderr:
         run = subprocess.run(
-            [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-             "--data", str(sms_labelled), "--max-length", "32", "--batch-tokens", "256"],
-            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "probe",
+                "extract",
+                "--model",
+                str(tiny_gpt2_dir),
+                "--data",
+                str(sms_labelled),
+                "--max-length",
+                "32",
+                "--batch-tokens",
+                "256",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            text=True,
+            timeout=300,
+        )
     text = log.read_text()
     assert run.returncode == 0, text[-2000:]
     lines = [line for line in text.splitlines() if line.startswith("extract: ")]
     assert len(lines) >= 3, text  # several batches, each a line, then the final line
-    first = re.fullmatch(r"extract: ([\d,]+)/([\d,]+) tok \(\d+%\), [\d.,]+ tok/s, ETA \d+ s",
-                         lines[0])  # fmt: skip
+    first = re.fullmatch(
+        r"extract: ([\d,]+)/([\d,]+) tok \(\d+%\), [\d.,]+ tok/s, ETA \d+ s", lines[0]
+    )
     assert first and int(first[1].replace(",", "")) < int(first[2].replace(",", ""))
     assert "(100%)" in lines[-1] and "done in" in lines[-1]
     assert "\r" not in text
     quiet_log = tmp_path / "quiet.log"
     with open(quiet_log, "w") as stderr:
         subprocess.run(
-            [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-             "--data", str(sms_labelled), "--max-length", "32", "--force", "-q"],
-            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, timeout=300, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "probe",
+                "extract",
+                "--model",
+                str(tiny_gpt2_dir),
+                "--data",
+                str(sms_labelled),
+                "--max-length",
+                "32",
+                "--force",
+                "-q",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            text=True,
+            timeout=300,
+            check=True,
+        )
     assert "extract: " not in quiet_log.read_text()
 
 

@@ -43,13 +43,24 @@ def test_extract_prints_the_cache_path_last(tiny_gpt2_dir, sms_subset):
 
 
 def test_dtype_and_batch_tokens_options(tiny_gpt2_dir, sms_subset):
-    result = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "-q",
-                     "--dtype", "bfloat16", "--batch-tokens", "200")  # fmt: skip
+    result = run_cli(
+        "extract",
+        "--model",
+        tiny_gpt2_dir,
+        "--data",
+        sms_subset,
+        "-q",
+        "--dtype",
+        "bfloat16",
+        "--batch-tokens",
+        "200",
+    )
     assert result.exit_code == 0, result.output
     assert open_cache(result.output.strip().splitlines()[-1]).meta["compute_dtype"] == "bfloat16"
     for bad in ("0", "lots", "-5"):
-        refused = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset,
-                          "--batch-tokens", bad)  # fmt: skip
+        refused = run_cli(
+            "extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "--batch-tokens", bad
+        )
         assert refused.exit_code == 2 and "'auto' or a whole number" in refused.output
     refused = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "--dtype", "fp8")
     assert refused.exit_code == 2 and "fp8" in refused.output
@@ -162,13 +173,28 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_gpt2_dir, tmp_pat
     pd.DataFrame({"text": texts}).to_csv(data, index=False)
     killed_out = tmp_path / "resumed.h5"
     command = [
-        sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-        "--data", str(data), "--batch-tokens", "48", "--shard-rows", "4", "--quiet",
-        "--out", str(killed_out),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "probe",
+        "extract",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(data),
+        "--batch-tokens",
+        "48",
+        "--shard-rows",
+        "4",
+        "--quiet",
+        "--out",
+        str(killed_out),
+    ]
     env = probe_env(isolated_cache)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    shards = lambda: list(isolated_cache.glob("rows/*/shard-*.h5"))  # noqa: E731
+
+    def shards():
+        return list(isolated_cache.glob("rows/*/shard-*.h5"))
+
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len(shards()) >= 20:
@@ -210,17 +236,41 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_gpt2_dir, tmp_pat
 def test_python_dash_m_probe_smoke(tiny_gpt2_dir, sms_subset, isolated_cache):
     env = probe_env(isolated_cache)
     result = subprocess.run(
-        [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-         "--data", str(sms_subset), "--layers", "-1"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "probe",
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_subset),
+            "--layers",
+            "-1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert open_cache(result.stdout.strip().splitlines()[-1]).layers == [3]
     failed = subprocess.run(
-        [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-         "--data", str(sms_subset), "--layers", "9"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "probe",
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_subset),
+            "--layers",
+            "9",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert failed.stderr.strip().startswith("Error: invalid layer '9'")

@@ -69,8 +69,9 @@ def test_fit_reports_saves_and_runs_no_model_the_second_time(fit_args, tmp_path,
 
 def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
     """In a fresh process: the backbone's weights and modeling code are never touched."""
-    extracted = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_labelled,
-                        "--max-length", 48, "-q")  # fmt: skip
+    extracted = run_cli(
+        "extract", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"
+    )
     assert extracted.exit_code == 0, extracted.output
     frame = pd.read_csv(sms_labelled)
     frame["label"] = (frame.text.str.len() > 60).map({True: "long", False: "short"})
@@ -86,8 +87,9 @@ def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
         "print('MODULES', sorted(m for m in ('transformers', 'torch') if m in sys.modules))\n"
     )
     env = probe_env(tmp_path / "store")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "MODULES []"
     report = json.loads(done.stdout[: done.stdout.rindex("MODULES")])
@@ -96,9 +98,23 @@ def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
 
 def test_sweep_writes_table_json_plot_and_best_head(tiny_gpt2_dir, sms_labelled, tmp_path):
     out = tmp_path / "sweep"
-    result = run_cli("sweep", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length",
-                     48, "--layers", "1:4", "--out-dir", out, "--jobs", 1, "--json",
-                     "-q")  # fmt: skip
+    result = run_cli(
+        "sweep",
+        "--model",
+        tiny_gpt2_dir,
+        "--data",
+        sms_labelled,
+        "--max-length",
+        48,
+        "--layers",
+        "1:4",
+        "--out-dir",
+        out,
+        "--jobs",
+        1,
+        "--json",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert len(report["entries"]) == 6 and report["best"]["test"]["n"] == 18
@@ -166,14 +182,22 @@ def test_head_refused_for_another_model(head, tmp_path):
 
 
 def test_real_processes(tiny_gpt2_dir, sms_labelled, tmp_path):
-    extracted = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_labelled,
-                        "--max-length", 48, "-q")  # fmt: skip
+    extracted = run_cli(
+        "extract", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"
+    )
     cache = extracted.output.strip().splitlines()[-1]
     env = probe_env(tmp_path / "store")
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "probe", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
-    )  # fmt: skip
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "probe", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=300,
+        )
+
     fit = run("fit", "--data", cache, "--layer", 3, "--out", tmp_path / "h.json", "-q")
     assert fit.returncode == 0, fit.stderr
     assert fit.stdout.strip().endswith(f"head: {tmp_path / 'h.json'}")

@@ -28,11 +28,27 @@ def test_two_concurrent_extracts_agree_and_rerun_as_hits(tiny_gpt2_dir, tmp_path
     env = probe_env(isolated_cache)
 
     def command(data):
-        return [sys.executable, "-m", "probe", "extract", "--model", str(tiny_gpt2_dir),
-                "--data", str(data), "--batch-tokens", "64", "--shard-rows", "8"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "probe",
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(data),
+            "--batch-tokens",
+            "64",
+            "--shard-rows",
+            "8",
+        ]
 
-    runs = [subprocess.Popen(command(d), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for d in (first, second)]  # fmt: skip
+    runs = [
+        subprocess.Popen(
+            command(d), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for d in (first, second)
+    ]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     a, b = (open_cache(out.strip().splitlines()[-1]) for out, _ in outputs)

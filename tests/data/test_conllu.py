@@ -46,8 +46,17 @@ def test_edge_cases_spacing_multiword_tokens_and_empty_nodes():
     words, spans, text = data.words[0], data.spans[0], data.texts[0]
     assert words == ["I", "do", "n't", "know", ",", "going", "to", "see", "."]  # 7.1 skipped
     # do + n't spell don't: the surface is split; going + to do not spell gonna: shared
-    assert [text[a:b] for a, b in spans] == ["I", "do", "n't", "know", ",", "gonna", "gonna",
-                                             "see", "."]  # fmt: skip
+    assert [text[a:b] for a, b in spans] == [
+        "I",
+        "do",
+        "n't",
+        "know",
+        ",",
+        "gonna",
+        "gonna",
+        "see",
+        ".",
+    ]
     assert data.columns["upos"][0][:3] == ["PRON", "AUX", "PART"]
     assert data.columns["deprel"][0][3] == "root"
     assert data.heads[0][:4] == [3, 3, 3, -1]  # 0-based, the root -1
@@ -79,8 +88,11 @@ def test_ewt_dev_texts_equal_the_files_own_text_lines():
     """An independent check of the spacing rules: UD's ``# text =`` line of every sentence."""
     data = read_word_dataset(str(EWT_DEV))
     assert len(data) == 2001 and data.n_words == 25147
-    expected = [line[len("# text = "):] for line in EWT_DEV.read_text().splitlines()
-                if line.startswith("# text = ")]  # fmt: skip
+    expected = [
+        line[len("# text = ") :]
+        for line in EWT_DEV.read_text().splitlines()
+        if line.startswith("# text = ")
+    ]
     assert data.texts == expected
     for text, words, spans in zip(data.texts, data.words, data.spans, strict=True):
         for word, (a, b) in zip(words, spans, strict=True):
@@ -89,8 +101,10 @@ def test_ewt_dev_texts_equal_the_files_own_text_lines():
 
 def test_token_jsonl_and_dispatch(tmp_path):
     path = tmp_path / "ner.jsonl"
-    path.write_text('{"tokens": ["EU", "rejects", "German"], "ner_tags": [3, 0, 7]}\n'
-                    '{"tokens": ["Peter"], "ner_tags": [1], "id": "x"}\n')  # fmt: skip
+    path.write_text(
+        '{"tokens": ["EU", "rejects", "German"], "ner_tags": [3, 0, 7]}\n'
+        '{"tokens": ["Peter"], "ner_tags": [1], "id": "x"}\n'
+    )
     assert is_word_source(str(path)) and is_word_source("a.conllu")
     data = read_word_dataset(str(path))
     assert data.texts == ["EU rejects German", "Peter"]

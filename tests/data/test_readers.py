@@ -122,8 +122,17 @@ def test_cli_reads_a_datasets_folder(tmp_path, tiny_gpt2_dir):
 
     _sentiment().save_to_disk(str(tmp_path / "ds"))
     run = CliRunner().invoke(
-        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(tmp_path / "ds"),
-               "--layers", "1", "-q"],
-    )  # fmt: skip
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(tmp_path / "ds"),
+            "--layers",
+            "1",
+            "-q",
+        ],
+    )
     assert run.exit_code == 0, run.output
     assert run.stdout.strip().endswith(".h5")

@@ -42,8 +42,11 @@ def test_gpu_rows_are_half_precision_and_close_to_cpu_fp32(tiny_gpt2_dir, tmp_pa
 def test_gpu_in_fp32_matches_cpu_closely(tiny_gpt2_dir, tmp_path):
     data = TextDataset(TEXTS, None, "t")
     cpu = open_cache(extract(str(tiny_gpt2_dir), data, "all", device="cpu", out=tmp_path / "c.h5"))
-    gpu = open_cache(extract(str(tiny_gpt2_dir), data, "all", device="cuda", dtype="float32",
-                             out=tmp_path / "g.h5"))  # fmt: skip
+    gpu = open_cache(
+        extract(
+            str(tiny_gpt2_dir), data, "all", device="cuda", dtype="float32", out=tmp_path / "g.h5"
+        )
+    )
     assert_close_to_fp32(gpu, cpu, relative=0.01)  # TF32 may be on for cuBLAS
 
 
@@ -60,8 +63,17 @@ def test_compile_on_gpu_matches_eager(tiny_gpt2_dir, tmp_path):
     eager = open_cache(
         extract(str(tiny_gpt2_dir), data, "all", device="cuda", out=tmp_path / "e.h5")
     )
-    fused = open_cache(extract(str(tiny_gpt2_dir), data, "all", device="cuda", use_compile=True,
-                               force=True, out=tmp_path / "f.h5"))  # fmt: skip
+    fused = open_cache(
+        extract(
+            str(tiny_gpt2_dir),
+            data,
+            "all",
+            device="cuda",
+            use_compile=True,
+            force=True,
+            out=tmp_path / "f.h5",
+        )
+    )
     assert_close_to_fp32(fused, eager, relative=0.02)
 
 

@@ -93,9 +93,20 @@ def test_cli_ray_two_workers_equals_single_process(
 
     csv = sms_csv(tmp_path, 80)
     result = CliRunner().invoke(
-        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv),
-              "--engine", "ray", "--workers", "2", "--quiet"],
-    )  # fmt: skip
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(csv),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     path = Path(result.output.strip().splitlines()[-1])
     assert read_attrs(path)["computed_rows"] == 0  # Ray computed every row; the view read them
@@ -137,9 +148,20 @@ def test_the_view_step_takes_the_clusters_dtype(local_ray, tiny_gpt2_dir, tmp_pa
 
     monkeypatch.setattr(distributed, "cluster_device_and_dtype", gpu_cluster)
     result = CliRunner().invoke(
-        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_csv(tmp_path, 40)),
-               "--engine", "ray", "--workers", "2", "--quiet"],
-    )  # fmt: skip
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_csv(tmp_path, 40)),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     attrs = read_attrs(Path(result.output.strip().splitlines()[-1]))
     assert attrs["compute_dtype"] == "bfloat16" and attrs["computed_rows"] == 0
@@ -209,9 +231,12 @@ def test_without_ray_engine_ray_is_one_line_error(tiny_gpt2_dir, sms_subset, tmp
     )
     args = ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset), "--engine", "ray"]
     run = subprocess.run(
-        [sys.executable, "-c", blocked, *args], capture_output=True, text=True,
-        env=probe_env(tmp_path / "store"), timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-c", blocked, *args],
+        capture_output=True,
+        text=True,
+        env=probe_env(tmp_path / "store"),
+        timeout=120,
+    )
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and len(lines[0]) <= 200, run.stderr
@@ -221,9 +246,15 @@ def test_without_ray_engine_ray_is_one_line_error(tiny_gpt2_dir, sms_subset, tmp
 
 @pytest.mark.parametrize(
     ("resources", "expected"),
-    [({"GPU": 1.0, "CPU": 16.0}, 1), ({"GPU": 8.0, "CPU": 2.0}, 8), ({"CPU": 2.0}, 1),
-     ({"CPU": 17.0}, 4), ({"CPU": 64.0}, 15), ({}, 1)],
-)  # fmt: skip
+    [
+        ({"GPU": 1.0, "CPU": 16.0}, 1),
+        ({"GPU": 8.0, "CPU": 2.0}, 8),
+        ({"CPU": 2.0}, 1),
+        ({"CPU": 17.0}, 4),
+        ({"CPU": 64.0}, 15),
+        ({}, 1),
+    ],
+)
 def test_default_workers_are_one_per_gpu_else_one_per_cpu_group(resources, expected):
     from probe.features.distributed import check_placement, default_workers
 
@@ -250,8 +281,19 @@ def test_cli_unplaceable_workers_fail_at_once_in_one_line(local_ray, tiny_gpt2_d
     from probe.cli.main import main
 
     result = CliRunner().invoke(
-        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset),
-               "--engine", "ray", "--workers", "64", "--quiet"],
-    )  # fmt: skip
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_subset),
+            "--engine",
+            "ray",
+            "--workers",
+            "64",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 1
     assert "--workers 64 needs" in result.output and "Traceback" not in result.output

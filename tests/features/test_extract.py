@@ -183,8 +183,9 @@ def test_shards_are_written_by_the_background_writer(tiny_gpt2_dir, monkeypatch)
 
     monkeypatch.setattr(RowStore, "commit", traced_commit)
     texts = [f"text number {i} " * (1 + i % 7) for i in range(40)]
-    path = extract(str(tiny_gpt2_dir), TextDataset(texts, None, "t"), "all", shard_rows=8,
-                   token_budget=64)  # fmt: skip
+    path = extract(
+        str(tiny_gpt2_dir), TextDataset(texts, None, "t"), "all", shard_rows=8, token_budget=64
+    )
     assert set(threads) == {"probe-writer"} and sum(committed) == 40 and len(committed) >= 3
     assert all(rows >= 8 for rows in committed[:-1])  # a shard once 8 rows are pooled
     assert open_cache(path).n == 40
@@ -215,7 +216,7 @@ def test_a_failed_shard_write_stops_the_run_and_a_rerun_completes(tiny_gpt2_dir,
     for index, layer in enumerate([0, 3]):
         np.testing.assert_allclose(
             rerun.features(layer, "mean"), clean["mean"][index], rtol=2**-10, atol=1e-6
-        )  # fmt: skip; other batch shapes
+        )  # other batch shapes
 
 
 def test_auto_token_budget_on_cpu_is_the_default_doubled_in_half_precision(tiny_gpt2_dir):
@@ -248,15 +249,19 @@ def test_requested_dtype_is_the_compute_dtype_and_a_setting_of_its_own(tiny_gpt2
 def test_compile_flag_gives_the_eager_features(tiny_gpt2_dir, tmp_path):
     data = TextDataset(VARIED_TEXTS * 2, None, "v")
     eager = open_cache(extract(str(tiny_gpt2_dir), data, "all", out=tmp_path / "eager.h5"))
-    fused = open_cache(extract(str(tiny_gpt2_dir), data, "all", use_compile=True, force=True,
-                               out=tmp_path / "fused.h5"))  # fmt: skip
+    fused = open_cache(
+        extract(
+            str(tiny_gpt2_dir), data, "all", use_compile=True, force=True, out=tmp_path / "fused.h5"
+        )
+    )
     assert fused.meta["computed_rows"] == len(data.texts) // 2  # repeated texts run once
     assert fused.meta["compiled"] and not eager.meta["compiled"]
     assert fused.meta["compile_outcome"] == "--compile: blocks ran compiled"
     for layer in (0, 2, 3):
         for pool in ("last", "mean"):
-            np.testing.assert_allclose(fused.features(layer, pool), eager.features(layer, pool),
-                                       rtol=2e-3, atol=1e-4)  # fmt: skip
+            np.testing.assert_allclose(
+                fused.features(layer, pool), eager.features(layer, pool), rtol=2e-3, atol=1e-4
+            )
 
 
 def test_chunked_tokenisation_gives_the_features_of_one_chunk(tiny_gpt2_dir, monkeypatch, tmp_path):
@@ -281,4 +286,4 @@ def test_chunked_tokenisation_gives_the_features_of_one_chunk(tiny_gpt2_dir, mon
         for pool in ("last", "mean"):
             np.testing.assert_allclose(
                 chunked.features(layer, pool), whole.features(layer, pool), rtol=2**-10, atol=1e-6
-            )  # fmt: skip; other batch shapes
+            )  # other batch shapes

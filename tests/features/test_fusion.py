@@ -97,8 +97,17 @@ def test_the_view_records_whether_compiling_worked_and_says_so_quietly(
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    args = ["extract", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset),
-            "--max-length", "32", "--compile", "-q"]  # fmt: skip
+    args = [
+        "extract",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_subset),
+        "--max-length",
+        "32",
+        "--compile",
+        "-q",
+    ]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     assert first.stderr.splitlines() == [

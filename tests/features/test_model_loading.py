@@ -108,8 +108,9 @@ def test_remote_code_needs_the_flag(zoo, tmp_path, sms_csv):
     folder = tmp_path / "custom"
     shutil.copytree(zoo["llama"], folder)
     config = json.loads((folder / "config.json").read_text())
-    config.update(model_type="probe_custom_lm",
-                  auto_map={"AutoConfig": "configuration_custom.CustomConfig"})  # fmt: skip
+    config.update(
+        model_type="probe_custom_lm", auto_map={"AutoConfig": "configuration_custom.CustomConfig"}
+    )
     (folder / "config.json").write_text(json.dumps(config))
     result = run_cli(["extract", "--model", folder, "--data", sms_csv])
     assert result.exit_code == 1
@@ -133,11 +134,13 @@ def test_settings_record_remote_code_prompt_and_template_only_when_used():
 def test_prompt_wraps_each_text_and_is_another_row(zoo, tmp_path):
     model = str(zoo["llama"])
     prompt = "Review: {text}\\nSentiment:"
-    prompted = open_cache(extract(model, TextDataset(TEXTS, None, "t"), "all", prompt=prompt,
-                                  out=tmp_path / "p.h5"))  # fmt: skip
+    prompted = open_cache(
+        extract(model, TextDataset(TEXTS, None, "t"), "all", prompt=prompt, out=tmp_path / "p.h5")
+    )
     wrapped = [f"Review: {t}\nSentiment:" for t in TEXTS]
-    by_hand = open_cache(extract(model, TextDataset(wrapped, None, "w"), "all",
-                                 out=tmp_path / "w.h5"))  # fmt: skip
+    by_hand = open_cache(
+        extract(model, TextDataset(wrapped, None, "w"), "all", out=tmp_path / "w.h5")
+    )
     plain = open_cache(extract(model, TextDataset(TEXTS, None, "t"), "all", out=tmp_path / "n.h5"))
     assert prompted.meta["computed_rows"] == len(TEXTS)  # not answered by the plain rows
     assert plain.meta["computed_rows"] == len(TEXTS)
@@ -162,8 +165,9 @@ def test_chat_template_makes_the_text_the_user_turn(zoo, tmp_path):
 
 
 def test_prompt_without_placeholder_and_template_without_one_are_one_line(tiny_gpt2_dir, sms_csv):
-    result = run_cli(["extract", "--model", tiny_gpt2_dir, "--data", sms_csv,
-                      "--prompt", "no placeholder"])  # fmt: skip
+    result = run_cli(
+        ["extract", "--model", tiny_gpt2_dir, "--data", sms_csv, "--prompt", "no placeholder"]
+    )
     assert result.exit_code == 1 and "{text}" in result.output
     result = run_cli(["extract", "--model", tiny_gpt2_dir, "--data", sms_csv, "--chat-template"])
     assert result.exit_code == 1 and "no chat template" in result.output
@@ -178,19 +182,33 @@ def test_a_head_fitted_on_prompted_rows_predicts_through_the_prompt(zoo, tmp_pat
     data = tmp_path / "d.csv"
     data.write_text("text,label\n" + "".join(f'"{t}",{i % 2}\n' for i, t in enumerate(texts)))
     prompt = "Review: {text}\\nSentiment:"
-    result = run_cli(["extract", "--model", zoo["llama"], "--data", data, "--prompt", prompt,
-                      "-q"])  # fmt: skip
+    result = run_cli(["extract", "--model", zoo["llama"], "--data", data, "--prompt", prompt, "-q"])
     assert result.exit_code == 0, result.output
     cache_path = result.stdout.strip().splitlines()[-1]
     head = tmp_path / "head.json"
-    result = run_cli(["fit", "--train", cache_path, "--layer", "2", "--pool", "last", "--C", "1",
-                      "--out", head, "-q"])  # fmt: skip
+    result = run_cli(
+        [
+            "fit",
+            "--train",
+            cache_path,
+            "--layer",
+            "2",
+            "--pool",
+            "last",
+            "--C",
+            "1",
+            "--out",
+            head,
+            "-q",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(head.read_text())["prompt"] == "Review: {text}\nSentiment:"
     predictor = load_predictor(str(head), model=str(zoo["llama"]))
     cache = open_cache(cache_path)
-    np.testing.assert_allclose(predictor.features(texts[:3]), cache.features(2, "last")[:3],
-                               2e-3, 2e-3)  # fmt: skip
+    np.testing.assert_allclose(
+        predictor.features(texts[:3]), cache.features(2, "last")[:3], 2e-3, 2e-3
+    )
 
 
 def test_compile_runs_eager_on_a_model_without_blocks_and_says_so(zoo):

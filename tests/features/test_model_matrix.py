@@ -80,15 +80,32 @@ def test_family_extracts_like_transformers(model_type, tokenizers, tmp_path):
     for layer in cache.layers:
         for pool, ref in (("last", ref_last), ("mean", ref_mean)):
             np.testing.assert_allclose(
-                cache.features(layer, pool), ref[layer], TOLERANCE, TOLERANCE,
+                cache.features(layer, pool),
+                ref[layer],
+                TOLERANCE,
+                TOLERANCE,
                 err_msg=f"{model_type} layer {layer} pool {pool}",
-            )  # fmt: skip
+            )
     assert not np.allclose(ref_mean[0], ref_mean[-1], atol=1e-2), "layers must differ"
 
     result = CliRunner().invoke(
-        main, ["fit", "--train", str(path), "--layer", "-1", "--pool", "mean", "--C", "1",
-               "--out", str(tmp_path / "head.json"), "--json", "-q"],
-    )  # fmt: skip
+        main,
+        [
+            "fit",
+            "--train",
+            str(path),
+            "--layer",
+            "-1",
+            "--pool",
+            "mean",
+            "--C",
+            "1",
+            "--out",
+            str(tmp_path / "head.json"),
+            "--json",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report and (tmp_path / "head.json").is_file()

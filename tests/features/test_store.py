@@ -96,8 +96,15 @@ def test_vectorised_lookup_equals_a_walk_through_the_index(tmp_path):
     for shard in range(12):
         rows = rng.choice(len(universe), rng.integers(1, 60), replace=False)
         layers = [[0, 1], [2], [0, 1, 2]][shard % 3]
-        commit_block(SETTING, universe[rows], np.full(len(rows), 3), block(len(rows), layers),
-                     layers, tmp_path, prefer=shard == 7)  # fmt: skip
+        commit_block(
+            SETTING,
+            universe[rows],
+            np.full(len(rows), 3),
+            block(len(rows), layers),
+            layers,
+            tmp_path,
+            prefer=shard == 7,
+        )
     store = RowStore(SETTING, tmp_path)
     queries = np.concatenate([universe, rng.integers(0, 256, (50, 20), dtype=np.uint8)])
     queries[-10:, :8] = universe[:10, :8]  # absent texts whose prefix is stored
@@ -173,8 +180,9 @@ def test_more_layers_extend_the_rows_and_keep_the_stored_ones(tiny_gpt2_dir):
     np.testing.assert_array_equal(high.features(1, "last"), low.features(1, "last"))
 
 
-def test_fit_on_layer_3_then_layer_2_runs_the_backbone_once(tiny_gpt2_dir, sms_labelled,
-                                                              monkeypatch, tmp_path):  # fmt: skip
+def test_fit_on_layer_3_then_layer_2_runs_the_backbone_once(
+    tiny_gpt2_dir, sms_labelled, monkeypatch, tmp_path
+):
     args = ["fit", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"]
     first = run_cli(*args, "--layer", 3, "--out", tmp_path / "a.json")
     assert first.exit_code == 0, first.output
@@ -215,8 +223,9 @@ def relabelled(sms_labelled, tmp_path):
     return path
 
 
-def test_new_labels_update_the_view_and_fit_trains_on_them(tiny_gpt2_dir, sms_labelled,
-                                                           relabelled, monkeypatch):  # fmt: skip
+def test_new_labels_update_the_view_and_fit_trains_on_them(
+    tiny_gpt2_dir, sms_labelled, relabelled, monkeypatch
+):
     a = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--layers", 2)
     path = a.output.strip().splitlines()[-1]
     assert set(open_cache(path).labels) == {"ham", "spam"}

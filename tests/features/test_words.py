@@ -94,8 +94,9 @@ def test_pool_words_equals_a_loop(pool):
                     expected = np.zeros(4)
                 else:
                     tokens = hidden[layer][row, first:stop]
-                    expected = {"first": tokens[0], "last": tokens[-1],
-                                "mean": tokens.mean(0)}[pool].numpy()  # fmt: skip
+                    expected = {"first": tokens[0], "last": tokens[-1], "mean": tokens.mean(0)}[
+                        pool
+                    ].numpy()
                 np.testing.assert_allclose(got, expected, atol=2e-3, rtol=1e-3)
                 unit += 1
 
@@ -117,7 +118,7 @@ def test_word_rows_equal_the_unpadded_forward_pass(tiny_gpt2_dir):
             for _, stop in spans:
                 np.testing.assert_allclose(
                     stored[unit], hidden[stop - 1].numpy(), atol=5e-3, rtol=5e-3
-                )  # fmt: skip; fp16 storage
+                )  # fp16 storage
                 unit += 1
 
 
@@ -131,11 +132,18 @@ def test_reuse_resume_and_segmentations(tiny_gpt2_dir):
         assert handle.attrs["computed_rows"] == 2 and handle.attrs["reused_rows"] == 2
         offsets = handle["sentence_offsets"][()]
     assert np.diff(offsets).tolist() == [len(w) for w in data.words]
-    np.testing.assert_array_equal(open_cache(first).features(2, "mean"),
-                                  open_cache(whole).features(2, "mean")[: offsets[2]])  # fmt: skip
+    np.testing.assert_array_equal(
+        open_cache(first).features(2, "mean"), open_cache(whole).features(2, "mean")[: offsets[2]]
+    )
     # the same first sentence under another segmentation is another row
-    other = WordDataset(data.texts[:1], [["The", "rest"]], [[(0, 3), (4, len(data.texts[0]))]],
-                        {"tag": [["A", "B"]]}, None, "resegmented")  # fmt: skip
+    other = WordDataset(
+        data.texts[:1],
+        [["The", "rest"]],
+        [[(0, 3), (4, len(data.texts[0]))]],
+        {"tag": [["A", "B"]]},
+        None,
+        "resegmented",
+    )
     again = extract_words(backbone, other, "all", word_pool="mean")
     assert h5py.File(again).attrs["computed_rows"] == 1
     settings = [s for s in store_report()["settings"] if s["unit"] == "word:mean"]
@@ -184,23 +192,52 @@ def test_cli_extract_word_and_token_units(tiny_gpt2_dir, tmp_path):
     from probe.cli import main
 
     conllu = tmp_path / "two.conllu"
-    conllu.write_text("1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n"
-                      "1\tGo\tgo\tVERB\tVB\t_\t0\troot\t_\tSpaceAfter=No\n"
-                      "2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t_\t_\n\n")  # fmt: skip
+    conllu.write_text(
+        "1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n"
+        "1\tGo\tgo\tVERB\tVB\t_\t0\troot\t_\tSpaceAfter=No\n"
+        "2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t_\t_\n\n"
+    )
     runner = CliRunner()
-    words = runner.invoke(main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(conllu),
-                                 "--layers", "1", "--word-pool", "mean", "-q"])  # fmt: skip
+    words = runner.invoke(
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(conllu),
+            "--layers",
+            "1",
+            "--word-pool",
+            "mean",
+            "-q",
+        ],
+    )
     assert words.exit_code == 0, words.output
     view = open_cache(words.output.strip().splitlines()[-1])
     assert view.n == 3 and view.pools == ("mean",) and view.meta["unit"] == "word"
     csv = tmp_path / "t.csv"
     csv.write_text("text\nHello there\n")
-    tokens = runner.invoke(main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv),
-                                  "--unit", "token", "--layers", "1", "-q"])  # fmt: skip
+    tokens = runner.invoke(
+        main,
+        [
+            "extract",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(csv),
+            "--unit",
+            "token",
+            "--layers",
+            "1",
+            "-q",
+        ],
+    )
     assert tokens.exit_code == 0, tokens.output
     assert open_cache(tokens.output.strip().splitlines()[-1]).n == 2  # "Hello", " there"
-    refused = runner.invoke(main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv),
-                                   "--unit", "word"])  # fmt: skip
+    refused = runner.invoke(
+        main, ["extract", "--model", str(tiny_gpt2_dir), "--data", str(csv), "--unit", "word"]
+    )
     assert refused.exit_code == 1 and "needs words" in refused.output
     listing = runner.invoke(main, ["cache", "ls"])
     assert "bytes per unit per layer" in listing.output and "word:mean" in listing.output

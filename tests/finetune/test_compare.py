@@ -40,10 +40,19 @@ def compared(tiny_gpt2_dir, tmp_path_factory):
     try:
         result = CliRunner().invoke(
             main,
-            ["compare", "--model", str(tiny_gpt2_dir), "--data", str(data), *FAST,
-             "--lr-grid", ",".join(map(str, GRID)), "--json"],
+            [
+                "compare",
+                "--model",
+                str(tiny_gpt2_dir),
+                "--data",
+                str(data),
+                *FAST,
+                "--lr-grid",
+                ",".join(map(str, GRID)),
+                "--json",
+            ],
             env={"PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"},
-        )  # fmt: skip
+        )
     finally:
         os.chdir(previous)
     assert result.exit_code == 0, result.output
@@ -72,9 +81,12 @@ def test_every_row_has_a_ci_containing_its_accuracy(compared):
     result = compared["json"]
     methods = [row["method"] for row in result["finetune"]]
     assert methods == [
-        "fine-tune, unfreeze 0", "fine-tune, unfreeze 1", "fine-tune, unfreeze 2",
-        "fine-tune, unfreeze all", "book recipe (last block + norm)",
-    ]  # fmt: skip
+        "fine-tune, unfreeze 0",
+        "fine-tune, unfreeze 1",
+        "fine-tune, unfreeze 2",
+        "fine-tune, unfreeze all",
+        "book recipe (last block + norm)",
+    ]
     assert [row["unfreeze"] for row in result["finetune"]] == [0, 1, 2, 3, 1]
     for row in [result["probe"], *result["finetune"]]:
         for metric in ("accuracy", "macro_f1"):
@@ -101,8 +113,11 @@ def test_body_lr_is_chosen_from_the_grid_on_validation(compared):
         assert row["lr_body"] == best["lr_body"]
         assert row["search_seconds"] == pytest.approx(sum(t["seconds"] for t in row["trials"]))
     assert (book["lr_body"], book["lr_head"], book["weight_decay"], book["batch_size"]) == (
-        5e-5, 5e-5, 0.1, 8,
-    )  # fmt: skip
+        5e-5,
+        5e-5,
+        0.1,
+        8,
+    )
     assert book["epochs_run"] == 5  # the recipe's epochs, whatever --epochs says
     # LP-FT by default; the book's recipe keeps its untrained head
     assert [row["init_head"] for row in rows] == ["probe"] * (len(rows) - 1) + ["zero"]
@@ -125,8 +140,16 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tiny_gpt2_dir, sms_labell
     from probe.finetune.training import FinetuneConfig, finetune
 
     splits = load_splits(data=str(sms_labelled), seed=0)
-    config = FinetuneConfig(unfreeze=1, lr_body=0.0, lr_head=0.0, epochs=6, patience=1,
-                            batch_size=16, max_length=32, forgetting_check=False)  # fmt: skip
+    config = FinetuneConfig(
+        unfreeze=1,
+        lr_body=0.0,
+        lr_head=0.0,
+        epochs=6,
+        patience=1,
+        batch_size=16,
+        max_length=32,
+        forgetting_check=False,
+    )
     report = finetune(str(tiny_gpt2_dir), splits, config).report
     # nothing moves at lr 0, so validation never improves on epoch 1: stop after epoch 2
     assert len(report["epochs"]) == 2
@@ -135,9 +158,11 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tiny_gpt2_dir, sms_labell
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--lr-grid", "fast"], "--lr-grid must be comma-separated numbers"),
-     (["--lr-grid", "0,1e-5"], "--lr-grid needs at least one positive")],
-)  # fmt: skip
+    [
+        (["--lr-grid", "fast"], "--lr-grid must be comma-separated numbers"),
+        (["--lr-grid", "0,1e-5"], "--lr-grid needs at least one positive"),
+    ],
+)
 def test_bad_lr_grid_is_one_line(tiny_gpt2_dir, sms_labelled, args, message):
     result = CliRunner().invoke(
         main, ["compare", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled), *args]

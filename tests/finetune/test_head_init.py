@@ -12,9 +12,14 @@ from probe.data.splits import load_splits
 from probe.finetune.training import FinetuneConfig, finetune
 
 FROZEN = {  # no parameter moves: what the fine-tuned model predicts is where its head started
-    "epochs": 1, "batch_size": 8, "max_length": 48, "forgetting_check": False,
-    "lr_body": 0.0, "lr_head": 0.0, "unfreeze": 1,
-}  # fmt: skip
+    "epochs": 1,
+    "batch_size": 8,
+    "max_length": 48,
+    "forgetting_check": False,
+    "lr_body": 0.0,
+    "lr_head": 0.0,
+    "unfreeze": 1,
+}
 
 
 @pytest.fixture
@@ -81,8 +86,19 @@ def test_auto_falls_back_to_zero_and_probe_fails_in_one_line(
     assert result.report["init_head"]["kind"] == "zero"
     assert "not writable" in result.report["init_head"]["reason"]
 
-    args = ["finetune", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
-            "--epochs", "1", "--max-length", "48", "--no-prefix-cache", "-q"]  # fmt: skip
+    args = [
+        "finetune",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_labelled),
+        "--epochs",
+        "1",
+        "--max-length",
+        "48",
+        "--no-prefix-cache",
+        "-q",
+    ]
     outcome = CliRunner().invoke(main, [*args, "--init-head", "probe"])
     assert outcome.exit_code == 1
     assert "--init-head probe" in outcome.output and "not writable" in outcome.output

@@ -39,9 +39,14 @@ def tiny_llama(seed: int = 0):
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        num_hidden_layers=3, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=64, vocab_size=500, max_position_embeddings=128,
-    )  # fmt: skip
+        num_hidden_layers=3,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        vocab_size=500,
+        max_position_embeddings=128,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -125,10 +130,10 @@ def test_prefix_is_stored_and_reused(sms_splits, isolated_cache):
     assert recorded == pytest.approx(first["prefix"]["train"]["seconds"], abs=1e-3)
     assert again["test"] == first["test"]
     uncached = finetune(
-        wrap_backbone(tiny_gpt2(), "tiny"), sms_splits, FinetuneConfig(
-            unfreeze=1, prefix_cache=False, prefix_dtype="float32", **FAST
-        ),
-    ).report  # fmt: skip
+        wrap_backbone(tiny_gpt2(), "tiny"),
+        sms_splits,
+        FinetuneConfig(unfreeze=1, prefix_cache=False, prefix_dtype="float32", **FAST),
+    ).report
     assert not uncached["prefix_cache"] and uncached["prefix"] == {}
     assert abs(uncached["epochs"][0]["train_loss"] - first["epochs"][0]["train_loss"]) < 1e-3
 
@@ -297,9 +302,13 @@ def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, separable_csv, tmp_p
     test_features = embed_texts(backbone, splits.test.texts, [3], 48)["last"][0]
     assert probe.score(test_features, splits.test.labels) == 1.0  # the data is separable
     meta = {
-        "model": str(tiny_gpt2_dir), "model_fingerprint": model_fingerprint(str(tiny_gpt2_dir)),
-        "layer": 3, "pool": "last", "max_length": 48, "label_names": list(probe.classes_),
-    }  # fmt: skip
+        "model": str(tiny_gpt2_dir),
+        "model_fingerprint": model_fingerprint(str(tiny_gpt2_dir)),
+        "layer": 3,
+        "pool": "last",
+        "max_length": 48,
+        "label_names": list(probe.classes_),
+    }
     save_head(tmp_path / "probe.json", probe, meta)
     good = FinetuneConfig(unfreeze=0, init_head=str(tmp_path / "probe.json"), **FAST)
     result = finetune(str(tiny_gpt2_dir), splits, good)
@@ -308,8 +317,19 @@ def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, separable_csv, tmp_p
 
     runner = CliRunner()
     head = str(tmp_path / "probe.json")
-    args = ["finetune", "--model", str(tiny_gpt2_dir), "--data", str(separable_csv),
-            "--epochs", "1", "--max-length", "48", "--init-head", head]  # fmt: skip
+    args = [
+        "finetune",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(separable_csv),
+        "--epochs",
+        "1",
+        "--max-length",
+        "48",
+        "--init-head",
+        head,
+    ]
     outcome = runner.invoke(main, [*args, "--layer", "2"])
     assert outcome.exit_code == 1
     assert "does not fit" in outcome.output and "layer" in outcome.output
@@ -323,8 +343,18 @@ def test_init_head_must_match_layer_and_pool(tiny_gpt2_dir, separable_csv, tmp_p
 
 def test_cli_finetune_json_and_too_many_blocks(tiny_gpt2_dir, sms_subset):
     runner = CliRunner()
-    base = ["finetune", "--model", str(tiny_gpt2_dir), "--data", str(sms_subset),
-            "--max-length", "48", "--epochs", "1", "-q"]  # fmt: skip
+    base = [
+        "finetune",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_subset),
+        "--max-length",
+        "48",
+        "--epochs",
+        "1",
+        "-q",
+    ]
     outcome = runner.invoke(main, [*base, "--unfreeze", "1", "--json"])
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.stdout)
@@ -342,10 +372,25 @@ def test_cli_finetune_json_and_too_many_blocks(tiny_gpt2_dir, sms_subset):
 
 def test_subprocess_bad_unfreeze_is_one_line(tiny_gpt2_dir, sms_subset, isolated_cache):
     completed = subprocess.run(
-        [sys.executable, "-m", "probe", "finetune", "--model", str(tiny_gpt2_dir),
-         "--data", str(sms_subset), "--unfreeze", "7", "-q"],
-        capture_output=True, text=True, cwd=REPO, env=probe_env(isolated_cache), timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "probe",
+            "finetune",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_subset),
+            "--unfreeze",
+            "7",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=probe_env(isolated_cache),
+        timeout=300,
+    )
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines() == [
         "Error: --unfreeze 7 is more blocks than the model has 3; use 0..3 or 'all'"

@@ -122,9 +122,14 @@ def test_from_weights_builds_a_fitted_classifier():
 
 
 META = {
-    "model": "/models/tiny", "model_fingerprint": "f" * 32, "layer": 2, "pool": "mean",
-    "max_length": 64, "cache_key": "k" * 32, "metrics": {"test": {"accuracy": 0.9}},
-}  # fmt: skip
+    "model": "/models/tiny",
+    "model_fingerprint": "f" * 32,
+    "layer": 2,
+    "pool": "mean",
+    "max_length": 64,
+    "cache_key": "k" * 32,
+    "metrics": {"test": {"accuracy": 0.9}},
+}
 
 
 @pytest.fixture

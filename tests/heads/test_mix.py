@@ -112,8 +112,15 @@ def test_the_mix_gradient_equals_autograd_in_float64():
     assert np.abs(gradient - t.grad.numpy()).max() < 1e-6
 
     step = 1e-6
-    numeric = np.array([(mix_loss_and_gradient(theta + step * e, stack, codes, k, C)[0]
-                         - mix_loss_and_gradient(theta - step * e, stack, codes, k, C)[0])
-                        / (2 * step) for e in np.eye(len(theta))])  # fmt: skip
+    numeric = np.array(
+        [
+            (
+                mix_loss_and_gradient(theta + step * e, stack, codes, k, C)[0]
+                - mix_loss_and_gradient(theta - step * e, stack, codes, k, C)[0]
+            )
+            / (2 * step)
+            for e in np.eye(len(theta))
+        ]
+    )
     assert np.abs(gradient - numeric).max() < 1e-6
     assert np.abs(gradient[:layers]).max() > 1e-3  # the mixing weights' gradient is exercised

@@ -113,6 +113,9 @@ def test_progress_reads_slow_rates_and_its_eta_does_not_jump_with_parallel_jobs(
     assert "0.033 heads/s" in first
     progress.started, progress.done = now - 31.0, 2  # its twin a second later
     second = progress.line()
-    eta = lambda line: float(line.rsplit("ETA ", 1)[1].split()[0])  # noqa: E731
+
+    def eta(line):
+        return float(line.rsplit("ETA ", 1)[1].split()[0])
+
     assert 0.5 < eta(second) / eta(first) < 1.0
     assert abs(eta(second) - 60 / (2 / 31)) / (60 / (2 / 31)) < 0.5  # near the true 930 s

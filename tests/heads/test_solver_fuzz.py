@@ -53,7 +53,10 @@ def constant_column():
 
 def duplicated_columns():
     X, y, Xt, yt = split(clusters(0, 20, 3, 2), 300)
-    twice = lambda A: np.hstack([A, A, 2 * A[:, :5]])  # noqa: E731
+
+    def twice(A):
+        return np.hstack([A, A, 2 * A[:, :5]])
+
     return twice(X), y, twice(Xt), yt
 
 
@@ -147,7 +150,10 @@ def check_against_reference(X, y, X_test, y_test):
         ours = ProbeClassifier().fit(X, y)
     # the fast path must pass on its own; the fallback has its own test (test_estimator.py)
     assert ours.solver_ == "probe-lbfgs", ours.fallback_reason_
-    standardise = lambda A: (np.asarray(A, np.float64) - ours.mean_) / ours.scale_  # noqa: E731
+
+    def standardise(A):
+        return (np.asarray(A, np.float64) - ours.mean_) / ours.scale_
+
     reference = LogisticRegression(C=ours.C_, tol=1e-10, max_iter=100_000)
     with threadpool_limits(1):  # tiny problems: BLAS threads only contend on a shared machine
         reference.fit(standardise(X), y)
@@ -179,9 +185,23 @@ QUESTION_TYPES = {
     "reason": ["why is", "why did", "what caused", "for what reason was"],
     "thing": ["what colour is", "which animal is on", "what food goes with", "what tool made"],
 }
-SUBJECTS = ["the old bridge", "Hamlet", "the first telephone", "the river Nile", "jazz",
-            "the tallest tower", "a famous painting", "the moon landing", "chess", "the museum",
-            "the local team", "this song", "the castle", "the novel", "a new vaccine"]  # fmt: skip
+SUBJECTS = [
+    "the old bridge",
+    "Hamlet",
+    "the first telephone",
+    "the river Nile",
+    "jazz",
+    "the tallest tower",
+    "a famous painting",
+    "the moon landing",
+    "chess",
+    "the museum",
+    "the local team",
+    "this song",
+    "the castle",
+    "the novel",
+    "a new vaccine",
+]
 
 
 def question_texts(rows: int, seed: int) -> pd.DataFrame:
@@ -219,9 +239,11 @@ def question_cache(tiny_gpt2_dir, tmp_path_factory):
 def test_every_layer_of_a_real_cache_fits_like_scikit_learn(question_cache, layer, pool):
     data = question_cache
     check_against_reference(
-        data.train.features(layer, pool), data.train.labels,
-        data.test.features(layer, pool), data.test.labels,
-    )  # fmt: skip
+        data.train.features(layer, pool),
+        data.train.labels,
+        data.test.features(layer, pool),
+        data.test.labels,
+    )
 
 
 def test_validation_selected_sweep_matches_an_independent_scikit_learn_probe(question_cache):

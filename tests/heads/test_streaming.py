@@ -24,8 +24,9 @@ def test_streamed_head_equals_the_in_memory_head(tiny_gpt2_dir, sms_labelled, la
     np.testing.assert_allclose(streamed.scale_, memory.scale_, rtol=1e-4)
     np.testing.assert_allclose(streamed.coef_, memory.coef_, atol=1e-3 * np.abs(memory.coef_).max())
     assert (streamed.predict(X) == memory.predict(X)).all()
-    chosen = fit_streamed(path, pool, data.layers.index(layer), labels, X_val=X[:30],
-                          y_val=labels[:30])  # fmt: skip
+    chosen = fit_streamed(
+        path, pool, data.layers.index(layer), labels, X_val=X[:30], y_val=labels[:30]
+    )
     assert chosen.search_["method"] == "validation" and chosen.C_ in chosen.search_["Cs"]
     with pytest.raises(ProbeError, match="needs a given C or validation data"):
         fit_streamed(path, pool, 0, labels)

@@ -38,13 +38,55 @@ def results(tiny_gpt2_dir, tmp_path_factory):
     data = write_sms90(folder / "sms90.csv")
     store, out = folder / "store", folder / "results"
     model = ["--model", str(tiny_gpt2_dir)]
-    invoke(["sweep", *model, "--data", str(data), "--quiet", "--out-dir", str(out / "sweep"),
-            "--control", "--mdl", "--baselines"], store)  # fmt: skip
-    invoke(["curve", "--from-sweep", str(out / "sweep"), "--sizes", "1,2,4", "--seeds", "2",
-            "--quiet", "--out-dir", str(out / "curve")], store)  # fmt: skip
-    invoke(["compare", *model, "--data", str(data), "--unfreeze", "0", "--no-book",
-            "--epochs", "1", "--max-length", "32", "--quiet", "--out-dir",
-            str(out / "compare")], store)  # fmt: skip
+    invoke(
+        [
+            "sweep",
+            *model,
+            "--data",
+            str(data),
+            "--quiet",
+            "--out-dir",
+            str(out / "sweep"),
+            "--control",
+            "--mdl",
+            "--baselines",
+        ],
+        store,
+    )
+    invoke(
+        [
+            "curve",
+            "--from-sweep",
+            str(out / "sweep"),
+            "--sizes",
+            "1,2,4",
+            "--seeds",
+            "2",
+            "--quiet",
+            "--out-dir",
+            str(out / "curve"),
+        ],
+        store,
+    )
+    invoke(
+        [
+            "compare",
+            *model,
+            "--data",
+            str(data),
+            "--unfreeze",
+            "0",
+            "--no-book",
+            "--epochs",
+            "1",
+            "--max-length",
+            "32",
+            "--quiet",
+            "--out-dir",
+            str(out / "compare"),
+        ],
+        store,
+    )
     (out / "notes.json").write_text('{"not": "a result"}')
     page = folder / "report.html"
     assert invoke(["report", str(out), "--out", str(page)], store).strip() == str(page)
@@ -118,11 +160,19 @@ def test_every_number_in_the_tables_equals_the_json(results):
     compare = json.loads((results["dir"] / "compare" / "compare.json").read_text())
     sources = {where for where, _ in parser.cells}
     for i in range(len(sweep["entries"])):  # every sweep row's test accuracy is in the table
-        for key in ("test_accuracy", "selectivity_vs_random_ci", "selectivity_vs_bow",
-                    "memorisation_capacity", "mdl_compression"):  # fmt: skip
+        for key in (
+            "test_accuracy",
+            "selectivity_vs_random_ci",
+            "selectivity_vs_bow",
+            "memorisation_capacity",
+            "mdl_compression",
+        ):
             assert f"sweep/sweep.json#entries/{i}/{key}" in sources
-    for where in ("majority/test_accuracy", "bag_of_words/test_accuracy_ci",
-                  f"random_weights/{len(sweep['entries']) - 1}/test_accuracy"):  # fmt: skip
+    for where in (
+        "majority/test_accuracy",
+        "bag_of_words/test_accuracy_ci",
+        f"random_weights/{len(sweep['entries']) - 1}/test_accuracy",
+    ):
         assert f"sweep/sweep.json#baselines/{where}" in sources
     for where in ("probe/ci/accuracy", "finetune/0/ci/accuracy", "finetune/0/vs_probe/ci"):
         assert f"compare/compare.json#{where}" in sources
@@ -134,12 +184,14 @@ def test_every_number_in_the_tables_equals_the_json(results):
 def test_the_selected_line_and_the_bold_row_name_the_json_best(results):
     sweep = json.loads((results["dir"] / "sweep" / "sweep.json").read_text())
     best = sweep["best"]
-    line = re.search(r"<p>Selected on ([^:]+): layer (\S+), pool (\w+) \(bold row\)\.</p>",
-                     results["html"])  # fmt: skip
+    line = re.search(
+        r"<p>Selected on ([^:]+): layer (\S+), pool (\w+) \(bold row\)\.</p>", results["html"]
+    )
     assert line is not None
     assert line.groups() == (sweep["selection"], str(best["layer"]), best["pool"])
-    bold = re.findall(r'<tr class="best"><td data-path="sweep/sweep.json#entries/(\d+)/layer"',
-                      results["html"])  # fmt: skip
+    bold = re.findall(
+        r'<tr class="best"><td data-path="sweep/sweep.json#entries/(\d+)/layer"', results["html"]
+    )
     assert len(bold) == 1
     row = sweep["entries"][int(bold[0])]
     assert (row["layer"], row["pool"]) == (best["layer"], best["pool"])
@@ -153,15 +205,21 @@ def test_the_summary_bullets_say_what_the_json_holds(results):
     assert len(bullets) == 1 + len(compare["finetune"])
     number = r"([-+]?\d+\.\d+)"
     probe_row = compare["probe"]
-    first = re.search(rf"test accuracy {number} \[{number}, {number}\], {number} s "
-                      rf"\(extract \+ (\d+) heads\)", bullets[0])  # fmt: skip
+    first = re.search(
+        rf"test accuracy {number} \[{number}, {number}\], {number} s "
+        rf"\(extract \+ (\d+) heads\)",
+        bullets[0],
+    )
     assert first is not None, bullets[0]
     values = [probe_row["test"]["accuracy"], *probe_row["ci"]["accuracy"], probe_row["seconds"]]
     assert all(map(printed_equals, first.groups()[:4], values)), (bullets[0], values)
     assert int(first.group(5)) == probe_row["heads_fitted"]
     for bullet, row in zip(bullets[1:], compare["finetune"], strict=True):
-        found = re.search(rf"^(.+?): (.+?) \(accuracy {number}, 95% CI \[{number}, {number}\]\)"
-                          rf"; chosen run {number} s", bullet)  # fmt: skip
+        found = re.search(
+            rf"^(.+?): (.+?) \(accuracy {number}, 95% CI \[{number}, {number}\]\)"
+            rf"; chosen run {number} s",
+            bullet,
+        )
         assert found is not None, bullet
         method, verdict, *numbers = found.groups()
         versus = row["vs_probe"]
@@ -197,8 +255,10 @@ def test_plotted_points_are_the_json_values(results):
     xs = []
     for pool in ("last", "mean"):
         rows = sorted((r for r in sweep["entries"] if r["pool"] == pool), key=lambda r: r["layer"])
-        random = sorted((r for r in sweep["baselines"]["random_weights"] if r["pool"] == pool),
-                        key=lambda r: r["layer"])  # fmt: skip
+        random = sorted(
+            (r for r in sweep["baselines"]["random_weights"] if r["pool"] == pool),
+            key=lambda r: r["layer"],
+        )
         for gid, values in (
             (f"sweep0-test-{pool}", [r["test_accuracy"] for r in rows]),
             (f"sweep0-val-{pool}", [r["val_accuracy"] for r in rows]),
@@ -275,11 +335,22 @@ def test_it_renders_in_headless_chromium(results, tmp_path):
 
     shot = tmp_path / "shot.png"
     run = subprocess.run(
-        [browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={shot}",
-         "--window-size=1280,1600", "--enable-logging=stderr", "--v=0",
-         f"--user-data-dir={tmp_path / 'profile'}", results["page"].as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            f"--screenshot={shot}",
+            "--window-size=1280,1600",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            results["page"].as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
     assert shot.exists(), run.stderr[-2000:]

@@ -39,8 +39,10 @@ def test_baseline_rows_and_selectivity(research_data):
     rows = {row["layer"]: row for row in result["entries"]}
     for layer, row in rows.items():
         other = random[(layer, "mean")]
-        assert abs(row["selectivity_vs_random"]
-                   - (row["test_accuracy"] - other["test_accuracy"])) < 1e-12  # fmt: skip
+        assert (
+            abs(row["selectivity_vs_random"] - (row["test_accuracy"] - other["test_accuracy"]))
+            < 1e-12
+        )
         assert (
             abs(
                 row["selectivity_vs_bow"]
@@ -64,9 +66,18 @@ def test_bag_of_words_finds_spam_words(research_cache, research_data):
     majority class by a margin its CI excludes."""
     path, source, _ = research_cache
     labels = pd.read_csv(source)["label"].to_numpy(str)
-    split = lambda name, rows: CachedSplit(name, [(str(path), rows)], labels[rows])  # noqa: E731
-    data = CachedData(**{**research_data.__dict__, "train": split("train", np.arange(300)),
-                         "val": None, "test": split("test", np.arange(300, 450))})  # fmt: skip
+
+    def split(name, rows):
+        return CachedSplit(name, [(str(path), rows)], labels[rows])
+
+    data = CachedData(
+        **{
+            **research_data.__dict__,
+            "train": split("train", np.arange(300)),
+            "val": None,
+            "test": split("test", np.arange(300, 450)),
+        }
+    )
     texts = prepare_baselines(data, random_weights=False).texts
     bow = bag_of_words_row(data, texts, cv=3)
     majority = majority_row(data)
@@ -90,9 +101,24 @@ def test_sweep_baselines_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_pa
     """The tiny model is itself GPT-2 initialised under seed 0: its random-weights baseline
     (seed 0) is the same network, so every row's selectivity against it is exactly 0."""
     out = tmp_path / "sweep"
-    run = CliRunner().invoke(main, ["sweep", "--model", str(tiny_gpt2_dir), "--data",
-                                    str(sms_labelled), "--max-length", "32", "--layers", "0,3",
-                                    "--baselines", "-q", "--out-dir", str(out)])  # fmt: skip
+    run = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(sms_labelled),
+            "--max-length",
+            "32",
+            "--layers",
+            "0,3",
+            "--baselines",
+            "-q",
+            "--out-dir",
+            str(out),
+        ],
+    )
     assert run.exit_code == 0, run.output
     result = json.loads((out / "sweep.json").read_text())
     assert len(result["baselines"]["random_weights"]) == 4

@@ -22,9 +22,23 @@ def test_fit_from_python_gives_the_clis_summary_and_prints_nothing(
     summary = fit_and_save("2", "mean", tmp_path / "py.json", **options)
     printed = capsys.readouterr()
     assert printed.out == "" and printed.err == ""  # no configured channel: silent library
-    args = ["fit", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled), "--layer", "2",
-            "--pool", "mean", "--max-length", "48", "--out", str(tmp_path / "cli.json"),
-            "--json", "-q"]  # fmt: skip
+    args = [
+        "fit",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_labelled),
+        "--layer",
+        "2",
+        "--pool",
+        "mean",
+        "--max-length",
+        "48",
+        "--out",
+        str(tmp_path / "cli.json"),
+        "--json",
+        "-q",
+    ]
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
     from_cli = json.loads(done.output)
@@ -45,8 +59,9 @@ def test_the_default_head_name_says_model_data_layer_and_pool(
     from probe.research.commands import fit_and_save
 
     monkeypatch.chdir(tmp_path)
-    summary = fit_and_save("1,3", "last", model=str(tiny_gpt2_dir), data=str(sms_labelled),
-                           max_length=48)  # fmt: skip
+    summary = fit_and_save(
+        "1,3", "last", model=str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48
+    )
     assert summary["head"].startswith("heads/") and summary["head"].endswith(
         "-sms90-l1-3-last.json"
     )

@@ -28,8 +28,9 @@ def test_memorisation_capacity_has_known_answers():
     majority = max((labels["train"] == v).mean() for v in "ab")
     wide = rng.normal(size=(200, 300)).astype(np.float32)
     assert memorisation_capacity(wide, labels, C=100.0)["memorisation_capacity"] == 1.0
-    assert abs(memorisation_capacity(wide, labels, C=1e-6)["memorisation_capacity"]
-               - majority) < 1e-12  # fmt: skip
+    assert (
+        abs(memorisation_capacity(wide, labels, C=1e-6)["memorisation_capacity"] - majority) < 1e-12
+    )
     narrow = memorisation_capacity(wide[:, :8], labels, C=100.0)["memorisation_capacity"]
     assert 0.6 < narrow < 0.9
 

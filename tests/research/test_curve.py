@@ -30,8 +30,9 @@ def test_curve_rises_with_sd_at_every_point(research_data, tmp_path):
         assert len(point["accuracies"]) == point["seeds"]
         assert point["accuracy_mean"] == pytest.approx(np.mean(point["accuracies"]), abs=1e-12)
         ddof = 1 if point["seeds"] > 1 else 0
-        assert point["accuracy_sd"] == pytest.approx(np.std(point["accuracies"], ddof=ddof),
-                                                     abs=1e-12)  # fmt: skip
+        assert point["accuracy_sd"] == pytest.approx(
+            np.std(point["accuracies"], ddof=ddof), abs=1e-12
+        )
         assert point["seeds"] == (1 if point["per_class"] == "all" else 5)
     assert points[0]["accuracy_sd"] > 0  # one example per class: the draw matters
     assert points[-1]["accuracy_mean"] > points[0]["accuracy_mean"] + 0.2

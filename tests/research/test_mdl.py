@@ -38,8 +38,9 @@ def test_a_separable_task_compresses_more_with_more_rows():
     compression = []
     for n in (100, 400, 1600):
         X = rng.normal(size=(n, 16)).astype(np.float32)
-        compression.append(online_codelength(X, np.where(X[:, 0] > 0, "yes", "no"))[
-            "mdl_compression"])  # fmt: skip
+        compression.append(
+            online_codelength(X, np.where(X[:, 0] > 0, "yes", "no"))["mdl_compression"]
+        )
     assert compression[0] < compression[1] < compression[2]
     assert compression[2] > 4 * compression[0]
 
@@ -73,8 +74,9 @@ def test_bits_equal_an_independent_scikit_learn_recomputation():
         scaler = StandardScaler().fit(Xs[:start])
         model = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000)
         model.fit(scaler.transform(Xs[:start]), ys[:start])
-        p = model.predict_proba(scaler.transform(Xs[start:end]))[np.arange(end - start),
-                                                                   ys[start:end]]  # fmt: skip
+        p = model.predict_proba(scaler.transform(Xs[start:end]))[
+            np.arange(end - start), ys[start:end]
+        ]
         expected += -np.log2(p).sum()
     assert result["mdl_online_bits"] == pytest.approx(expected, rel=2e-3)
     assert [b["end"] for b in result["mdl_blocks"]] == ends

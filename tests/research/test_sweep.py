@@ -172,9 +172,10 @@ def test_parallel_sweep_equals_serial(sms_data):
     sms_data.val = CachedSplit("val", sms_data.test.parts, sms_data.test.labels)
     serial = run_sweep(sms_data, layers=[2, 3], n_jobs=1, C=1.0)
     parallel = run_sweep(sms_data, layers=[2, 3], n_jobs=2, C=1.0)
-    strip = lambda rows: [  # noqa: E731
-        {k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in rows
-    ]
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in rows]
+
     assert strip(parallel["entries"]) == strip(serial["entries"])
 
 
@@ -221,8 +222,7 @@ def test_prefer_early_takes_the_shallowest_indistinguishable_row(research_data):
     # layers 2 and 3 are both informative; on 12 validation rows they cannot be told apart
     research_data.val = research_data.val.take(np.arange(12), "val")
     default = run_sweep(research_data, layers=[1, 2, 3], pools=["mean"], n_jobs=1)
-    early = run_sweep(research_data, layers=[1, 2, 3], pools=["mean"], n_jobs=1,
-                      prefer_early=True)  # fmt: skip
+    early = run_sweep(research_data, layers=[1, 2, 3], pools=["mean"], n_jobs=1, prefer_early=True)
     assert early["best"]["layer"] <= default["best"]["layer"]
     same = [row["layer"] for row in early["entries"] if row["indistinguishable"]]
     assert early["best"]["layer"] == min(same) and early["prefer_early"]
@@ -243,17 +243,42 @@ def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_pat
     from probe.cli.main import main
 
     out = tmp_path / "sweep"
-    args = ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
-            "--max-length", "48", "--layers", "1,3", "--control", "--mdl", "--repeats", "2",
-            "--prefer-early", "--mix", "--concat", "1,3", "--resamples", "200",
-            "--out-dir", str(out), "--json", "-q"]  # fmt: skip
+    args = [
+        "sweep",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_labelled),
+        "--max-length",
+        "48",
+        "--layers",
+        "1,3",
+        "--control",
+        "--mdl",
+        "--repeats",
+        "2",
+        "--prefer-early",
+        "--mix",
+        "--concat",
+        "1,3",
+        "--resamples",
+        "200",
+        "--out-dir",
+        str(out),
+        "--json",
+        "-q",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert len(report["entries"]) == 2 * 2 + 2 * 2  # 2 layers + mix + concat, 2 pools
     for row in report["entries"]:
-        assert {"memorisation_capacity", "mdl_compression", "repeat_accuracy_sd",
-                "test_accuracy_ci"} <= set(row)  # fmt: skip
+        assert {
+            "memorisation_capacity",
+            "mdl_compression",
+            "repeat_accuracy_sd",
+            "test_accuracy_ci",
+        } <= set(row)
         assert "selectivity" not in row and "control_accuracy" not in row
     assert report["settings"]["test_size"] == 0.2 and report["prefer_early"]
     assert json.loads((out / "sweep.json").read_text())["entries"] == report["entries"]
@@ -266,8 +291,13 @@ def test_texts_with_conflicting_labels_are_counted_aloud(tiny_gpt2_dir, sms_labe
     pd.concat([frame, flipped]).to_csv(path, index=False)
     messages = []
     prepare(str(tiny_gpt2_dir), data=str(path), max_length=48, log=messages.append)
-    assert any(m.endswith("7 texts appear more than once with different labels; they are kept "
-                          "as given (no model can get both right)") for m in messages)  # fmt: skip
+    assert any(
+        m.endswith(
+            "7 texts appear more than once with different labels; they are kept "
+            "as given (no model can get both right)"
+        )
+        for m in messages
+    )
     messages.clear()
     prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
     assert not any("different labels" in m for m in messages)

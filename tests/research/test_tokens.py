@@ -42,10 +42,12 @@ def test_cluster_interval_equals_the_sentence_level_bootstrap():
     sentence_right = np.array([1, 1, 0, 1, 1, 1, 0, 1, 1, 0])
     true = np.zeros(400, np.int64)
     predicted = np.repeat(1 - sentence_right, 40)
-    clustered = metric_intervals(true, predicted, 2, n_resamples=500, seed=1,
-                                 clusters=np.repeat(np.arange(10), 40))  # fmt: skip
-    sentences = metric_intervals(np.zeros(10, np.int64), 1 - sentence_right, 2, n_resamples=500,
-                                 seed=1)  # fmt: skip
+    clustered = metric_intervals(
+        true, predicted, 2, n_resamples=500, seed=1, clusters=np.repeat(np.arange(10), 40)
+    )
+    sentences = metric_intervals(
+        np.zeros(10, np.int64), 1 - sentence_right, 2, n_resamples=500, seed=1
+    )
     words = metric_intervals(true, predicted, 2, n_resamples=500, seed=1)
     np.testing.assert_allclose(clustered["accuracy"], sentences["accuracy"], atol=1e-9)
     assert words["accuracy"][1] - words["accuracy"][0] < 0.5 * (
@@ -75,17 +77,23 @@ def _control_case(features_of):
     features = {name: features_of(ids, truth, rng) for name, ids in type_ids.items()}
     labels = {name: truth[ids].astype(str) for name, ids in type_ids.items()}
     control = WordControl.build(
-        {name: (type_sha1([f"t{i}" for i in ids]), np.arange(len(ids)) // 10)
-         for name, ids in type_ids.items()}, labels["train"], seed=0, resamples=200,
-    )  # fmt: skip
+        {
+            name: (type_sha1([f"t{i}" for i in ids]), np.arange(len(ids)) // 10)
+            for name, ids in type_ids.items()
+        },
+        labels["train"],
+        seed=0,
+        resamples=200,
+    )
     classifier = ProbeClassifier(C=1.0).fit(features["train"], labels["train"])
     return control.row_fields(classifier, features, labels)
 
 
 def test_selectivity_near_zero_when_features_identify_the_type():
     """One-hot types: the probe memorises any labelling of types, control included."""
-    fields = _control_case(lambda ids, truth, rng: np.eye(40)[ids] + 0.01 * rng.normal(
-        size=(len(ids), 40)))  # fmt: skip
+    fields = _control_case(
+        lambda ids, truth, rng: np.eye(40)[ids] + 0.01 * rng.normal(size=(len(ids), 40))
+    )
     assert fields["control_accuracy"] > 0.95 and abs(fields["selectivity"]) < 0.05
     low, high = fields["selectivity_ci"]
     assert low <= fields["selectivity"] <= high
@@ -93,8 +101,9 @@ def test_selectivity_near_zero_when_features_identify_the_type():
 
 def test_selectivity_high_when_features_hold_only_the_label():
     """One-hot labels: the task is easy, the control task (random per type) is not."""
-    fields = _control_case(lambda ids, truth, rng: np.eye(4)[truth[ids]] + 0.01 * rng.normal(
-        size=(len(ids), 4)))  # fmt: skip
+    fields = _control_case(
+        lambda ids, truth, rng: np.eye(4)[truth[ids]] + 0.01 * rng.normal(size=(len(ids), 4))
+    )
     assert fields["control_task_accuracy"] > 0.99
     assert fields["control_accuracy"] < 0.6 and fields["selectivity_ci"][0] > 0.3
 
@@ -106,17 +115,33 @@ def test_sweep_splits_by_sentence_and_reports_control(tiny_gpt2_dir, ewt_small, 
     sentences = {name: set(split.clusters.tolist()) for name, split in data.splits().items()}
     assert not sentences["train"] & sentences["test"] and not sentences["train"] & sentences["val"]
     assert len(sentences["test"]) == 24 and data.word_pool == "last"
-    result = CliRunner().invoke(cli, [
-        "sweep", "--model", str(tiny_gpt2_dir), "--data", str(ewt_small), "--task", "upos",
-        "--control", "--resamples", "50", "--out-dir", str(tmp_path / "sweep"), "-q",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sweep",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(ewt_small),
+            "--task",
+            "upos",
+            "--control",
+            "--resamples",
+            "50",
+            "--out-dir",
+            str(tmp_path / "sweep"),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "control acc" in result.output and "Per-class F1" in result.output
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert report["task"] == "upos" and report["words"]["test"] == len(data.test)
     assert all(row["selectivity_ci"] for row in report["entries"])
-    tagged = CliRunner().invoke(cli, ["predict", "--head", str(tmp_path / "sweep" / "head.json"),
-                                      "The cat sat .", "Hi there"])  # fmt: skip
+    tagged = CliRunner().invoke(
+        cli,
+        ["predict", "--head", str(tmp_path / "sweep" / "head.json"), "The cat sat .", "Hi there"],
+    )
     assert tagged.exit_code == 0, tagged.output
     lines = tagged.output.strip().splitlines()
     assert [len(line.split()) for line in lines] == [4, 2]
@@ -132,31 +157,64 @@ def test_deprel_edge_probe_sees_head_and_dependent(tiny_gpt2_dir, ewt_small, tmp
     # the root is paired with itself: its two halves are equal
     roots = np.flatnonzero(data.train.labels == "root")
     np.testing.assert_array_equal(features[roots, :32], features[roots, 32:])
-    result = CliRunner().invoke(cli, [
-        "sweep", "--model", str(tiny_gpt2_dir), "--data", str(ewt_small), "--task", "deprel",
-        "--layers", "0,3", "--resamples", "20", "--out-dir", str(tmp_path / "d"), "-q",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sweep",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(ewt_small),
+            "--task",
+            "deprel",
+            "--layers",
+            "0,3",
+            "--resamples",
+            "20",
+            "--out-dir",
+            str(tmp_path / "d"),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Task deprel" in result.output
 
 
 def test_word_task_errors_are_one_line(tiny_gpt2_dir, ewt_small, tmp_path):
     runner = CliRunner()
-    missing = runner.invoke(cli, ["sweep", "--model", str(tiny_gpt2_dir), "--data",
-                                  str(ewt_small), "--task", "ner_tags"])  # fmt: skip
+    missing = runner.invoke(
+        cli,
+        ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(ewt_small), "--task", "ner_tags"],
+    )
     assert missing.exit_code == 1 and "no task 'ner_tags'" in missing.output
     csv = tmp_path / "t.csv"
     csv.write_text("text,label\na,b\n")
-    wrong = runner.invoke(cli, ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(csv),
-                                "--task", "upos"])  # fmt: skip
+    wrong = runner.invoke(
+        cli, ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(csv), "--task", "upos"]
+    )
     assert wrong.exit_code == 1 and "word-level data" in wrong.output
 
 
 def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
     head = tmp_path / "upos.json"
-    fitted = CliRunner().invoke(cli, ["fit", "--model", str(tiny_gpt2_dir), "--data",
-                                      str(ewt_small), "--task", "xpos", "--layer", "2",
-                                      "--out", str(head), "--json", "-q"])  # fmt: skip
+    fitted = CliRunner().invoke(
+        cli,
+        [
+            "fit",
+            "--model",
+            str(tiny_gpt2_dir),
+            "--data",
+            str(ewt_small),
+            "--task",
+            "xpos",
+            "--layer",
+            "2",
+            "--out",
+            str(head),
+            "--json",
+            "-q",
+        ],
+    )
     assert fitted.exit_code == 0, fitted.output
     summary = json.loads(fitted.output)
     assert summary["pool"] == "last" and summary["n"]["test"] > 300
@@ -175,8 +233,13 @@ def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_smal
     test_file = tmp_path / "test.conllu"
     test_file.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
     messages = []
-    data = prepare_words(str(tiny_gpt2_dir), task="deprel", train=str(ewt_small),
-                         test=str(test_file), log=messages.append)  # fmt: skip
+    data = prepare_words(
+        str(tiny_gpt2_dir),
+        task="deprel",
+        train=str(ewt_small),
+        test=str(test_file),
+        log=messages.append,
+    )
     assert len(np.unique(data.test.clusters)) <= 30
     assert not set(data.test.clusters.tolist()) & set(data.train.clusters.tolist())
     assert len(np.unique(data.val.clusters)) == 12  # 10% of the 120 training sentences

@@ -108,8 +108,10 @@ def test_export_runs_without_torch(tiny_gpt2_dir, sms_labelled, sms_texts, tmp_p
     texts = sms_texts[:12]
     run = subprocess.run(
         [sys.executable, "-c", NO_TORCH_SCRIPT, str(folder), json.dumps(texts)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout)
     expected = load_predictor(str(head)).predict(texts)
@@ -125,8 +127,10 @@ def test_export_runs_without_torch(tiny_gpt2_dir, sms_labelled, sms_texts, tmp_p
     )
     run = subprocess.run(
         [sys.executable, "-c", cli, str(folder), *texts[:3]],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert [json.loads(line)["label"] for line in run.stdout.splitlines()] == got["labels"][:3]
 

@@ -30,8 +30,9 @@ def test_multi_layer_head_predicts_what_it_scored_at_fit_time(
     tiny_gpt2_dir, sms_labelled, tmp_path, spec_text
 ):
     data, result = _fitted(tiny_gpt2_dir, sms_labelled, spec_text)
-    path = save_head(tmp_path / "head.json", result.classifier, head_meta(data, result),
-                     result.combiner)  # fmt: skip
+    path = save_head(
+        tmp_path / "head.json", result.classifier, head_meta(data, result), result.combiner
+    )
     classifier, record, combiner = load_head_parts(path)
     assert record["combine"] == result.combiner.kind and record["layer"] == result.layer
     assert tuple(record["layers"]) == result.combiner.layers == combiner.layers
@@ -41,8 +42,9 @@ def test_multi_layer_head_predicts_what_it_scored_at_fit_time(
     test = data.test
     stack = np.stack([test.features(layer, "mean") for layer in combiner.layers])
     fitted = result.classifier.predict_proba(result.combiner.apply(stack))
-    np.testing.assert_allclose(classifier.predict_proba(combiner.apply(stack)), fitted,
-                               rtol=0, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        classifier.predict_proba(combiner.apply(stack)), fitted, rtol=0, atol=1e-6
+    )
 
     # New texts through the backbone: the same probabilities as the cached features give,
     # to the fp16 rounding of the cache (batch shapes differ: tolerance, not equality).
@@ -50,8 +52,12 @@ def test_multi_layer_head_predicts_what_it_scored_at_fit_time(
     assert predictor.layers == list(combiner.layers)
     ((_, indices),) = test.parts
     texts = [read_dataset(str(sms_labelled)).texts[i] for i in indices]
-    served = np.array([[row["probabilities"][n] for n in predictor.label_names]
-                       for row in predictor.predict(texts)])  # fmt: skip
+    served = np.array(
+        [
+            [row["probabilities"][n] for n in predictor.label_names]
+            for row in predictor.predict(texts)
+        ]
+    )
     np.testing.assert_allclose(served, fitted, rtol=0, atol=2e-3)
     rows = predictor.predict(VARIED_TEXTS)
     assert [row["label"] for row in rows] and all(
@@ -65,8 +71,9 @@ def test_a_mix_head_refuses_a_weights_file_without_its_mix(tiny_gpt2_dir, sms_la
     from probe.errors import ProbeError
 
     data, result = _fitted(tiny_gpt2_dir, sms_labelled, "mix")
-    path = save_head(tmp_path / "head.json", result.classifier, head_meta(data, result),
-                     result.combiner)  # fmt: skip
+    path = save_head(
+        tmp_path / "head.json", result.classifier, head_meta(data, result), result.combiner
+    )
     weights_path = path.with_suffix(".safetensors")
     tensors = load(weights_path.read_bytes())
     del tensors["mix_weights"]
@@ -83,8 +90,9 @@ def test_multi_layer_head_exports_to_onnx_with_parity(
     from probe.serve.export import META_FILE, OnnxPredictor, export_head
 
     data, result = _fitted(tiny_gpt2_dir, sms_labelled, spec_text, pool="last")
-    path = save_head(tmp_path / "head.json", result.classifier, head_meta(data, result),
-                     result.combiner)  # fmt: skip
+    path = save_head(
+        tmp_path / "head.json", result.classifier, head_meta(data, result), result.combiner
+    )
     folder = export_head(path, tmp_path / "export")
     record = json.loads((folder / META_FILE).read_text())
     assert record["layers"] == list(result.combiner.layers)
@@ -102,17 +110,35 @@ def test_a_sweep_whose_best_row_is_a_concat_saves_that_head(research_data, tmp_p
     result = run_sweep(research_data, layers=[0], pools=["mean"], n_jobs=1, multi=["2,3"])
     assert result["best"]["layer"] == "2+3"  # layer 0 is noise; layers 2 and 3 carry the class
     best = result["_best_result"]
-    path = save_head(tmp_path / "head.json", best.classifier, head_meta(research_data, best),
-                     best.combiner)  # fmt: skip
+    path = save_head(
+        tmp_path / "head.json", best.classifier, head_meta(research_data, best), best.combiner
+    )
     _, record, combiner = load_head_parts(path)
     assert record["combine"] == "concat" and combiner.layers == (2, 3)
 
 
 def test_sweep_cli_saves_a_selected_multi_layer_head(tiny_gpt2_dir, sms_labelled, tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled),
-            "--max-length", "48", "--layers", "0", "--pools", "last", "--concat", "1,3",
-            "--mix", "--out-dir", str(out), "--json", "-q"]  # fmt: skip
+    args = [
+        "sweep",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--data",
+        str(sms_labelled),
+        "--max-length",
+        "48",
+        "--layers",
+        "0",
+        "--pools",
+        "last",
+        "--concat",
+        "1,3",
+        "--mix",
+        "--out-dir",
+        str(out),
+        "--json",
+        "-q",
+    ]
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output)

@@ -83,9 +83,13 @@ def describe_model(model, trust_remote_code: bool = False) -> ModelInfo:
     """Fingerprint, tokenizer identity and shape of ``--model`` (a spec or a Backbone)."""
     if isinstance(model, Backbone):
         return ModelInfo(
-            model.name, model.fingerprint, model.tokenizer.name, model.num_layers,
-            model.hidden_size, model.max_context,
-        )  # fmt: skip
+            model.name,
+            model.fingerprint,
+            model.tokenizer.name,
+            model.num_layers,
+            model.hidden_size,
+            model.max_context,
+        )
     model_dir = resolve_model_dir(model)
     config = text_config(read_config(model_dir, trust_remote_code))
     layers = getattr(config, "num_hidden_layers", None)
@@ -118,9 +122,15 @@ def context_length(config) -> int:
 
 
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-    "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "spiece.model",
+)
 
 
 def tokenizer_identity(model_dir: Path, config: dict) -> str:
@@ -316,9 +326,14 @@ ATTENTION_CHOICES = ("auto", "sdpa", "eager", "flash_attention_2")
 
 
 def load_backbone(
-    spec: str, device: str | None = None, dtype: str | None = None, *, attn: str = "auto",
-    trust_remote_code: bool = False, log=None,
-) -> Backbone:  # fmt: skip
+    spec: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    *,
+    attn: str = "auto",
+    trust_remote_code: bool = False,
+    log=None,
+) -> Backbone:
     """Load ``--model`` for inference: fp32 on CPU, bf16/fp16 on a GPU, or the ``dtype``
     asked for (``--dtype``); SDPA attention where the architecture has it, else eager
     (``attn`` overrides); the encoder alone of an encoder-decoder model."""
@@ -348,8 +363,10 @@ def load_backbone(
     from probe.features.models.architecture import find_blocks
 
     if find_blocks(model) is None:
-        log(f"{type(model).__name__} has no list of {backbone.num_layers} blocks: reading "
-            "output_hidden_states (every layer runs; slower, same numbers)")  # fmt: skip
+        log(
+            f"{type(model).__name__} has no list of {backbone.num_layers} blocks: reading "
+            "output_hidden_states (every layer runs; slower, same numbers)"
+        )
     return backbone
 
 
@@ -362,9 +379,11 @@ def _load_with_attention(auto, model_dir, dtype, attn: str, trust_remote_code: b
     for choice in tries:
         try:
             model = auto.from_pretrained(
-                model_dir, dtype=dtype, attn_implementation=choice,
+                model_dir,
+                dtype=dtype,
+                attn_implementation=choice,
                 trust_remote_code=trust_remote_code,
-            )  # fmt: skip
+            )
         except (ValueError, ImportError) as exc:
             unsupported = "does not support" in str(exc) or "attn_implementation" in str(exc)
             if choice == "sdpa" and attn == "auto" and unsupported:

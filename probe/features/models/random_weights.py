@@ -21,9 +21,16 @@ from probe.files import cache_root
 
 MARKER = "random_weights.json"
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-    "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "added_tokens.json",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "added_tokens.json",
+)
 
 
 def random_weights_model(spec: str, seed: int = 0) -> str:
@@ -44,8 +51,9 @@ def random_weights_model(spec: str, seed: int = 0) -> str:
     staging = Path(tempfile.mkdtemp(prefix=".random-", dir=target.parent))
     try:
         _initialise(source, staging, seed)
-        (staging / MARKER).write_text(json.dumps(
-            {"source": str(spec), "source_fingerprint": fingerprint, "seed": seed}))  # fmt: skip
+        (staging / MARKER).write_text(
+            json.dumps({"source": str(spec), "source_fingerprint": fingerprint, "seed": seed})
+        )
         try:
             os.replace(staging, target)
         except OSError:  # another process finished first (a non-empty folder is there)

@@ -91,8 +91,9 @@ class HFTokenizer:
         room = max(max_length - added, 1)
         bare = tok(list(texts), add_special_tokens=False)["input_ids"]
         truncated = sum(len(row) > room for row in bare)
-        rows = tok(list(texts), truncation=True, max_length=max_length,
-                   add_special_tokens=special_tokens)["input_ids"]  # fmt: skip
+        rows = tok(
+            list(texts), truncation=True, max_length=max_length, add_special_tokens=special_tokens
+        )["input_ids"]
         return Encoded([list(row) for row in rows], truncated)
 
 

@@ -189,8 +189,13 @@ class RowStore:
             for old in superseded:  # the same shards before a commit joined them
                 del self._sorted[old]
             sorted_prefix = stored["prefix"][order]
-            self._sorted[cache_key] = (stored, shard_of, row_of.astype(np.int64), order,
-                                       sorted_prefix)  # fmt: skip
+            self._sorted[cache_key] = (
+                stored,
+                shard_of,
+                row_of.astype(np.int64),
+                order,
+                sorted_prefix,
+            )
         return self._sorted[cache_key]
 
     def _search(self, query: np.ndarray, names: list[str], indices: list[int]):
@@ -260,8 +265,16 @@ class RowStore:
 
     # --- writing --------------------------------------------------------------------------
 
-    def commit(self, text_sha1, n_tokens, pooled: dict, layers: Sequence[int], *,
-               truncated=None, prefer: bool = False) -> Path:  # fmt: skip
+    def commit(
+        self,
+        text_sha1,
+        n_tokens,
+        pooled: dict,
+        layers: Sequence[int],
+        *,
+        truncated=None,
+        prefer: bool = False,
+    ) -> Path:
         """Write one immutable shard, then add it to the index under the lock."""
         import h5py
         from filelock import FileLock
@@ -347,15 +360,24 @@ class RowStore:
 # --- the API other engines call --------------------------------------------------------------
 
 
-def missing_rows(setting: Setting, text_sha1: np.ndarray, layers: Sequence[int],
-                 root: Path | None = None) -> np.ndarray:  # fmt: skip
+def missing_rows(
+    setting: Setting, text_sha1: np.ndarray, layers: Sequence[int], root: Path | None = None
+) -> np.ndarray:
     """int64 positions into ``text_sha1`` [N, 20] of texts lacking any of ``layers``."""
     return RowStore(setting, root).missing(text_sha1, layers)
 
 
-def commit_block(setting: Setting, text_sha1: np.ndarray, n_tokens: np.ndarray, pooled: dict,
-                 layers: Sequence[int], root: Path | None = None, *, truncated=None,
-                 prefer: bool = False) -> Path:  # fmt: skip
+def commit_block(
+    setting: Setting,
+    text_sha1: np.ndarray,
+    n_tokens: np.ndarray,
+    pooled: dict,
+    layers: Sequence[int],
+    root: Path | None = None,
+    *,
+    truncated=None,
+    prefer: bool = False,
+) -> Path:
     """Store a computed block ({pool: float16 [len(layers), n, D]}) as one shard + index entry.
 
     ``truncated`` (bool [n], optional): which texts were cut at max_length.

@@ -64,9 +64,11 @@ def materialise(
                     if dataset is None:
                         chunk = (1, max(1, min(n, ROWS_PER_CHUNK)), block.shape[1])
                         dataset = handle.create_dataset(
-                            pool, shape=(len(layers), n, block.shape[1]), dtype=np.float16,
+                            pool,
+                            shape=(len(layers), n, block.shape[1]),
+                            dtype=np.float16,
                             chunks=chunk,
-                        )  # fmt: skip
+                        )
                     dataset[index] = block
             handle["layers"] = np.asarray(layers, dtype=np.int64)
             handle["n_tokens"] = n_tokens.astype(np.int32)
@@ -106,8 +108,10 @@ def read_annotations(path: Path) -> tuple[list[str] | None, list[str] | None]:
     with h5py.File(path, "r") as handle:
         labels = None
         if "labels" in handle:
-            names = [v.decode() if isinstance(v, bytes) else str(v) for v in
-                     np.atleast_1d(handle.attrs.get("label_names", []))]  # fmt: skip
+            names = [
+                v.decode() if isinstance(v, bytes) else str(v)
+                for v in np.atleast_1d(handle.attrs.get("label_names", []))
+            ]
             labels = [names[code] for code in handle["labels"][()]]
         ids = list(handle["ids"].asstr()[()]) if "ids" in handle else None
     return labels, ids

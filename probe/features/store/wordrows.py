@@ -42,9 +42,14 @@ def unit_pool_name(unit: str, word_pool: str) -> str:
 
 
 def ragged_setting(base: Setting, unit: str, word_pool: str) -> Setting:
-    return Setting(base.model_fingerprint, base.tokenizer, base.max_length,
-                   base.truncation_side, base.compute_dtype,
-                   (unit_pool_name(unit, word_pool),))  # fmt: skip
+    return Setting(
+        base.model_fingerprint,
+        base.tokenizer,
+        base.max_length,
+        base.truncation_side,
+        base.compute_dtype,
+        (unit_pool_name(unit, word_pool),),
+    )
 
 
 def is_ragged(setting: dict | Setting) -> bool:
@@ -55,8 +60,18 @@ def is_ragged(setting: dict | Setting) -> bool:
 class RaggedRowStore(RowStore):
     """The row store of one ragged setting: per-text blocks of unit vectors."""
 
-    def commit(self, text_sha1, n_tokens, units: np.ndarray, layers: Sequence[int], *,
-               n_units, aligned, truncated=None, prefer: bool = False):  # fmt: skip
+    def commit(
+        self,
+        text_sha1,
+        n_tokens,
+        units: np.ndarray,
+        layers: Sequence[int],
+        *,
+        n_units,
+        aligned,
+        truncated=None,
+        prefer: bool = False,
+    ):
         """One immutable shard of ``units`` float16 [k, sum(n_units), D], then the index."""
         import h5py
         from filelock import FileLock
@@ -65,8 +80,9 @@ class RaggedRowStore(RowStore):
         offsets = np.concatenate([[0], np.cumsum(np.asarray(n_units, np.int64))])
         layers = [int(x) for x in layers]
         if units.shape[:2] != (len(layers), offsets[-1]) or len(aligned) != offsets[-1]:
-            raise ValueError(f"units {units.shape} do not match {len(layers)} layers and "
-                             f"{offsets[-1]} units")  # fmt: skip
+            raise ValueError(
+                f"units {units.shape} do not match {len(layers)} layers and {offsets[-1]} units"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         if not (self.folder / "setting.json").is_file():
             write_atomic(self.folder / "setting.json", json.dumps(self.setting.as_dict(), indent=1))

@@ -40,8 +40,9 @@ def word_view_current(path: Path, key: str, layers, tasks: dict) -> bool:
         return False
     if not set(int(x) for x in layers) <= set(int(x) for x in attrs.get("layers", [])):
         return False
-    return read_tasks(path) == {name: [v for s in values for v in s]
-                                for name, values in tasks.items()}  # fmt: skip
+    return read_tasks(path) == {
+        name: [v for s in values for v in s] for name, values in tasks.items()
+    }
 
 
 def type_sha1(words) -> np.ndarray:
@@ -50,8 +51,9 @@ def type_sha1(words) -> np.ndarray:
     return np.frombuffer(digests, np.uint8).reshape(-1, 20)
 
 
-def materialise_words(path: Path, rows, keys: np.ndarray, layers, attrs: dict, data, unit: str,
-                      tasks: dict) -> np.ndarray:  # fmt: skip
+def materialise_words(
+    path: Path, rows, keys: np.ndarray, layers, attrs: dict, data, unit: str, tasks: dict
+) -> np.ndarray:
     """Write the word view of ``keys`` (sentences in order), complete or not at all; return
     the aligned flags (bool [n_words])."""
     import h5py
@@ -72,8 +74,9 @@ def materialise_words(path: Path, rows, keys: np.ndarray, layers, attrs: dict, d
                     block = rows.read_units(located[layer], layer)  # (n_words, D) float16
                 if dataset is None:
                     chunk = (1, max(1, min(n, ROWS_PER_CHUNK)), block.shape[1])
-                    dataset = handle.create_dataset(pool, shape=(len(layers), n, block.shape[1]),
-                                                    dtype=np.float16, chunks=chunk)  # fmt: skip
+                    dataset = handle.create_dataset(
+                        pool, shape=(len(layers), n, block.shape[1]), dtype=np.float16, chunks=chunk
+                    )
                 dataset[index] = block
             handle["layers"] = np.asarray(layers, dtype=np.int64)
             handle["sentence_sha1"] = np.ascontiguousarray(keys, dtype=np.uint8)
@@ -119,8 +122,10 @@ def read_tasks(path: Path) -> dict[str, list[str]]:
     out = {}
     with h5py.File(path, "r") as handle:
         for name, node in handle.get("tasks", {}).items():
-            names = [v.decode() if isinstance(v, bytes) else str(v)
-                     for v in np.atleast_1d(node.attrs["names"])]  # fmt: skip
+            names = [
+                v.decode() if isinstance(v, bytes) else str(v)
+                for v in np.atleast_1d(node.attrs["names"])
+            ]
             out[name] = [names[c] for c in node[()]]
     return out
 

@@ -66,8 +66,13 @@ class WordControl:
 
         held = "test" if "test" in features else "val" if "val" in features else None
         train_labels = self.labels["train"]
-        empty = {"control_accuracy": None, "control_train_accuracy": None, "selectivity": None,
-                 "selectivity_ci": None, "control_words": 0}  # fmt: skip
+        empty = {
+            "control_accuracy": None,
+            "control_train_accuracy": None,
+            "selectivity": None,
+            "selectivity_ci": None,
+            "control_words": 0,
+        }
         if len(np.unique(train_labels)) < 2:
             return empty
         control = ProbeClassifier(C=float(classifier.C_)).fit(features["train"], train_labels)
@@ -88,14 +93,15 @@ class WordControl:
             selectivity=float(difference.mean()),
             selectivity_ci=cluster_interval(
                 difference, self.clusters[held][mask], self.resamples, self.seed
-            ),  # fmt: skip
+            ),
             control_words=int(mask.sum()),
         )
         return fields
 
 
-def cluster_interval(values, clusters, resamples: int = RESAMPLES, seed: int = 0,
-                     level: float = LEVEL) -> list[float]:  # fmt: skip
+def cluster_interval(
+    values, clusters, resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL
+) -> list[float]:
     """Percentile interval of mean(values) under a bootstrap over clusters (sentences)."""
     values = np.asarray(values, np.float32)
     means = []

@@ -58,8 +58,10 @@ class WordSplit(CachedSplit):
             if partner is None:
                 blocks.append(keys[rows])
             else:
-                pairs = [a.tobytes().hex() + b.tobytes().hex()
-                         for a, b in zip(keys[partner], keys[rows], strict=True)]  # fmt: skip
+                pairs = [
+                    a.tobytes().hex() + b.tobytes().hex()
+                    for a, b in zip(keys[partner], keys[rows], strict=True)
+                ]
                 blocks.append(type_sha1(pairs))
         return np.concatenate(blocks)
 
@@ -92,10 +94,12 @@ class WordData(CachedData):
         clusters = {name: split.clusters for name, split in self.splits().items()}
         control = measures.control
         if control is not None:
-            inputs = {name: (split.text_sha1(), split.clusters)
-                      for name, split in self.splits().items()}  # fmt: skip
-            control = WordControl.build(inputs, self.train.labels, measures.seed,
-                                        measures.resamples)  # fmt: skip
+            inputs = {
+                name: (split.text_sha1(), split.clusters) for name, split in self.splits().items()
+            }
+            control = WordControl.build(
+                inputs, self.train.labels, measures.seed, measures.resamples
+            )
         return replace(measures, clusters=clusters, control=control)
 
 
@@ -115,19 +119,38 @@ def is_word_input(*sources) -> bool:
     return False
 
 
-def prepare_words(model=None, *, task: str, train=None, val=None, test=None, data=None,
-                  word_pool=None, test_size: float = 0.2, val_size: float = VAL_SIZE,
-                  seed: int = 0, max_length=None,
-                  layers="all", device=None, log=None) -> WordData:  # fmt: skip
+def prepare_words(
+    model=None,
+    *,
+    task: str,
+    train=None,
+    val=None,
+    test=None,
+    data=None,
+    word_pool=None,
+    test_size: float = 0.2,
+    val_size: float = VAL_SIZE,
+    seed: int = 0,
+    max_length=None,
+    layers="all",
+    device=None,
+    log=None,
+) -> WordData:
     """Labelled word rows for train/val/test (see the module docstring)."""
     log = log or (lambda message: None)
     if data is not None and any(s is not None for s in (train, val, test)):
         raise ProbeError("give --data FILE or --train FILE (with --val/--test), not both")
     if not 0 <= test_size < 1:
         raise ProbeError("--test-size must be at least 0 and below 1 (0: no test split)")
-    inputs = {"data": data} if data is not None else {
-        name: source for name, source in (("train", train), ("val", val), ("test", test))
-        if source is not None}  # fmt: skip
+    inputs = (
+        {"data": data}
+        if data is not None
+        else {
+            name: source
+            for name, source in (("train", train), ("val", val), ("test", test))
+            if source is not None
+        }
+    )
     if not inputs or ("data" not in inputs and "train" not in inputs):
         raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
     splits, sentence_base = {}, 0
@@ -140,11 +163,11 @@ def prepare_words(model=None, *, task: str, train=None, val=None, test=None, dat
     if "data" in splits:
         splits["train"] = splits.pop("data")
         if test_size > 0:
-            splits["train"], splits["test"], carved = _hold_out(splits["train"], test_size, seed,
-                                                                "test")  # fmt: skip
+            splits["train"], splits["test"], carved = _hold_out(
+                splits["train"], test_size, seed, "test"
+            )
     if "val" not in splits and val_size > 0 and len(np.unique(splits["train"].clusters)) >= 20:
-        splits["train"], splits["val"], said = _hold_out(splits["train"], val_size, seed + 1,
-                                                         "val")  # fmt: skip
+        splits["train"], splits["val"], said = _hold_out(splits["train"], val_size, seed + 1, "val")
         said += " (it chooses C and the layer: ~5x faster than 5-fold CV); --val-size 0: CV"
         carved = f"{carved}; {said}" if carved else said
     notes = {"unseen_label_words": {}}
@@ -153,8 +176,10 @@ def prepare_words(model=None, *, task: str, train=None, val=None, test=None, dat
             known = np.isin(splits[name].labels, np.unique(splits["train"].labels))
             if not known.all():
                 notes["unseen_label_words"][name] = int((~known).sum())
-                log(f"{name}: {int((~known).sum())} words have labels never seen in training "
-                    "(left out of scores)")  # fmt: skip
+                log(
+                    f"{name}: {int((~known).sum())} words have labels never seen in training "
+                    "(left out of scores)"
+                )
                 splits[name] = splits[name].take(np.flatnonzero(known), name)
     if carved:
         log(carved)
@@ -173,9 +198,11 @@ def _hold_out(whole: WordSplit, fraction: float, seed: int, name: str):
         whole.take(np.flatnonzero(~is_held), "train"),
         whole.take(np.flatnonzero(is_held), name),
     )
-    notice = (f"no --{name} given: holding out {len(held)} of {len(sentences)} sentences "
-              f"({len(out)} words; {round(fraction * 100, 2):g}%, by sentence, seed {seed}) as "
-              f"the {name} set")  # fmt: skip
+    notice = (
+        f"no --{name} given: holding out {len(held)} of {len(sentences)} sentences "
+        f"({len(out)} words; {round(fraction * 100, 2):g}%, by sentence, seed {seed}) as "
+        f"the {name} set"
+    )
     return kept, out, notice
 
 
@@ -193,16 +220,25 @@ def _word_view(source, model, task, word_pool, max_length, layers, device, log) 
     from probe.features.wordextract import extract_words
 
     if not is_word_source(source):
-        raise ProbeError(f"{source}: --task needs word-level data (.conllu, or JSONL with a "
-                         "'tokens' list per line)")  # fmt: skip
+        raise ProbeError(
+            f"{source}: --task needs word-level data (.conllu, or JSONL with a "
+            "'tokens' list per line)"
+        )
     dataset = read_word_dataset(source)
     if task not in dataset.columns:
         raise ProbeError(f"{source}: no task '{task}' (tasks: {', '.join(dataset.columns)})")
     if task in EDGE_TASKS and dataset.heads is None:
         raise ProbeError(f"{source}: '{task}' edge probing needs HEAD columns (CoNLL-U)")
     log(f"{Path(source).name}: {len(dataset)} sentences, {dataset.n_words} words")
-    path = extract_words(model or DEFAULT_MODEL, dataset, layers, word_pool=word_pool,
-                         max_length=max_length, device=device, log=log)  # fmt: skip
+    path = extract_words(
+        model or DEFAULT_MODEL,
+        dataset,
+        layers,
+        word_pool=word_pool,
+        max_length=max_length,
+        device=device,
+        log=log,
+    )
     return str(path)
 
 
@@ -230,8 +266,13 @@ def _split_of_view(name, path, task, sentence_base, log) -> tuple[WordSplit, int
     if dropped:
         log(f"{Path(path).name}: {dropped} words without tokens (cut by --max-length) left out")
     rows = np.flatnonzero(keep)
-    split = WordSplit(name, [(str(path), rows)], labels[rows],
-                      [None if partner is None else partner[rows]], sentence[rows])  # fmt: skip
+    split = WordSplit(
+        name,
+        [(str(path), rows)],
+        labels[rows],
+        [None if partner is None else partner[rows]],
+        sentence[rows],
+    )
     return split, n_sentences
 
 
@@ -240,25 +281,36 @@ def _describe_words(splits: dict, model, inputs: dict, task: str, notes: dict) -
 
     caches = {path: open_cached(path) for split in splits.values() for path, _ in split.parts}
     first = next(iter(caches.values()))
-    identity = lambda c: (c.meta.get("model_fingerprint"), c.meta.get("tokenizer"),  # noqa: E731
-                          c.meta.get("max_length"), c.meta.get("word_pool"))  # fmt: skip
+
+    def identity(c):
+        return (
+            c.meta.get("model_fingerprint"),
+            c.meta.get("tokenizer"),
+            c.meta.get("max_length"),
+            c.meta.get("word_pool"),
+        )
+
     for cache in caches.values():
         if identity(cache) != identity(first):
-            raise ProbeError("every split must come from the same model, max length and word "
-                             "pool")  # fmt: skip
+            raise ProbeError("every split must come from the same model, max length and word pool")
     layers = sorted(set.intersection(*(set(c.layers) for c in caches.values())))
     notes["words"] = {name: len(split) for name, split in splits.items()}
     notes["sentences"] = {name: len(np.unique(split.clusters)) for name, split in splits.items()}
     notes["unaligned_words"] = int(sum(int(c.meta.get("unaligned", 0)) for c in caches.values()))
     return WordData(
-        train=splits["train"], val=splits.get("val"), test=splits.get("test"),
+        train=splits["train"],
+        val=splits.get("val"),
+        test=splits.get("test"),
         model=_model_spec(model) if isinstance(model, str) else str(first.meta.get("model")),
         model_fingerprint=str(first.meta.get("model_fingerprint")),
         max_length=int(first.meta.get("max_length")),
         n_layers_model=int(first.meta.get("n_layers_model", max(first.layers))),
         layers=layers,
-        cache_keys={name: "+".join(caches[p].key for p, _ in s.parts)
-                    for name, s in splits.items()},
+        cache_keys={
+            name: "+".join(caches[p].key for p, _ in s.parts) for name, s in splits.items()
+        },
         sources={name: str(source) for name, source in inputs.items()},
-        task=task, word_pool=str(first.meta.get("word_pool")), notes=notes,
-    )  # fmt: skip
+        task=task,
+        word_pool=str(first.meta.get("word_pool")),
+        notes=notes,
+    )
