@@ -118,9 +118,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             )
         val_codes = None
         if self.C is None and X_val is not None:
-            X_val = validate_data(
-                self, X_val, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=False
-            )
+            X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64],
+                                  ensure_all_finite=False)  # fmt: skip
             _check_finite(X_val, "validation X")
             val_codes = self._encode(y_val, "validation")
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked: one line
@@ -190,14 +189,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         path_class = getattr(self, "_path_class", LogisticPath)
         if path_class is not LogisticPath:
             return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
-        return path_class(
-            X,
-            codes,
-            len(self.classes_),
-            sample_weight,
-            seed=self.random_state,
-            basis=getattr(self, "_basis", None),
-        )
+        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state,
+                          basis=getattr(self, "_basis", None))  # fmt: skip
 
     def _standardise32(self, X) -> np.ndarray:
         standardised = np.asarray(X, np.float32) - self.mean_.astype(np.float32)
@@ -261,9 +254,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             self.search_ = {"method": "default (too few examples per class to cross-validate)"}
             return 1.0 if len(grid) > 1 else grid[0]
         splits = list(fold_rows(codes, folds, self.random_state))
-        paths = [
-            self._new_path(X[train], codes[train], sample_weight[train]) for train, _ in splits
-        ]
+        paths = [self._new_path(X[train], codes[train], sample_weight[train])
+                 for train, _ in splits]  # fmt: skip
         held_X = [X[held] for _, held in splits]
         scores, self._held_logits = [], []
         for C in grid:
@@ -438,9 +430,8 @@ def standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarra
     offset = np.zeros(X.shape[1])  # what is left of the mean after centring: ~1e-7 of it
     squares = np.zeros(X.shape[1])
     for start in range(0, n, 4096):
-        block = np.subtract(
-            X[start : start + 4096], centre, out=out[start : start + 4096], dtype=np.float32
-        )
+        block = np.subtract(X[start : start + 4096], centre, out=out[start : start + 4096],
+                            dtype=np.float32)  # fmt: skip
         offset += block.sum(axis=0, dtype=np.float64)
         squares += np.einsum("ij,ij->j", block, block)
     offset /= n

@@ -109,9 +109,8 @@ def split_texts(data: CachedData, text_col: str = "text", label_col: str = "labe
     return texts
 
 
-def random_weights_data(
-    data: CachedData, texts: dict, model: str, *, device=None, quiet=True, log=None
-) -> CachedData:
+def random_weights_data(data: CachedData, texts: dict, model: str, *, device=None, quiet=True,
+                        log=None) -> CachedData:  # fmt: skip
     """``data``'s splits, their features extracted by ``model`` (random weights)."""
     from probe.data.readers import TextDataset, text_sha1
     from probe.features.extract import extract
@@ -121,16 +120,8 @@ def random_weights_data(
     distinct = list(dict.fromkeys(text for split in texts.values() for text in split))
     dataset = TextDataset(distinct, None, "the sweep's texts (random-weights baseline)")
     layers = ",".join(str(layer) for layer in data.layers)
-    view = extract(
-        model,
-        dataset,
-        layers,
-        max_length=data.max_length,
-        device=device,
-        dtype=first.get("compute_dtype"),
-        quiet=quiet,
-        log=log,
-    )
+    view = extract(model, dataset, layers, max_length=data.max_length, device=device,
+                   dtype=first.get("compute_dtype"), quiet=quiet, log=log)  # fmt: skip
     row_of = {text_sha1(text): row for row, text in enumerate(distinct)}
 
     def split(original: CachedSplit | None) -> CachedSplit | None:
@@ -141,17 +132,12 @@ def random_weights_data(
 
     cache = open_cached(str(view))
     return CachedData(
-        train=split(data.train),
-        val=split(data.val),
-        test=split(data.test),
-        model=model,
+        train=split(data.train), val=split(data.val), test=split(data.test), model=model,
         model_fingerprint=str(cache.meta.get("model_fingerprint")),
-        max_length=data.max_length,
-        n_layers_model=data.n_layers_model,
+        max_length=data.max_length, n_layers_model=data.n_layers_model,
         layers=sorted(set(data.layers) & set(cache.layers)),
-        cache_keys={"train": cache.key},
-        sources=dict(data.sources),
-    )
+        cache_keys={"train": cache.key}, sources=dict(data.sources),
+    )  # fmt: skip
 
 
 # --- the rows ---------------------------------------------------------------------------------
@@ -172,41 +158,21 @@ def _scored_row(row: dict, split: CachedSplit, predicted, classes, resamples, se
     codes = np.searchsorted(classes, truth), np.searchsorted(classes, predicted)
     ci = metric_intervals(*codes, len(classes), n_resamples=resamples, seed=seed)
     name = split.name
-    return {
-        **row,
-        f"{name}_accuracy": report["accuracy"],
-        f"{name}_accuracy_ci": ci["accuracy"],
-        f"{name}_macro_f1": report["macro_f1"],
-        f"{name}_macro_f1_ci": ci["macro_f1"],
-        "_correct": (np.asarray(predicted) == truth).astype(np.float64),
-    }
+    return {**row, f"{name}_accuracy": report["accuracy"], f"{name}_accuracy_ci": ci["accuracy"],
+            f"{name}_macro_f1": report["macro_f1"], f"{name}_macro_f1_ci": ci["macro_f1"],
+            "_correct": (np.asarray(predicted) == truth).astype(np.float64)}  # fmt: skip
 
 
 def majority_row(data: CachedData, resamples: int = RESAMPLES, seed: int = 0) -> dict:
     classes, counts = np.unique(data.train.labels, return_counts=True)
     held = held_out_split(data)
     predicted = np.full(len(held), classes[counts.argmax()])
-    return _scored_row(
-        {"baseline": "majority", "prediction": str(classes[counts.argmax()])},
-        held,
-        predicted,
-        classes,
-        resamples,
-        seed,
-    )
+    return _scored_row({"baseline": "majority", "prediction": str(classes[counts.argmax()])},
+                       held, predicted, classes, resamples, seed)  # fmt: skip
 
 
-def bag_of_words_row(
-    data: CachedData,
-    texts: dict,
-    *,
-    C=None,
-    Cs=None,
-    class_weight=None,
-    cv: int = 5,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-) -> dict:
+def bag_of_words_row(data: CachedData, texts: dict, *, C=None, Cs=None, class_weight=None,
+                     cv: int = 5, resamples: int = RESAMPLES, seed: int = 0) -> dict:  # fmt: skip
     """TF-IDF + logistic regression on the training texts, C chosen as the probe's is."""
     from probe.heads.estimator import DEFAULT_CS
     from probe.heads.maths import pick_C
@@ -218,34 +184,22 @@ def bag_of_words_row(
     search = {"method": "given", "Cs": grid}
     if len(grid) > 1:
         if data.val is not None:
-            scores = _path_scores(
-                train_texts,
-                train_labels,
-                texts["val"],
-                np.asarray(data.val.labels),
-                grid,
-                class_weight,
-            )
+            scores = _path_scores(train_texts, train_labels, texts["val"],
+                                  np.asarray(data.val.labels), grid, class_weight)  # fmt: skip
             search = {"method": "validation"}
         else:
-            scores, search = _cross_validated_scores(
-                train_texts, train_labels, grid, class_weight, cv, seed
-            )
-        search.update(
-            {"Cs": grid, "accuracy": scores[:, 0].tolist(), "log_loss": scores[:, 1].tolist()}
-        )
+            scores, search = _cross_validated_scores(train_texts, train_labels, grid,
+                                                     class_weight, cv, seed)  # fmt: skip
+        search.update({"Cs": grid, "accuracy": scores[:, 0].tolist(),
+                       "log_loss": scores[:, 1].tolist()})  # fmt: skip
         chosen = pick_C(grid, scores)
     else:
         chosen = grid[0]
     model = _bow_pipeline(chosen, class_weight).fit(train_texts, train_labels)
     held = held_out_split(data)
-    row = {
-        "baseline": "bag of words",
-        "method": BOW_NAME,
-        "C": chosen,
-        "C_search": search.get("method"),
-        "vocabulary": len(model.named_steps["tfidf"].vocabulary_),
-    }
+    row = {"baseline": "bag of words", "method": BOW_NAME, "C": chosen,
+           "C_search": search.get("method"),
+           "vocabulary": len(model.named_steps["tfidf"].vocabulary_)}  # fmt: skip
     if data.val is not None and held is not data.val:
         row["val_accuracy"] = float(np.mean(model.predict(texts["val"]) == data.val.labels))
     scored = _scored_row(row, held, model.predict(texts[held.name]), classes, resamples, seed)
@@ -258,17 +212,11 @@ def _bow_pipeline(C: float, class_weight=None, warm_start: bool = False):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    return Pipeline(
-        [
-            ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
-            (
-                "logistic",
-                LogisticRegression(
-                    C=C, class_weight=class_weight, max_iter=1000, warm_start=warm_start
-                ),
-            ),
-        ]
-    )
+    return Pipeline([
+        ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
+        ("logistic", LogisticRegression(C=C, class_weight=class_weight, max_iter=1000,
+                                        warm_start=warm_start)),
+    ])  # fmt: skip
 
 
 def _path_scores(train_texts, train_labels, held_texts, held_labels, grid, class_weight):
@@ -301,9 +249,8 @@ def _cross_validated_scores(texts, labels, grid, class_weight, cv, seed):
         return np.tile([0.0, 0.0], (len(grid), 1)), {"method": "default (too few per class)"}
     texts = np.asarray(texts, dtype=object)
     total = np.zeros((len(grid), 2))
-    for train_rows, held_rows in StratifiedKFold(folds, shuffle=True, random_state=0).split(
-        texts, labels
-    ):
+    for train_rows, held_rows in StratifiedKFold(folds, shuffle=True,
+                                                 random_state=0).split(texts, labels):  # fmt: skip
         total += _path_scores(
             list(texts[train_rows]),
             labels[train_rows],
@@ -321,18 +268,9 @@ def _random_fit(index, random: CachedData, layer, pool, options):
     return _numbered_fit(index, random, layer, pool, train_accuracy=False, **options)
 
 
-def random_weight_rows(
-    random: CachedData,
-    tasks,
-    *,
-    C=None,
-    Cs=None,
-    class_weight=None,
-    cv: int = 5,
-    n_jobs: int = 1,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-) -> list[dict]:
+def random_weight_rows(random: CachedData, tasks, *, C=None, Cs=None, class_weight=None,
+                       cv: int = 5, n_jobs: int = 1, resamples: int = RESAMPLES,
+                       seed: int = 0) -> list[dict]:  # fmt: skip
     """One row per (layer, pool): the probe's head and C search on random-weights features."""
     from joblib import Parallel, delayed
 
@@ -349,25 +287,12 @@ def random_weight_rows(
         if isinstance(result, str):
             rows.append({"baseline": "random weights", **_error_row(layer, pool, result)})
             continue
-        row = {
-            "baseline": "random weights",
-            "layer": result.layer,
-            "pool": pool,
-            "C": result.classifier.C_,
-            "seconds": result.seconds,
-        }
+        row = {"baseline": "random weights", "layer": result.layer, "pool": pool,
+               "C": result.classifier.C_, "seconds": result.seconds}  # fmt: skip
         if random.val is not None and held is not random.val:
             row["val_accuracy"] = result.reports["val"]["accuracy"]
-        rows.append(
-            _scored_row(
-                row,
-                held,
-                result.predictions[held.name],
-                result.classifier.classes_,
-                resamples,
-                seed,
-            )
-        )
+        rows.append(_scored_row(row, held, result.predictions[held.name],
+                                result.classifier.classes_, resamples, seed))  # fmt: skip
     return rows
 
 
@@ -381,17 +306,15 @@ def mean_difference_intervals(differences: np.ndarray, resamples: int, seed: int
     return paired_differences(stacked, 0, n_resamples=resamples, seed=seed)[1:]
 
 
-def add_selectivity(
-    rows: list[dict], correct: list, baselines: dict, *, resamples: int = RESAMPLES, seed: int = 0
-) -> None:
+def add_selectivity(rows: list[dict], correct: list, baselines: dict, *,
+                    resamples: int = RESAMPLES, seed: int = 0) -> None:  # fmt: skip
     """Set ``selectivity_vs_random`` and ``selectivity_vs_bow`` (+ ``_ci``) on probe rows.
 
     ``correct`` holds each row's per-example correctness on the held-out split (None for a
     failed row); ``baselines`` is what ``baseline_rows`` returns, ``_correct`` still inside.
     """
-    random = {
-        (r["layer"], r["pool"]): r.get("_correct") for r in baselines.get("random_weights", [])
-    }
+    random = {(r["layer"], r["pool"]): r.get("_correct") for r in baselines.get("random_weights",
+                                                                                 [])}  # fmt: skip
     references = [("bow", baselines.get("bag_of_words", {}).get("_correct"), None)]
     references.append(("random", None, random))
     for name, single, per_row in references:
@@ -410,50 +333,23 @@ def add_selectivity(
             rows[i][f"selectivity_vs_{name}_ci"] = [float(interval[0]), float(interval[1])]
 
 
-def baseline_rows(
-    data: CachedData,
-    inputs: BaselineInputs,
-    tasks,
-    *,
-    C=None,
-    Cs=None,
-    class_weight=None,
-    cv: int = 5,
-    n_jobs: int = 1,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-) -> dict:
+def baseline_rows(data: CachedData, inputs: BaselineInputs, tasks, *, C=None, Cs=None,
+                  class_weight=None, cv: int = 5, n_jobs: int = 1, resamples: int = RESAMPLES,
+                  seed: int = 0) -> dict:  # fmt: skip
     """{"majority": row, "bag_of_words": row, "random_weights": [rows], "split", "seconds"}."""
     if held_out_split(data) is None:
         raise ProbeError("--baselines needs held-out data (--test, --val or --test-size > 0)")
     started = time.perf_counter()
-    found = {
-        "split": held_out_split(data).name,
-        "majority": majority_row(data, resamples, seed),
-        "bag_of_words": bag_of_words_row(
-            data,
-            inputs.texts,
-            C=C,
-            Cs=Cs,
-            class_weight=class_weight,
-            cv=cv,
-            resamples=resamples,
-            seed=seed,
-        ),
-    }
+    found = {"split": held_out_split(data).name,
+             "majority": majority_row(data, resamples, seed),
+             "bag_of_words": bag_of_words_row(data, inputs.texts, C=C, Cs=Cs,
+                                              class_weight=class_weight, cv=cv,
+                                              resamples=resamples, seed=seed)}  # fmt: skip
     if inputs.random is not None:
         single = [(layer, pool) for layer, pool in tasks if isinstance(layer, int)]
         found["random_weights"] = random_weight_rows(
-            inputs.random,
-            single,
-            C=C,
-            Cs=Cs,
-            class_weight=class_weight,
-            cv=cv,
-            n_jobs=n_jobs,
-            resamples=resamples,
-            seed=seed,
-        )
+            inputs.random, single, C=C, Cs=Cs, class_weight=class_weight, cv=cv,
+            n_jobs=n_jobs, resamples=resamples, seed=seed)  # fmt: skip
         found["random_model"] = inputs.random_model
         found["random_seed"] = inputs.seed
         found["random_extract_seconds"] = inputs.extract_seconds
@@ -463,23 +359,14 @@ def baseline_rows(
 
 def without_correctness(baselines: dict) -> dict:
     """The baselines as the JSON holds them (per-example vectors dropped)."""
-
-    def strip(row):
-        return {k: v for k, v in row.items() if not k.startswith("_")}
-
-    return {
-        key: [strip(r) for r in value]
-        if isinstance(value, list)
-        else strip(value)
-        if isinstance(value, dict)
-        else value
-        for key, value in baselines.items()
-    }
+    strip = lambda row: {k: v for k, v in row.items() if not k.startswith("_")}  # noqa: E731
+    return {key: [strip(r) for r in value] if isinstance(value, list)
+            else strip(value) if isinstance(value, dict) else value
+            for key, value in baselines.items()}  # fmt: skip
 
 
-def with_baselines(
-    data: CachedData, inputs: BaselineInputs, rows: list[dict], results: list, tasks, **options
-) -> dict:
+def with_baselines(data: CachedData, inputs: BaselineInputs, rows: list[dict], results: list,
+                   tasks, **options) -> dict:  # fmt: skip
     """The sweep's baselines (for its JSON), after setting every row's selectivity.
 
     ``results`` are the sweep's ``FitResult``s (an error string for a failed row), in the
@@ -488,19 +375,10 @@ def with_baselines(
     found = baseline_rows(data, inputs, tasks, **options)
     held = held_out_split(data)
     truth = np.asarray(held.labels)
-    correct = [
-        (np.asarray(r.predictions[held.name]) == truth).astype(np.float64)
-        if hasattr(r, "predictions")
-        else None
-        for r in results
-    ]
-    add_selectivity(
-        rows,
-        correct,
-        found,
-        resamples=options.get("resamples", RESAMPLES),
-        seed=options.get("seed", 0),
-    )
+    correct = [(np.asarray(r.predictions[held.name]) == truth).astype(np.float64)
+               if hasattr(r, "predictions") else None for r in results]  # fmt: skip
+    add_selectivity(rows, correct, found, resamples=options.get("resamples", RESAMPLES),
+                    seed=options.get("seed", 0))  # fmt: skip
     return without_correctness(found)
 
 
@@ -515,12 +393,9 @@ def markdown_baselines(result: dict) -> str:
     """The baseline rows as a Markdown table, scored on the same held-out split."""
     found = result["baselines"]
     split = found["split"]
-    lines = [
-        f"Baselines on the same {split} split (95% bootstrap CIs):",
-        "",
-        f"| baseline | layer | pool | C | {split} acc [95% CI] | {split} macro-F1 [95% CI] |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = [f"Baselines on the same {split} split (95% bootstrap CIs):", "",
+             f"| baseline | layer | pool | C | {split} acc [95% CI] | {split} macro-F1 [95% CI] |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     rows = [found["majority"], found["bag_of_words"], *found.get("random_weights", [])]
     for row in rows:
         C = row.get("C")
@@ -529,13 +404,10 @@ def markdown_baselines(result: dict) -> str:
             f"{'-' if C is None else format(C, 'g')} | {_with_ci(row, f'{split}_accuracy')} | "
             f"{_with_ci(row, f'{split}_macro_f1')} |"
         )
-    lines += [
-        "",
-        f"Bag of words: {BOW_METHOD}. Random weights: {found.get('random_model', '-')} "
-        f"(seed {found.get('random_seed', '-')}); baselines took {found['seconds']:.1f} s "
-        f"beyond the sweep, the random-weights extraction "
-        f"{found.get('random_extract_seconds', 0.0):.1f} s.",
-    ]
+    lines += ["", f"Bag of words: {BOW_METHOD}. Random weights: {found.get('random_model', '-')} "
+              f"(seed {found.get('random_seed', '-')}); baselines took {found['seconds']:.1f} s "
+              f"beyond the sweep, the random-weights extraction "
+              f"{found.get('random_extract_seconds', 0.0):.1f} s."]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -82,9 +82,8 @@ def _refits_on_train(measures, data: CachedData) -> bool:
     standardise them in place)."""
     if measures is None:
         return False
-    return bool(
-        measures.repeats or measures.control is not None or measures.mdl or data.val is None
-    )
+    return bool(measures.repeats or measures.control is not None or measures.mdl
+                or data.val is None)  # fmt: skip
 
 
 def fit_one(
@@ -134,19 +133,8 @@ def fit_one(
 
         labels = {split_name: s.labels for split_name, s in data.splits().items()}
         fields, scores = row_measures(classifier, features, labels, measures)
-    return FitResult(
-        name,
-        pool,
-        classifier,
-        reports,
-        seconds,
-        time.process_time() - cpu_started,
-        fields,
-        scores,
-        info,
-        combiner=combiner,
-        predictions=predictions,
-    )
+    return FitResult(name, pool, classifier, reports, seconds, time.process_time() - cpu_started,
+                     fields, scores, info, combiner=combiner, predictions=predictions)  # fmt: skip
 
 
 def head_meta(data: CachedData, result: FitResult) -> dict:
@@ -189,16 +177,8 @@ def _error_row(layer, pool: str, error: str) -> dict:
     """The row of a head that could not be fitted: its error, no metrics."""
     if isinstance(layer, RowSpec):
         layer = layer.name
-    return {
-        "layer": layer,
-        "pool": pool,
-        "C": None,
-        "val_accuracy": None,
-        "val_macro_f1": None,
-        "test_accuracy": None,
-        "test_macro_f1": None,
-        "error": error,
-    }
+    return {"layer": layer, "pool": pool, "C": None, "val_accuracy": None, "val_macro_f1": None,
+            "test_accuracy": None, "test_macro_f1": None, "error": error}  # fmt: skip
 
 
 def run_sweep(
@@ -247,9 +227,8 @@ def run_sweep(
         from probe.research.control import control_task
 
         labels = control_task(data)
-    measures = Measures(
-        resamples=resamples, seed=seed, repeats=repeats, control=labels, mdl=mdl, cv=cv
-    )
+    measures = Measures(resamples=resamples, seed=seed, repeats=repeats, control=labels,
+                        mdl=mdl, cv=cv)  # fmt: skip
     if hasattr(data, "word_measures"):  # word rows: sentence clusters, control per word type
         measures = data.word_measures(measures)
     tasks = [(layer, pool) for layer in layers for pool in pools]
@@ -257,14 +236,8 @@ def run_sweep(
     n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(tasks))
     started = time.perf_counter()
     results = [None] * len(tasks)
-    options = {
-        "C": C,
-        "Cs": Cs,
-        "class_weight": class_weight,
-        "cv": cv,
-        "train_accuracy": False,
-        "measures": measures,
-    }
+    options = {"C": C, "Cs": Cs, "class_weight": class_weight, "cv": cv,
+               "train_accuracy": False, "measures": measures}  # fmt: skip
     finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
         delayed(_numbered_fit)(index, data, layer, pool, **options)
         for index, (layer, pool) in enumerate(tasks)
@@ -277,17 +250,10 @@ def run_sweep(
     fitted = [i for i, result in enumerate(results) if isinstance(result, FitResult)]
     if not fitted:
         raise ProbeError(f"every head of the sweep failed; the first: {results[0]}")
-    rows = [
-        result.summary() if isinstance(result, FitResult) else _error_row(*task, result)
-        for task, result in zip(tasks, results, strict=True)
-    ]
-    choice = select_row(
-        [rows[i] for i in fitted],
-        [results[i].scores for i in fitted],
-        prefer_early=prefer_early,
-        resamples=resamples,
-        seed=seed,
-    )
+    rows = [result.summary() if isinstance(result, FitResult) else _error_row(*task, result)
+            for task, result in zip(tasks, results, strict=True)]  # fmt: skip
+    choice = select_row([rows[i] for i in fitted], [results[i].scores for i in fitted],
+                        prefer_early=prefer_early, resamples=resamples, seed=seed)  # fmt: skip
     best_index = fitted[choice.pop("index")]
     best = results[best_index]
     chance = float(np.unique(data.train.labels, return_counts=True)[1].max() / len(data.train))
@@ -295,20 +261,9 @@ def run_sweep(
     if baselines is not None:
         from probe.research.baselines import with_baselines
 
-        extra["baselines"] = with_baselines(
-            data,
-            baselines,
-            rows,
-            results,
-            tasks,
-            C=C,
-            Cs=Cs,
-            class_weight=class_weight,
-            cv=cv,
-            n_jobs=n_jobs,
-            resamples=resamples,
-            seed=seed,
-        )
+        extra["baselines"] = with_baselines(data, baselines, rows, results, tasks, C=C, Cs=Cs,
+                                            class_weight=class_weight, cv=cv, n_jobs=n_jobs,
+                                            resamples=resamples, seed=seed)  # fmt: skip
     return {
         "model": data.model,
         "model_fingerprint": data.model_fingerprint,
@@ -322,18 +277,14 @@ def run_sweep(
         "control": control,
         "mdl": mdl,
         "majority_baseline": chance,
-        "best": {
-            **rows[best_index],
-            "val": best.reports.get("val"),
-            "test": best.reports.get("test"),
-            "C_search": best.classifier.search_,
-        },
+        "best": {**rows[best_index], "val": best.reports.get("val"),
+                 "test": best.reports.get("test"), "C_search": best.classifier.search_},
         "entries": rows,
         **extra,
         "seconds": seconds,
         "n_jobs": n_jobs,
         "_best_result": best,
-    }
+    }  # fmt: skip
 
 
 def public(result: dict) -> dict:
@@ -370,15 +321,9 @@ def markdown_table(result: dict) -> str:
     entries = result["entries"]
     has_test = any(row["test_accuracy"] is not None for row in entries)
     val_name = "val" if result["selection"] == "validation" else "CV"
-
-    def has(key):
-        return any(row.get(key) is not None for row in entries)
-
-    columns = [
-        ("layer", lambda r: str(r["layer"])),
-        ("pool", lambda r: r["pool"]),
-        ("C", lambda r: _number(r["C"], "g")),
-    ]
+    has = lambda key: any(row.get(key) is not None for row in entries)  # noqa: E731
+    columns = [("layer", lambda r: str(r["layer"])), ("pool", lambda r: r["pool"]),
+               ("C", lambda r: _number(r["C"], "g"))]  # fmt: skip
     if has("selection_log_loss"):
         columns.append((f"{val_name} log-loss", lambda r: _number(r.get("selection_log_loss"))))
         columns.append(("≈ chosen", lambda r: "=" if r.get("indistinguishable") else ""))
@@ -387,27 +332,14 @@ def markdown_table(result: dict) -> str:
         columns.append(("test acc [95% CI]", lambda r: _ci(r, "test_accuracy")))
         columns.append(("test macro-F1 [95% CI]", lambda r: _ci(r, "test_macro_f1")))
     if has("repeat_accuracy_mean"):
-        columns.append(
-            (
-                f"acc over {result['repeats']} refits",
-                lambda r: (
-                    f"{r['repeat_accuracy_mean']:.4f} ± {r['repeat_accuracy_sd']:.4f}"
-                    if r.get("repeat_accuracy_mean") is not None
-                    else "-"
-                ),
-            )
-        )
+        columns.append((f"acc over {result['repeats']} refits", lambda r: (
+            f"{r['repeat_accuracy_mean']:.4f} ± {r['repeat_accuracy_sd']:.4f}"
+            if r.get("repeat_accuracy_mean") is not None else "-")))  # fmt: skip
     if has("memorisation_capacity"):
-        columns.append(
-            (
-                "memorisation (train acc, hashed labels)",
-                lambda r: _number(r.get("memorisation_capacity")),
-            )
-        )
-    for key, title in (
-        ("selectivity_vs_random", "acc − random weights [95% CI]"),
-        ("selectivity_vs_bow", "acc − bag of words [95% CI]"),
-    ):
+        columns.append(("memorisation (train acc, hashed labels)",
+                        lambda r: _number(r.get("memorisation_capacity"))))  # fmt: skip
+    for key, title in (("selectivity_vs_random", "acc − random weights [95% CI]"),
+                       ("selectivity_vs_bow", "acc − bag of words [95% CI]")):  # fmt: skip
         if has(key):
             columns.append((title, lambda r, key=key: _signed_ci(r, key)))
     if has("mdl_online_bits"):
@@ -449,74 +381,38 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
         if not rows:
             continue
         layers = [r["layer"] for r in rows]
-        axes.plot(
-            layers,
-            [r["val_accuracy"] for r in rows],
-            "-o",
-            color=colour,
-            markersize=3,
-            label=f"{pool} ({val_name})",
-        )
+        axes.plot(layers, [r["val_accuracy"] for r in rows], "-o", color=colour, markersize=3,
+                  label=f"{pool} ({val_name})")  # fmt: skip
         if rows[0]["test_accuracy"] is not None:
-            axes.plot(
-                layers,
-                [r["test_accuracy"] for r in rows],
-                "--",
-                color=colour,
-                alpha=0.7,
-                label=f"{pool} (test, 95% CI)",
-            )
+            axes.plot(layers, [r["test_accuracy"] for r in rows], "--", color=colour,
+                      alpha=0.7, label=f"{pool} (test, 95% CI)")  # fmt: skip
             if all(r.get("test_accuracy_ci") for r in rows):
-                axes.fill_between(
-                    layers,
-                    [r["test_accuracy_ci"][0] for r in rows],
-                    [r["test_accuracy_ci"][1] for r in rows],
-                    color=colour,
-                    alpha=0.15,
-                    linewidth=0,
-                )
+                axes.fill_between(layers, [r["test_accuracy_ci"][0] for r in rows],
+                                  [r["test_accuracy_ci"][1] for r in rows], color=colour,
+                                  alpha=0.15, linewidth=0)  # fmt: skip
         refits = [r for r in rows if r.get("repeat_accuracy_mean") is not None]
         if refits:
-            axes.errorbar(
-                [r["layer"] for r in refits],
-                [r["repeat_accuracy_mean"] for r in refits],
-                yerr=[r["repeat_accuracy_sd"] for r in refits],
-                fmt="none",
-                ecolor=colour,
-                capsize=2,
-                alpha=0.8,
-                label=f"{pool} ({result['repeats']} refits, mean ± sd)",
-            )
+            axes.errorbar([r["layer"] for r in refits], [r["repeat_accuracy_mean"] for r in refits],
+                          yerr=[r["repeat_accuracy_sd"] for r in refits], fmt="none",
+                          ecolor=colour, capsize=2, alpha=0.8,
+                          label=f"{pool} ({result['repeats']} refits, mean ± sd)")  # fmt: skip
         same = [r for r in rows if r.get("indistinguishable")]
-        axes.plot(
-            [r["layer"] for r in same],
-            [r["val_accuracy"] for r in same],
-            "o",
-            mfc="none",
-            color="black",
-            markersize=7,
-            alpha=0.5,
-        )
+        axes.plot([r["layer"] for r in same], [r["val_accuracy"] for r in same], "o",
+                  mfc="none", color="black", markersize=7, alpha=0.5)  # fmt: skip
     multi = (r for r in result["entries"] if not isinstance(r["layer"], int) and not r.get("error"))
-    for row, style in zip(multi, (":", "-.", (0, (1, 3)), (0, (5, 5))) * 8, strict=False):
+    for row, style in zip(multi,
+                          (":", "-.", (0, (1, 3)), (0, (5, 5))) * 8, strict=False):  # fmt: skip
         value = row["test_accuracy"] if row["test_accuracy"] is not None else row["val_accuracy"]
-        axes.axhline(
-            value, linestyle=style, color="grey", linewidth=1, label=f"{row['layer']} {row['pool']}"
-        )
+        axes.axhline(value, linestyle=style, color="grey", linewidth=1,
+                     label=f"{row['layer']} {row['pool']}")  # fmt: skip
     if result.get("baselines"):
         from probe.research.baselines import plot_baselines
 
         plot_baselines(axes, result["baselines"])
     best = result["best"]
     if isinstance(best["layer"], int):
-        axes.plot(
-            [best["layer"]],
-            [best["val_accuracy"]],
-            "*",
-            color="black",
-            markersize=14,
-            label=f"selected: layer {best['layer']}, {best['pool']}",
-        )
+        axes.plot([best["layer"]], [best["val_accuracy"]], "*", color="black", markersize=14,
+                  label=f"selected: layer {best['layer']}, {best['pool']}")  # fmt: skip
     axes.set_xlabel("layer (0 = embeddings); open circles: indistinguishable from the chosen")
     axes.set_ylabel("accuracy")
     axes.set_title(f"{Path(str(result['model'])).name}: linear probe per layer")
