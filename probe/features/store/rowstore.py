@@ -265,6 +265,27 @@ class RowStore:
 
     # --- writing --------------------------------------------------------------------------
 
+    def new_shard_path(self) -> Path:
+        """A fresh shard name in this setting's folder (written once, never reused), the
+        folder's ``setting.json`` written first: what every kind of row commits through."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "setting.json").is_file():
+            write_atomic(self.folder / "setting.json", json.dumps(self.setting.as_dict(), indent=1))
+        unique = f"{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return self.folder / f"shard-{unique}.h5"
+
+    def register_shard(self, shard: Path, n: int, layers: list[int], prefer: bool) -> Path:
+        """Add a committed shard to the index under the lock (first when ``prefer``: a forced
+        recompute wins lookups); until then readers do not see it."""
+        from filelock import FileLock
+
+        entry = {"name": shard.name, "n": n, "layers": layers}
+        with FileLock(str(self.folder / "index.lock")):
+            shards = [asdict(e) for e in self.entries()]
+            shards = [entry, *shards] if prefer else [*shards, entry]
+            write_atomic(self.folder / "index.json", json.dumps({"shards": shards}))
+        return shard
+
     def commit(
         self,
         text_sha1,
@@ -277,7 +298,6 @@ class RowStore:
     ) -> Path:
         """Write one immutable shard, then add it to the index under the lock."""
         import h5py
-        from filelock import FileLock
 
         text_sha1 = np.ascontiguousarray(text_sha1, dtype=np.uint8).reshape(-1, SHA1_BYTES)
         n = len(text_sha1)
@@ -288,13 +308,8 @@ class RowStore:
                 raise ValueError(
                     f"pooled['{pool}'] has shape {shape}, expected ({len(layers)}, {n}, D)"
                 )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if not (self.folder / "setting.json").is_file():
-            write_atomic(self.folder / "setting.json", json.dumps(self.setting.as_dict(), indent=1))
-        name = (
-            f"shard-{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.h5"
-        )
-        with atomic_path(self.folder / name, suffix=".h5") as staging:
+        shard = self.new_shard_path()
+        with atomic_path(shard, suffix=".h5") as staging:
             with h5py.File(staging, "w") as handle:
                 handle["text_sha1"] = text_sha1
                 handle["n_tokens"] = np.asarray(n_tokens, dtype=np.int32)
@@ -304,12 +319,7 @@ class RowStore:
                 for pool in self.setting.pools:
                     handle.create_dataset(pool, data=np.asarray(pooled[pool], dtype=np.float16))
                 handle.attrs["setting"] = self.setting.key
-        entry = {"name": name, "n": n, "layers": layers}
-        with FileLock(str(self.folder / "index.lock")):
-            shards = [asdict(e) for e in self.entries()]
-            shards = [entry, *shards] if prefer else [*shards, entry]
-            write_atomic(self.folder / "index.json", json.dumps({"shards": shards}))
-        return self.folder / name
+        return self.register_shard(shard, n, layers, prefer)
 
     # --- reading for views ----------------------------------------------------------------
 

@@ -18,20 +18,14 @@ Shard layout (ragged: one concatenated array per shard plus per-row offsets)::
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
 
 import numpy as np
 
 from probe.errors import ProbeError
 from probe.features.pooling import TOKEN_POOL
 from probe.features.store.rowstore import SHA1_BYTES, Located, RowStore, Setting
-from probe.files import atomic_path, write_atomic
+from probe.files import atomic_path
 
 UNITS_NODE = "units"
 
@@ -74,7 +68,6 @@ class RaggedRowStore(RowStore):
     ):
         """One immutable shard of ``units`` float16 [k, sum(n_units), D], then the index."""
         import h5py
-        from filelock import FileLock
 
         text_sha1 = np.ascontiguousarray(text_sha1, dtype=np.uint8).reshape(-1, SHA1_BYTES)
         offsets = np.concatenate([[0], np.cumsum(np.asarray(n_units, np.int64))])
@@ -83,13 +76,8 @@ class RaggedRowStore(RowStore):
             raise ValueError(
                 f"units {units.shape} do not match {len(layers)} layers and {offsets[-1]} units"
             )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if not (self.folder / "setting.json").is_file():
-            write_atomic(self.folder / "setting.json", json.dumps(self.setting.as_dict(), indent=1))
-        name = (
-            f"shard-{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.h5"
-        )
-        with atomic_path(self.folder / name, suffix=".h5") as staging:
+        shard = self.new_shard_path()
+        with atomic_path(shard, suffix=".h5") as staging:
             with h5py.File(staging, "w") as handle:
                 handle["text_sha1"] = text_sha1
                 handle["n_tokens"] = np.asarray(n_tokens, dtype=np.int32)
@@ -100,12 +88,7 @@ class RaggedRowStore(RowStore):
                     handle["truncated"] = np.asarray(truncated, dtype=bool)
                 handle.create_dataset(UNITS_NODE, data=np.asarray(units, dtype=np.float16))
                 handle.attrs["setting"] = self.setting.key
-        entry = {"name": name, "n": len(text_sha1), "layers": layers}
-        with FileLock(str(self.folder / "index.lock")):
-            shards = [asdict(e) for e in self.entries()]
-            shards = [entry, *shards] if prefer else [*shards, entry]
-            write_atomic(self.folder / "index.json", json.dumps({"shards": shards}))
-        return self.folder / name
+        return self.register_shard(shard, len(text_sha1), layers, prefer)
 
     def n_units(self, text_sha1: np.ndarray, layer: int) -> np.ndarray:
         located = self.locate(text_sha1, [layer])[layer]
