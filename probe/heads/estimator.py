@@ -18,10 +18,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probe.errors import ProbeError
-from probe.heads.linalg import feature_basis
+from probe.heads.inputs import InvalidTrainingData, check_finite, standardise
 from probe.heads.maths import (
     accuracy_and_log_loss,
-    constant_columns,
     folded_weights,
     pick_C,
     softmax,
@@ -31,15 +30,12 @@ from probe.heads.solver import (
     SEARCH_TOL,
     LogisticPath,
     ReferencePath,
+    SharedSubsample,
     SolverFailure,
 )
 
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 2, 7))  # 1e-4 .. 1e2, one per decade
 SMALL_PROBLEM = 1 << 22  # entries of X below which BLAS runs single-threaded
-
-
-class InvalidTrainingData(ProbeError, ValueError):
-    """Bad training data: a ``ProbeError`` for the CLI, a ``ValueError`` for scikit-learn."""
 
 
 # --- the estimator ----------------------------------------------------------------------------
@@ -108,7 +104,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         from threadpoolctl import threadpool_limits
 
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], ensure_all_finite=False)
-        _check_finite(X, "X")
+        check_finite(X, "X")
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -118,16 +114,17 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             )
         val_codes = None
         if self.C is None and X_val is not None:
-            X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64],
-                                  ensure_all_finite=False)  # fmt: skip
-            _check_finite(X_val, "validation X")
+            X_val = validate_data(
+                self, X_val, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=False
+            )
+            check_finite(X_val, "validation X")
             val_codes = self._encode(y_val, "validation")
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked: one line
             standardised, self.mean_, self.scale_ = standardise(X, self.copy_X)  # (N, D) f32
         sample_weight = self._sample_weight(codes)
         grid = self._grid()
         X_val = None if val_codes is None else self._standardise32(X_val)
-        self._basis = _shared_basis(standardised, len(self.classes_), self.random_state)
+        self._shared = _shared_subsample(standardised, len(self.classes_), self.random_state)
         self._held_logits = None  # the k-fold search's held-out logits, if it runs
         # BLAS threads pay off on big matrices only; on small ones they spin and wait
         with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
@@ -185,12 +182,16 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = path.solve(best_C, self.tol, self.max_iter)  # polished to tol
         return path, best_C
 
-    def _new_path(self, X, codes, sample_weight):
+    def _new_path(self, X, codes, sample_weight, rows=None):
+        """A path on X (``rows`` of the standardised matrix, when a fold's)."""
         path_class = getattr(self, "_path_class", LogisticPath)
         if path_class is not LogisticPath:
             return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state)
-        return path_class(X, codes, len(self.classes_), sample_weight, seed=self.random_state,
-                          basis=getattr(self, "_basis", None))  # fmt: skip
+        shared = getattr(self, "_shared", None)
+        if shared is not None and rows is not None:
+            shared = shared.within(rows)
+        seed, classes = self.random_state, len(self.classes_)
+        return path_class(X, codes, classes, sample_weight, seed=seed, shared=shared)
 
     def _standardise32(self, X) -> np.ndarray:
         standardised = np.asarray(X, np.float32) - self.mean_.astype(np.float32)
@@ -254,8 +255,10 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             self.search_ = {"method": "default (too few examples per class to cross-validate)"}
             return 1.0 if len(grid) > 1 else grid[0]
         splits = list(fold_rows(codes, folds, self.random_state))
-        paths = [self._new_path(X[train], codes[train], sample_weight[train])
-                 for train, _ in splits]  # fmt: skip
+        paths = [
+            self._new_path(X[train], codes[train], sample_weight[train], rows=train)
+            for train, _ in splits
+        ]
         held_X = [X[held] for _, held in splits]
         scores, self._held_logits = [], []
         for C in grid:
@@ -382,63 +385,15 @@ def turned_up(scores: np.ndarray) -> bool:
     return bool(rising and accuracy[-2:].max() <= accuracy[:-2].max())
 
 
-def _shared_basis(X: np.ndarray, n_classes: int, seed: int) -> np.ndarray | None:
-    """K classes: one feature eigenbasis for every path of a fit (folds and the final fit
-    share the standardised matrix), so a C search pays for one eigenproblem, not six."""
+def _shared_subsample(X: np.ndarray, n_classes: int, seed: int) -> SharedSubsample | None:
+    """K classes: one feature eigenbasis and projected subsample for every path of a fit
+    (folds and the final fit share the standardised matrix), so a C search pays for one
+    eigenproblem and one projection, not six."""
     n, dim = X.shape
     if n_classes <= 2 or min(n, PRECONDITIONER_ROWS) < dim + 1:
         return None  # two classes use the exact subsample Hessian; wide data a thin basis
-    rows = np.sort(np.random.default_rng(seed).permutation(n)[:PRECONDITIONER_ROWS])
     try:
         with np.errstate(all="ignore"):
-            return feature_basis(np.hstack([X[rows], np.ones((len(rows), 1), np.float32)]))
+            return SharedSubsample.of(X, seed)
     except (ArithmeticError, ValueError):  # each path then meets it, and falls back
         return None
-
-
-def _check_finite(X: np.ndarray, what: str) -> None:
-    """NaN or inf in features: one line naming how many, before any arithmetic."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(X.sum(dtype=np.float64)):  # one pass, no (N, D) mask, when all is well
-            return
-    finite = np.isfinite(X)
-    if not finite.all():
-        bad = int(finite.size - np.count_nonzero(finite))
-        rows = int(np.count_nonzero(~finite.all(axis=1)))
-        raise InvalidTrainingData(
-            f"{what} contains {bad} non-finite values (NaN or inf) in {rows} rows; "
-            "drop or repair those rows"
-        )
-
-
-def standardise(X: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(standardised float32 X, centre, scale): what ``mean_`` and ``scale_`` hold.
-
-    A float64-accumulated column sum gives the mean, rounded to float32: the centre
-    actually subtracted, so ``decision_function`` centres exactly as training did. Then, in
-    row blocks that stay in cache, each block is centred and its squares summed (float32
-    within a block, float64 across blocks): the variance from centred values keeps the
-    precision of columns whose mean is large next to their spread (hidden states have such
-    outlier dimensions). Constant columns get scale 1, as in scikit-learn's StandardScaler.
-    With ``copy=False`` a writable float32 X is overwritten: on 67k x 576 a fresh copy costs
-    more than the arithmetic (page faults).
-    """
-    n = len(X)
-    centre = (X.sum(axis=0, dtype=np.float64) / n).astype(np.float32)  # (D,)
-    in_place = not copy and X.dtype == np.float32 and X.flags.writeable and X.flags.c_contiguous
-    out = X if in_place else np.empty(X.shape, np.float32)  # (N, D)
-    offset = np.zeros(X.shape[1])  # what is left of the mean after centring: ~1e-7 of it
-    squares = np.zeros(X.shape[1])
-    for start in range(0, n, 4096):
-        block = np.subtract(X[start : start + 4096], centre, out=out[start : start + 4096],
-                            dtype=np.float32)  # fmt: skip
-        offset += block.sum(axis=0, dtype=np.float64)
-        squares += np.einsum("ij,ij->j", block, block)
-    offset /= n
-    scale = np.sqrt(np.maximum(squares / n - offset**2, 0.0))
-    if not (np.isfinite(scale).all() and np.isfinite(centre).all()):
-        raise InvalidTrainingData("feature values too large for float32 (|x| > 3e38)")
-    # constant: no spread, or less than float32 can hold next to the mean (rounding)
-    scale = np.where(constant_columns(scale, centre), 1.0, scale)
-    out /= scale.astype(np.float32)
-    return out, centre.astype(np.float64), scale

@@ -97,12 +97,24 @@ def test_the_row_takes_its_selection_loss_from_the_search_only_when_the_folds_ma
     assert given.out_of_fold_proba() is None
 
 
-def test_folds_and_the_final_fit_share_one_feature_basis():
+def test_folds_and_the_final_fit_share_one_feature_basis_and_subsample():
+    from probe.heads.estimator import standardise
+
     X, y = noisy_linear(n=400, dim=20, classes=4, seed=5)
     clf = ProbeClassifier().fit(X, y)
-    assert clf._basis.shape == (21, 21)
-    np.testing.assert_allclose(clf._basis.T @ clf._basis, np.eye(21), atol=1e-5)
-    assert ProbeClassifier().fit(X, y % 2)._basis is None  # two classes: exact Hessian
+    shared = clf._shared
+    assert shared.basis.shape == (21, 21)
+    np.testing.assert_allclose(shared.basis.T @ shared.basis, np.eye(21), atol=1e-5)
+    assert ProbeClassifier().fit(X, y % 2)._shared is None  # two classes: exact Hessian
+    # a fold reads the shared rows it trains on, projected as if it had projected them itself
+    standardised = standardise(X)[0]
+    train = np.sort(np.random.default_rng(0).choice(400, 320, replace=False))
+    fold = shared.within(train)
+    assert 200 < len(fold.rows) < 400 and np.all(np.isin(train[fold.rows], shared.rows))
+    rows = standardised[train][fold.rows]
+    augmented = np.hstack([rows, np.ones((len(rows), 1), np.float32)])
+    expected = np.square(augmented @ shared.basis.astype(np.float32))
+    np.testing.assert_allclose(fold.projected, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_progress_reads_slow_rates_and_its_eta_does_not_jump_with_parallel_jobs():

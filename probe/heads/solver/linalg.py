@@ -2,7 +2,7 @@
 
 Degenerate features (constant or duplicated columns, rank-deficient or wide matrices: what
 embedding layers look like) make the curvature estimate singular, and LAPACK can then fail or
-return non-finite values. Cut from ``probe.heads.solver`` because this is the one place that
+return non-finite values. Cut from the path because this is the one place that
 defends against that: every factorisation here is symmetrised, floored, given a ridge
 relative to its trace, or replaced by a diagonal preconditioner as the last resort, and a
 non-finite input raises ``SolverFailure`` (the estimator then refits with scikit-learn).

@@ -1,0 +1,276 @@
+"""The solver's path: penalised logistic regression on one matrix, warm-started from C to C.
+
+It minimises exactly scikit-learn's objective, ``C * sum_i s_i loss_i + ||W||^2 / 2``
+(intercept not penalised), so a converged fit equals ``LogisticRegression(C=C)`` on the same
+standardised features; the tests check that.
+
+- L-BFGS (``lbfgs``) whose initial inverse Hessian is the data term's Hessian estimated on a
+  subsample plus the exact penalty (``curvature``), scaled to the newest curvature pair;
+- the full step is checked (Armijo, Wolfe) from one read of X that also gives the next
+  gradient; only when it fails is there a line search, exact and O(N) per trial step;
+- warm starts along the C path (small to large C), keeping the curvature pairs and the
+  gradient of the data term, which do not depend on C;
+- Cs are compared at a looser tolerance (``SEARCH_TOL``, ``SEARCH_RTOL``); the chosen one is
+  then polished to ``tol`` from where the path left it;
+- float32 for the data matrix (it was fp16 in the cache), float64 for everything else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from probe.heads.maths import logsumexp, softmax
+from probe.heads.solver import curvature
+from probe.heads.solver.curvature import SharedSubsample, subsample
+from probe.heads.solver.lbfgs import CurvaturePairs
+from probe.heads.solver.linalg import SolverFailure
+
+SEARCH_TOL = 3e-3  # Newton decrement when comparing Cs; the chosen C is polished to ``tol``
+# rows per block of a fused pass: both products read a block while it is in L2 (256 x 576
+# float32 = 590 kB): 30-35% less CPU per pass than 4,096-row blocks at 4k and 25k rows (EPYC)
+CHUNK_ROWS = 256
+FILE_CHUNK_ROWS = 4096  # rows per read when X is a file (probe.heads.streaming): fewer reads
+OBJECTIVE_RTOL = 1e-6  # stop also when the objective is this close to its minimum, relatively
+# ... and while comparing Cs: held-out losses of neighbouring Cs differ by 1e-3 and more, and
+# the last 1e-6 costs a third of a search's passes (six classes; same Cs chosen)
+SEARCH_RTOL = 1e-5
+RENEW_EVERY = 12  # iterations at one C after which the curvature is estimated again
+WOLFE = 0.9  # curvature condition of the full step: 0.9 is the usual one for quasi-Newton
+
+
+# --- the solver -------------------------------------------------------------------------------
+
+
+class LogisticPath:
+    """Penalised logistic regression on one standardised matrix, warm-started from C to C.
+
+    Parameters are ``W`` (K', D) and ``b`` (K',), K' = 1 for two classes (binary loss, like
+    scikit-learn) and K' = K otherwise (symmetric multinomial). The objective in mean form,
+    ``sum_i w_i loss_i + lam ||W||^2 / 2`` with ``w = s / sum(s)`` and ``lam = 1 / (C sum(s))``,
+    has scikit-learn's minimiser and its gradient scale.
+    Gradients are handled as (K', D+1) arrays, the intercept in the last column.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        codes: np.ndarray,
+        n_classes: int,
+        sample_weight,
+        seed=0,
+        shared: SharedSubsample | None = None,
+    ):
+        self.X = X  # float32 (N, D), standardised; or rows read from a file on demand
+        self.codes = codes  # int (N,)
+        self.binary = n_classes == 2
+        self.k = 1 if self.binary else n_classes
+        n, dim = X.shape
+        self.weight_sum = float(np.sum(sample_weight))
+        self.w = np.asarray(sample_weight, np.float64) / self.weight_sum  # (N,)
+        self.target = (codes == 1).astype(np.float64) if self.binary else None  # (N,)
+        self.W = np.zeros((self.k, dim))
+        # start at W = 0 with the best intercept there: the weighted class log-odds
+        share = np.bincount(codes, weights=self.w, minlength=n_classes).clip(1e-12)  # (K,)
+        log_share = np.log(share)
+        self.b = (log_share[1:] - log_share[:1]) if self.binary else log_share - log_share.mean()
+        self.Z = np.tile(self.b, (n, 1))  # logits X W^T + b, kept in step with W, b
+        self.pairs = CurvaturePairs()  # (step, change of data gradient): they carry over C
+        self.seed = seed
+        self.shared = shared  # K classes: basis and subsample, shareable by the folds
+        self.sub_rows = subsample(n, seed) if shared is None else shared.rows
+        self.passes = 0  # reads of X: the cost that matters
+        self.converged = True
+        self._curvature = None  # the data term's Hessian on the subsample
+        self.grad_data = None  # (K', D+1) data-term gradient at W, b: it carries over C to C
+
+    # the data term ----------------------------------------------------------------------------
+    def _loss(self, Z: np.ndarray) -> float:
+        """Weighted mean loss of logits Z (N, K')."""
+        from scipy.special import log_expit
+
+        if self.binary:
+            z = Z[:, 0]
+            return float(self.w @ -log_expit(np.where(self.target == 1, z, -z)))
+        rows = np.arange(len(Z))
+        return float(self.w @ (logsumexp(Z) - Z[rows, self.codes]))
+
+    def _residual(self, Z: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """w_i * d loss_i / d z_i for the given rows: (n, K')."""
+        from scipy.special import expit
+
+        if self.binary:
+            return ((expit(Z[:, 0]) - self.target[rows]) * self.w[rows])[:, None]
+        residual = softmax(Z)
+        residual[np.arange(len(Z)), self.codes[rows]] -= 1.0
+        return residual * self.w[rows, None]
+
+    def _gradient_pass(self) -> np.ndarray:
+        """Data-term gradient at the current logits: (K', D+1), one read of X."""
+        self.passes += 1
+        residual = self._residual(self.Z)  # (N, K')
+        if isinstance(self.X, np.ndarray):
+            grad_w = residual.T.astype(np.float32) @ self.X  # (K', N) @ (N, D) -> (K', D)
+        else:  # rows streamed from a file (probe.heads.streaming), block by block
+            grad_w = np.zeros((self.k, self.X.shape[1]), np.float32)
+            for start in range(0, len(self.X), FILE_CHUNK_ROWS):
+                rows = slice(start, start + FILE_CHUNK_ROWS)
+                grad_w += residual[rows].T.astype(np.float32) @ self.X[rows]
+        return np.hstack([grad_w.astype(np.float64), residual.sum(axis=0)[:, None]])
+
+    def _step_pass(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One read of X, block by block: how the logits move along ``direction`` (N, K'),
+        and the data gradient (K', D+1) after the full step (t = 1), which is usually taken.
+        """
+        self.passes += 1
+        d_w = np.ascontiguousarray(direction[:, :-1].T, np.float32)  # (D, K')
+        along = np.empty_like(self.Z)
+        grad = np.zeros_like(direction)
+        chunk = CHUNK_ROWS if isinstance(self.X, np.ndarray) else FILE_CHUNK_ROWS
+        for start in range(0, len(self.X), chunk):
+            rows = slice(start, start + chunk)
+            block = self.X[rows]  # (c, D)
+            along[rows] = block @ d_w + direction[:, -1]  # (c, K')
+            residual = self._residual(self.Z[rows] + along[rows], rows)  # (c, K')
+            grad[:, :-1] += residual.T.astype(np.float32) @ block
+            grad[:, -1] += residual.sum(axis=0)
+        return along, grad
+
+    def _slope_and_bend(self, t: float, along: np.ndarray) -> tuple[float, float]:
+        """First and second derivative of the data term at Z + t * along: O(N), no pass."""
+        from scipy.special import expit
+
+        Z = self.Z + t * along
+        if self.binary:
+            p, u = expit(Z[:, 0]), along[:, 0]
+            return float(self.w @ ((p - self.target) * u)), float(self.w @ (p * (1 - p) * u * u))
+        p = softmax(Z)
+        p_u = (p * along).sum(axis=1)
+        slope = self.w @ (p_u - along[np.arange(len(Z)), self.codes])
+        return float(slope), float(self.w @ ((p * along * along).sum(axis=1) - p_u * p_u))
+
+    def _preconditioner(self, lam: float):
+        """Approximate inverse Hessian of the objective, as a function (K', D+1) -> (K', D+1).
+
+        The data term's Hessian is estimated on a subsample where the path starts; at each C
+        only the penalty changes (a Cholesky, or a division in an eigenbasis) and the L-BFGS
+        pairs follow the curvature as it moves. On (nearly) separable data p(1 - p)
+        collapses as C grows and the estimate becomes far too stiff: after ``RENEW_EVERY``
+        iterations at one C it is renewed, which cuts iterations per C there from 100-180
+        to ~15. (``probe.heads.solver.curvature`` says how it is estimated.)
+        """
+        if self._curvature is None:
+            wide = len(self.sub_rows) < self.X.shape[1] + 1
+            if self.shared is None and not self.binary and not wide:
+                self.shared = SharedSubsample.of(self.X, self.seed)
+                self.sub_rows = self.shared.rows
+            weight = self.w[self.sub_rows] * (len(self.X) / len(self.sub_rows))  # (m,)
+            self._curvature = curvature.estimate(
+                self.X[self.sub_rows], self.Z[self.sub_rows], weight, self.binary, self.shared
+            )
+        return curvature.inverse(self._curvature, lam, self.W.shape[1])
+
+    # one C -----------------------------------------------------------------------------------
+    def solve(self, C: float, tol: float, max_iter: int) -> int:
+        """Minimise at ``C`` from the current W, b; return the gradient evaluations used.
+
+        Stops when the Newton decrement ``sqrt(g . H^-1 g)`` (H^-1 from L-BFGS) is below
+        ``tol``: the objective is then within about ``tol^2 / 2`` of its minimum. A bound on
+        the gradient alone (scikit-learn's criterion) stops far from the minimum at large C,
+        where the objective is flat in directions the penalty barely holds.
+
+        Each iteration reads X once when the full quasi-Newton step is good (Armijo and
+        strong Wolfe conditions, checked without reading X), twice when a line search is
+        needed. The data term's gradient carries over from the previous C.
+        """
+        lam = 1.0 / (C * self.weight_sum)
+        rtol = SEARCH_RTOL if tol >= SEARCH_TOL else OBJECTIVE_RTOL
+        penalty = np.full(self.W.shape[1] + 1, lam)
+        penalty[-1] = 0.0  # (D+1,): the intercept is not penalised
+        params = lambda: np.hstack([self.W, self.b[:, None]])  # noqa: E731  (K', D+1)
+        precondition = self._preconditioner(lam)
+        self.pairs.set_penalty(penalty)
+        if self.grad_data is None:
+            self.grad_data = self._gradient_pass()
+        loss = self._loss(self.Z)
+        for evaluations in range(1, max_iter + 2):
+            if not (math.isfinite(loss) and np.isfinite(self.grad_data).all()):
+                raise SolverFailure(f"non-finite loss or gradient at C={C:g}")
+            if evaluations % RENEW_EVERY == 0:  # slow progress: the curvature has moved
+                self._curvature = None
+                precondition = self._preconditioner(lam)
+            grad = self.grad_data + penalty * params()
+            direction = -self.pairs.inverse_hessian_times(grad, precondition)  # (K', D+1)
+            slope_0 = float(np.vdot(grad, direction))  # -(Newton decrement)^2
+            if slope_0 >= 0:  # stale curvature pairs: restart from the preconditioner
+                self.pairs.clear()
+                direction = -precondition(grad)
+                slope_0 = float(np.vdot(grad, direction))
+            # the decrement bounds the distance to the minimum; relative to the objective
+            # too, or a near-separable fit (objective ~1e-4) would stop percent away from it
+            objective = loss + 0.5 * float(np.vdot(penalty * params(), params()))
+            if -slope_0 <= min(tol * tol, 2 * rtol * objective):
+                return evaluations
+            if evaluations > max_iter:
+                break
+            along, grad_data_full_step = self._step_pass(direction)
+            penalty_slope = float(np.vdot(penalty * params(), direction))
+            penalty_bend = float(np.vdot(penalty * direction, direction))
+            loss_1 = self._loss(self.Z + along)
+            slope_1 = float(np.vdot(grad_data_full_step, direction)) + penalty_slope + penalty_bend
+            decrease = loss_1 - loss + penalty_slope + penalty_bend / 2
+            full_step = decrease <= 1e-4 * slope_0 and abs(slope_1) <= WOLFE * -slope_0
+            step = 1.0 if full_step else self._line_search(along, penalty_slope, penalty_bend)
+            self.W += step * direction[:, :-1]
+            self.b += step * direction[:, -1]
+            self.Z += step * along
+            new_grad_data = grad_data_full_step if full_step else self._gradient_pass()
+            loss = loss_1 if full_step else self._loss(self.Z)
+            self.pairs.add(step * direction, new_grad_data - self.grad_data)
+            self.grad_data = new_grad_data
+            if step * np.abs(direction).max() <= 1e-12 * (1.0 + np.abs(params()).max()):
+                return evaluations  # no progress left at float32 precision
+        self.converged = False
+        return max_iter
+
+    def snapshot(self) -> dict:
+        """The state after a solve, to resume from later (a few MB at most)."""
+        return {
+            "W": self.W.copy(),
+            "b": self.b.copy(),
+            "Z": self.Z.copy(),
+            "grad_data": self.grad_data.copy(),
+            "pairs": self.pairs.snapshot(),
+            "curvature": self._curvature,
+        }
+
+    def restore(self, state: dict) -> None:
+        self.W, self.b, self.Z = state["W"].copy(), state["b"].copy(), state["Z"].copy()
+        self.grad_data = state["grad_data"].copy()
+        self.pairs.restore(state["pairs"])
+        self._curvature = state["curvature"]
+
+    def _line_search(self, along: np.ndarray, penalty_slope: float, penalty_bend: float) -> float:
+        """Minimise the objective along the direction: safeguarded Newton steps on t from 1."""
+        low, high, t = 0.0, math.inf, 1.0
+        for _ in range(20):
+            slope, bend = self._slope_and_bend(t, along)
+            slope += penalty_slope + t * penalty_bend
+            bend += penalty_bend
+            if slope > 0:
+                high = t
+            else:
+                low = t
+            if bend <= 0:
+                break
+            t_next = t - slope / bend
+            if not low < t_next < high:
+                t_next = (low + high) / 2 if math.isfinite(high) else 2 * t
+            if abs(t_next - t) <= 1e-3 * t:
+                return t_next
+            t = t_next
+        return t
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W.T + self.b  # (n, K')
