@@ -126,6 +126,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         X_val = None if val_codes is None else self._standardise32(X_val)
         self._shared = _shared_subsample(standardised, len(self.classes_), self.random_state)
         self._held_logits = None  # the k-fold search's held-out logits, if it runs
+        self._fold_means = {}  # C -> the folds' mean (W, b) there: where the final fit starts
         # BLAS threads pay off on big matrices only; on small ones they spin and wait
         with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
             self.solver_, self.fallback_reason_ = "probe-lbfgs", None
@@ -177,8 +178,12 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             best_C = self._cross_validate(X, codes, sample_weight, grid)
         if self.C is not None or val_codes is None:
             path = self._new_path(X, codes, sample_weight)
-            for C in [c for c in grid if c < best_C]:  # warm starts along the path
-                path.solve(C, search_tol, self.max_iter)
+            start = getattr(self, "_fold_means", {}).get(best_C)
+            if start is not None and hasattr(path, "start_from"):
+                path.start_from(*start)  # the folds' mean fit at that C: near the optimum
+            else:
+                for C in [c for c in grid if c < best_C]:  # warm starts along the path
+                    path.solve(C, search_tol, self.max_iter)
         self.n_iter_ = path.solve(best_C, self.tol, self.max_iter)  # polished to tol
         return path, best_C
 
@@ -260,7 +265,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             for train, _ in splits
         ]
         held_X = [X[held] for _, held in splits]
-        scores, self._held_logits = [], []
+        scores, self._held_logits, self._fold_means = [], [], {}
         for C in grid:
             logits, fold_scores = [], []
             for path, (_, held), features in zip(paths, splits, held_X, strict=True):
@@ -269,6 +274,10 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
             scores.append(np.mean(fold_scores, axis=0))
             self._held_logits.append(logits)
+            self._fold_means[C] = (
+                np.mean([p.W for p in paths], 0),
+                np.mean([p.b for p in paths], 0),
+            )
             if self.stop_early and turned_up(np.asarray(scores)):
                 break
         self._held_rows = [held for _, held in splits]

@@ -131,3 +131,16 @@ def test_progress_reads_slow_rates_and_its_eta_does_not_jump_with_parallel_jobs(
 
     assert 0.5 < eta(second) / eta(first) < 1.0
     assert abs(eta(second) - 60 / (2 / 31)) / (60 / (2 / 31)) < 0.5  # near the true 930 s
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_the_final_fit_started_from_the_folds_reaches_the_walked_optimum(classes):
+    """The cross-validated fit starts at the folds' mean weights at the chosen C instead of
+    walking the C path; it must land on the same optimum as a fit given that C (which walks)."""
+    X, y = noisy_linear(n=600, dim=30, classes=classes, seed=9)
+    searched = ProbeClassifier(tol=1e-6).fit(X, y)
+    assert searched.C_ in searched._fold_means  # the start really came from the folds
+    walked = ProbeClassifier(C=searched.C_, tol=1e-6).fit(X, y)
+    scale = np.abs(walked.coef_).max()
+    np.testing.assert_allclose(searched.coef_, walked.coef_, atol=1e-4 * scale)
+    np.testing.assert_allclose(searched.intercept_, walked.intercept_, atol=1e-4 * max(scale, 1))

@@ -234,6 +234,19 @@ class LogisticPath:
         self.converged = False
         return max_iter
 
+    def start_from(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Start the next solve at (W, b) (e.g. the mean of a C search's fold fits) instead of
+        walking the path up to its C: one read of X for the logits, no curvature pairs."""
+        self.W, self.b = np.array(W, np.float64), np.array(b, np.float64)
+        self.passes += 1
+        chunk = CHUNK_ROWS if isinstance(self.X, np.ndarray) else FILE_CHUNK_ROWS
+        weights = np.ascontiguousarray(self.W.T, np.float32)  # (D, K')
+        for start in range(0, len(self.X), chunk):
+            rows = slice(start, start + chunk)
+            self.Z[rows] = self.X[rows] @ weights + self.b
+        self.grad_data, self._curvature = None, None
+        self.pairs.clear()
+
     def snapshot(self) -> dict:
         """The state after a solve, to resume from later (a few MB at most)."""
         return {
