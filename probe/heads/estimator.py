@@ -26,6 +26,7 @@ from probe.heads.maths import (
     softmax,
 )
 from probe.heads.solver import (
+    CONFIRM_RTOL,
     PRECONDITIONER_ROWS,
     SEARCH_TOL,
     LogisticPath,
@@ -243,7 +244,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         path = self._new_path(X, codes, sample_weight)
         scores, states = [], []
         for C in grid:
-            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
+            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=confirming(scores))
             scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
             if keep_states:
                 states.append(path.snapshot())
@@ -267,9 +268,9 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         held_X = [X[held] for _, held in splits]
         scores, self._held_logits, self._fold_means = [], [], {}
         for C in grid:
-            logits, fold_scores = [], []
+            logits, fold_scores, rtol = [], [], confirming(scores)
             for path, (_, held), features in zip(paths, splits, held_X, strict=True):
-                path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter)
+                path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol)
                 logits.append(path.logits(features))
                 fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
             scores.append(np.mean(fold_scores, axis=0))
@@ -382,6 +383,15 @@ def fold_rows(codes: np.ndarray, folds: int, seed: int):
 
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return splitter.split(np.zeros((len(codes), 1)), codes)
+
+
+def confirming(scores) -> float | None:
+    """The relative tolerance of the next C of a search: looser (``CONFIRM_RTOL``) when the
+    held-out log loss rose at the last C, the next one then being there to confirm the turn;
+    None (the search's own) otherwise."""
+    if len(scores) >= 2 and scores[-1][1] > scores[-2][1]:
+        return CONFIRM_RTOL
+    return None
 
 
 def turned_up(scores: np.ndarray) -> bool:

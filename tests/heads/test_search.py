@@ -144,3 +144,12 @@ def test_the_final_fit_started_from_the_folds_reaches_the_walked_optimum(classes
     scale = np.abs(walked.coef_).max()
     np.testing.assert_allclose(searched.coef_, walked.coef_, atol=1e-4 * scale)
     np.testing.assert_allclose(searched.intercept_, walked.intercept_, atol=1e-4 * max(scale, 1))
+
+
+def test_a_C_after_a_rise_of_the_held_out_loss_is_solved_to_confirm_only():
+    from probe.heads.estimator import confirming
+    from probe.heads.solver import CONFIRM_RTOL
+
+    assert confirming([]) is None and confirming([(0.7, 0.9)]) is None
+    assert confirming([(0.7, 0.9), (0.8, 0.6)]) is None  # still falling: compare tightly
+    assert confirming([(0.8, 0.6), (0.79, 0.65)]) == CONFIRM_RTOL  # rose: the next confirms

@@ -27,7 +27,7 @@ class ReferencePath:
         self.converged = True
         self._model = None
 
-    def solve(self, C: float, tol: float, max_iter: int) -> int:
+    def solve(self, C: float, tol: float, max_iter: int, rtol: float | None = None) -> int:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
