@@ -34,6 +34,7 @@ from probe.features.store import caches as store
 from probe.features.store.rowstore import Setting, layers_to_compute
 from probe.features.store.wordrows import RaggedRowStore, ragged_setting
 from probe.features.words import check_word_pool, default_word_pool, encode_words, pool_words
+from probe.messages import progress, say
 
 SHARD_UNITS = 8192  # word vectors per shard at most: memory stays flat in the sentence count
 
@@ -49,7 +50,7 @@ def row_keys(data: WordDataset, unit: str) -> np.ndarray:
     return np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 20)
 
 
-def resolve_word_pool(model, word_pool: str | None, log) -> str:
+def resolve_word_pool(model, word_pool: str | None) -> str:
     """The word pool asked for, or the model's default (said once)."""
     if word_pool is not None:
         return check_word_pool(word_pool)
@@ -62,7 +63,7 @@ def resolve_word_pool(model, word_pool: str | None, log) -> str:
         if causal
         else ("an encoder: its first subword sees both sides")
     )
-    log(f"word pool: {chosen} ({why}; --word-pool to change)")
+    say(f"word pool: {chosen} ({why}; --word-pool to change)")
     return chosen
 
 
@@ -104,13 +105,11 @@ def extract_words(
     max_length: int | None = None,
     out: str | Path | None = None,
     force: bool = False,
-    quiet: bool = True,
     device: str | None = None,
     dtype: str | None = None,
     token_budget: int | None = None,
     shard_rows: int = SHARD_ROWS,
     tasks: dict | None = None,
-    log=None,
 ) -> Path:
     """Cache every word's (or token's) features of ``data``; return its word view.
 
@@ -120,13 +119,12 @@ def extract_words(
     from probe.features.store.views import view_key
     from probe.features.store.wordviews import materialise_words, word_view_current
 
-    log = log or (lambda message: None)
     if unit not in ("word", "token"):
         raise ProbeError(f"unknown --unit '{unit}'; choose word or token (sentence: the default)")
     info = describe_model(model)
     wanted = resolve_layers(layers, info.num_layers)
     max_length = info.default_max_length if max_length is None else int(max_length)
-    pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool, log)
+    pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool)
     base = Setting(
         info.fingerprint,
         info.tokenizer_id,
@@ -141,7 +139,7 @@ def extract_words(
     _ensure_writable(final_path.parent)
     tasks = data.columns if tasks is None else tasks
     if not force and word_view_current(final_path, key, wanted, tasks):
-        log(f"cache hit: {final_path} (no model run)")
+        say(f"cache hit: {final_path} (no model run)")
         return final_path
     rows = RaggedRowStore(setting)
     pending = store.PendingView(Path(f"{final_path}.partial"))
@@ -160,7 +158,7 @@ def extract_words(
     unaligned = 0
     if len(todo):
         if len(missing) < len(keys):
-            log(f"{len(keys) - len(missing)} of {len(keys)} sentences already in the store")
+            say(f"{len(keys) - len(missing)} of {len(keys)} sentences already in the store")
         backbone = model if isinstance(model, Backbone) else load_backbone(model, device, dtype)
         unaligned = _compute(
             backbone,
@@ -174,8 +172,6 @@ def extract_words(
             force=force,
             token_budget=token_budget,
             shard_rows=shard_rows,
-            quiet=quiet,
-            log=log,
         )
     elapsed = time.perf_counter() - started
     attrs = {
@@ -200,10 +196,10 @@ def extract_words(
     aligned = materialise_words(final_path, rows, keys, wanted, attrs, data, unit, tasks)
     pending.discard()
     if len(todo):
-        log(f"extracted {len(todo)} sentences ({unit}s) in {elapsed:.1f} s")
+        say(f"extracted {len(todo)} sentences ({unit}s) in {elapsed:.1f} s")
     missing_words = int((~aligned).sum())
     if missing_words or unaligned:
-        log(
+        say(
             f"{missing_words} of {len(aligned)} words have no token (cut by --max-length "
             f"{max_length}): kept, flagged unaligned, left out of fits"
         )
@@ -223,15 +219,12 @@ def _compute(
     force,
     token_budget,
     shard_rows,
-    quiet,
-    log,
 ) -> int:
     """Run the backbone over the sentences at ``todo``; commit their unit vectors in shards.
     Returns the number of unaligned words."""
     import torch
 
     from probe.features.device import BackgroundWriter, auto_token_budget, to_device
-    from probe.progress import Progress
 
     max_length = rows.setting.max_length
     held = set() if force else rows.held_layers(keys[todo])
@@ -261,7 +254,7 @@ def _compute(
         )
         writer.submit(commit, keys[positions], lengths, units, computed)
 
-    with Progress(len(todo), "extract", unit="sent", quiet=quiet) as progress:
+    with progress(len(todo), "extract", unit="sent") as bar:
         with BackgroundWriter(depth=1) as writer:
             for start in range(0, len(todo), TOKENIZE_CHUNK):
                 chunk = todo[start : start + TOKENIZE_CHUNK]
@@ -282,7 +275,7 @@ def _compute(
                         )
                         units = pool_words(hidden, computed, spans, pool)  # (L, W, D)
                     pending.append((chunk[batch], lengths[batch], spans, units))
-                    progress.update(len(batch))
+                    bar.update(len(batch))
                     held_rows = sum(len(p) for p, _, _, _ in pending)
                     held_units = sum(u.shape[1] for _, _, _, u in pending)
                     if (
@@ -294,5 +287,5 @@ def _compute(
                         last_flush = time.perf_counter()
             flush()
     if truncated:
-        log(f"truncated {truncated} of {len(todo)} sentences to {max_length} tokens")
+        say(f"truncated {truncated} of {len(todo)} sentences to {max_length} tokens")
     return unaligned

@@ -22,6 +22,7 @@ import numpy as np
 
 from probe.features.store.rowstore import RowStore, Setting
 from probe.files import atomic_path
+from probe.messages import say
 
 ROWS_PER_CHUNK = 4096
 LABEL_NODES = ("labels", "ids")
@@ -117,7 +118,7 @@ def read_annotations(path: Path) -> tuple[list[str] | None, list[str] | None]:
     return labels, ids
 
 
-def sync_labels(path: Path, labels, ids, source, log) -> bool:
+def sync_labels(path: Path, labels, ids, source) -> bool:
     """Give the view ``labels``/``ids`` if they differ from its own; True when rewritten.
 
     Data without labels leaves the view's labels alone (an unlabelled re-run is no
@@ -140,7 +141,7 @@ def sync_labels(path: Path, labels, ids, source, log) -> bool:
             write_annotations(new, list(labels), ids if ids is not None else old_ids, source)
     before = "/".join(sorted(set(old_labels))) if old_labels else "(none)"
     after = "/".join(sorted(set(labels)))
-    log(f"labels updated: {before} -> {after} from {source}")
+    say(f"labels updated: {before} -> {after} from {source}")
     return True
 
 
