@@ -120,20 +120,22 @@ def fill_store_on_ray(
     ``dtype`` overrides the cluster's compute dtype (``--dtype``). ``workers`` None: one per
     GPU the cluster has, else one per ``CPU_GROUP`` CPUs (``default_workers``).
     """
-    from probe.features.extract import TRUNCATION_SIDE, _distinct, resolve_request
+    from probe.features.extract import TRUNCATION_SIDE, resolve_request, text_keys
     from probe.features.models.loading import Backbone
     from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
+    from probe.features.store.views import distinct_positions
 
     if isinstance(model, Backbone):
         raise ProbeError("--engine ray loads the model in each worker: pass a model name or path")
-    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
+    info, wanted, max_length = resolve_request(model, layers, max_length)
+    hashes = text_keys(data.texts)
     ray, started = start_ray(address, workers)
     try:
         workers = check_placement(ray.cluster_resources(), workers)
         device, dtype = cluster_device_and_dtype(ray, dtype)
         setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype)
         rows = RowStore(setting)
-        todo = _distinct(hashes, rows.missing(hashes, wanted))
+        todo = distinct_positions(hashes, rows.missing(hashes, wanted))
         if not len(todo):
             return dtype
         computed = layers_to_compute(wanted)

@@ -79,22 +79,16 @@ def extract(
     from probe.features.models.prompts import check_prompt
 
     prompt = check_prompt(prompt)
-    info, wanted, max_length, hashes = resolve_request(
-        model, data, layers, max_length, trust_remote_code
-    )
-    setting = Setting(
-        info.fingerprint,
-        info.tokenizer_id,
-        max_length,
-        TRUNCATION_SIDE,
-        compute_dtype_name(model, device, dtype),
-        prompt=prompt,
-        chat_template=chat_template,
-        trust_remote_code=trust_remote_code,
-    )
+    info, wanted, max_length = resolve_request(model, layers, max_length, trust_remote_code)
+    hashes = text_keys(data.texts)
+    text_options = {
+        "prompt": prompt,
+        "chat_template": chat_template,
+        "trust_remote_code": trust_remote_code,
+    }
+    setting = row_setting(model, info, max_length, device, dtype, **text_options)
     key = views.view_key(setting, hashes)
-    final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
-    _ensure_writable(final_path.parent)
+    final_path = views.view_file(key, out)
 
     existing = store.read_attrs(final_path) if final_path.is_file() else None
     if existing and existing.get("key") == key and existing.get("complete") and not force:
@@ -108,18 +102,9 @@ def extract(
         wanted = sorted(set(wanted) | set(stored))  # the view keeps what it had
 
     rows = RowStore(setting)
-    pending = store.PendingView(Path(f"{final_path}.partial"))
-    manifest = {
-        "key": key,
-        "layers": wanted,
-        "n": len(hashes),
-        "model": info.name,
-        "setting": setting.as_dict(),
-        "data_source": str(data.source),
-    }
-    pending.start(manifest, hashes)
-    missing = np.arange(len(hashes)) if force else rows.missing(hashes, wanted)
-    todo = _distinct(hashes, missing)
+    pending, missing, todo = views.start_view(
+        final_path, rows, key, wanted, info.name, data.source, hashes, force
+    )
     started = time.perf_counter()
     compiled = None
     if len(todo):
@@ -148,10 +133,10 @@ def extract(
             )
     elapsed = time.perf_counter() - started
     attrs = {
-        **_attributes(info, setting, key, data, hashes),
-        "extract_seconds": round(elapsed, 3),
-        "computed_rows": len(todo),
-        "reused_rows": len(hashes) - len(missing),
+        **view_attributes(
+            info, setting, key, data.source, elapsed, len(todo), len(hashes) - len(missing)
+        ),
+        **_sentence_attributes(setting, data, hashes),
         "compile_requested": bool(use_compile),
         "compiled": bool(compiled is not None and compiled.worked),
     }
@@ -167,11 +152,9 @@ def extract(
     return final_path
 
 
-def resolve_request(
-    model, data: TextDataset, layers, max_length: int | None, trust_remote_code: bool = False
-):
-    """What an extraction request means for this model: (model info, layers, max length,
-    text sha1s uint8 [N, 20]); checked before any model is loaded."""
+def resolve_request(model, layers, max_length: int | None, trust_remote_code: bool = False):
+    """What an extraction request means for this model: (model info, layers, max length);
+    checked before any model is loaded."""
     from probe.features.models.loading import describe_model
 
     info = describe_model(model, trust_remote_code)
@@ -179,8 +162,21 @@ def resolve_request(
     max_length = info.default_max_length if max_length is None else int(max_length)
     if max_length < 1:
         raise ProbeError("--max-length must be at least 1")
-    hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
-    return info, wanted, max_length, hashes
+    return info, wanted, max_length
+
+
+def text_keys(texts) -> np.ndarray:
+    """uint8 [N, 20]: each text's sha1, its row's key in the store."""
+    return np.frombuffer(b"".join(text_sha1(t) for t in texts), np.uint8).reshape(-1, 20)
+
+
+def row_setting(model, info, max_length: int, device, dtype, **text_options) -> Setting:
+    """The setting of the rows a request computes: model, tokenizer, length, compute dtype
+    and (sentence rows) the text options; rows of two settings never answer for each other."""
+    dtype_name = compute_dtype_name(model, device, dtype)
+    return Setting(
+        info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype_name, **text_options
+    )
 
 
 def compute_dtype_name(model: str | Backbone, device: str | None, dtype: str | None = None) -> str:
@@ -196,18 +192,6 @@ def compute_dtype_name(model: str | Backbone, device: str | None, dtype: str | N
     from probe.features.models.loading import pick_device
 
     return dtype_name(compute_dtype(pick_device(device), requested=dtype))
-
-
-def _distinct(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``positions`` without repeated texts (the first of each): a row is computed once."""
-    seen: set[bytes] = set()
-    keep = []
-    for position in positions.tolist():
-        digest = hashes[position].tobytes()
-        if digest not in seen:
-            seen.add(digest)
-            keep.append(position)
-    return np.asarray(keep, dtype=np.int64)
 
 
 TOKENIZE_CHUNK = 16384  # texts tokenised and length-sorted together: bounds the token ids held
@@ -328,13 +312,9 @@ def _hint_faster_dtype(backbone: Backbone, requested: str | None) -> None:
             say("this CPU has AMX bf16 units: --dtype bfloat16 extracts ~3x faster")
 
 
-def _attributes(info, setting: Setting, key, data, hashes) -> dict:
-    """What the view records about itself; versions are attributes, never key parts."""
-    import torch
-    import transformers
-
-    from probe import __version__
-
+def view_attributes(info, setting: Setting, key: str, source, seconds, computed, reused) -> dict:
+    """What every view records about itself (word views add their unit and pool): where its
+    rows came from and what this run computed."""
     return {
         "key": key,
         "setting": setting.key,
@@ -344,11 +324,26 @@ def _attributes(info, setting: Setting, key, data, hashes) -> dict:
         "n_layers_model": info.num_layers,
         "max_length": setting.max_length,
         "truncation_side": setting.truncation_side,
-        "pools": list(setting.pools),
         "compute_dtype": setting.compute_dtype,
-        **text_format(setting),
         "dtype": "float16",
-        "data_source": str(data.source),
+        "data_source": str(source),
+        "extract_seconds": round(seconds, 3),
+        "computed_rows": int(computed),
+        "reused_rows": int(reused),
+    }
+
+
+def _sentence_attributes(setting: Setting, data, hashes) -> dict:
+    """A sentence view's own: pools, text options, labels, versions (attributes, never key
+    parts: a new torch does not invalidate the store)."""
+    import torch
+    import transformers
+
+    from probe import __version__
+
+    return {
+        "pools": list(setting.pools),
+        **text_format(setting),
         "labels_source": str(data.source),
         "skipped_empty": int(data.skipped_empty),
         "dataset_fingerprint": views.dataset_fingerprint(hashes),
@@ -370,13 +365,3 @@ def text_format(setting_or_meta) -> dict:
         for name, value in values.items()
         if value != OPTIONAL_DEFAULTS[name]
     }
-
-
-def _ensure_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe_file = folder / f".write-test-{time.time_ns()}"
-        probe_file.touch()
-        probe_file.unlink()
-    except OSError as exc:
-        raise ProbeError(f"cache directory {folder} is not writable ({exc.strerror})") from None

@@ -22,16 +22,14 @@ from probe.features.extract import (
     SHARD_ROWS,
     SHARD_SECONDS,
     TOKENIZE_CHUNK,
-    TRUNCATION_SIDE,
-    _distinct,
-    _ensure_writable,
-    compute_dtype_name,
+    resolve_request,
+    row_setting,
+    text_keys,
+    view_attributes,
 )
 from probe.features.forward import hidden_states_by_layer, host_batch
-from probe.features.layers import resolve_layers
 from probe.features.pooling import TOKEN_POOL
-from probe.features.store import caches as store
-from probe.features.store.rowstore import Setting, layers_to_compute
+from probe.features.store.rowstore import layers_to_compute
 from probe.features.store.wordrows import RaggedRowStore, ragged_setting
 from probe.features.words import check_word_pool, default_word_pool, encode_words, pool_words
 from probe.messages import progress, say
@@ -42,11 +40,8 @@ SHARD_UNITS = 8192  # word vectors per shard at most: memory stays flat in the s
 def row_keys(data: WordDataset, unit: str) -> np.ndarray:
     """uint8 [N, 20]: text + segmentation per sentence (token rows: the text alone)."""
     if unit == "token":
-        from probe.data.readers import text_sha1
-
-        digests = [text_sha1(t) for t in data.texts]
-    else:
-        digests = [segmentation_sha1(t, s) for t, s in zip(data.texts, data.spans, strict=True)]
+        return text_keys(data.texts)
+    digests = [segmentation_sha1(t, s) for t, s in zip(data.texts, data.spans, strict=True)]
     return np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 20)
 
 
@@ -115,45 +110,26 @@ def extract_words(
 
     ``tasks`` (task -> labels per sentence) overrides ``data.columns`` as the view's labels.
     """
-    from probe.features.models.loading import Backbone, describe_model, load_backbone
-    from probe.features.store.views import view_key
+    from probe.features.models.loading import Backbone, load_backbone
+    from probe.features.store.views import start_view, view_file, view_key
     from probe.features.store.wordviews import materialise_words, word_view_current
 
     if unit not in ("word", "token"):
         raise ProbeError(f"unknown --unit '{unit}'; choose word or token (sentence: the default)")
-    info = describe_model(model)
-    wanted = resolve_layers(layers, info.num_layers)
-    max_length = info.default_max_length if max_length is None else int(max_length)
+    info, wanted, max_length = resolve_request(model, layers, max_length)
     pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool)
-    base = Setting(
-        info.fingerprint,
-        info.tokenizer_id,
-        max_length,
-        TRUNCATION_SIDE,
-        compute_dtype_name(model, device, dtype),
-    )
-    setting = ragged_setting(base, unit, pool)
+    setting = ragged_setting(row_setting(model, info, max_length, device, dtype), unit, pool)
     keys = row_keys(data, unit)
     key = view_key(setting, keys)
-    final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
-    _ensure_writable(final_path.parent)
+    final_path = view_file(key, out)
     tasks = data.columns if tasks is None else tasks
     if not force and word_view_current(final_path, key, wanted, tasks):
         say(f"cache hit: {final_path} (no model run)")
         return final_path
     rows = RaggedRowStore(setting)
-    pending = store.PendingView(Path(f"{final_path}.partial"))
-    manifest = {
-        "key": key,
-        "layers": wanted,
-        "n": len(keys),
-        "model": info.name,
-        "setting": setting.as_dict(),
-        "data_source": str(data.source),
-    }
-    pending.start(manifest, keys)
-    missing = np.arange(len(keys)) if force else rows.missing(keys, wanted)
-    todo = _distinct(keys, missing)
+    pending, missing, todo = start_view(
+        final_path, rows, key, wanted, info.name, data.source, keys, force
+    )
     started = time.perf_counter()
     unaligned = 0
     if len(todo):
@@ -174,24 +150,12 @@ def extract_words(
             shard_rows=shard_rows,
         )
     elapsed = time.perf_counter() - started
+    reused = len(keys) - len(missing)
     attrs = {
-        "key": key,
-        "setting": setting.key,
-        "model": info.name,
-        "model_fingerprint": info.fingerprint,
-        "tokenizer": info.tokenizer_id,
-        "n_layers_model": info.num_layers,
-        "max_length": max_length,
-        "truncation_side": TRUNCATION_SIDE,
-        "compute_dtype": setting.compute_dtype,
-        "dtype": "float16",
-        "data_source": str(data.source),
+        **view_attributes(info, setting, key, data.source, elapsed, len(todo), reused),
         "unit": unit,
         "word_pool": pool,
         "pools": [pool],
-        "extract_seconds": round(elapsed, 3),
-        "computed_rows": len(todo),
-        "reused_rows": len(keys) - len(missing),
     }
     aligned = materialise_words(final_path, rows, keys, wanted, attrs, data, unit, tasks)
     pending.discard()
