@@ -32,6 +32,7 @@ import pandas as pd
 from probe.data.readers import TextDataset
 from probe.data.splits import Splits
 from probe.finetune.training import FinetuneConfig, finetune
+from probe.messages import configure
 from probe.research.uncertainty import metric_intervals, paired_differences
 
 SST2 = Path("/work/shared/datasets/sst2")
@@ -124,7 +125,7 @@ def run_one(model, splits, init, epochs, max_length, args) -> dict:
         seed=0,
     )
     started = time.perf_counter()
-    result = finetune(model, splits, config, device="cpu", log=print)
+    result = finetune(model, splits, config, device="cpu")
     report = result.report
     predicted = [result.label_names[i] for i in result.test_logits.argmax(1)]
     return {
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out-dir", default="benchmarks/results")
     args = parser.parse_args()
+    configure("normal")  # fine-tuning's lines (probe.messages) on stderr
     out = Path(args.out_dir) / f"lpft_{args.model}"
     result = {
         "model": args.model,

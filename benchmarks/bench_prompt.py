@@ -26,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_research import make_subset  # noqa: E402
 
+from probe.messages import configure  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 PROMPT_EOL = 'This sentence: "{text}" means in one word:"'
 
@@ -39,7 +41,7 @@ def run_condition(model: str, files: dict, prompt: str | None, log) -> dict:
     started = time.perf_counter()
     cpu_started = time.process_time()
     caches = {
-        split: str(extract(model, read_dataset(str(path)), "all", prompt=prompt, log=log))
+        split: str(extract(model, read_dataset(str(path)), "all", prompt=prompt))
         for split, path in files.items()
     }
     extract_seconds = time.perf_counter() - started
@@ -86,6 +88,8 @@ def main() -> None:
 
     def log(message):
         return print(message, file=sys.stderr)
+
+    configure("normal")  # extraction's lines (probe.messages) on stderr, beside these
 
     train, test = make_subset(args.sst2, args.subset_dir)
     files = {"train": train, "val": args.sst2 / "validation.csv", "test": test}

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "read_dataset": "probe.data.readers",
-    "extract": "probe.features.extract",
+    "extract": "probe.features.commands",
     "embed_texts": "probe.features.forward",
     "resolve_layers": "probe.features.layers",
     "open_cache": "probe.features.store.caches",

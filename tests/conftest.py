@@ -52,6 +52,29 @@ def isolated_cache(tmp_path, monkeypatch):
     return store
 
 
+@pytest.fixture
+def said():
+    """The lines library code said through ``probe.messages`` in this test (every level), in
+    order: what the CLI would print, checked without the CLI."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("probe")
+    handler, level = Collect(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory):
     """A random 3-block GPT-2 with the real 50257-token vocabulary, saved to disk."""

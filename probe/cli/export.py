@@ -6,7 +6,7 @@ import json
 
 import click
 
-from probe.cli.common import detail, fail_cleanly, say, verbosity_options
+from probe.cli.common import fail_cleanly, say, verbosity_options
 
 
 @click.command()
@@ -40,7 +40,7 @@ def export(head, out, model, no_check, as_json):
     """
     from probe.serve.export import META_FILE, export_head, export_size
 
-    folder = export_head(head, out, model=model, check=not no_check, log=detail)
+    folder = export_head(head, out, model=model, check=not no_check)
     record = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     if as_json:
         click.echo(json.dumps({**record, "folder": str(folder), "bytes": export_size(folder)}))

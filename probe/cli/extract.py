@@ -51,6 +51,7 @@ class TokenBudget(click.ParamType):
 )
 @click.option(
     "--batch-tokens",
+    "token_budget",
     type=TokenBudget(),
     default="auto",
     show_default=True,
@@ -105,10 +106,12 @@ class TokenBudget(click.ParamType):
 )
 @click.option("--address", help="Ray cluster to join (--engine ray; default: start a local one).")
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=None,
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
     help="Ray actors, one backbone each (one GPU each where the cluster has GPUs). Default: "
     "one per GPU, else one per 4 CPUs.",
-)  # fmt: skip
+)
 @click.option(
     "--unit",
     type=click.Choice(["sentence", "word", "token"]),
@@ -125,11 +128,7 @@ class TokenBudget(click.ParamType):
 )
 @verbosity_options
 @fail_cleanly
-def extract(
-    model, data, text_col, label_col, split, layers, max_length, out, force, device, dtype,
-    batch_tokens, use_compile, shard_rows, engine, prompt, chat_template, attn,
-    trust_remote_code, address, workers, unit, word_pool,
-):  # fmt: skip
+def extract(model, data, layers, **options):
     """Run the frozen backbone once over DATA and cache pooled features of every layer.
 
     Features are stored per text (last-token and mean-pooled hidden states, fp16, every
@@ -149,14 +148,8 @@ def extract(
     """
     from probe.features.commands import extract_file
 
-    path = extract_file(
-        model, data, layers, text_col=text_col, label_col=label_col, split=split, unit=unit,
-        word_pool=word_pool, engine=engine, max_length=max_length, out=out, force=force,
-        device=device, dtype=dtype, token_budget=batch_tokens, use_compile=use_compile,
-        shard_rows=shard_rows, prompt=prompt, chat_template=chat_template, attn=attn,
-        trust_remote_code=trust_remote_code, address=address, workers=workers,
-    )  # fmt: skip
-    click.echo(str(path))
+    given = {k: v for k, v in options.items() if k not in ("quiet", "verbose")}  # not -q, -v
+    click.echo(str(extract_file(model, data, layers, **given)))
 
 
 COMMANDS = [extract]

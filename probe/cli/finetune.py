@@ -46,7 +46,7 @@ def training_options(command):
             "--patience",
             type=click.IntRange(min=1),
             help="Stop after this many epochs without a better validation score (default: off).",
-        ),  # fmt: skip
+        ),
         click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
         click.option(
             "--prefix-dtype",
@@ -65,23 +65,27 @@ def training_options(command):
 @model_option
 @split_data_options
 @click.option(
-    "--unfreeze", default="0", show_default=True,
+    "--unfreeze",
+    default="0",
+    show_default=True,
     help="Blocks below the head to train: 0 (head only), 1, 2, ... or all.",
-)  # fmt: skip
+)
 @click.option("--layer", help="Hidden-state layer the head reads (default: final); -1 = last.")
 @training_options
 @click.option(
-    "--init-head", default="auto", show_default=True,
+    "--init-head",
+    default="auto",
+    show_default=True,
     help="Where the head starts: probe (LP-FT: the probe of --layer/--pool fitted on cached "
     "features, C on validation), zero, a 'probe fit' head file, or auto (probe when one can "
     "be fitted, else zero).",
-)  # fmt: skip
+)
 @click.option("--no-prefix-cache", is_flag=True, help="Run the frozen blocks every epoch.")
 @click.option("--out", type=click.Path(file_okay=False), help="Save model + head to this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @verbosity_options
 @fail_cleanly
-def finetune(model, unfreeze, layer, init_head, no_prefix_cache, out, as_json, **options):
+def finetune(model, no_prefix_cache, as_json, **options):
     """Fine-tune the last N blocks and a linear head: the baseline the probe is measured against.
 
     The head reads the pooled (--pool) hidden state of --layer; blocks above it are dropped,
@@ -105,14 +109,13 @@ def finetune(model, unfreeze, layer, init_head, no_prefix_cache, out, as_json, *
     from probe.finetune.commands import finetune_and_save, format_report
     from probe.jsonable import to_jsonable
 
-    report = finetune_and_save(model, unfreeze=unfreeze, layer=layer, init_head=init_head,
-                               prefix_cache=not no_prefix_cache, out=out,
-                               **_library(options))  # fmt: skip
+    report = finetune_and_save(model, prefix_cache=not no_prefix_cache, **_library(options))
     click.echo(json.dumps(to_jsonable(report)) if as_json else format_report(report))
 
 
 def _library(options: dict) -> dict:
-    """The library's keywords among a command's options (not -q, -v)."""
+    """The library's keywords among a command's options (not -q, -v): each option's name is
+    the keyword of ``finetune_and_save`` or ``compare_and_save`` it sets."""
     return {k: v for k, v in options.items() if k not in ("quiet", "verbose")}
 
 
@@ -121,31 +124,40 @@ def _library(options: dict) -> dict:
 @split_data_options
 @training_options
 @click.option(
-    "--unfreeze", "unfreeze_list", default="0,1,2,all", show_default=True,
+    "--unfreeze",
+    "unfreeze_list",
+    default="0,1,2,all",
+    show_default=True,
     help="Comma-separated N values to fine-tune with.",
-)  # fmt: skip
+)
 @click.option(
-    "--lr-grid", default="1e-5,3e-5,1e-4", show_default=True,
+    "--lr-grid",
+    default="1e-5,3e-5,1e-4",
+    show_default=True,
     help="Body learning rates tried for each N > 0; the best on validation is kept.",
-)  # fmt: skip
+)
 @click.option("--no-book", is_flag=True, help="Leave out the book-recipe row.")
 @click.option(
-    "--time-without-prefix", is_flag=True,
+    "--time-without-prefix",
+    is_flag=True,
     help="Also time each chosen run without the prefix cache (one more run per N).",
-)  # fmt: skip
+)
 @click.option(
-    "--resamples", type=click.IntRange(min=100), default=1000, show_default=True,
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=1000,
+    show_default=True,
     help="Bootstrap resamples of the test examples for the CIs.",
-)  # fmt: skip
+)
 @click.option(
-    "--out-dir", type=click.Path(file_okay=False),
+    "--out-dir",
+    type=click.Path(file_okay=False),
     help="Where compare.md, .json and .png go (default $PROBE_CACHE/reports/compare-MODEL-DATA).",
-)  # fmt: skip
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 @verbosity_options
 @fail_cleanly
-def compare(model, unfreeze_list, lr_grid, no_book, time_without_prefix, resamples, out_dir,
-            as_json, **options):  # fmt: skip
+def compare(model, no_book, as_json, **options):
     """Best probe of the layer-wise sweep versus fine-tuning with N = 0, 1, 2, all blocks.
 
     Each N > 0 picks its body learning rate from --lr-grid on validation (up to --epochs,
@@ -164,11 +176,7 @@ def compare(model, unfreeze_list, lr_grid, no_book, time_without_prefix, resampl
     from probe.finetune.compare import markdown_table
     from probe.jsonable import to_jsonable
 
-    result, paths = compare_and_save(
-        model, unfreeze_list=unfreeze_list, lr_grid=lr_grid, book=not no_book,
-        time_without_prefix=time_without_prefix, resamples=resamples, out_dir=out_dir,
-        **_library(options),
-    )  # fmt: skip
+    result, paths = compare_and_save(model, book=not no_book, **_library(options))
     if as_json:
         click.echo(json.dumps(to_jsonable(result)))
         return

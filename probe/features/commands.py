@@ -1,8 +1,11 @@
-"""``probe extract`` as one library call: a data file in, the path of its cached view out.
+"""``probe extract`` as library calls: ``extract`` on a dataset, ``extract_file`` on a file.
 
-The command only parses options and prints the path; which rows a file gives (pooled per
-text, or every word's or token's vectors), reading it and the engine all live here, so a
-notebook gets the same result from ``extract_file`` (or ``probe.extract`` on a dataset).
+This module sits above the two engines: the local pass (``probe.features.extract``) and the
+Ray engine (``probe.features.distributed``), which only fills the row store; the local pass
+then finds every row there and builds the view. So ``probe.extract(..., engine="ray")`` from
+Python and ``probe extract --engine ray`` take the same path. The command only parses
+options and prints the path; which rows a file gives (pooled per text, or every word's or
+token's vectors) and reading it live here too.
 """
 
 from __future__ import annotations
@@ -10,7 +13,48 @@ from __future__ import annotations
 from pathlib import Path
 
 from probe.errors import ProbeError
-from probe.messages import say, shown, warn
+from probe.messages import say
+
+# what the Ray workers honour (or refuse, for the local engine only); the rest is the view's
+RAY_OPTIONS = (
+    "max_length",
+    "force",
+    "dtype",
+    "token_budget",
+    "use_compile",
+    "prompt",
+    "chat_template",
+    "trust_remote_code",
+)
+
+
+def extract(
+    model,
+    data,
+    layers="all",
+    *,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    **options,
+) -> Path:
+    """Cache the features of ``data`` (a ``TextDataset``) and return its view's path.
+
+    ``options`` are those of ``probe.features.extract.extract``. ``engine="ray"`` computes
+    the rows the store lacks on Ray first (``address``: the cluster to join, else a local
+    one; ``workers``: actors, one backbone each) and uses the cluster's compute dtype.
+    """
+    from probe.features.extract import extract as extract_here
+
+    if engine == "ray":
+        from probe.features.distributed import fill_for_view
+
+        ray_options = {key: options[key] for key in RAY_OPTIONS if key in options}
+        dtype = fill_for_view(model, data, layers, address=address, workers=workers, **ray_options)
+        options["dtype"] = dtype  # a CPU driver must not recompute a GPU cluster's rows
+    elif engine != "local":
+        raise ProbeError(f"unknown engine {engine!r}: local or ray")
+    return extract_here(model, data, layers, **options)
 
 
 def extract_file(
@@ -29,8 +73,8 @@ def extract_file(
     """Cache the features of the file (or hub dataset) ``data``; return the view's path.
 
     ``unit`` None: word rows for CoNLL-U and token-JSONL, else sentence rows. ``options`` go
-    to ``probe.features.extract.extract`` (sentence rows) or ``extract_words``. Lines for the
-    user go through ``probe.messages``; a failed ``--compile`` is said even under ``-q``.
+    to ``extract`` (sentence rows) or ``probe.features.wordextract.extract_words``. Lines for
+    the user go through ``probe.messages``; a failed ``--compile`` is said even under ``-q``.
     """
     from probe.data.conllu import is_word_source
 
@@ -40,7 +84,6 @@ def extract_file(
             model, data, text_col, split, unit, word_pool, layers, engine, options
         )
     from probe.data.readers import read_dataset
-    from probe.features.extract import extract
 
     if engine == "ray":
         from probe.features.distributed import import_ray
@@ -49,11 +92,7 @@ def extract_file(
     dataset = read_dataset(data, text_col, label_col, split)
     if dataset.skipped_empty:
         say(f"skipped {dataset.skipped_empty} empty or whitespace-only texts")
-    # warn: even with -q, a silent fallback to eager would read as a slow machine
-    quiet = not shown()
-    return extract(
-        model, dataset, layers, engine=engine, quiet=quiet, log=say, compile_notice=warn, **options
-    )
+    return extract(model, dataset, layers, engine=engine, **options)
 
 
 def _extract_ragged(model, data, text_col, split, unit, word_pool, layers, engine, options):
@@ -76,6 +115,4 @@ def _extract_ragged(model, data, text_col, split, unit, word_pool, layers, engin
         dataset = WordDataset(texts.texts, empty, empty, {}, None, str(data))
     kept = ("max_length", "out", "force", "device", "dtype", "token_budget", "shard_rows")
     ragged = {key: options[key] for key in kept if key in options}
-    return extract_words(
-        model, dataset, layers, unit=unit, word_pool=word_pool, quiet=not shown(), log=say, **ragged
-    )
+    return extract_words(model, dataset, layers, unit=unit, word_pool=word_pool, **ragged)

@@ -23,6 +23,7 @@ import numpy as np
 
 from probe.errors import ProbeError, one_line
 from probe.features.pooling import POOL_NAMES
+from probe.messages import progress, say
 
 RAY_MISSING = "--engine ray needs Ray, which is not installed: pip install 'probe[distributed]'"
 ROWS_PER_BLOCK = 256  # texts per Ray block: one task, one committed shard
@@ -108,39 +109,38 @@ def fill_store_on_ray(
     workers: int | None = None,
     address: str | None = None,
     rows_per_block: int | None = None,
-    quiet: bool = True,
-    log=None,
     on_block: Callable[[], None] | None = None,
 ) -> str:
     """Compute on Ray the rows of ``data`` the store lacks; return their compute dtype.
 
-    Afterwards ``probe.features.extract.extract`` finds every row present and only builds
-    the view. ``on_block`` runs after each commit (tests use it to kill a worker mid-run).
+    Afterwards the local pass (``probe.features.extract.extract``) finds every row present
+    and only builds the view. ``on_block`` runs after each commit (tests use it to kill a
+    worker mid-run).
     ``token_budget`` None: each worker sizes its batches (from free memory on a GPU);
     ``dtype`` overrides the cluster's compute dtype (``--dtype``). ``workers`` None: one per
     GPU the cluster has, else one per ``CPU_GROUP`` CPUs (``default_workers``).
     """
-    from probe.features.extract import TRUNCATION_SIDE, _distinct, resolve_request
+    from probe.features.extract import TRUNCATION_SIDE, resolve_request, text_keys
     from probe.features.models.loading import Backbone
     from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
-    from probe.progress import Progress
+    from probe.features.store.views import distinct_positions
 
     if isinstance(model, Backbone):
         raise ProbeError("--engine ray loads the model in each worker: pass a model name or path")
-    log = log or (lambda message: None)
-    info, wanted, max_length, hashes = resolve_request(model, data, layers, max_length)
+    info, wanted, max_length = resolve_request(model, layers, max_length)
+    hashes = text_keys(data.texts)
     ray, started = start_ray(address, workers)
     try:
         workers = check_placement(ray.cluster_resources(), workers)
         device, dtype = cluster_device_and_dtype(ray, dtype)
         setting = Setting(info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype)
         rows = RowStore(setting)
-        todo = _distinct(hashes, rows.missing(hashes, wanted))
+        todo = distinct_positions(hashes, rows.missing(hashes, wanted))
         if not len(todo):
             return dtype
         computed = layers_to_compute(wanted)
         rows_per_block = rows_per_block or block_rows(len(todo), workers)
-        log(f"ray: {len(todo)} of {len(hashes)} texts to compute on {workers} {device} workers")
+        say(f"ray: {len(todo)} of {len(hashes)} texts to compute on {workers} {device} workers")
 
         def commit(positions, n_tokens, pooled):
             rows.commit(
@@ -153,7 +153,7 @@ def fill_store_on_ray(
             if on_block is not None:
                 on_block()
 
-        with Progress(len(todo), "extract (ray)", unit="text", quiet=quiet) as progress:
+        with progress(len(todo), "extract (ray)", unit="text") as bar:
             embed_on_ray(
                 model,
                 data.texts,
@@ -166,7 +166,7 @@ def fill_store_on_ray(
                 token_budget=token_budget,
                 workers=workers,
                 rows_per_block=rows_per_block,
-                progress=progress,
+                progress=bar,
                 use_compile=use_compile,
             )
         return dtype
@@ -186,10 +186,10 @@ def fill_for_view(
     trust_remote_code: bool = False,
     **options,
 ) -> str:
-    """``extract(..., engine="ray")``'s first step: the rows the store lacks, computed on Ray;
-    returns the cluster's compute dtype, which the view step then uses (a CPU driver must not
-    recompute a GPU cluster's rows in its own dtype). Options the workers cannot honour are
-    refused before anything starts."""
+    """``probe.extract(..., engine="ray")``'s first step (``probe.features.commands``): the
+    rows the store lacks, computed on Ray; returns the cluster's compute dtype, which the view
+    step then uses (a CPU driver must not recompute a GPU cluster's rows in its own dtype).
+    Options the workers cannot honour are refused before anything starts."""
     if force:
         raise ProbeError("--force is not supported with --engine ray; run without it")
     if prompt or chat_template or trust_remote_code:

@@ -5,7 +5,9 @@ batched by length under a token budget (padding ~1.03x the real tokens instead o
 the LM head is never run (the base model is called), blocks above the highest requested
 layer are never run (a hook stops the pass), and each batch is pooled and moved to CPU as
 fp16 before the next, so memory stays flat in N. The pass itself, without the cache, is
-``probe.features.forward``; this module decides what to compute and stores it.
+``probe.features.forward``; this module decides what to compute and stores it, on this
+machine. ``probe.features.commands.extract`` (``probe.extract``) sits above it and the Ray
+engine, which fills the store first when asked.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from probe.features.models.loading import Backbone
 from probe.features.store import caches as store
 from probe.features.store import views
 from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
+from probe.messages import progress, say, warn
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
 NOTHING_COMPILED = "--compile: nothing ran (every row was in the store)"
@@ -46,7 +49,6 @@ def extract(
     max_length: int | None = None,
     out: str | Path | None = None,
     force: bool = False,
-    quiet: bool = True,
     device: str | None = None,
     dtype: str | None = None,
     token_budget: int | None = None,
@@ -56,11 +58,6 @@ def extract(
     chat_template: bool = False,
     attn: str = "auto",
     trust_remote_code: bool = False,
-    log=None,
-    compile_notice=None,
-    engine: str = "local",
-    address: str | None = None,
-    workers: int | None = None,
 ) -> Path:
     """Cache the features of ``data`` and return its view: one complete HDF5 file.
 
@@ -73,94 +70,56 @@ def extract(
     ``dtype`` (``--dtype``) overrides the device's compute dtype; ``token_budget`` None
     sizes batches from free memory on a GPU (1024 padded tokens on CPU); ``use_compile`` fuses
     each block with ``torch.compile`` (``probe.features.models.fusion``); whether that worked is
-    recorded in the view (``compiled``, ``compile_outcome``) and told to ``compile_notice``.
-    ``prompt`` and ``chat_template`` wrap each text first (``probe.features.models.prompts``)
-    and, with ``trust_remote_code``, are part of the row setting; ``attn`` picks the attention
-    kernel. ``engine="ray"`` computes the missing rows on Ray first (``address``: the cluster
-    to join, else a local one; ``workers``: actors, one backbone each), then builds the view.
+    recorded in the view (``compiled``, ``compile_outcome``) and warned (a silent fallback to
+    eager would read as a slow machine, so even ``-q`` shows it). ``prompt`` and
+    ``chat_template`` wrap each text first (``probe.features.models.prompts``) and, with
+    ``trust_remote_code``, are part of the row setting; ``attn`` picks the attention kernel.
     """
     from probe.features.models.loading import load_backbone
     from probe.features.models.prompts import check_prompt
 
-    log = log or (lambda message: None)
-    if engine == "ray":  # then the local step below finds every row and writes the view
-        from probe.features.distributed import fill_for_view
-
-        dtype = fill_for_view(
-            model,
-            data,
-            layers,
-            max_length=max_length,
-            force=force,
-            quiet=quiet,
-            dtype=dtype,
-            token_budget=token_budget,
-            use_compile=use_compile,
-            prompt=prompt,
-            chat_template=chat_template,
-            trust_remote_code=trust_remote_code,
-            address=address,
-            workers=workers,
-            log=log,
-        )
-    elif engine != "local":
-        raise ProbeError(f"unknown engine {engine!r}: local or ray")
     prompt = check_prompt(prompt)
-    info, wanted, max_length, hashes = resolve_request(
-        model, data, layers, max_length, trust_remote_code
-    )
-    setting = Setting(
-        info.fingerprint,
-        info.tokenizer_id,
-        max_length,
-        TRUNCATION_SIDE,
-        compute_dtype_name(model, device, dtype),
-        prompt=prompt,
-        chat_template=chat_template,
-        trust_remote_code=trust_remote_code,
-    )
+    info, wanted, max_length = resolve_request(model, layers, max_length, trust_remote_code)
+    hashes = text_keys(data.texts)
+    text_options = {
+        "prompt": prompt,
+        "chat_template": chat_template,
+        "trust_remote_code": trust_remote_code,
+    }
+    setting = row_setting(model, info, max_length, device, dtype, **text_options)
     key = views.view_key(setting, hashes)
-    final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
-    _ensure_writable(final_path.parent)
+    final_path = views.view_file(key, out)
 
     existing = store.read_attrs(final_path) if final_path.is_file() else None
     if existing and existing.get("key") == key and existing.get("complete") and not force:
         stored = [int(x) for x in existing.get("layers", [])]
         if set(wanted) <= set(stored):
-            views.sync_labels(final_path, data.labels, data.ids, data.source, log)
-            log(f"cache hit: {final_path} (no model run)")
-            if use_compile and compile_notice:
-                compile_notice(NOTHING_COMPILED)
+            views.sync_labels(final_path, data.labels, data.ids, data.source)
+            say(f"cache hit: {final_path} (no model run)")
+            if use_compile:
+                warn(NOTHING_COMPILED)
             return final_path
         wanted = sorted(set(wanted) | set(stored))  # the view keeps what it had
 
     rows = RowStore(setting)
-    pending = store.PendingView(Path(f"{final_path}.partial"))
-    manifest = {
-        "key": key,
-        "layers": wanted,
-        "n": len(hashes),
-        "model": info.name,
-        "setting": setting.as_dict(),
-        "data_source": str(data.source),
-    }
-    pending.start(manifest, hashes)
-    missing = np.arange(len(hashes)) if force else rows.missing(hashes, wanted)
-    todo = _distinct(hashes, missing)
+    pending, missing, todo = views.start_view(
+        final_path, rows, key, wanted, info.name, data.source, hashes, force
+    )
     started = time.perf_counter()
     compiled = None
     if len(todo):
         if len(missing) < len(hashes):
-            log(f"{len(hashes) - len(missing)} of {len(hashes)} texts already in the store")
-        backbone = (
-            model
-            if isinstance(model, Backbone)
-            else load_backbone(
-                model, device, dtype, attn=attn, trust_remote_code=trust_remote_code, log=log
+            say(f"{len(hashes) - len(missing)} of {len(hashes)} texts already in the store")
+        if isinstance(model, Backbone):
+            backbone = model
+        else:
+            backbone = load_backbone(
+                model, device, dtype, attn=attn, trust_remote_code=trust_remote_code
             )
-        )
-        _hint_faster_dtype(backbone, dtype, log)
-        with compiled_blocks(backbone.model, use_compile, log) as compiled:
+            for note in backbone.notes:
+                say(note)
+        _hint_faster_dtype(backbone, dtype)
+        with compiled_blocks(backbone.model, use_compile) as compiled:
             _compute_rows(
                 backbone,
                 rows,
@@ -171,36 +130,31 @@ def extract(
                 force=force,
                 token_budget=token_budget,
                 shard_rows=shard_rows,
-                quiet=quiet,
-                log=log,
             )
     elapsed = time.perf_counter() - started
     attrs = {
-        **_attributes(info, setting, key, data, hashes),
-        "extract_seconds": round(elapsed, 3),
-        "computed_rows": len(todo),
-        "reused_rows": len(hashes) - len(missing),
+        **view_attributes(
+            info, setting, key, data.source, elapsed, len(todo), len(hashes) - len(missing)
+        ),
+        **_sentence_attributes(setting, data, hashes),
         "compile_requested": bool(use_compile),
         "compiled": bool(compiled is not None and compiled.worked),
     }
     if use_compile:
         attrs["compile_outcome"] = compiled.describe() if compiled is not None else NOTHING_COMPILED
-        if compile_notice:
-            compile_notice(attrs["compile_outcome"])
+        warn(attrs["compile_outcome"])
     views.materialise(final_path, rows, hashes, wanted, attrs, data.labels, data.ids)
     pending.discard()
     if len(todo):
-        log(f"extracted {len(todo)} texts in {elapsed:.1f} s")
+        say(f"extracted {len(todo)} texts in {elapsed:.1f} s")
     else:
-        log(f"every text was in the store: {final_path} (no model run)")
+        say(f"every text was in the store: {final_path} (no model run)")
     return final_path
 
 
-def resolve_request(
-    model, data: TextDataset, layers, max_length: int | None, trust_remote_code: bool = False
-):
-    """What an extraction request means for this model: (model info, layers, max length,
-    text sha1s uint8 [N, 20]); checked before any model is loaded."""
+def resolve_request(model, layers, max_length: int | None, trust_remote_code: bool = False):
+    """What an extraction request means for this model: (model info, layers, max length);
+    checked before any model is loaded."""
     from probe.features.models.loading import describe_model
 
     info = describe_model(model, trust_remote_code)
@@ -208,8 +162,21 @@ def resolve_request(
     max_length = info.default_max_length if max_length is None else int(max_length)
     if max_length < 1:
         raise ProbeError("--max-length must be at least 1")
-    hashes = np.frombuffer(b"".join(text_sha1(t) for t in data.texts), np.uint8).reshape(-1, 20)
-    return info, wanted, max_length, hashes
+    return info, wanted, max_length
+
+
+def text_keys(texts) -> np.ndarray:
+    """uint8 [N, 20]: each text's sha1, its row's key in the store."""
+    return np.frombuffer(b"".join(text_sha1(t) for t in texts), np.uint8).reshape(-1, 20)
+
+
+def row_setting(model, info, max_length: int, device, dtype, **text_options) -> Setting:
+    """The setting of the rows a request computes: model, tokenizer, length, compute dtype
+    and (sentence rows) the text options; rows of two settings never answer for each other."""
+    dtype_name = compute_dtype_name(model, device, dtype)
+    return Setting(
+        info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype_name, **text_options
+    )
 
 
 def compute_dtype_name(model: str | Backbone, device: str | None, dtype: str | None = None) -> str:
@@ -227,18 +194,6 @@ def compute_dtype_name(model: str | Backbone, device: str | None, dtype: str | N
     return dtype_name(compute_dtype(pick_device(device), requested=dtype))
 
 
-def _distinct(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``positions`` without repeated texts (the first of each): a row is computed once."""
-    seen: set[bytes] = set()
-    keep = []
-    for position in positions.tolist():
-        digest = hashes[position].tobytes()
-        if digest not in seen:
-            seen.add(digest)
-            keep.append(position)
-    return np.asarray(keep, dtype=np.int64)
-
-
 TOKENIZE_CHUNK = 16384  # texts tokenised and length-sorted together: bounds the token ids held
 
 
@@ -253,8 +208,6 @@ def _compute_rows(
     force,
     token_budget,
     shard_rows,
-    quiet,
-    log,
 ) -> None:
     """Run the backbone over the texts at ``todo`` and commit their rows in shards.
 
@@ -274,7 +227,7 @@ def _compute_rows(
         token_budget = auto_token_budget(backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET)
     chunks = [todo[i : i + TOKENIZE_CHUNK] for i in range(0, len(todo), TOKENIZE_CHUNK)]
     characters = np.asarray([len(texts[i]) for i in todo], dtype=np.int64)
-    progress = _progress_bar(0, quiet)
+    bar = progress(0, "extract", unit="tok")  # the total grows as chunks are tokenised
     truncated = 0
 
     def tokenize(chunk: np.ndarray):
@@ -309,15 +262,15 @@ def _compute_rows(
             characters_seen += int(characters[offset : offset + len(chunk)].sum())
             offset += len(chunk)
             rate = tokens_seen / max(characters_seen, 1)  # tokens per character so far
-            progress.set_total(tokens_seen + rate * (total_characters - characters_seen))
+            bar.set_total(tokens_seen + rate * (total_characters - characters_seen))
             batches = length_sorted_batches(lengths, token_budget)
             for batch, pooled in pooled_batches(backbone, encoded.token_ids, batches, computed):
                 shards.add(chunk[batch], lengths[batch], pooled)
-                progress.update(int(lengths[batch].sum()))
+                bar.update(int(lengths[batch].sum()))
         shards.flush()
-    progress.close()
+    bar.close()
     if truncated:
-        log(f"truncated {truncated} of {len(todo)} texts to {max_length} tokens")
+        say(f"truncated {truncated} of {len(todo)} texts to {max_length} tokens")
 
 
 class _ShardBuffer:
@@ -348,7 +301,7 @@ class _ShardBuffer:
         self.started = time.perf_counter()
 
 
-def _hint_faster_dtype(backbone: Backbone, requested: str | None, log) -> None:
+def _hint_faster_dtype(backbone: Backbone, requested: str | None) -> None:
     """Say once when this CPU would run several times faster in bf16 (AMX), without
     switching: the default must give the same rows on every CPU."""
     from probe.features.device import cpu_has_fast_bf16, dtype_name
@@ -356,16 +309,12 @@ def _hint_faster_dtype(backbone: Backbone, requested: str | None, log) -> None:
     parameter = next(backbone.model.parameters())
     if requested in (None, "auto") and parameter.device.type == "cpu":
         if dtype_name(parameter.dtype) == "float32" and cpu_has_fast_bf16():
-            log("this CPU has AMX bf16 units: --dtype bfloat16 extracts ~3x faster")
+            say("this CPU has AMX bf16 units: --dtype bfloat16 extracts ~3x faster")
 
 
-def _attributes(info, setting: Setting, key, data, hashes) -> dict:
-    """What the view records about itself; versions are attributes, never key parts."""
-    import torch
-    import transformers
-
-    from probe import __version__
-
+def view_attributes(info, setting: Setting, key: str, source, seconds, computed, reused) -> dict:
+    """What every view records about itself (word views add their unit and pool): where its
+    rows came from and what this run computed."""
     return {
         "key": key,
         "setting": setting.key,
@@ -375,11 +324,26 @@ def _attributes(info, setting: Setting, key, data, hashes) -> dict:
         "n_layers_model": info.num_layers,
         "max_length": setting.max_length,
         "truncation_side": setting.truncation_side,
-        "pools": list(setting.pools),
         "compute_dtype": setting.compute_dtype,
-        **text_format(setting),
         "dtype": "float16",
-        "data_source": str(data.source),
+        "data_source": str(source),
+        "extract_seconds": round(seconds, 3),
+        "computed_rows": int(computed),
+        "reused_rows": int(reused),
+    }
+
+
+def _sentence_attributes(setting: Setting, data, hashes) -> dict:
+    """A sentence view's own: pools, text options, labels, versions (attributes, never key
+    parts: a new torch does not invalidate the store)."""
+    import torch
+    import transformers
+
+    from probe import __version__
+
+    return {
+        "pools": list(setting.pools),
+        **text_format(setting),
         "labels_source": str(data.source),
         "skipped_empty": int(data.skipped_empty),
         "dataset_fingerprint": views.dataset_fingerprint(hashes),
@@ -401,20 +365,3 @@ def text_format(setting_or_meta) -> dict:
         for name, value in values.items()
         if value != OPTIONAL_DEFAULTS[name]
     }
-
-
-def _ensure_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe_file = folder / f".write-test-{time.time_ns()}"
-        probe_file.touch()
-        probe_file.unlink()
-    except OSError as exc:
-        raise ProbeError(f"cache directory {folder} is not writable ({exc.strerror})") from None
-
-
-def _progress_bar(total_tokens: int, quiet: bool):
-    """A bar on a terminal; elsewhere (a file, CI) a line every few seconds: never silent."""
-    from probe.progress import Progress
-
-    return Progress(total_tokens, "extract", unit="tok", quiet=quiet)

@@ -22,18 +22,17 @@ from probe.features.extract import (
     SHARD_ROWS,
     SHARD_SECONDS,
     TOKENIZE_CHUNK,
-    TRUNCATION_SIDE,
-    _distinct,
-    _ensure_writable,
-    compute_dtype_name,
+    resolve_request,
+    row_setting,
+    text_keys,
+    view_attributes,
 )
 from probe.features.forward import hidden_states_by_layer, host_batch
-from probe.features.layers import resolve_layers
 from probe.features.pooling import TOKEN_POOL
-from probe.features.store import caches as store
-from probe.features.store.rowstore import Setting, layers_to_compute
+from probe.features.store.rowstore import layers_to_compute
 from probe.features.store.wordrows import RaggedRowStore, ragged_setting
 from probe.features.words import check_word_pool, default_word_pool, encode_words, pool_words
+from probe.messages import progress, say
 
 SHARD_UNITS = 8192  # word vectors per shard at most: memory stays flat in the sentence count
 
@@ -41,15 +40,12 @@ SHARD_UNITS = 8192  # word vectors per shard at most: memory stays flat in the s
 def row_keys(data: WordDataset, unit: str) -> np.ndarray:
     """uint8 [N, 20]: text + segmentation per sentence (token rows: the text alone)."""
     if unit == "token":
-        from probe.data.readers import text_sha1
-
-        digests = [text_sha1(t) for t in data.texts]
-    else:
-        digests = [segmentation_sha1(t, s) for t, s in zip(data.texts, data.spans, strict=True)]
+        return text_keys(data.texts)
+    digests = [segmentation_sha1(t, s) for t, s in zip(data.texts, data.spans, strict=True)]
     return np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 20)
 
 
-def resolve_word_pool(model, word_pool: str | None, log) -> str:
+def resolve_word_pool(model, word_pool: str | None) -> str:
     """The word pool asked for, or the model's default (said once)."""
     if word_pool is not None:
         return check_word_pool(word_pool)
@@ -62,7 +58,7 @@ def resolve_word_pool(model, word_pool: str | None, log) -> str:
         if causal
         else ("an encoder: its first subword sees both sides")
     )
-    log(f"word pool: {chosen} ({why}; --word-pool to change)")
+    say(f"word pool: {chosen} ({why}; --word-pool to change)")
     return chosen
 
 
@@ -104,63 +100,41 @@ def extract_words(
     max_length: int | None = None,
     out: str | Path | None = None,
     force: bool = False,
-    quiet: bool = True,
     device: str | None = None,
     dtype: str | None = None,
     token_budget: int | None = None,
     shard_rows: int = SHARD_ROWS,
     tasks: dict | None = None,
-    log=None,
 ) -> Path:
     """Cache every word's (or token's) features of ``data``; return its word view.
 
     ``tasks`` (task -> labels per sentence) overrides ``data.columns`` as the view's labels.
     """
-    from probe.features.models.loading import Backbone, describe_model, load_backbone
-    from probe.features.store.views import view_key
+    from probe.features.models.loading import Backbone, load_backbone
+    from probe.features.store.views import start_view, view_file, view_key
     from probe.features.store.wordviews import materialise_words, word_view_current
 
-    log = log or (lambda message: None)
     if unit not in ("word", "token"):
         raise ProbeError(f"unknown --unit '{unit}'; choose word or token (sentence: the default)")
-    info = describe_model(model)
-    wanted = resolve_layers(layers, info.num_layers)
-    max_length = info.default_max_length if max_length is None else int(max_length)
-    pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool, log)
-    base = Setting(
-        info.fingerprint,
-        info.tokenizer_id,
-        max_length,
-        TRUNCATION_SIDE,
-        compute_dtype_name(model, device, dtype),
-    )
-    setting = ragged_setting(base, unit, pool)
+    info, wanted, max_length = resolve_request(model, layers, max_length)
+    pool = TOKEN_POOL if unit == "token" else resolve_word_pool(model, word_pool)
+    setting = ragged_setting(row_setting(model, info, max_length, device, dtype), unit, pool)
     keys = row_keys(data, unit)
     key = view_key(setting, keys)
-    final_path = Path(out) if out else store.features_dir() / f"{key}.h5"
-    _ensure_writable(final_path.parent)
+    final_path = view_file(key, out)
     tasks = data.columns if tasks is None else tasks
     if not force and word_view_current(final_path, key, wanted, tasks):
-        log(f"cache hit: {final_path} (no model run)")
+        say(f"cache hit: {final_path} (no model run)")
         return final_path
     rows = RaggedRowStore(setting)
-    pending = store.PendingView(Path(f"{final_path}.partial"))
-    manifest = {
-        "key": key,
-        "layers": wanted,
-        "n": len(keys),
-        "model": info.name,
-        "setting": setting.as_dict(),
-        "data_source": str(data.source),
-    }
-    pending.start(manifest, keys)
-    missing = np.arange(len(keys)) if force else rows.missing(keys, wanted)
-    todo = _distinct(keys, missing)
+    pending, missing, todo = start_view(
+        final_path, rows, key, wanted, info.name, data.source, keys, force
+    )
     started = time.perf_counter()
     unaligned = 0
     if len(todo):
         if len(missing) < len(keys):
-            log(f"{len(keys) - len(missing)} of {len(keys)} sentences already in the store")
+            say(f"{len(keys) - len(missing)} of {len(keys)} sentences already in the store")
         backbone = model if isinstance(model, Backbone) else load_backbone(model, device, dtype)
         unaligned = _compute(
             backbone,
@@ -174,36 +148,22 @@ def extract_words(
             force=force,
             token_budget=token_budget,
             shard_rows=shard_rows,
-            quiet=quiet,
-            log=log,
         )
     elapsed = time.perf_counter() - started
+    reused = len(keys) - len(missing)
     attrs = {
-        "key": key,
-        "setting": setting.key,
-        "model": info.name,
-        "model_fingerprint": info.fingerprint,
-        "tokenizer": info.tokenizer_id,
-        "n_layers_model": info.num_layers,
-        "max_length": max_length,
-        "truncation_side": TRUNCATION_SIDE,
-        "compute_dtype": setting.compute_dtype,
-        "dtype": "float16",
-        "data_source": str(data.source),
+        **view_attributes(info, setting, key, data.source, elapsed, len(todo), reused),
         "unit": unit,
         "word_pool": pool,
         "pools": [pool],
-        "extract_seconds": round(elapsed, 3),
-        "computed_rows": len(todo),
-        "reused_rows": len(keys) - len(missing),
     }
     aligned = materialise_words(final_path, rows, keys, wanted, attrs, data, unit, tasks)
     pending.discard()
     if len(todo):
-        log(f"extracted {len(todo)} sentences ({unit}s) in {elapsed:.1f} s")
+        say(f"extracted {len(todo)} sentences ({unit}s) in {elapsed:.1f} s")
     missing_words = int((~aligned).sum())
     if missing_words or unaligned:
-        log(
+        say(
             f"{missing_words} of {len(aligned)} words have no token (cut by --max-length "
             f"{max_length}): kept, flagged unaligned, left out of fits"
         )
@@ -223,15 +183,12 @@ def _compute(
     force,
     token_budget,
     shard_rows,
-    quiet,
-    log,
 ) -> int:
     """Run the backbone over the sentences at ``todo``; commit their unit vectors in shards.
     Returns the number of unaligned words."""
     import torch
 
     from probe.features.device import BackgroundWriter, auto_token_budget, to_device
-    from probe.progress import Progress
 
     max_length = rows.setting.max_length
     held = set() if force else rows.held_layers(keys[todo])
@@ -261,7 +218,7 @@ def _compute(
         )
         writer.submit(commit, keys[positions], lengths, units, computed)
 
-    with Progress(len(todo), "extract", unit="sent", quiet=quiet) as progress:
+    with progress(len(todo), "extract", unit="sent") as bar:
         with BackgroundWriter(depth=1) as writer:
             for start in range(0, len(todo), TOKENIZE_CHUNK):
                 chunk = todo[start : start + TOKENIZE_CHUNK]
@@ -282,7 +239,7 @@ def _compute(
                         )
                         units = pool_words(hidden, computed, spans, pool)  # (L, W, D)
                     pending.append((chunk[batch], lengths[batch], spans, units))
-                    progress.update(len(batch))
+                    bar.update(len(batch))
                     held_rows = sum(len(p) for p, _, _, _ in pending)
                     held_units = sum(u.shape[1] for _, _, _, u in pending)
                     if (
@@ -294,5 +251,5 @@ def _compute(
                         last_flush = time.perf_counter()
             flush()
     if truncated:
-        log(f"truncated {truncated} of {len(todo)} sentences to {max_length} tokens")
+        say(f"truncated {truncated} of {len(todo)} sentences to {max_length} tokens")
     return unaligned

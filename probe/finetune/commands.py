@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from probe.errors import ProbeError
-from probe.messages import say, shown
+from probe.messages import say
 
 SPLIT_OPTIONS = {
     "train_file": None,
@@ -66,7 +66,7 @@ def _config(options: dict, **extra):
 
     given = {key: options[key] for key in TRAINING_OPTIONS if options.get(key) is not None}
     seed = options.get("seed", SPLIT_OPTIONS["seed"])
-    return FinetuneConfig(**given, seed=seed, quiet=not shown(), **extra)
+    return FinetuneConfig(**given, seed=seed, **extra)
 
 
 def _check_options(options: dict) -> None:
@@ -94,7 +94,7 @@ def finetune_and_save(
     config = _config(
         options, unfreeze=unfreeze, layer=layer, init_head=init_head, prefix_cache=prefix_cache
     )
-    result = finetune(model, splits, config, device=options.get("device", "auto"), log=say)
+    result = finetune(model, splits, config, device=options.get("device", "auto"))
     if out:
         head_path = save_finetuned(result, out)
         result.report["saved"] = {"model": out, "head": str(head_path)}
@@ -187,6 +187,5 @@ def compare_and_save(
         time_without_prefix=time_without_prefix,
         resamples=resamples,
         device=options.get("device", "auto"),
-        log=say,
     )
     return result, write_outputs(result, out)

@@ -24,6 +24,7 @@ import numpy as np
 
 from probe.features.pooling import DEFAULT_POOL
 from probe.jsonable import to_jsonable
+from probe.messages import say
 from probe.research.uncertainty import LEVEL, RESAMPLES
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ BOOK_RECIPE = {
 
 
 def best_probe(
-    model: str, splits: Splits, max_length: int | None, device=None, log=None
+    model: str, splits: Splits, max_length: int | None, device=None
 ) -> tuple[dict, np.ndarray]:
     """The layer-wise sweep on these splits; (the selected row, its test predictions).
 
@@ -60,7 +61,6 @@ def best_probe(
     from probe.heads.cached import CachedData, CachedSplit
     from probe.research.sweep import run_sweep
 
-    log = log or (lambda message: None)
     started, started_wall = time.perf_counter(), time.time()
     paths, parts = {}, {}
     for name in ("train", "val", "test"):
@@ -88,7 +88,7 @@ def best_probe(
     best = sweep["best"]
     classifier = sweep["_best_result"].classifier
     predicted = np.asarray(classifier.predict(data.test.features(best["layer"], best["pool"])))
-    log(f"best probe: layer {best['layer']} {best['pool']}, val acc {best['val_accuracy']:.4f}")
+    say(f"best probe: layer {best['layer']} {best['pool']}, val acc {best['val_accuracy']:.4f}")
     row = {
         "method": f"probe (layer {best['layer']}, {best['pool']})",
         "layer": int(best["layer"]),
@@ -121,16 +121,14 @@ def run_comparison(
     time_without_prefix: bool = False,
     resamples: int = RESAMPLES,
     device=None,
-    log=None,
 ) -> dict:
     """The probe row, one row per N (body LR chosen on validation) and the book's recipe."""
     from probe.finetune.training import finetune
     from probe.research.uncertainty import indistinguishable, paired_differences
 
-    log = log or (lambda message: None)
     started = time.perf_counter()
     truth = np.asarray(splits.test.labels, str)
-    probe_row, probe_predicted = best_probe(model, splits, base.max_length, device, log)
+    probe_row, probe_predicted = best_probe(model, splits, base.max_length, device)
     classes = sorted(set(splits.train.labels))
     probe_row["ci"] = _intervals(classes, truth, probe_predicted, resamples, base.seed)
     plans = [
@@ -146,13 +144,13 @@ def run_comparison(
     before = _language_check(_fresh(model, device)) if base.forgetting_check else None
     rows, correct = [], [truth == probe_predicted]
     for method, config, grid in plans:
-        row, predicted = _search(model, splits, method, config, grid, before, device, log)
+        row, predicted = _search(model, splits, method, config, grid, before, device)
         if time_without_prefix and row["prefix_cache_used"]:
-            log(f"{method}: timing the chosen run without the prefix cache")
+            say(f"{method}: timing the chosen run without the prefix cache")
             config = replace(
                 config, lr_body=row["lr_body"], prefix_cache=False, forgetting_check=False
             )
-            report = finetune(_fresh(model, device), splits, config, log=log).report
+            report = finetune(_fresh(model, device), splits, config).report
             row["train_seconds_without_prefix"] = sum(report["time"]["epochs_seconds"])
             row["test_accuracy_without_prefix"] = report["test"]["accuracy"]
         row["ci"] = _intervals(classes, truth, predicted, resamples, base.seed)
@@ -210,7 +208,7 @@ def _language_check(backbone):
     return language_check(backbone)
 
 
-def _search(model, splits, method, config, grid, before, device, log) -> tuple[dict, np.ndarray]:
+def _search(model, splits, method, config, grid, before, device) -> tuple[dict, np.ndarray]:
     """Fine-tune once per body LR in ``grid`` (None: the config's); keep the best on val.
 
     The forgetting check runs once, on the chosen model (``before``: the fresh weights, the
@@ -223,8 +221,8 @@ def _search(model, splits, method, config, grid, before, device, log) -> tuple[d
     for lr in grid:
         trial_config = replace(config, forgetting_check=False)
         trial_config = trial_config if lr is None else replace(trial_config, lr_body=lr)
-        log(f"{method}, body lr {trial_config.lr_body:g}")
-        result = finetune(_fresh(model, device), splits, trial_config, log=log)
+        say(f"{method}, body lr {trial_config.lr_body:g}")
+        result = finetune(_fresh(model, device), splits, trial_config)
         report = result.report
         chosen = report["epochs"][report["best_epoch"] - 1]
         trials.append(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from probe.errors import ProbeError, one_line
+from probe.messages import say
 
 INIT_CHOICES = ("auto", "probe", "zero")
 
@@ -32,7 +33,7 @@ class HeadStart:
     info: dict = field(default_factory=lambda: {"kind": "zero"})
 
 
-def starting_head(spec, backbone, plan, pool, label_names, splits, max_length, log) -> HeadStart:
+def starting_head(spec, backbone, plan, pool, label_names, splits, max_length) -> HeadStart:
     """``--init-head``: auto (a probe when one can be fitted, else zero), probe, zero, or a
     path to a ``probe fit`` head."""
     spec = "zero" if spec in (None, "") else str(spec)
@@ -40,17 +41,17 @@ def starting_head(spec, backbone, plan, pool, label_names, splits, max_length, l
         return HeadStart()
     if spec in ("auto", "probe"):
         try:
-            return fitted_probe_head(backbone, plan, pool, label_names, splits, max_length, log)
+            return fitted_probe_head(backbone, plan, pool, label_names, splits, max_length)
         except ProbeError as exc:
             if spec == "probe":
                 raise ProbeError(f"--init-head probe: {one_line(str(exc))}") from None
-            log(f"head starts at zero: no probe could be fitted ({one_line(str(exc))})")
+            say(f"head starts at zero: no probe could be fitted ({one_line(str(exc))})")
             return HeadStart(info={"kind": "zero", "reason": one_line(str(exc))})
     weight, bias = initial_head(spec, backbone, plan, pool, label_names)
     return HeadStart(weight, bias, {"kind": "file", "path": spec})
 
 
-def fitted_probe_head(backbone, plan, pool, label_names, splits, max_length, log) -> HeadStart:
+def fitted_probe_head(backbone, plan, pool, label_names, splits, max_length) -> HeadStart:
     """Fit the probe of ``plan.layer`` / ``pool`` on cached train features (C on val) and fold
     its scaler in. Must run before any weight moves: the cache is keyed by the weights."""
     from probe.features.extract import extract
@@ -83,7 +84,7 @@ def fitted_probe_head(backbone, plan, pool, label_names, splits, max_length, log
         "extract_seconds": extract_seconds,
         "seconds": time.perf_counter() - started,
     }
-    log(
+    say(
         f"head starts at the layer {plan.layer} {pool} probe (C {probe.C_:g}, val accuracy "
         f"{val_accuracy:.4f}, {info['seconds']:.1f} s)"
     )

@@ -40,6 +40,7 @@ from probe.features.models.architecture import (
     without_kv_cache,
 )
 from probe.files import atomic_path, cache_root
+from probe.messages import say
 
 PREFIX_FORMAT = 1
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -168,7 +169,7 @@ def compute_prefix(
 
 
 def load_or_compute_prefix(
-    model, token_ids, pad_id: int, layer: int, key: str, dtype: str = "float16", log=None
+    model, token_ids, pad_id: int, layer: int, key: str, dtype: str = "float16"
 ) -> Prefix:
     """The stored prefix for ``key``, computing and storing it (atomically) on a miss."""
     from safetensors.torch import load_file, save_file
@@ -197,8 +198,7 @@ def load_or_compute_prefix(
                 },
             )
     except OSError as exc:
-        if log:
-            log(f"prefix cache not written ({exc.strerror}); it will be recomputed next time")
+        say(f"prefix cache not written ({exc.strerror}); it will be recomputed next time")
     return prefix
 
 

@@ -33,6 +33,7 @@ from probe.finetune.forgetting import compare_checks, language_check
 from probe.finetune.head_init import starting_head
 from probe.finetune.prefix import DTYPES, Prefix, load_or_compute_prefix, prefix_key
 from probe.jsonable import to_jsonable
+from probe.messages import progress, say
 
 
 @dataclass
@@ -53,7 +54,6 @@ class FinetuneConfig:
     prefix_dtype: str = "float16"
     init_head: str | None = "auto"  # auto, probe (LP-FT), zero (None too), or a head path
     forgetting_check: bool = True
-    quiet: bool = True
     eval_token_budget: int = DEFAULT_TOKEN_BUDGET
 
 
@@ -91,7 +91,7 @@ def encode_split(name, dataset: TextDataset, backbone, label_names, max_length) 
     )
 
 
-def attach_prefix(split: EncodedSplit, backbone, plan: Plan, config, log) -> None:
+def attach_prefix(split: EncodedSplit, backbone, plan: Plan, config) -> None:
     """Load or compute the frozen prefix of ``split`` (once per model, texts and layer)."""
     if split.prefix is not None or plan.first_trainable == 0 or not config.prefix_cache:
         return
@@ -110,7 +110,6 @@ def attach_prefix(split: EncodedSplit, backbone, plan: Plan, config, log) -> Non
         plan.first_trainable,
         key,
         config.prefix_dtype,
-        log,
     )
 
 
@@ -179,7 +178,7 @@ def train_epoch(classifier, backbone, split, optimizer, config, rng, progress) -
     }
 
 
-def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> tuple:
+def fit_epochs(classifier, backbone, encoded: dict, optimizer, config) -> tuple:
     """Train ``config.epochs`` epochs, validating after each; leave the best epoch's weights.
 
     Returns (history rows, prefix info). The frozen prefix of train and val is loaded or
@@ -191,7 +190,7 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
         for name in ("train", "val"):
-            attach_prefix(encoded[name], backbone, plan, config, log)
+            attach_prefix(encoded[name], backbone, plan, config)
             prefix = encoded[name].prefix
             if prefix is not None and name not in prefix_info:
                 prefix_info[name] = {
@@ -199,11 +198,9 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
                     "hit": prefix.hit,
                     "computed_seconds": prefix.computed_seconds,
                 }
-        progress = _progress_bar(len(encoded["train"].labels), epoch, config)
-        stats = train_epoch(
-            classifier, backbone, encoded["train"], optimizer, config, rng, progress
-        )
-        progress.close()
+        bar = progress(len(encoded["train"].labels), f"epoch {epoch}/{config.epochs}", unit="ex")
+        stats = train_epoch(classifier, backbone, encoded["train"], optimizer, config, rng, bar)
+        bar.close()
         val_logits, val_loss = evaluate(
             classifier, backbone, encoded["val"], config.eval_token_budget
         )
@@ -216,7 +213,7 @@ def fit_epochs(classifier, backbone, encoded: dict, optimizer, config, log) -> t
             "seconds": time.perf_counter() - epoch_started,
         }
         history.append(row)
-        log(
+        say(
             f"epoch {epoch}: train loss {stats['train_loss']:.4f}, val acc {val_accuracy:.4f}, "
             f"val loss {val_loss:.4f}, {row['seconds']:.1f} s"
         )
@@ -239,11 +236,10 @@ class FinetuneResult:
     test_logits: np.ndarray | None = field(default=None, repr=False)
 
 
-def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> FinetuneResult:
+def finetune(model, splits, config: FinetuneConfig, device=None) -> FinetuneResult:
     """Fine-tune ``model`` (a ``--model`` spec or a loaded Backbone, trained in place)."""
     from probe.features.models.loading import Backbone, load_backbone, module_fingerprint
 
-    log = log or (lambda message: None)
     started = time.perf_counter()
     if config.prefix_dtype not in DTYPES:
         raise ProbeError(f"--prefix-dtype must be one of {', '.join(DTYPES)}")
@@ -273,14 +269,14 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
     }
     truncated = sum(split.truncated for split in encoded.values())
     if truncated:
-        log(
+        say(
             f"truncated {truncated} of {sum(len(s.labels) for s in encoded.values())} texts "
             f"to {max_length} tokens"
         )
     classifier = FinetuneClassifier(backbone.model, plan, config.pool, len(label_names)).to(device)
     classifier.freeze()
     start = starting_head(
-        config.init_head, backbone, plan, config.pool, label_names, splits, max_length, log
+        config.init_head, backbone, plan, config.pool, label_names, splits, max_length
     )  # before any weight moves: the probe's features are keyed by these weights
     if start.weight is not None:
         with torch.no_grad():
@@ -291,11 +287,11 @@ def finetune(model, splits, config: FinetuneConfig, device=None, log=None) -> Fi
     trainable_params = sum(p.numel() for g in groups for p in g["params"])
 
     before = language_check(backbone) if config.forgetting_check else None
-    history, prefix_info = fit_epochs(classifier, backbone, encoded, optimizer, config, log)
+    history, prefix_info = fit_epochs(classifier, backbone, encoded, optimizer, config)
     best = max(history, key=lambda row: (row["val_accuracy"], -row["val_loss"]))
 
     test_started = time.perf_counter()
-    attach_prefix(encoded["test"], backbone, plan, config, log)
+    attach_prefix(encoded["test"], backbone, plan, config)
     test_logits, test_loss = evaluate(
         classifier, backbone, encoded["test"], config.eval_token_budget
     )
@@ -375,12 +371,6 @@ def peak_memory_mb(device) -> float:
     if torch.device(device).type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _progress_bar(total: int, epoch: int, config: FinetuneConfig):
-    from probe.progress import Progress
-
-    return Progress(total, f"epoch {epoch}/{config.epochs}", unit="ex", quiet=config.quiet)
 
 
 # --- the head, saved for probe predict -------------------------------------------------------

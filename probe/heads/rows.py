@@ -143,9 +143,7 @@ def _labelled_source(
             f"{source}: {conflicting} texts appear more than once with different labels; "
             "they are kept as given (no model can get both right)"
         )
-    path = extract(
-        model or DEFAULT_MODEL, dataset, layers, max_length=max_length, device=device, log=log
-    )
+    path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length, device=device)
     split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
     return _Found(split, str(source), dataset.splits)
 

@@ -121,7 +121,7 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
     dataset = TextDataset(distinct, None, "the sweep's texts (random-weights baseline)")
     layers = ",".join(str(layer) for layer in data.layers)
     view = extract(model, dataset, layers, max_length=data.max_length, device=device,
-                   dtype=first.get("compute_dtype"), quiet=quiet, log=log)  # fmt: skip
+                   dtype=first.get("compute_dtype"))  # fmt: skip
     row_of = {text_sha1(text): row for row, text in enumerate(distinct)}
 
     def split(original: CachedSplit | None) -> CachedSplit | None:

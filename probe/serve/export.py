@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.messages import detail
 from probe.outputs import replace_folder, staging_folder, write_json
 
 EXPORT_FORMAT = "probe-onnx"
@@ -121,7 +122,7 @@ def _dummy_inputs(pad_id: int, vocab_size: int):
 
 
 def export_head(
-    head: str | Path, out: str | Path, model: str | None = None, check: bool = True, log=None
+    head: str | Path, out: str | Path, model: str | None = None, check: bool = True
 ) -> Path:
     """Write ``out/`` (model.onnx, tokenizer, probe-export.json) for a saved head.
 
@@ -134,7 +135,6 @@ def export_head(
     from probe.features.models.architecture import only_first_blocks, without_final_norm
     from probe.serve.predict import load_predictor
 
-    log = log or (lambda message: None)
     _require_runtime()
     out = Path(out).expanduser()
     if out.exists() and (
@@ -144,7 +144,7 @@ def export_head(
     predictor = load_predictor(str(head), model, device="cpu")
     backbone, meta = predictor.backbone, predictor.meta
     layer, pool = max(predictor.layers), meta["pool"]
-    log(f"exporting {backbone.name} up to layer {layer} of {backbone.num_layers}, pool {pool}")
+    detail(f"exporting {backbone.name} up to layer {layer} of {backbone.num_layers}, pool {pool}")
 
     staging = staging_folder(out)
     try:
@@ -178,11 +178,11 @@ def export_head(
         write_json(staging / META_FILE, record)
         if check:
             difference = check_parity(predictor, OnnxPredictor.load(staging), list(CHECK_TEXTS))
-            log(f"parity check: max |p_onnx - p_torch| = {difference:.2e}")
+            detail(f"parity check: max |p_onnx - p_torch| = {difference:.2e}")
         replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log(f"wrote {out} ({export_size(out) / 1e6:.1f} MB)")
+    detail(f"wrote {out} ({export_size(out) / 1e6:.1f} MB)")
     return out
 
 

@@ -108,7 +108,7 @@ def test_cli_ray_two_workers_equals_single_process(
         ],
     )
     assert result.exit_code == 0, result.output
-    path = Path(result.output.strip().splitlines()[-1])
+    path = Path(result.stdout.strip().splitlines()[-1])
     assert read_attrs(path)["computed_rows"] == 0  # Ray computed every row; the view read them
     reference = local_view(tiny_gpt2_dir, csv, tmp_path / "local", monkeypatch)
     assert_same_features(open_cache(path), reference)
@@ -163,7 +163,8 @@ def test_the_view_step_takes_the_clusters_dtype(local_ray, tiny_gpt2_dir, tmp_pa
         ],
     )
     assert result.exit_code == 0, result.output
-    attrs = read_attrs(Path(result.output.strip().splitlines()[-1]))
+    attrs = read_attrs(Path(result.stdout.strip().splitlines()[-1]))  # stderr may hold Ray's
+    assert attrs is not None, result.output
     assert attrs["compute_dtype"] == "bfloat16" and attrs["computed_rows"] == 0
 
 

@@ -23,16 +23,15 @@ def features(backbone):
     return embed_texts(backbone, VARIED_TEXTS * 2, LAYERS, token_budget=128)
 
 
-def test_compiled_blocks_match_eager_and_are_removed_afterwards(tiny_gpt2_dir):
+def test_compiled_blocks_match_eager_and_are_removed_afterwards(tiny_gpt2_dir, said):
     from torch._dynamo.utils import counters
 
     backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
     eager = features(backbone)
-    logged = []
     graphs_before = counters["stats"]["unique_graphs"]
-    with compiled_blocks(backbone.model, log=logged.append) as compiled:
+    with compiled_blocks(backbone.model) as compiled:
         fused = features(backbone)
-    assert compiled and logged == []  # no fallback: the blocks really ran compiled
+    assert compiled and said == []  # no fallback: the blocks really ran compiled
     assert compiled.worked and compiled.describe() == "--compile: blocks ran compiled"
     assert counters["stats"]["unique_graphs"] > graphs_before
     for pool in ("last", "mean"):
@@ -41,7 +40,7 @@ def test_compiled_blocks_match_eager_and_are_removed_afterwards(tiny_gpt2_dir):
     np.testing.assert_array_equal(features(backbone)["mean"], eager["mean"])  # eager again
 
 
-def test_a_compiler_failure_falls_back_to_eager_with_one_line(tiny_gpt2_dir, monkeypatch):
+def test_a_compiler_failure_falls_back_to_eager_with_one_line(tiny_gpt2_dir, monkeypatch, said):
     def broken_compile(function, **options):
         def run(*args, **kwargs):
             raise RuntimeError("Compiler: cc not found\nlong inductor traceback")
@@ -51,10 +50,9 @@ def test_a_compiler_failure_falls_back_to_eager_with_one_line(tiny_gpt2_dir, mon
     backbone = load_backbone(str(tiny_gpt2_dir), device="cpu")
     eager = features(backbone)
     monkeypatch.setattr(torch, "compile", broken_compile)
-    logged = []
-    with compiled_blocks(backbone.model, log=logged.append) as outcome:
+    with compiled_blocks(backbone.model) as outcome:
         fallen_back = features(backbone)
-    assert len(logged) == 1 and "running eager" in logged[0] and "\n" not in logged[0]
+    assert len(said) == 1 and "running eager" in said[0] and "\n" not in said[0]
     assert outcome.requested and not outcome.worked and not outcome
     assert outcome.describe().endswith("failed (Compiler: cc not found); ran eager")
     for pool in ("last", "mean"):

@@ -43,13 +43,13 @@ def sms_csv(tmp_path):
     return path
 
 
-def test_attention_falls_back_to_eager_and_says_so(zoo):
-    lines = []
-    load_backbone(str(zoo["bloom"]), attn="auto", log=lines.append)
-    assert "attention: eager (its architecture has no SDPA attention)" in lines
-    lines.clear()
-    load_backbone(str(zoo["llama"]), attn="auto", log=lines.append)
-    assert "attention: sdpa" in lines
+def test_attention_falls_back_to_eager_and_says_so(zoo, said, tmp_path):
+    fallback = "attention: eager (its architecture has no SDPA attention)"
+    assert fallback in load_backbone(str(zoo["bloom"]), attn="auto").notes
+    assert "attention: sdpa" in load_backbone(str(zoo["llama"]), attn="auto").notes
+    assert said == []  # loading only notes it; extraction says it
+    extract(str(zoo["bloom"]), TextDataset(TEXTS, None, "t"), "1", out=tmp_path / "b.h5")
+    assert fallback in said
 
 
 def test_forced_sdpa_on_a_model_without_it_is_one_line(zoo, sms_csv):
@@ -70,13 +70,11 @@ def test_eager_and_sdpa_give_the_same_rows(zoo, tmp_path):
 
 
 def test_shared_layers_and_encoder_decoders_are_announced(zoo):
-    lines = []
-    albert = load_backbone(str(zoo["albert"]), log=lines.append)
+    albert = load_backbone(str(zoo["albert"]))
     assert albert.num_layers == 2 and not albert.causal
-    assert any("output_hidden_states" in line for line in lines)
-    lines.clear()
-    t5 = load_backbone(str(zoo["t5"]), log=lines.append)
-    assert any("encoder of an encoder-decoder" in line for line in lines)
+    assert any("output_hidden_states" in line for line in albert.notes)
+    t5 = load_backbone(str(zoo["t5"]))
+    assert any("encoder of an encoder-decoder" in line for line in t5.notes)
     assert t5.num_layers == 2 and not t5.causal
     assert load_backbone(str(zoo["llama"])).causal
 
@@ -211,11 +209,10 @@ def test_a_head_fitted_on_prompted_rows_predicts_through_the_prompt(zoo, tmp_pat
     )
 
 
-def test_compile_runs_eager_on_a_model_without_blocks_and_says_so(zoo):
+def test_compile_runs_eager_on_a_model_without_blocks_and_says_so(zoo, said):
     from probe.features.models.fusion import compiled_blocks
 
     backbone = load_backbone(str(zoo["albert"]))
-    lines = []
-    with compiled_blocks(backbone.model, True, lines.append) as outcome:
+    with compiled_blocks(backbone.model, True) as outcome:
         assert not outcome and not outcome.worked
-    assert lines and "no list of blocks" in lines[0] and "no list of blocks" in outcome.describe()
+    assert said and "no list of blocks" in said[0] and "no list of blocks" in outcome.describe()

@@ -14,7 +14,7 @@ Regional compilation: each block's ``forward`` is compiled, not the whole model,
 Measured (``benchmarks/results/extract_cpu_fusion.md``, 2-core AVX-512 CPU): 1.05-1.12x in
 fp32 and 1.18x in bf16 once compiled, 6-10 s to compile; on 10k short texts that did not pay
 back, hence a flag, off by default. A failure to compile (an unsupported architecture, no
-C++ compiler) falls back to eager for every block with one log line: the numbers are the
+C++ compiler) falls back to eager for every block with one line said: the numbers are the
 same within float rounding either way, so a fallback never changes what is cached.
 """
 
@@ -23,18 +23,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from probe.messages import say
+
 
 class CompileOutcome:
     """What ``--compile`` did, shared by all blocks of one model: the first compile error
     switches them all to eager. Truthy while the blocks run compiled; ``worked`` once a
     compiled call has returned (what a view records, rather than that it was asked for)."""
 
-    def __init__(self, requested: bool, log: Callable[[str], None]):
+    def __init__(self, requested: bool):
         self.requested = requested
         self.failed = False
         self.ran_compiled = False
         self.reason: str | None = None
-        self.log = log
 
     def __bool__(self) -> bool:
         return self.requested and not self.failed
@@ -49,7 +50,7 @@ class CompileOutcome:
         if not self.failed:
             self.failed = True
             self.reason = short_reason(exc)
-            self.log(f"--compile: torch.compile failed ({self.reason}); running eager")
+            say(f"--compile: torch.compile failed ({self.reason}); running eager")
 
     def describe(self) -> str:
         """One line for the user: compiled, fell back (and why), or had nothing to run."""
@@ -75,10 +76,10 @@ def _guarded(eager: Callable, compiled: Callable, outcome: CompileOutcome) -> Ca
 
 
 @contextmanager
-def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[CompileOutcome]:
+def compiled_blocks(model, enabled: bool = True) -> Iterator[CompileOutcome]:
     """Within the block, every transformer block of ``model`` runs compiled (when
     ``enabled``); the eager forwards are put back on exit. Yields a ``CompileOutcome``."""
-    outcome = CompileOutcome(enabled, log or (lambda message: None))
+    outcome = CompileOutcome(enabled)
     if not enabled:
         yield outcome
         return
@@ -89,7 +90,7 @@ def compiled_blocks(model, enabled: bool = True, log=None) -> Iterator[CompileOu
     found = find_blocks(model)
     if found is None:  # ALBERT-style shared layers: nothing per block to compile
         outcome.failed, outcome.reason = True, "this model has no list of blocks"
-        outcome.log("--compile: this model has no list of blocks; running eager")
+        say("--compile: this model has no list of blocks; running eager")
         yield outcome
         return
     blocks = list(found)

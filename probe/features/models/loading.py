@@ -57,6 +57,7 @@ class Backbone:
     num_layers: int  # transformer blocks; hidden-state layers are 0..num_layers
     hidden_size: int
     max_context: int
+    notes: tuple[str, ...] = ()  # how loading went (attention used, ...): the caller says them
 
     @property
     def default_max_length(self) -> int:
@@ -332,16 +333,15 @@ def load_backbone(
     *,
     attn: str = "auto",
     trust_remote_code: bool = False,
-    log=None,
 ) -> Backbone:
     """Load ``--model`` for inference: fp32 on CPU, bf16/fp16 on a GPU, or the ``dtype``
     asked for (``--dtype``); SDPA attention where the architecture has it, else eager
-    (``attn`` overrides); the encoder alone of an encoder-decoder model."""
+    (``attn`` overrides); the encoder alone of an encoder-decoder model. What was chosen is
+    in ``notes``: extraction says it, fine-tuning and prediction load quietly."""
     from transformers import AutoModel, AutoModelForCausalLM
 
     from probe.features.device import compute_dtype
 
-    log = log or (lambda message: None)
     model_dir = resolve_model_dir(spec)
     check_weight_files(model_dir)
     fingerprint = directory_fingerprint(model_dir)
@@ -354,19 +354,20 @@ def load_backbone(
     has_lm_head = has_lm_head and not encoder_decoder
     auto = AutoModelForCausalLM if has_lm_head else AutoModel
     model, used = _load_with_attention(auto, model_dir, dtype, attn, trust_remote_code)
-    log(f"attention: {used}")
+    notes = [f"attention: {used}"]
     if encoder_decoder:
         model = model.get_encoder()
-        log(f"{type(model).__name__}: the encoder of an encoder-decoder model is probed")
+        notes.append(f"{type(model).__name__}: the encoder of an encoder-decoder model is probed")
     model.to(device).eval()
     backbone = wrap_backbone(model, spec, fingerprint, tokenizer_dir=model_dir)
     from probe.features.models.architecture import find_blocks
 
     if find_blocks(model) is None:
-        log(
+        notes.append(
             f"{type(model).__name__} has no list of {backbone.num_layers} blocks: reading "
             "output_hidden_states (every layer runs; slower, same numbers)"
         )
+    backbone.notes = tuple(notes)
     return backbone
 
 

@@ -17,20 +17,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from probe.features.models.loading import TOKENIZER_FILES as IDENTITY_FILES
 from probe.files import cache_root
 
 MARKER = "random_weights.json"
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "spiece.model",
-    "added_tokens.json",
-)
+# the files of the tokenizer's identity, and one that adds tokens without changing it
+TOKENIZER_FILES = (*IDENTITY_FILES, "added_tokens.json")
 
 
 def random_weights_model(spec: str, seed: int = 0) -> str:

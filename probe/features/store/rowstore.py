@@ -297,8 +297,6 @@ class RowStore:
         prefer: bool = False,
     ) -> Path:
         """Write one immutable shard, then add it to the index under the lock."""
-        import h5py
-
         text_sha1 = np.ascontiguousarray(text_sha1, dtype=np.uint8).reshape(-1, SHA1_BYTES)
         n = len(text_sha1)
         layers = [int(x) for x in layers]
@@ -308,6 +306,14 @@ class RowStore:
                 raise ValueError(
                     f"pooled['{pool}'] has shape {shape}, expected ({len(layers)}, {n}, D)"
                 )
+        vectors = {pool: np.asarray(pooled[pool], dtype=np.float16) for pool in self.setting.pools}
+        return self.write_shard(text_sha1, n_tokens, layers, truncated, vectors, prefer)
+
+    def write_shard(self, text_sha1, n_tokens, layers, truncated, arrays: dict, prefer) -> Path:
+        """One immutable shard: the columns every row has, then ``arrays`` (the pools, or a
+        ragged store's units and offsets), written atomically; then its index entry."""
+        import h5py
+
         shard = self.new_shard_path()
         with atomic_path(shard, suffix=".h5") as staging:
             with h5py.File(staging, "w") as handle:
@@ -316,10 +322,10 @@ class RowStore:
                 handle["layers"] = np.asarray(layers, dtype=np.int64)
                 if truncated is not None:
                     handle["truncated"] = np.asarray(truncated, dtype=bool)
-                for pool in self.setting.pools:
-                    handle.create_dataset(pool, data=np.asarray(pooled[pool], dtype=np.float16))
+                for name, array in arrays.items():
+                    handle.create_dataset(name, data=array)
                 handle.attrs["setting"] = self.setting.key
-        return self.register_shard(shard, n, layers, prefer)
+        return self.register_shard(shard, len(text_sha1), layers, prefer)
 
     # --- reading for views ----------------------------------------------------------------
 

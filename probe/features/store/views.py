@@ -15,13 +15,16 @@ rebuilt under a temporary name, raw chunks copied by HDF5) and says so.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from probe.errors import ProbeError
 from probe.features.store.rowstore import RowStore, Setting
 from probe.files import atomic_path
+from probe.messages import say
 
 ROWS_PER_CHUNK = 4096
 LABEL_NODES = ("labels", "ids")
@@ -36,6 +39,61 @@ def view_key(setting: Setting, text_sha1: np.ndarray) -> str:
 
 def dataset_fingerprint(text_hashes: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(text_hashes).tobytes(), digest_size=16).hexdigest()
+
+
+# --- starting a view: the set-up sentence and word extraction share -------------------------
+
+
+def view_file(key: str, out: str | Path | None = None) -> Path:
+    """Where the view of ``key`` goes: ``out``, else the store's ``features/<key>.h5``. Its
+    folder is checked writable first: a read-only store fails before any model loads."""
+    from probe.features.store.caches import features_dir
+
+    path = Path(out) if out else features_dir() / f"{key}.h5"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe_file = path.parent / f".write-test-{time.time_ns()}"
+        probe_file.touch()
+        probe_file.unlink()
+    except OSError as exc:
+        message = f"cache directory {path.parent} is not writable ({exc.strerror})"
+        raise ProbeError(message) from None
+    return path
+
+
+def start_view(path: Path, rows: RowStore, key: str, layers, model: str, source, keys, force):
+    """Mark the view at ``path`` as being made (``<view>.partial``: a killed run is reported
+    incomplete, and ``probe cache info`` counts its stored rows), then find what to compute.
+
+    Returns (the pending view, positions whose rows the store lacks, the distinct ones of
+    those: a text that repeats is computed once).
+    """
+    from probe.features.store.caches import PendingView
+
+    pending = PendingView(Path(f"{path}.partial"))
+    manifest = {
+        "key": key,
+        "layers": layers,
+        "n": len(keys),
+        "model": model,
+        "setting": rows.setting.as_dict(),
+        "data_source": str(source),
+    }
+    pending.start(manifest, keys)
+    missing = np.arange(len(keys)) if force else rows.missing(keys, layers)
+    return pending, missing, distinct_positions(keys, missing)
+
+
+def distinct_positions(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``positions`` without repeated row keys (the first of each): a row is computed once."""
+    seen: set[bytes] = set()
+    keep = []
+    for position in positions.tolist():
+        digest = keys[position].tobytes()
+        if digest not in seen:
+            seen.add(digest)
+            keep.append(position)
+    return np.asarray(keep, dtype=np.int64)
 
 
 def materialise(
@@ -117,7 +175,7 @@ def read_annotations(path: Path) -> tuple[list[str] | None, list[str] | None]:
     return labels, ids
 
 
-def sync_labels(path: Path, labels, ids, source, log) -> bool:
+def sync_labels(path: Path, labels, ids, source) -> bool:
     """Give the view ``labels``/``ids`` if they differ from its own; True when rewritten.
 
     Data without labels leaves the view's labels alone (an unlabelled re-run is no
@@ -140,7 +198,7 @@ def sync_labels(path: Path, labels, ids, source, log) -> bool:
             write_annotations(new, list(labels), ids if ids is not None else old_ids, source)
     before = "/".join(sorted(set(old_labels))) if old_labels else "(none)"
     after = "/".join(sorted(set(labels)))
-    log(f"labels updated: {before} -> {after} from {source}")
+    say(f"labels updated: {before} -> {after} from {source}")
     return True
 
 

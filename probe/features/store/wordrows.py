@@ -25,7 +25,6 @@ import numpy as np
 from probe.errors import ProbeError
 from probe.features.pooling import TOKEN_POOL
 from probe.features.store.rowstore import SHA1_BYTES, Located, RowStore, Setting
-from probe.files import atomic_path
 
 UNITS_NODE = "units"
 
@@ -67,8 +66,6 @@ class RaggedRowStore(RowStore):
         prefer: bool = False,
     ):
         """One immutable shard of ``units`` float16 [k, sum(n_units), D], then the index."""
-        import h5py
-
         text_sha1 = np.ascontiguousarray(text_sha1, dtype=np.uint8).reshape(-1, SHA1_BYTES)
         offsets = np.concatenate([[0], np.cumsum(np.asarray(n_units, np.int64))])
         layers = [int(x) for x in layers]
@@ -76,19 +73,12 @@ class RaggedRowStore(RowStore):
             raise ValueError(
                 f"units {units.shape} do not match {len(layers)} layers and {offsets[-1]} units"
             )
-        shard = self.new_shard_path()
-        with atomic_path(shard, suffix=".h5") as staging:
-            with h5py.File(staging, "w") as handle:
-                handle["text_sha1"] = text_sha1
-                handle["n_tokens"] = np.asarray(n_tokens, dtype=np.int32)
-                handle["offsets"] = offsets
-                handle["aligned"] = np.asarray(aligned, dtype=bool)
-                handle["layers"] = np.asarray(layers, dtype=np.int64)
-                if truncated is not None:
-                    handle["truncated"] = np.asarray(truncated, dtype=bool)
-                handle.create_dataset(UNITS_NODE, data=np.asarray(units, dtype=np.float16))
-                handle.attrs["setting"] = self.setting.key
-        return self.register_shard(shard, len(text_sha1), layers, prefer)
+        ragged = {
+            "offsets": offsets,
+            "aligned": np.asarray(aligned, dtype=bool),
+            UNITS_NODE: np.asarray(units, dtype=np.float16),
+        }
+        return self.write_shard(text_sha1, n_tokens, layers, truncated, ragged, prefer)
 
     def n_units(self, text_sha1: np.ndarray, layer: int) -> np.ndarray:
         located = self.locate(text_sha1, [layer])[layer]

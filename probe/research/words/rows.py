@@ -237,7 +237,6 @@ def _word_view(source, model, task, word_pool, max_length, layers, device, log) 
         word_pool=word_pool,
         max_length=max_length,
         device=device,
-        log=log,
     )
     return str(path)
 
