@@ -45,9 +45,9 @@ def run_condition(model: str, files: dict, prompt: str | None, log) -> dict:
     extract_seconds = time.perf_counter() - started
     extract_cpu = time.process_time() - cpu_started
     data = prepare(
-        None, train=caches["train"], val=caches["val"], test=caches["test"], layers="all", log=log
+        None, train=caches["train"], val=caches["val"], test=caches["test"], layers="all"
     )
-    result = run_sweep(data, n_jobs=1, quiet=True)
+    result = run_sweep(data, n_jobs=1)
     best = result["best"]
     entries = [r for r in result["entries"] if not r.get("error")]
     selected = next(r for r in entries if (r["layer"], r["pool"]) == (best["layer"], best["pool"]))
@@ -84,9 +84,12 @@ def main() -> None:
     args = parser.parse_args()
     wanted = args.conditions.split(",")
 
+    from probe.messages import configure
+
     def log(message):
         return print(message, file=sys.stderr)
 
+    configure("normal")  # prepare's lines on stderr (extract's come through log)
     train, test = make_subset(args.sst2, args.subset_dir)
     files = {"train": train, "val": args.sst2 / "validation.csv", "test": test}
     load_before = os.getloadavg()

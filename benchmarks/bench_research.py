@@ -65,16 +65,15 @@ def main() -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
 
-    def log(message):
-        return print(message, file=sys.stderr)
+    from probe.messages import configure
 
+    configure("normal")  # prepare's lines and the progress of extraction and sweep on stderr
     data = prepare(
         args.model,
         train=str(train),
         val=str(args.sst2 / "validation.csv"),
         test=str(test),
         layers="all",
-        log=log,
     )
     prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -82,12 +81,10 @@ def main() -> None:
     if not args.no_baselines:
         from probe.research.baselines import prepare_baselines
 
-        baselines = prepare_baselines(data, quiet=False, log=log)
+        baselines = prepare_baselines(data)
     baseline_prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    result = run_sweep(
-        data, n_jobs=args.jobs, control=True, mdl=True, quiet=False, baselines=baselines
-    )
+    result = run_sweep(data, n_jobs=args.jobs, control=True, mdl=True, baselines=baselines)
     sweep_wall = time.perf_counter() - started
     best = result["best"]
     print(markdown_table(result))

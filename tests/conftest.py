@@ -94,6 +94,31 @@ def tiny_bert_dir(tmp_path_factory):
 
 
 @pytest.fixture
+def said():
+    """The lines library code says to the user (``probe.messages``, INFO and up) during the
+    test, as a list that fills as they come: what a command would print under normal
+    verbosity."""
+    import logging
+
+    from probe.messages import LOGGER
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler, level = Collect(logging.INFO), LOGGER.level
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
+
+
+@pytest.fixture
 def sms_subset(tmp_path):
     """The first 40 SMS messages as a CSV: real text, real labels, fast."""
     import pandas as pd

@@ -76,14 +76,9 @@ def verbosity_options(command):
 
     quiet: only the result on stdout (no progress, no messages on stderr). verbose: also
     detail lines on stderr (the options given, the time taken, whatever ``detail`` is told).
-    The command receives ``quiet`` and ``verbose`` when its signature names them (or takes
-    ``**options``); anything else reads them through ``say`` and ``detail``.
+    The command never receives them: the level goes to ``probe.messages`` (``configure``),
+    the one channel every command and library call reports through.
     """
-    import inspect
-
-    parameters = inspect.signature(command).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    passes = {name for name in ("quiet", "verbose") if takes_any or name in parameters}
 
     @functools.wraps(command)
     def wrapper(*args, verbose: bool = False, quiet: bool = False, **kwargs):
@@ -94,13 +89,6 @@ def verbosity_options(command):
         configure(level)  # the library's one channel (probe.messages) follows -q/-v
         if context is not None:
             context.meta[VERBOSITY_KEY] = level
-        kwargs.update(
-            {
-                name: value
-                for name, value in (("quiet", quiet), ("verbose", verbose))
-                if name in passes
-            }
-        )
         name = " ".join(context.command_path.split()[1:]) if context is not None else "probe"
         if verbose and context is not None:
             given = {k: v for k, v in context.params.items() if v not in (None, False, ())}

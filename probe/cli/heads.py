@@ -83,8 +83,8 @@ def fit(layer, pool, out, **options):
 
 
 def head_options(options: dict) -> dict:
-    """The library's keywords among a head command's options (not --json, -q, -v)."""
-    return {k: v for k, v in options.items() if k not in ("as_json", "quiet", "verbose")}
+    """The library's keywords among a head command's options (all but --json)."""
+    return {k: v for k, v in options.items() if k != "as_json"}
 
 
 def research_options(command):

@@ -26,11 +26,12 @@ def refuse_models(monkeypatch):
     monkeypatch.setattr(probe.features.models.loading, "load_backbone", refuse)
 
 
-def test_one_file_is_split_stratified_and_extracted_once(tiny_gpt2_dir, sms_labelled, monkeypatch):
-    messages = []
-    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
+def test_one_file_is_split_stratified_and_extracted_once(
+    tiny_gpt2_dir, sms_labelled, monkeypatch, said
+):
+    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
     assert (len(data.train), len(data.test), data.val) == (72, 18, None)
-    assert "holding out 18 of 90 examples (20%, stratified, seed 0)" in "\n".join(messages)
+    assert "holding out 18 of 90 examples (20%, stratified, seed 0)" in "\n".join(said)
     assert sorted(data.test.labels.tolist()).count("spam") == 6  # 20% of each class
     assert data.layers == [0, 1, 2, 3] and data.max_length == 48
     assert data.model == str(tiny_gpt2_dir.resolve())
@@ -284,20 +285,21 @@ def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_pat
     assert json.loads((out / "sweep.json").read_text())["entries"] == report["entries"]
 
 
-def test_texts_with_conflicting_labels_are_counted_aloud(tiny_gpt2_dir, sms_labelled, tmp_path):
+def test_texts_with_conflicting_labels_are_counted_aloud(
+    tiny_gpt2_dir, sms_labelled, tmp_path, said
+):
     frame = pd.read_csv(sms_labelled)
     flipped = frame.head(7).assign(label=lambda f: f.label.map({"ham": "spam", "spam": "ham"}))
     path = tmp_path / "conflict.csv"
     pd.concat([frame, flipped]).to_csv(path, index=False)
-    messages = []
-    prepare(str(tiny_gpt2_dir), data=str(path), max_length=48, log=messages.append)
+    prepare(str(tiny_gpt2_dir), data=str(path), max_length=48)
     assert any(
         m.endswith(
             "7 texts appear more than once with different labels; they are kept "
             "as given (no model can get both right)"
         )
-        for m in messages
+        for m in said
     )
-    messages.clear()
-    prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
-    assert not any("different labels" in m for m in messages)
+    said.clear()
+    prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
+    assert not any("different labels" in m for m in said)

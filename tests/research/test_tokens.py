@@ -226,23 +226,18 @@ def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
     assert all(w["label"] in record["label_names"] for w in row["words"])
 
 
-def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path):
+def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path, said):
     from probe.research.words.rows import prepare_words
 
     blocks = EWT_DEV.read_text(encoding="utf-8").split("\n\n")[200:230]
     test_file = tmp_path / "test.conllu"
     test_file.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
-    messages = []
     data = prepare_words(
-        str(tiny_gpt2_dir),
-        task="deprel",
-        train=str(ewt_small),
-        test=str(test_file),
-        log=messages.append,
+        str(tiny_gpt2_dir), task="deprel", train=str(ewt_small), test=str(test_file)
     )
     assert len(np.unique(data.test.clusters)) <= 30
     assert not set(data.test.clusters.tolist()) & set(data.train.clusters.tolist())
     assert len(np.unique(data.val.clusters)) == 12  # 10% of the 120 training sentences
     unseen = data.notes["unseen_label_words"].get("test", 0)
     assert set(data.test.labels.tolist()) <= set(data.train.labels.tolist())
-    assert any("never seen in training" in m for m in messages) == (unseen > 0)
+    assert any("never seen in training" in m for m in said) == (unseen > 0)
