@@ -93,7 +93,8 @@ def main() -> None:
     from probe.heads.estimator import DEFAULT_CS
     from probe.heads.rows import prepare
     from probe.messages import configure
-    from probe.research.sweep import markdown_table, public, run_sweep
+    from probe.research.sweep import public, run_sweep
+    from probe.research.sweep_report import markdown_table
 
     configure("normal")  # prepare's lines on stderr
     folder = Path(tempfile.mkdtemp(prefix="probe-4class-"))

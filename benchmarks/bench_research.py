@@ -59,7 +59,8 @@ def main() -> None:
     from probe.heads.rows import prepare
     from probe.research.curve import learning_curve
     from probe.research.curve import markdown_table as curve_table
-    from probe.research.sweep import markdown_table, public, run_sweep
+    from probe.research.sweep import public, run_sweep
+    from probe.research.sweep_report import markdown_table
 
     train, test = make_subset(args.sst2, args.subset_dir)
     load_before = os.getloadavg()
@@ -79,7 +80,7 @@ def main() -> None:
     started = time.perf_counter()
     baselines = None
     if not args.no_baselines:
-        from probe.research.baselines import prepare_baselines
+        from probe.research.baselines.inputs import prepare_baselines
 
         baselines = prepare_baselines(data)
     baseline_prepare_seconds = time.perf_counter() - started

@@ -168,7 +168,8 @@ def sweep_and_save(
     """
     from probe.features.layers import MIX, parse_row_spec, resolve_layers
     from probe.research.saving import save_sweep
-    from probe.research.sweep import markdown_table, run_sweep
+    from probe.research.sweep import run_sweep
+    from probe.research.sweep_report import markdown_table
 
     research = dict(research or {})
     o = row_options(options)
@@ -180,7 +181,7 @@ def sweep_and_save(
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
     pool_names = [p.strip() for p in pools.split(",") if p.strip()]
     if research.pop("baselines", False):
-        from probe.research.baselines import prepare_baselines
+        from probe.research.baselines.inputs import prepare_baselines
 
         research["baselines"] = prepare_baselines(
             data,

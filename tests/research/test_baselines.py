@@ -20,8 +20,11 @@ from probe.cli.main import main
 from probe.features.models.loading import directory_fingerprint
 from probe.features.models.random_weights import random_weights_model
 from probe.heads.cached import CachedData, CachedSplit
-from probe.research.baselines import bag_of_words_row, majority_row, prepare_baselines
-from probe.research.sweep import markdown_table, public, run_sweep
+from probe.research.baselines.bow import bag_of_words_row
+from probe.research.baselines.inputs import prepare_baselines
+from probe.research.baselines.scoring import majority_row
+from probe.research.sweep import public, run_sweep
+from probe.research.sweep_report import markdown_table
 
 
 def test_baseline_rows_and_selectivity(research_data):

@@ -14,7 +14,8 @@ from probe.errors import ProbeError
 from probe.features.extract import extract
 from probe.heads.cached import CachedSplit
 from probe.heads.rows import prepare
-from probe.research.sweep import markdown_table, plot_sweep, public, run_sweep
+from probe.research.sweep import public, run_sweep
+from probe.research.sweep_report import markdown_table, plot_sweep
 
 
 def refuse_models(monkeypatch):
