@@ -276,12 +276,14 @@ def run_sweep(
         result.summary() if isinstance(result, FitResult) else error_row(*task, result)
         for task, result in zip(tasks, results, strict=True)
     ]
+    selection_split = "val" if data.val is not None else "train"  # where the scores are
     choice = select_row(
         [rows[i] for i in fitted],
         [results[i].scores for i in fitted],
         prefer_early=prefer_early,
         resamples=resamples,
         seed=seed,
+        clusters=(measures.clusters or {}).get(selection_split),
     )
     best_index = fitted[choice.pop("index")]
     best = results[best_index]

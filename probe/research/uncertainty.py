@@ -115,19 +115,27 @@ def paired_differences(
     n_resamples: int = RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    clusters=None,
 ) -> np.ndarray:
     """Bootstrap interval of mean(score[row]) - mean(score[reference]) for every row.
 
     ``scores`` is (rows, n): a per-example score of each head on the same examples (0/1
     correctness, or log loss). Returns (rows, 2) intervals; the reference row gets [0, 0].
-    Both heads are scored on the same resample each time: the paired bootstrap.
+    Both heads are scored on the same resample each time: the paired bootstrap. With
+    ``clusters`` (the sentence of each word) whole clusters are drawn, as for every other
+    interval of word rows: a mean over the words drawn.
     """
     scores = np.asarray(scores, np.float64)
     differences = (scores - scores[reference]).astype(np.float32)  # (rows, n)
     n = scores.shape[1]
+    draws = (
+        resample_counts(n, n_resamples, seed)
+        if clusters is None
+        else cluster_resample_counts(clusters, n_resamples, seed)
+    )
     means = [
-        (counts @ differences.T).astype(np.float64) / n
-        for counts in resample_counts(n, n_resamples, seed)
+        (counts @ differences.T).astype(np.float64) / counts.sum(axis=1, keepdims=True)
+        for counts in draws
     ]
     means = np.concatenate(means)  # (n_resamples, rows)
     tail = (1.0 - level) / 2 * 100

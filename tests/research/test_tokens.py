@@ -108,8 +108,20 @@ def test_selectivity_high_when_features_hold_only_the_label():
     assert fields["control_accuracy"] < 0.6 and fields["selectivity_ci"][0] > 0.3
 
 
-def test_sweep_splits_by_sentence_and_reports_control(tiny_gpt2_dir, ewt_small, tmp_path):
+def test_sweep_splits_by_sentence_and_reports_control(
+    tiny_gpt2_dir, ewt_small, tmp_path, monkeypatch
+):
+    import probe.research.selection as selection
     from probe.research.words.rows import prepare_words
+
+    drawn = []  # the selection's paired bootstrap: its clusters (sentences of val words)
+
+    def paired_differences(*args, **kwargs):
+        drawn.append(kwargs.get("clusters"))
+        return original(*args, **kwargs)
+
+    original = selection.paired_differences
+    monkeypatch.setattr(selection, "paired_differences", paired_differences)
 
     data = prepare_words(str(tiny_gpt2_dir), task="upos", data=str(ewt_small))
     sentences = {name: set(split.clusters.tolist()) for name, split in data.splits().items()}
@@ -138,6 +150,7 @@ def test_sweep_splits_by_sentence_and_reports_control(tiny_gpt2_dir, ewt_small, 
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert report["task"] == "upos" and report["words"]["test"] == len(data.test)
     assert all(row["selectivity_ci"] for row in report["entries"])
+    assert len(drawn) == 1 and np.array_equal(drawn[0], data.val.clusters)
     tagged = CliRunner().invoke(
         cli,
         ["predict", "--head", str(tmp_path / "sweep" / "head.json"), "The cat sat .", "Hi there"],
