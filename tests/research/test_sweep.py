@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import probe.features.models.loading
+from conftest import run_probe
 from probe.data.readers import read_dataset
 from probe.errors import ProbeError
 from probe.features.extract import extract
@@ -239,38 +240,21 @@ def test_without_validation_the_loss_is_out_of_fold(research_data):
     assert all(row["selection_log_loss"] > 0 for row in result["entries"])
 
 
-def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_path):
-    from click.testing import CliRunner
-
-    from probe.cli.main import main
-
+def test_research_sweep_on_the_command_line(sms_rows, tmp_path):
     out = tmp_path / "sweep"
-    args = [
+    research = {"control": True, "mdl": True, "repeats": 2, "prefer_early": True}
+    result = run_probe(
         "sweep",
-        "--model",
-        str(tiny_gpt2_dir),
-        "--data",
-        str(sms_labelled),
-        "--max-length",
-        "48",
-        "--layers",
-        "1,3",
-        "--control",
-        "--mdl",
-        "--repeats",
-        "2",
-        "--prefer-early",
-        "--mix",
-        "--concat",
-        "1,3",
-        "--resamples",
-        "200",
-        "--out-dir",
-        str(out),
-        "--json",
-        "-q",
-    ]
-    result = CliRunner().invoke(main, args)
+        **sms_rows,
+        layers="1,3",
+        **research,
+        mix=True,
+        concat="1,3",
+        resamples=200,
+        out_dir=out,
+        json=True,
+        q=True,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert len(report["entries"]) == 2 * 2 + 2 * 2  # 2 layers + mix + concat, 2 pools

@@ -7,10 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import SHARED
-from probe.cli import main as cli
+from conftest import SHARED, run_probe
 from probe.features.store.wordviews import type_sha1
 from probe.research.uncertainty import cluster_resample_counts, metric_intervals
 from probe.research.words.control import WordControl, control_labels
@@ -127,23 +125,9 @@ def test_sweep_splits_by_sentence_and_reports_control(
     sentences = {name: set(split.clusters.tolist()) for name, split in data.splits().items()}
     assert not sentences["train"] & sentences["test"] and not sentences["train"] & sentences["val"]
     assert len(sentences["test"]) == 24 and data.word_pool == "last"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "sweep",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(ewt_small),
-            "--task",
-            "upos",
-            "--control",
-            "--resamples",
-            "50",
-            "--out-dir",
-            str(tmp_path / "sweep"),
-            "-q",
-        ],
+    words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "upos"}
+    result = run_probe(
+        "sweep", **words, control=True, resamples=50, out_dir=tmp_path / "sweep", q=True
     )
     assert result.exit_code == 0, result.output
     assert "control acc" in result.output and "Per-class F1" in result.output
@@ -151,9 +135,8 @@ def test_sweep_splits_by_sentence_and_reports_control(
     assert report["task"] == "upos" and report["words"]["test"] == len(data.test)
     assert all(row["selectivity_ci"] for row in report["entries"])
     assert len(drawn) == 1 and np.array_equal(drawn[0], data.val.clusters)
-    tagged = CliRunner().invoke(
-        cli,
-        ["predict", "--head", str(tmp_path / "sweep" / "head.json"), "The cat sat .", "Hi there"],
+    tagged = run_probe(
+        "predict", "The cat sat .", "Hi there", head=tmp_path / "sweep" / "head.json"
     )
     assert tagged.exit_code == 0, tagged.output
     lines = tagged.output.strip().splitlines()
@@ -170,70 +153,31 @@ def test_deprel_edge_probe_sees_head_and_dependent(tiny_gpt2_dir, ewt_small, tmp
     # the root is paired with itself: its two halves are equal
     roots = np.flatnonzero(data.train.labels == "root")
     np.testing.assert_array_equal(features[roots, :32], features[roots, 32:])
-    result = CliRunner().invoke(
-        cli,
-        [
-            "sweep",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(ewt_small),
-            "--task",
-            "deprel",
-            "--layers",
-            "0,3",
-            "--resamples",
-            "20",
-            "--out-dir",
-            str(tmp_path / "d"),
-            "-q",
-        ],
-    )
+    words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "deprel"}
+    result = run_probe("sweep", **words, layers="0,3", resamples=20, out_dir=tmp_path / "d", q=True)
     assert result.exit_code == 0, result.output
     assert "Task deprel" in result.output
 
 
 def test_word_task_errors_are_one_line(tiny_gpt2_dir, ewt_small, tmp_path):
-    runner = CliRunner()
-    missing = runner.invoke(
-        cli,
-        ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(ewt_small), "--task", "ner_tags"],
-    )
+    missing = run_probe("sweep", model=tiny_gpt2_dir, data=ewt_small, task="ner_tags")
     assert missing.exit_code == 1 and "no task 'ner_tags'" in missing.output
     csv = tmp_path / "t.csv"
     csv.write_text("text,label\na,b\n")
-    wrong = runner.invoke(
-        cli, ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(csv), "--task", "upos"]
-    )
+    wrong = run_probe("sweep", model=tiny_gpt2_dir, data=csv, task="upos")
     assert wrong.exit_code == 1 and "word-level data" in wrong.output
 
 
 def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
     head = tmp_path / "upos.json"
-    fitted = CliRunner().invoke(
-        cli,
-        [
-            "fit",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(ewt_small),
-            "--task",
-            "xpos",
-            "--layer",
-            "2",
-            "--out",
-            str(head),
-            "--json",
-            "-q",
-        ],
-    )
+    words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "xpos"}
+    fitted = run_probe("fit", **words, layer=2, out=head, json=True, q=True)
     assert fitted.exit_code == 0, fitted.output
     summary = json.loads(fitted.output)
     assert summary["pool"] == "last" and summary["n"]["test"] > 300
     record = json.loads(head.read_text())
     assert record["unit"] == "word" and record["task"] == "xpos"
-    tagged = CliRunner().invoke(cli, ["predict", "--head", str(head), "--json", "Hello world"])
+    tagged = run_probe("predict", "Hello world", head=head, json=True)
     row = json.loads(tagged.output.strip().splitlines()[0])
     assert [w["word"] for w in row["words"]] == ["Hello", "world"]
     assert all(w["label"] in record["label_names"] for w in row["words"])
