@@ -18,7 +18,14 @@ import numpy as np
 
 from probe.data.splits import split_names
 from probe.errors import ProbeError
-from probe.heads.cached import CachedData, CachedSplit, is_cache_file, open_cached
+from probe.heads.cached import (
+    CachedData,
+    CachedSplit,
+    extraction_settings,
+    is_cache_file,
+    open_cached,
+    shared_layers,
+)
 from probe.messages import say
 
 
@@ -213,13 +220,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
     from probe.features.extract import text_format
 
     def settings(c):
-        return (
-            c.meta.get("model_fingerprint"),
-            c.meta.get("tokenizer"),
-            c.meta.get("max_length"),
-            c.meta.get("compute_dtype"),
-            sorted(text_format(c.meta).items()),
-        )
+        return (*extraction_settings(c, "compute_dtype"), sorted(text_format(c.meta).items()))
 
     for path, cache in caches.items():
         if settings(cache) != settings(first):
@@ -235,7 +236,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
                 f"the cache was extracted with model '{first.meta.get('model')}', not "
                 f"'{model}'; drop --model or extract with it"
             )
-    layers = sorted(set.intersection(*(set(c.layers) for c in caches.values())))
+    layers = shared_layers(caches.values())
     if not layers:
         raise ProbeError("the caches share no stored layer; extract them with the same --layers")
     for name in ("val", "test"):

@@ -48,6 +48,16 @@ def cluster_resample_counts(
         yield counts[:, cluster_of]
 
 
+def resamples_of(
+    n: int, n_resamples: int = RESAMPLES, seed: int = 0, clusters=None
+) -> Iterator[np.ndarray]:
+    """The resamples of ``n`` examples, or of their ``clusters`` when given (word rows: every
+    interval and comparison draws sentences)."""
+    if clusters is None:
+        return resample_counts(n, n_resamples, seed)
+    return cluster_resample_counts(clusters, n_resamples, seed)
+
+
 def _interval(values: np.ndarray, level: float) -> list[float]:
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -93,12 +103,7 @@ def metric_intervals(
     """
     true_codes, pred_codes = np.asarray(true_codes), np.asarray(pred_codes)
     accuracy, macro_f1 = [], []
-    draws = (
-        resample_counts(len(true_codes), n_resamples, seed)
-        if clusters is None
-        else cluster_resample_counts(clusters, n_resamples, seed)
-    )
-    for counts in draws:
+    for counts in resamples_of(len(true_codes), n_resamples, seed, clusters):
         acc, f1 = accuracy_and_macro_f1(confusion_resamples(true_codes, pred_codes, k, counts))
         accuracy.append(acc)
         macro_f1.append(f1)
@@ -128,14 +133,9 @@ def paired_differences(
     scores = np.asarray(scores, np.float64)
     differences = (scores - scores[reference]).astype(np.float32)  # (rows, n)
     n = scores.shape[1]
-    draws = (
-        resample_counts(n, n_resamples, seed)
-        if clusters is None
-        else cluster_resample_counts(clusters, n_resamples, seed)
-    )
     means = [
         (counts @ differences.T).astype(np.float64) / counts.sum(axis=1, keepdims=True)
-        for counts in draws
+        for counts in resamples_of(n, n_resamples, seed, clusters)
     ]
     means = np.concatenate(means)  # (n_resamples, rows)
     tail = (1.0 - level) / 2 * 100

@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.heads.cached import CachedData, CachedSplit, open_cached
+from probe.heads.cached import (
+    CachedData,
+    CachedSplit,
+    extraction_settings,
+    open_cached,
+    shared_layers,
+)
 from probe.messages import say
 
 EDGE_TASKS = ("deprel",)
@@ -281,18 +287,10 @@ def _describe_words(splits: dict, model, inputs: dict, task: str, notes: dict) -
     caches = {path: open_cached(path) for split in splits.values() for path, _ in split.parts}
     first = next(iter(caches.values()))
 
-    def identity(c):
-        return (
-            c.meta.get("model_fingerprint"),
-            c.meta.get("tokenizer"),
-            c.meta.get("max_length"),
-            c.meta.get("word_pool"),
-        )
-
     for cache in caches.values():
-        if identity(cache) != identity(first):
+        if extraction_settings(cache, "word_pool") != extraction_settings(first, "word_pool"):
             raise ProbeError("every split must come from the same model, max length and word pool")
-    layers = sorted(set.intersection(*(set(c.layers) for c in caches.values())))
+    layers = shared_layers(caches.values())
     notes["words"] = {name: len(split) for name, split in splits.items()}
     notes["sentences"] = {name: len(np.unique(split.clusters)) for name, split in splits.items()}
     notes["unaligned_words"] = int(sum(int(c.meta.get("unaligned", 0)) for c in caches.values()))
