@@ -106,7 +106,7 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    from probe.research.baselines import markdown_baselines
+    from probe.research.baselines.report import markdown_baselines
 
     lines = [
         f"# `probe sweep --baselines`: cost and rows, SMS ({args.n} texts), {args.model}",

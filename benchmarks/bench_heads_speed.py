@@ -75,7 +75,7 @@ def run(data, label: str, **options) -> dict:
     from probe.research.sweep import run_sweep
 
     load = [round(x, 2) for x in os.getloadavg()]
-    result = run_sweep(data, quiet=False, **options)
+    result = run_sweep(data, **options)
     figures = sweep_figures(result, load)
     print(
         f"{label}: {figures['seconds']:.1f} s wall, {figures['heads_cpu_seconds']:.1f} s CPU "
@@ -132,13 +132,12 @@ def one_head(X, y, label: str) -> dict:
 
 def sixclass(folder: Path, model: str, skip: set) -> dict:
     from probe.heads.rows import prepare
+    from probe.messages import configure
 
-    def log(message):
-        return print(message, file=sys.stderr)
-
+    configure("normal")  # prepare's lines and the sweeps' progress on stderr
     out = {}
     started = time.perf_counter()
-    no_val = prepare(model, train=str(folder / "train.csv"), test=str(folder / "test.csv"), log=log)
+    no_val = prepare(model, train=str(folder / "train.csv"), test=str(folder / "test.csv"))
     out["prepare_seconds"] = time.perf_counter() - started
     if "sweep" not in skip:
         out["sweep_cv"] = run(no_val, "six-class sweep, C by 5-fold CV")
@@ -148,7 +147,6 @@ def sixclass(folder: Path, model: str, skip: set) -> dict:
             train=str(folder / "train_minus_val.csv"),
             val=str(folder / "val.csv"),
             test=str(folder / "test.csv"),
-            log=log,
         )
         out["sweep_val"] = run(with_val, "six-class sweep, C on 500 validation texts")
     if "measures" not in skip:

@@ -92,11 +92,11 @@ def main() -> None:
 
     from probe.heads.estimator import DEFAULT_CS
     from probe.heads.rows import prepare
-    from probe.research.sweep import markdown_table, public, run_sweep
+    from probe.messages import configure
+    from probe.research.sweep import public, run_sweep
+    from probe.research.sweep_report import markdown_table
 
-    def log(message):
-        return print(message, file=sys.stderr)
-
+    configure("normal")  # prepare's lines on stderr
     folder = Path(tempfile.mkdtemp(prefix="probe-4class-"))
     paths = four_class_splits(args.sms, args.sst2, folder, args.seed)
     started = time.perf_counter()
@@ -106,7 +106,6 @@ def main() -> None:
         val=str(paths["val"]),
         test=str(paths["test"]),
         layers="all",
-        log=log,
     )
     extract_seconds = time.perf_counter() - started
     started = time.perf_counter()

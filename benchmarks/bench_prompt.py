@@ -32,7 +32,7 @@ RESULTS = Path(__file__).parent / "results"
 PROMPT_EOL = 'This sentence: "{text}" means in one word:"'
 
 
-def run_condition(model: str, files: dict, prompt: str | None, log) -> dict:
+def run_condition(model: str, files: dict, prompt: str | None) -> dict:
     from probe.data.readers import read_dataset
     from probe.features.extract import extract
     from probe.heads.rows import prepare
@@ -47,9 +47,9 @@ def run_condition(model: str, files: dict, prompt: str | None, log) -> dict:
     extract_seconds = time.perf_counter() - started
     extract_cpu = time.process_time() - cpu_started
     data = prepare(
-        None, train=caches["train"], val=caches["val"], test=caches["test"], layers="all", log=log
+        None, train=caches["train"], val=caches["val"], test=caches["test"], layers="all"
     )
-    result = run_sweep(data, n_jobs=1, quiet=True)
+    result = run_sweep(data, n_jobs=1)
     best = result["best"]
     entries = [r for r in result["entries"] if not r.get("error")]
     selected = next(r for r in entries if (r["layer"], r["pool"]) == (best["layer"], best["pool"]))
@@ -95,7 +95,7 @@ def main() -> None:
     files = {"train": train, "val": args.sst2 / "validation.csv", "test": test}
     load_before = os.getloadavg()
     conditions = {
-        name: run_condition(args.model, files, prompt, log)
+        name: run_condition(args.model, files, prompt)
         for name, prompt in (("none", None), ("PromptEOL", PROMPT_EOL))
         if name in wanted
     }

@@ -59,35 +59,33 @@ def main() -> None:
     from probe.heads.rows import prepare
     from probe.research.curve import learning_curve
     from probe.research.curve import markdown_table as curve_table
-    from probe.research.sweep import markdown_table, public, run_sweep
+    from probe.research.sweep import public, run_sweep
+    from probe.research.sweep_report import markdown_table
 
     train, test = make_subset(args.sst2, args.subset_dir)
     load_before = os.getloadavg()
     started = time.perf_counter()
 
-    def log(message):
-        return print(message, file=sys.stderr)
+    from probe.messages import configure
 
+    configure("normal")  # prepare's lines and the progress of extraction and sweep on stderr
     data = prepare(
         args.model,
         train=str(train),
         val=str(args.sst2 / "validation.csv"),
         test=str(test),
         layers="all",
-        log=log,
     )
     prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
     baselines = None
     if not args.no_baselines:
-        from probe.research.baselines import prepare_baselines
+        from probe.research.baselines.inputs import prepare_baselines
 
-        baselines = prepare_baselines(data, quiet=False, log=log)
+        baselines = prepare_baselines(data)
     baseline_prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    result = run_sweep(
-        data, n_jobs=args.jobs, control=True, mdl=True, quiet=False, baselines=baselines
-    )
+    result = run_sweep(data, n_jobs=args.jobs, control=True, mdl=True, baselines=baselines)
     sweep_wall = time.perf_counter() - started
     best = result["best"]
     print(markdown_table(result))

@@ -104,7 +104,11 @@ def main() -> None:
 
     from probe.heads.cached import is_cache_file
     from probe.heads.rows import prepare
-    from probe.research.sweep import markdown_table, public, run_sweep
+    from probe.messages import configure
+    from probe.research.sweep import public, run_sweep
+    from probe.research.sweep_report import markdown_table
+
+    configure("normal")  # prepare's lines on stderr
 
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -114,7 +118,6 @@ def main() -> None:
         train=args.train,
         val=args.val,
         test_size=0,
-        log=lambda m: print(m, file=sys.stderr),
     )
     prepare_seconds = time.perf_counter() - started
     result = run_sweep(data, n_jobs=args.jobs)

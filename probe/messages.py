@@ -63,8 +63,9 @@ def shown() -> bool:
     return LOGGER.isEnabledFor(logging.INFO)
 
 
-def progress(total: float, desc: str, unit: str = "it"):
-    """A progress bar (terminal) or plain lines (logs), shown where ``say`` lines are."""
+def progress(total: float, desc: str, unit: str = "it", workers: int = 1):
+    """A progress bar (terminal) or plain lines (logs), shown where ``say`` lines are;
+    ``workers`` items run at once (a parallel sweep), which its ETA allows for."""
     from probe.progress import Progress
 
-    return Progress(total, desc, unit=unit, quiet=not shown())
+    return Progress(total, desc, unit=unit, quiet=not shown(), workers=workers)

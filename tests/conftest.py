@@ -134,6 +134,37 @@ def probe_env(store: Path) -> dict:
     return env
 
 
+def cli_args(command: str, *positional, **options) -> list[str]:
+    """``probe COMMAND`` as click arguments, options by keyword: ``out_dir=p`` is ``--out-dir
+    p``, ``control=True`` a bare ``--control``, a tuple repeats its option (``concat=("1,3",
+    "0,2")``), ``None`` and ``False`` leave it out; ``q=True`` is ``-q``, ``C=1`` is ``--C 1``."""
+    args = [*command.split(), *map(str, positional)]
+    for name, value in options.items():
+        flag = f"-{name}" if name in ("q", "v") else "--" + name.replace("_", "-")
+        for one in value if isinstance(value, tuple) else (value,):
+            if one is True:
+                args.append(flag)
+            elif one is not None and one is not False:
+                args += [flag, str(one)]
+    return args
+
+
+def run_probe(command: str, *positional, env: dict | None = None, **options):
+    """``probe COMMAND`` run in-process (click's CliRunner) with ``cli_args``' arguments."""
+    from click.testing import CliRunner
+
+    from probe.cli.main import main
+
+    return CliRunner().invoke(main, cli_args(command, *positional, **options), env=env)
+
+
+@pytest.fixture
+def sms_rows(tiny_gpt2_dir, sms_labelled) -> dict:
+    """The data options of a head command (fit, sweep, curve) on the 90 labelled SMS texts
+    and the tiny GPT-2: ``run_probe("sweep", **sms_rows, layers="1,3")``."""
+    return {"model": tiny_gpt2_dir, "data": sms_labelled, "max_length": 48}
+
+
 def write_sms90(path: Path, ids: bool = False) -> Path:
     """90 SMS messages (30 spam, 60 ham, shuffled), optionally with an ``id`` column: enough
     for a stratified split and cross-validation, small enough to extract in a second."""

@@ -45,30 +45,110 @@ def model_option(command):
 
 def data_options(command):
     """--data plus the column options every data-reading command takes."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--data",
-                required=True,
-                help="CSV, TSV, JSONL or Parquet file, a datasets save_to_disk folder, "
-                "or a Hugging Face hub dataset id.",
-            ),
-            click.option("--text-col", default="text", show_default=True),
-            click.option("--label-col", default="label", show_default=True),
-            click.option(
-                "--split",
-                default=None,
-                help="Split of a hub dataset or DatasetDict folder (default train).",
-            ),
-        ]
-    ):
-        command = decorator(command)
+    options = [
+        click.option(
+            "--data",
+            required=True,
+            help="CSV, TSV, JSONL or Parquet file, a datasets save_to_disk folder, "
+            "or a Hugging Face hub dataset id.",
+        ),
+        click.option("--text-col", default="text", show_default=True),
+        click.option("--label-col", default="label", show_default=True),
+        click.option(
+            "--split",
+            default=None,
+            help="Split of a hub dataset or DatasetDict folder (default train).",
+        ),
+    ]
+    return stack_options(command, options)
+
+
+def stack_options(command, options: list):
+    """``command`` with ``options`` (click decorators) applied so ``--help`` lists them in
+    the order given."""
+    for option in reversed(options):
+        command = option(command)
     return command
 
 
-# --- -v/--verbose and -q/--quiet: the same on every command ----------------------------------
+# --- the head commands (fit, sweep, curve): where the labelled rows come from -----------------
 
-VERBOSITY_KEY = "probe.verbosity"
+
+def head_data_options(command):
+    """Where the labelled texts come from, and the head's own options; shared by fit, sweep
+    and curve."""
+    options = [
+        click.option(
+            "--model",
+            default=None,
+            help="Model to extract with (default gpt2); checked against cache files.",
+        ),
+        click.option(
+            "--data",
+            help="One file (CSV/TSV/JSONL/Parquet or cache .h5); a 'split' "
+            "column (train/val/test) splits it, else --test-size does.",
+        ),
+        click.option("--train", help="Training file or cache .h5."),
+        click.option("--val", help="Validation file or cache .h5: chooses C (and the layer)."),
+        click.option("--test", help="Test file or cache .h5: scored only, never chooses."),
+        click.option(
+            "--labels",
+            "labels_file",
+            help="New label set (text or id + label, "
+            "optional split) for texts already cached: no model is loaded.",
+        ),
+        click.option("--text-col", default="text", show_default=True),
+        click.option("--label-col", default="label", show_default=True),
+        click.option(
+            "--test-size",
+            default=0.2,
+            show_default=True,
+            help="Test fraction held out (stratified, said on stderr) when no test "
+            "split is given; 0 trains on all.",
+        ),
+        click.option("--seed", default=0, show_default=True, help="Seed of that split."),
+        click.option("--max-length", type=int, help="Tokens per text when extracting."),
+        click.option("--C", "C", type=float, help="Inverse L2 strength (default: searched)."),
+        click.option(
+            "--class-weight",
+            type=click.Choice(["balanced"]),
+            help="Weight classes inversely to their frequency.",
+        ),
+        click.option(
+            "--device", default="auto", show_default=True, help="Device for on-demand extraction."
+        ),
+        click.option("--json", "as_json", is_flag=True, help="JSON on stdout."),
+        click.option(
+            "--task",
+            default=None,
+            help="Word-level task: upos, xpos, deprel (edge "
+            "probing) or a label-list column of token-JSONL. CoNLL-U / token-JSONL "
+            "data implies word rows (default task upos).",
+        ),
+        click.option(
+            "--word-pool",
+            type=click.Choice(["first", "last", "mean"]),
+            default=None,
+            help="Word rows: pool of a word's subwords (default last for causal "
+            "models, first for encoders).",
+        ),
+        click.option(
+            "--val-size",
+            default=0.1,
+            show_default=True,
+            help="Word rows without --val: training sentences held out to choose C "
+            "and the layer (0: 5-fold CV).",
+        ),
+    ]
+    return stack_options(command, options)
+
+
+def head_options(options: dict) -> dict:
+    """The library's keywords among a head command's options (all but --json)."""
+    return {k: v for k, v in options.items() if k != "as_json"}
+
+
+# --- -v/--verbose and -q/--quiet: the same on every command ----------------------------------
 
 
 def verbosity_options(command):
@@ -76,14 +156,9 @@ def verbosity_options(command):
 
     quiet: only the result on stdout (no progress, no messages on stderr). verbose: also
     detail lines on stderr (the options given, the time taken, whatever ``detail`` is told).
-    The command receives ``quiet`` and ``verbose`` when its signature names them (or takes
-    ``**options``); anything else reads them through ``say`` and ``detail``.
+    The command never receives them: the level goes to ``probe.messages`` (``configure``),
+    the one channel every command and library call reports through.
     """
-    import inspect
-
-    parameters = inspect.signature(command).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    passes = {name for name in ("quiet", "verbose") if takes_any or name in parameters}
 
     @functools.wraps(command)
     def wrapper(*args, verbose: bool = False, quiet: bool = False, **kwargs):
@@ -92,15 +167,6 @@ def verbosity_options(command):
         context = click.get_current_context(silent=True)
         level = "quiet" if quiet else "verbose" if verbose else "normal"
         configure(level)  # the library's one channel (probe.messages) follows -q/-v
-        if context is not None:
-            context.meta[VERBOSITY_KEY] = level
-        kwargs.update(
-            {
-                name: value
-                for name, value in (("quiet", quiet), ("verbose", verbose))
-                if name in passes
-            }
-        )
         name = " ".join(context.command_path.split()[1:]) if context is not None else "probe"
         if verbose and context is not None:
             given = {k: v for k, v in context.params.items() if v not in (None, False, ())}
@@ -114,9 +180,3 @@ def verbosity_options(command):
     wrapper = click.option("-q", "--quiet", is_flag=True, help=quiet_help)(wrapper)
     verbose_help = "Print extra detail lines on stderr."
     return click.option("-v", "--verbose", is_flag=True, help=verbose_help)(wrapper)
-
-
-def verbosity() -> str:
-    """``quiet``, ``normal`` or ``verbose`` for the running command (normal outside one)."""
-    context = click.get_current_context(silent=True)
-    return context.meta.get(VERBOSITY_KEY, "normal") if context is not None else "normal"

@@ -6,54 +6,25 @@ import json
 
 import click
 
-from probe.cli.common import fail_cleanly, say, verbosity_options
-
-
-def head_data_options(command):
-    """Where the labelled texts come from; shared by fit and sweep."""
-    options = [
-        click.option("--model", default=None,
-                     help="Model to extract with (default gpt2); checked against cache files."),
-        click.option("--data", help="One file (CSV/TSV/JSONL/Parquet or cache .h5); a 'split' "
-                     "column (train/val/test) splits it, else --test-size does."),
-        click.option("--train", help="Training file or cache .h5."),
-        click.option("--val", help="Validation file or cache .h5: chooses C (and the layer)."),
-        click.option("--test", help="Test file or cache .h5: scored only, never chooses."),
-        click.option("--labels", "labels_file", help="New label set (text or id + label, "
-                     "optional split) for texts already cached: no model is loaded."),
-        click.option("--text-col", default="text", show_default=True),
-        click.option("--label-col", default="label", show_default=True),
-        click.option("--test-size", default=0.2, show_default=True,
-                     help="Test fraction held out (stratified, said on stderr) when no test "
-                     "split is given; 0 trains on all."),
-        click.option("--seed", default=0, show_default=True, help="Seed of that split."),
-        click.option("--max-length", type=int, help="Tokens per text when extracting."),
-        click.option("--C", "C", type=float, help="Inverse L2 strength (default: searched)."),
-        click.option("--class-weight", type=click.Choice(["balanced"]),
-                     help="Weight classes inversely to their frequency."),
-        click.option("--device", default="auto", show_default=True,
-                     help="Device for on-demand extraction."),
-        click.option("--json", "as_json", is_flag=True, help="JSON on stdout."),
-        click.option("--task", default=None, help="Word-level task: upos, xpos, deprel (edge "
-                     "probing) or a label-list column of token-JSONL. CoNLL-U / token-JSONL "
-                     "data implies word rows (default task upos)."),
-        click.option("--word-pool", type=click.Choice(["first", "last", "mean"]), default=None,
-                     help="Word rows: pool of a word's subwords (default last for causal "
-                     "models, first for encoders)."),
-        click.option("--val-size", default=0.1, show_default=True,
-                     help="Word rows without --val: training sentences held out to choose C "
-                     "and the layer (0: 5-fold CV)."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return command
+from probe.cli.common import (
+    fail_cleanly,
+    head_data_options,
+    head_options,
+    say,
+    stack_options,
+    verbosity_options,
+)
 
 
 @click.command()
 @head_data_options
-@click.option("--layer", default="-1", show_default=True,
-              help="Model layer: 0 = embeddings .. L = final output; -1 = last; "
-              "12,18,24 = those layers side by side; mix = a learned mix of all.")  # fmt: skip
+@click.option(
+    "--layer",
+    default="-1",
+    show_default=True,
+    help="Model layer: 0 = embeddings .. L = final output; -1 = last; "
+    "12,18,24 = those layers side by side; mix = a learned mix of all.",
+)
 @click.option("--pool", default="last", show_default=True, help="last or mean.")
 @click.option(
     "--out",
@@ -82,52 +53,83 @@ def fit(layer, pool, out, **options):
     click.echo(json.dumps(summary, indent=2) if options["as_json"] else format_fit(summary))
 
 
-def head_options(options: dict) -> dict:
-    """The library's keywords among a head command's options (not --json, -q, -v)."""
-    return {k: v for k, v in options.items() if k not in ("as_json", "quiet", "verbose")}
-
-
 def research_options(command):
     """Uncertainty, selection and the research measures of ``probe sweep``; collected into
     one ``research`` dict of ``run_sweep`` keywords."""
     options = [
-        click.option("--resamples", type=click.IntRange(min=10), default=1000, show_default=True,
-                     help="Bootstrap resamples of every CI and paired comparison."),
-        click.option("--repeats", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Refit each row on R bootstrap resamples of train: mean and sd."),
-        click.option("--prefer-early", is_flag=True, help="Select the shallowest row that "
-                     "the paired bootstrap cannot tell from the lowest-loss row."),
-        click.option("--baselines", is_flag=True, help="Add majority, bag-of-words and "
-                     "random-weights rows (same model, re-initialised, extracted once), and "
-                     "each row's accuracy minus theirs with paired-bootstrap CIs."),
-        click.option("--control", is_flag=True, help="Memorisation capacity per row: train "
-                     "accuracy on labels hashed from the text (random labels)."),
-        click.option("--mdl", is_flag=True, help="Online codelength per row (Voita & "
-                     "Titov 2020) and compression over the uniform code."),
-        click.option("--mix", is_flag=True, help="Add a learned scalar mix of all the "
-                     "swept layers (per pool) as a row."),
-        click.option("--concat", "concat", multiple=True, help="Add a row on these layers' "
-                     "features side by side, e.g. 12,18,24 (repeatable)."),
-    ]  # fmt: skip
+        click.option(
+            "--resamples",
+            type=click.IntRange(min=10),
+            default=1000,
+            show_default=True,
+            help="Bootstrap resamples of every CI and paired comparison.",
+        ),
+        click.option(
+            "--repeats",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Refit each row on R bootstrap resamples of train: mean and sd.",
+        ),
+        click.option(
+            "--prefer-early",
+            is_flag=True,
+            help="Select the shallowest row that "
+            "the paired bootstrap cannot tell from the lowest-loss row.",
+        ),
+        click.option(
+            "--baselines",
+            is_flag=True,
+            help="Add majority, bag-of-words and "
+            "random-weights rows (same model, re-initialised, extracted once), and "
+            "each row's accuracy minus theirs with paired-bootstrap CIs.",
+        ),
+        click.option(
+            "--control",
+            is_flag=True,
+            help="Memorisation capacity per row: train "
+            "accuracy on labels hashed from the text (random labels).",
+        ),
+        click.option(
+            "--mdl",
+            is_flag=True,
+            help="Online codelength per row (Voita & "
+            "Titov 2020) and compression over the uniform code.",
+        ),
+        click.option(
+            "--mix",
+            is_flag=True,
+            help="Add a learned scalar mix of all the swept layers (per pool) as a row.",
+        ),
+        click.option(
+            "--concat",
+            "concat",
+            multiple=True,
+            help="Add a row on these layers' features side by side, e.g. 12,18,24 (repeatable).",
+        ),
+    ]
 
     def collect(**kwargs):
         multi = (["mix"] if kwargs.pop("mix") else []) + [spec for spec in kwargs.pop("concat")]
-        research = {key: kwargs.pop(key) for key in ("resamples", "repeats", "prefer_early",
-                                                     "control", "mdl", "baselines")}  # fmt: skip
+        research = {
+            key: kwargs.pop(key)
+            for key in ("resamples", "repeats", "prefer_early", "control", "mdl", "baselines")
+        }
         return command(research={**research, "multi": multi}, **kwargs)
 
     import functools
 
-    wrapped = functools.update_wrapper(collect, command)
-    for option in reversed(options):
-        wrapped = option(wrapped)
-    return wrapped
+    return stack_options(functools.update_wrapper(collect, command), options)
 
 
 @click.command()
 @head_data_options
-@click.option("--layers", default="all", show_default=True,
-              help="Layers to fit (and to extract): all, 0,6,11, 4:9, -1.")  # fmt: skip
+@click.option(
+    "--layers",
+    default="all",
+    show_default=True,
+    help="Layers to fit (and to extract): all, 0,6,11, 4:9, -1.",
+)
 @click.option("--pools", default="last,mean", show_default=True)
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Parallel fits (default: one per CPU core)."
@@ -135,9 +137,11 @@ def research_options(command):
 @click.option(
     "--plot", type=click.Path(dir_okay=False), help="PNG path (default OUT_DIR/sweep.png)."
 )
-@click.option("--out-dir", type=click.Path(file_okay=False),
-              help="Where sweep.md, sweep.json, sweep.png and the best head go "
-              "(default sweeps/MODEL-DATA).")  # fmt: skip
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    help="Where sweep.md, sweep.json, sweep.png and the best head go (default sweeps/MODEL-DATA).",
+)
 @research_options
 @verbosity_options
 @fail_cleanly
@@ -162,8 +166,15 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     """
     from probe.research.commands import sweep_and_save
 
-    report, table = sweep_and_save(layers, pools, jobs=jobs, plot=plot, out_dir=out_dir,
-                                   research=research, **head_options(options))  # fmt: skip
+    report, table = sweep_and_save(
+        layers,
+        pools,
+        jobs=jobs,
+        plot=plot,
+        out_dir=out_dir,
+        research=research,
+        **head_options(options),
+    )
     say("wrote " + ", ".join(report["files"]))
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
 

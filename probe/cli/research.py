@@ -6,8 +6,7 @@ import json
 
 import click
 
-from probe.cli.common import fail_cleanly, say, verbosity_options
-from probe.cli.heads import head_data_options, head_options
+from probe.cli.common import fail_cleanly, head_data_options, head_options, say, verbosity_options
 
 
 @click.command()

@@ -101,3 +101,16 @@ def open_cached(path: str):
 
 def is_cache_file(source: str | None) -> bool:
     return source is not None and Path(source).suffix.lower() in (".h5", ".hdf5")
+
+
+def extraction_settings(cache, *keys: str) -> tuple:
+    """What the caches of one head's splits must share: the model, tokenizer and max length
+    they were extracted with, plus ``keys`` of their meta (the dtype, the word pool)."""
+    return tuple(
+        cache.meta.get(key) for key in ("model_fingerprint", "tokenizer", "max_length", *keys)
+    )
+
+
+def shared_layers(caches) -> list[int]:
+    """The layers every one of ``caches`` stores: the ones a head on all its splits can use."""
+    return sorted(set.intersection(*(set(cache.layers) for cache in caches)))

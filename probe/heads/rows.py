@@ -18,7 +18,15 @@ import numpy as np
 
 from probe.data.splits import split_names
 from probe.errors import ProbeError
-from probe.heads.cached import CachedData, CachedSplit, is_cache_file, open_cached
+from probe.heads.cached import (
+    CachedData,
+    CachedSplit,
+    extraction_settings,
+    is_cache_file,
+    open_cached,
+    shared_layers,
+)
+from probe.messages import say
 
 
 def prepare(
@@ -36,14 +44,13 @@ def prepare(
     max_length: int | None = None,
     layers: str = "all",
     device: str | None = None,
-    log=None,
 ) -> CachedData:
     """Labelled cached rows for train/val/test; see the module docstring.
 
     ``layers`` is what an on-demand extraction stores (``"all"`` for a sweep, the fitted
-    layer for a single fit). Every problem is a one-line ``ProbeError``.
+    layer for a single fit). Every problem is a one-line ``ProbeError``; what the user should
+    hear (labels read, a test set carved) goes to ``probe.messages``.
     """
-    log = log or (lambda message: None)
     if data is not None and any(s is not None for s in (train, val, test)):
         raise ProbeError("give --data FILE or --train FILE (with --val/--test), not both")
     if not 0 <= test_size < 1:
@@ -62,13 +69,10 @@ def prepare(
             text_col,
             label_col,
             max_length,
-            log,
         )
     elif data is not None:
         found = {
-            "data": _labelled_source(
-                data, model, text_col, label_col, max_length, layers, device, log
-            )
+            "data": _labelled_source(data, model, text_col, label_col, max_length, layers, device)
         }
     elif train is not None:
         found = {
@@ -80,7 +84,6 @@ def prepare(
                 max_length,
                 layers,
                 device,
-                log,
                 training=name == "train",
             )
             for name, source in (("train", train), ("val", val), ("test", test))
@@ -92,7 +95,7 @@ def prepare(
     described = _describe(splits, model, found)
     _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
     if carved:
-        log(carved)
+        say(carved)
     return described
 
 
@@ -112,9 +115,7 @@ class _Found:
     split_column: list[str] | None = None
 
 
-def _labelled_source(
-    source, model, text_col, label_col, max_length, layers, device, log, training=True
-):
+def _labelled_source(source, model, text_col, label_col, max_length, layers, device, training=True):
     """A cache file with stored labels, or a data file extracted on demand (after the
     checks that need no model, so a bad input costs no extraction)."""
     if is_cache_file(source):
@@ -123,7 +124,7 @@ def _labelled_source(
             raise ProbeError(f"{source} holds no labels; give a label file with --labels FILE")
         labels = np.asarray(cache.labels, dtype=str)
         origin = cache.meta.get("labels_source") or "an unrecorded file"
-        log(f"{Path(source).name}: labels {_label_names(labels)} from {origin} (stored there)")
+        say(f"{Path(source).name}: labels {_label_names(labels)} from {origin} (stored there)")
         return _Found(CachedSplit("data", [(str(source), None)], labels), str(source))
     from probe.data.readers import read_dataset
     from probe.features.extract import extract
@@ -135,11 +136,11 @@ def _labelled_source(
             f"{source}: every label is {dataset.labels[0]!r}; a classifier needs at least 2 classes"
         )
     if dataset.skipped_empty:
-        log(f"{source}: skipped {dataset.skipped_empty} empty or whitespace-only texts")
-    log(f"{Path(source).name}: labels {_label_names(dataset.labels)} from {source}")
+        say(f"{source}: skipped {dataset.skipped_empty} empty or whitespace-only texts")
+    say(f"{Path(source).name}: labels {_label_names(dataset.labels)} from {source}")
     conflicting = _conflicting_texts(dataset.texts, dataset.labels)
     if conflicting:
-        log(
+        say(
             f"{source}: {conflicting} texts appear more than once with different labels; "
             "they are kept as given (no model can get both right)"
         )
@@ -217,13 +218,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
     from probe.features.extract import text_format
 
     def settings(c):
-        return (
-            c.meta.get("model_fingerprint"),
-            c.meta.get("tokenizer"),
-            c.meta.get("max_length"),
-            c.meta.get("compute_dtype"),
-            sorted(text_format(c.meta).items()),
-        )
+        return (*extraction_settings(c, "compute_dtype"), sorted(text_format(c.meta).items()))
 
     for path, cache in caches.items():
         if settings(cache) != settings(first):
@@ -239,7 +234,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
                 f"the cache was extracted with model '{first.meta.get('model')}', not "
                 f"'{model}'; drop --model or extract with it"
             )
-    layers = sorted(set.intersection(*(set(c.layers) for c in caches.values())))
+    layers = shared_layers(caches.values())
     if not layers:
         raise ProbeError("the caches share no stored layer; extract them with the same --layers")
     for name in ("val", "test"):
@@ -284,7 +279,7 @@ def _model_spec(model: str) -> str:
 # --- a new label set for cached texts ---------------------------------------------------------
 
 
-def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_length, log):
+def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_length):
     """Match a label file to cached rows by id or exact text; never loads the backbone."""
     from probe.data.readers import read_dataset, text_sha1
 
@@ -303,7 +298,7 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
             raise
         label_set, ids_only = read_dataset(labels_file, "id", label_col, require_labels=True), True
     if label_set.skipped_empty:
-        log(f"{labels_file}: skipped {label_set.skipped_empty} empty texts")
+        say(f"{labels_file}: skipped {label_set.skipped_empty} empty texts")
     text_keys = [text_sha1(text) for text in label_set.texts]
     candidates = (
         [open_cached(source) for source in given.values()]
@@ -348,7 +343,7 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         raise ProbeError("give --data CACHE or --train CACHE with --labels, not both")
     if "data" not in found and "train" not in found:
         raise ProbeError("none of the labelled texts is in the --train cache")
-    log(
+    say(
         f"matched {len(owner)} labelled texts to cached features (no model run); labels "
         f"{_label_names(label_values)} from {labels_file}"
     )

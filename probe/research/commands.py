@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from probe.errors import ProbeError
-from probe.messages import say, shown
+from probe.messages import say
 
 # The data options every head command takes (``probe fit --help``), with their defaults.
 ROW_OPTIONS = {
@@ -59,9 +59,9 @@ def prepare_rows(layers: str = "all", **options):
         if not o["task"]:
             say("task: upos (word-level data; --task to change)")
         words = {key: o[key] for key in (*SHARED_OPTIONS, "word_pool", "val_size")}
-        return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, log=say, **words)
+        return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, **words)
     sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col")}
-    return prepare(o["model"], labels=o["labels_file"], layers=layers, log=say, **sentences)
+    return prepare(o["model"], labels=o["labels_file"], layers=layers, **sentences)
 
 
 def short_name(text) -> str:
@@ -168,7 +168,8 @@ def sweep_and_save(
     """
     from probe.features.layers import MIX, parse_row_spec, resolve_layers
     from probe.research.saving import save_sweep
-    from probe.research.sweep import markdown_table, run_sweep
+    from probe.research.sweep import run_sweep
+    from probe.research.sweep_report import markdown_table
 
     research = dict(research or {})
     o = row_options(options)
@@ -180,15 +181,13 @@ def sweep_and_save(
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
     pool_names = [p.strip() for p in pools.split(",") if p.strip()]
     if research.pop("baselines", False):
-        from probe.research.baselines import prepare_baselines
+        from probe.research.baselines.inputs import prepare_baselines
 
         research["baselines"] = prepare_baselines(
             data,
             text_col=o["text_col"],
             label_col=o["label_col"],
             device=o["device"],
-            quiet=not shown(),
-            log=say,
         )
     if hasattr(data, "word_pool"):  # word rows hold one pool: the word pool
         pool_names = [data.word_pool]
@@ -199,7 +198,6 @@ def sweep_and_save(
         n_jobs=jobs,
         C=C,
         class_weight=class_weight,
-        quiet=not shown(),
         seed=o["seed"],
         **research,
     )

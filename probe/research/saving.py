@@ -24,7 +24,8 @@ def save_sweep(
     sweep.json holds."""
     from probe.heads.persistence import save_head
     from probe.outputs import write_json, write_text
-    from probe.research.sweep import head_meta, markdown_table, plot_sweep, public
+    from probe.research.sweep import head_meta, public
+    from probe.research.sweep_report import markdown_table, plot_sweep
 
     folder = Path(folder)
     best = result["_best_result"]

@@ -4,8 +4,9 @@ The highest validation accuracy is a maximum over 62 noisy numbers: on 150 valid
 examples a row that got one more example right wins by chance. Log loss uses every
 example's confidence, so it separates rows that accuracy ties; the row with the lowest
 validation log loss (out-of-fold log loss on train when there is no validation set) is
-chosen, and a paired bootstrap over those examples marks every row whose loss difference
-from it has a 95% interval containing 0: the data cannot tell them apart. ``prefer_early``
+chosen, and a paired bootstrap over those examples (their sentences, for word rows) marks
+every row whose loss difference from it has a 95% interval containing 0: the data cannot
+tell them apart. ``prefer_early``
 then takes the shallowest such row (``probe predict`` stops the backbone there: cheaper).
 """
 
@@ -33,8 +34,12 @@ def select_row(
     prefer_early: bool = False,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    clusters=None,
 ) -> dict:
     """Choose a row; mark ``indistinguishable`` and ``loss_difference_ci`` on every row.
+
+    ``clusters`` (word rows: the sentence of each selection example) makes the paired
+    bootstrap draw sentences, the unit of independence, as every interval of word rows does.
 
     Returns {"index", "selected_by", "lowest_loss", "n_indistinguishable", "prefer_early"}.
     Without per-example scores (too few rows per class to cross-validate) it falls back to
@@ -63,7 +68,9 @@ def select_row(
     loss = np.stack([s["log_loss"] for s in scores])  # (rows, n)
     means = loss.mean(axis=1)
     lowest = min(range(len(rows)), key=lambda i: (means[i], depth(rows[i]), _pool_rank(rows[i])))
-    intervals = paired_differences(loss, lowest, n_resamples=resamples, seed=seed)
+    intervals = paired_differences(
+        loss, lowest, n_resamples=resamples, seed=seed, clusters=clusters
+    )
     same = indistinguishable(intervals)
     for row, interval, alike in zip(rows, intervals, same, strict=True):
         row["indistinguishable"] = bool(alike)

@@ -48,6 +48,16 @@ def cluster_resample_counts(
         yield counts[:, cluster_of]
 
 
+def resamples_of(
+    n: int, n_resamples: int = RESAMPLES, seed: int = 0, clusters=None
+) -> Iterator[np.ndarray]:
+    """The resamples of ``n`` examples, or of their ``clusters`` when given (word rows: every
+    interval and comparison draws sentences)."""
+    if clusters is None:
+        return resample_counts(n, n_resamples, seed)
+    return cluster_resample_counts(clusters, n_resamples, seed)
+
+
 def _interval(values: np.ndarray, level: float) -> list[float]:
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -93,12 +103,7 @@ def metric_intervals(
     """
     true_codes, pred_codes = np.asarray(true_codes), np.asarray(pred_codes)
     accuracy, macro_f1 = [], []
-    draws = (
-        resample_counts(len(true_codes), n_resamples, seed)
-        if clusters is None
-        else cluster_resample_counts(clusters, n_resamples, seed)
-    )
-    for counts in draws:
+    for counts in resamples_of(len(true_codes), n_resamples, seed, clusters):
         acc, f1 = accuracy_and_macro_f1(confusion_resamples(true_codes, pred_codes, k, counts))
         accuracy.append(acc)
         macro_f1.append(f1)
@@ -115,19 +120,22 @@ def paired_differences(
     n_resamples: int = RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    clusters=None,
 ) -> np.ndarray:
     """Bootstrap interval of mean(score[row]) - mean(score[reference]) for every row.
 
     ``scores`` is (rows, n): a per-example score of each head on the same examples (0/1
     correctness, or log loss). Returns (rows, 2) intervals; the reference row gets [0, 0].
-    Both heads are scored on the same resample each time: the paired bootstrap.
+    Both heads are scored on the same resample each time: the paired bootstrap. With
+    ``clusters`` (the sentence of each word) whole clusters are drawn, as for every other
+    interval of word rows: a mean over the words drawn.
     """
     scores = np.asarray(scores, np.float64)
     differences = (scores - scores[reference]).astype(np.float32)  # (rows, n)
     n = scores.shape[1]
     means = [
-        (counts @ differences.T).astype(np.float64) / n
-        for counts in resample_counts(n, n_resamples, seed)
+        (counts @ differences.T).astype(np.float64) / counts.sum(axis=1, keepdims=True)
+        for counts in resamples_of(n, n_resamples, seed, clusters)
     ]
     means = np.concatenate(means)  # (n_resamples, rows)
     tail = (1.0 - level) / 2 * 100

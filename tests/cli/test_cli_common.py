@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import probe_env
+from conftest import cli_args, probe_env, run_probe
 from probe import __version__
 from probe.cli.main import main
 from probe.progress import Progress
@@ -48,45 +48,26 @@ def test_verbose_and_quiet_exclude_each_other():
 
 
 @pytest.fixture
-def labelled_cache(tiny_gpt2_dir, sms_labelled, isolated_cache):
+def sms32(sms_rows) -> dict:
+    """``sms_rows`` at 32 tokens: the rows ``labelled_cache`` holds."""
+    return {**sms_rows, "max_length": 32}
+
+
+@pytest.fixture
+def labelled_cache(sms32, isolated_cache):
     """An extracted cache of the 90 labelled SMS texts, layers 0-3 of the tiny GPT-2."""
-    run = CliRunner().invoke(
-        main,
-        [
-            "extract",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(sms_labelled),
-            "--max-length",
-            "32",
-            "-q",
-        ],
-        env=probe_env(isolated_cache),
-    )
+    run = run_probe("extract", **sms32, q=True, env=probe_env(isolated_cache))
     assert run.exit_code == 0, run.output
     return run.stdout.strip().splitlines()[-1]
 
 
 def test_quiet_prints_only_the_result_and_verbose_adds_detail(
-    tiny_gpt2_dir, sms_labelled, labelled_cache, tmp_path, isolated_cache
+    sms32, labelled_cache, tmp_path, isolated_cache
 ):
-    args = [
-        "fit",
-        "--model",
-        str(tiny_gpt2_dir),
-        "--data",
-        str(sms_labelled),
-        "--max-length",
-        "32",
-        "--layer",
-        "2",
-        "--json",
-    ]
-    env = probe_env(isolated_cache)
-    quiet = CliRunner().invoke(main, [*args, "-q", "--out", str(tmp_path / "q.json")], env=env)
-    normal = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "n.json")], env=env)
-    verbose = CliRunner().invoke(main, [*args, "-v", "--out", str(tmp_path / "v.json")], env=env)
+    fit = {**sms32, "layer": 2, "json": True, "env": probe_env(isolated_cache)}
+    quiet = run_probe("fit", **fit, q=True, out=tmp_path / "q.json")
+    normal = run_probe("fit", **fit, out=tmp_path / "n.json")
+    verbose = run_probe("fit", **fit, v=True, out=tmp_path / "v.json")
     for run in (quiet, normal, verbose):
         assert run.exit_code == 0, run.output
         assert run.stdout.lstrip().startswith("{")  # the result, on stdout, every time
@@ -99,28 +80,14 @@ def test_quiet_prints_only_the_result_and_verbose_adds_detail(
 
 
 def test_sweep_writes_progress_lines_when_stderr_is_a_file(
-    labelled_cache, sms_labelled, tiny_gpt2_dir, tmp_path, isolated_cache
+    labelled_cache, sms32, tmp_path, isolated_cache
 ):
     env = {**probe_env(isolated_cache), "PROBE_PROGRESS_INTERVAL": "0"}
     log = tmp_path / "stderr.log"
+    sweep = cli_args("sweep", **sms32, jobs=2, out_dir=tmp_path / "sweep")
     with open(log, "w") as stderr:
         run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "probe",
-                "sweep",
-                "--model",
-                str(tiny_gpt2_dir),
-                "--data",
-                str(sms_labelled),
-                "--max-length",
-                "32",
-                "--jobs",
-                "2",
-                "--out-dir",
-                str(tmp_path / "sweep"),
-            ],
+            [sys.executable, "-m", "probe", *sweep],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,

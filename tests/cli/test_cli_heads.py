@@ -8,15 +8,9 @@ import sys
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import probe.features.models.loading
-from conftest import REPO, probe_env
-from probe.cli import main
-
-
-def run_cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from conftest import REPO, cli_args, probe_env, run_probe
 
 
 def assert_one_line_error(result, *fragments):
@@ -35,22 +29,17 @@ def refuse_models(monkeypatch):
 
 
 @pytest.fixture
-def fit_args(tiny_gpt2_dir, sms_labelled):
-    return ["fit", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"]
-
-
-@pytest.fixture
-def head(fit_args, tmp_path):
-    result = run_cli(
-        *fit_args, "--layer", 2, "--pool", "mean", "--out", tmp_path / "h" / "sms.json"
+def head(sms_rows, tmp_path):
+    result = run_probe(
+        "fit", **sms_rows, layer=2, pool="mean", out=tmp_path / "h" / "sms.json", q=True
     )
     assert result.exit_code == 0, result.output
     return tmp_path / "h" / "sms.json"
 
 
-def test_fit_reports_saves_and_runs_no_model_the_second_time(fit_args, tmp_path, monkeypatch):
+def test_fit_reports_saves_and_runs_no_model_the_second_time(sms_rows, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = run_cli(*fit_args, "--layer", "-1")
+    first = run_probe("fit", **sms_rows, layer=-1, q=True)
     assert first.exit_code == 0, first.output
     for fragment in ("layer 3  pool last", "train 72  test 18", "test:", "macro avg", "confusion"):
         assert fragment in first.output
@@ -59,7 +48,7 @@ def test_fit_reports_saves_and_runs_no_model_the_second_time(fit_args, tmp_path,
     assert default_head.with_suffix(".safetensors").is_file()
 
     refuse_models(monkeypatch)
-    second = run_cli(*fit_args, "--layer", 3, "--json", "--class-weight", "balanced")
+    second = run_probe("fit", **sms_rows, layer=3, json=True, class_weight="balanced", q=True)
     assert second.exit_code == 0, second.output
     report = json.loads(second.stdout)
     assert report["layer"] == 3 and report["n"] == {"train": 72, "test": 18}
@@ -67,22 +56,20 @@ def test_fit_reports_saves_and_runs_no_model_the_second_time(fit_args, tmp_path,
     assert set(report["metrics"]["test"]["per_class"]) == {"ham", "spam"}
 
 
-def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
+def test_new_labels_fit_loads_no_model(sms_rows, sms_labelled, tmp_path):
     """In a fresh process: the backbone's weights and modeling code are never touched."""
-    extracted = run_cli(
-        "extract", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"
-    )
+    extracted = run_probe("extract", **sms_rows, q=True)
     assert extracted.exit_code == 0, extracted.output
     frame = pd.read_csv(sms_labelled)
     frame["label"] = (frame.text.str.len() > 60).map({True: "long", False: "short"})
     frame[["text", "label"]].to_csv(tmp_path / "lengths.csv", index=False)
+    labels, out = tmp_path / "lengths.csv", tmp_path / "l.json"
+    fit = cli_args("fit", model=sms_rows["model"], labels=labels, layer=2, out=out, json=True)
     code = (
         "import sys, probe.features.models.loading\n"
         "probe.features.models.loading.load_backbone = None  # any call fails\n"
         "from probe.cli import main\n"
-        f"args = ['fit', '--model', {str(tiny_gpt2_dir)!r}, '--labels', "
-        f"{str(tmp_path / 'lengths.csv')!r}, '--layer', '2', '--out', {str(tmp_path / 'l.json')!r},"
-        " '--json']\n"
+        f"args = {fit!r}\n"
         "try:\n    main(args)\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
         "print('MODULES', sorted(m for m in ('transformers', 'torch') if m in sys.modules))\n"
     )
@@ -96,41 +83,25 @@ def test_new_labels_fit_loads_no_model(tiny_gpt2_dir, sms_labelled, tmp_path):
     assert set(report["metrics"]["test"]["per_class"]) == {"long", "short"}
 
 
-def test_sweep_writes_table_json_plot_and_best_head(tiny_gpt2_dir, sms_labelled, tmp_path):
+def test_sweep_writes_table_json_plot_and_best_head(sms_rows, tmp_path):
     out = tmp_path / "sweep"
-    result = run_cli(
-        "sweep",
-        "--model",
-        tiny_gpt2_dir,
-        "--data",
-        sms_labelled,
-        "--max-length",
-        48,
-        "--layers",
-        "1:4",
-        "--out-dir",
-        out,
-        "--jobs",
-        1,
-        "--json",
-        "-q",
-    )
+    result = run_probe("sweep", **sms_rows, layers="1:4", out_dir=out, jobs=1, json=True, q=True)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert len(report["entries"]) == 6 and report["best"]["test"]["n"] == 18
     assert {p.name for p in out.iterdir()} >= {"sweep.md", "sweep.json", "sweep.png", "head.json"}
     assert json.loads((out / "sweep.json").read_text())["best"] == report["best"]
-    table = run_cli("predict", "--head", report["head"], "free prize, call now")
+    table = run_probe("predict", "free prize, call now", head=report["head"])
     assert table.exit_code == 0 and table.output.splitlines()[0].split()[0] == "label"
 
 
 def test_predict_table_jsonl_and_data_file(head, sms_labelled, tmp_path):
-    table = run_cli("predict", "--head", head, "WINNER! call now", "see you soon")
+    table = run_probe("predict", "WINNER! call now", "see you soon", head=head)
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert lines[0].split() == ["label", "ham", "spam", "text"] and len(lines) == 3
     pd.read_csv(sms_labelled).head(5).to_csv(tmp_path / "five.csv", index=False)
-    jsonl = run_cli("predict", "--head", head, "--data", tmp_path / "five.csv", "--json")
+    jsonl = run_probe("predict", head=head, data=tmp_path / "five.csv", json=True)
     rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert len(rows) == 5 and set(rows[0]) == {"text", "label", "probabilities"}
     assert rows[0]["label"] in ("ham", "spam")
@@ -152,22 +123,22 @@ def damaged(head, how):
     [("truncated", "damaged"), ("edited", "damaged"), ("weights", "does not match")],
 )
 def test_damaged_head_is_a_one_line_error(head, how, fragment):
-    assert_one_line_error(run_cli("predict", "--head", damaged(head, how), "hi"), fragment)
+    assert_one_line_error(run_probe("predict", "hi", head=damaged(head, how)), fragment)
 
 
-def test_bad_inputs_are_one_line_errors(fit_args, head, tmp_path, tiny_gpt2_dir):
-    assert_one_line_error(run_cli(*fit_args, "--layer", 7), "invalid layer '7'", "0..3")
-    assert_one_line_error(run_cli(*fit_args, "--pool", "max"), "unknown pool 'max'")
+def test_bad_inputs_are_one_line_errors(sms_rows, head, tmp_path, tiny_gpt2_dir):
+    fit = {**sms_rows, "q": True}
+    assert_one_line_error(run_probe("fit", **fit, layer=7), "invalid layer '7'", "0..3")
+    assert_one_line_error(run_probe("fit", **fit, pool="max"), "unknown pool 'max'")
     one_class = tmp_path / "one.csv"
     pd.DataFrame({"text": ["a b", "c d", "e f"], "label": ["x"] * 3}).to_csv(one_class, index=False)
     assert_one_line_error(
-        run_cli("fit", "--model", tiny_gpt2_dir, "--data", one_class), "at least 2 classes"
+        run_probe("fit", model=tiny_gpt2_dir, data=one_class), "at least 2 classes"
     )
-    assert_one_line_error(run_cli(*fit_args[:3], "--data", tmp_path / "nope.csv"), "not found")
-    assert_one_line_error(
-        run_cli("predict", "--head", tmp_path / "missing.json", "hi"), "not found"
-    )
-    assert_one_line_error(run_cli("predict", "--head", head), "give texts as arguments")
+    missing = run_probe("fit", model=tiny_gpt2_dir, data=tmp_path / "nope.csv")
+    assert_one_line_error(missing, "not found")
+    assert_one_line_error(run_probe("predict", "hi", head=tmp_path / "missing.json"), "not found")
+    assert_one_line_error(run_probe("predict", head=head), "give texts as arguments")
 
 
 def test_head_refused_for_another_model(head, tmp_path):
@@ -177,20 +148,18 @@ def test_head_refused_for_another_model(head, tmp_path):
     torch.manual_seed(1)
     other = tmp_path / "other-gpt2"
     GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=2)).save_pretrained(other)
-    result = run_cli("predict", "--head", head, "--model", other, "hello")
+    result = run_probe("predict", "hello", head=head, model=other)
     assert_one_line_error(result, "was fitted on model", "fit a head for this model")
 
 
-def test_real_processes(tiny_gpt2_dir, sms_labelled, tmp_path):
-    extracted = run_cli(
-        "extract", "--model", tiny_gpt2_dir, "--data", sms_labelled, "--max-length", 48, "-q"
-    )
+def test_real_processes(sms_rows, tmp_path):
+    extracted = run_probe("extract", **sms_rows, q=True)
     cache = extracted.output.strip().splitlines()[-1]
     env = probe_env(tmp_path / "store")
 
-    def run(*args):
+    def run(command, *texts, **options):
         return subprocess.run(
-            [sys.executable, "-m", "probe", *map(str, args)],
+            [sys.executable, "-m", "probe", *cli_args(command, *texts, **options)],
             capture_output=True,
             text=True,
             env=env,
@@ -198,13 +167,13 @@ def test_real_processes(tiny_gpt2_dir, sms_labelled, tmp_path):
             timeout=300,
         )
 
-    fit = run("fit", "--data", cache, "--layer", 3, "--out", tmp_path / "h.json", "-q")
+    fit = run("fit", data=cache, layer=3, out=tmp_path / "h.json", q=True)
     assert fit.returncode == 0, fit.stderr
     assert fit.stdout.strip().endswith(f"head: {tmp_path / 'h.json'}")
-    predict = run("predict", "--head", tmp_path / "h.json", "--json", "Call now to claim")
+    predict = run("predict", "Call now to claim", head=tmp_path / "h.json", json=True)
     assert predict.returncode == 0, predict.stderr
     assert json.loads(predict.stdout)["text"] == "Call now to claim"
-    bad = run("fit", "--data", cache, "--layer", 9)
+    bad = run("fit", data=cache, layer=9)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     assert bad.stderr.startswith("Error: invalid layer '9'")

@@ -292,7 +292,8 @@ def poison(data, layers, pool="last"):
 def test_a_head_that_cannot_be_fitted_is_a_row_and_the_sweep_goes_on(tiny_gpt2_dir, sms_labelled):
     from probe.errors import ProbeError
     from probe.heads.rows import prepare
-    from probe.research.sweep import markdown_table, run_sweep
+    from probe.research.sweep import run_sweep
+    from probe.research.sweep_report import markdown_table
 
     data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
     poison(data, [1])

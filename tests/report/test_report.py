@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, run_probe
 from probe.cli import main
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def invoke(args: list[str], store: Path) -> str:
-    result = CliRunner().invoke(main, args, env={"PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"})
+def invoke(command: str, *positional, store: Path, **options) -> str:
+    env = {"PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"}
+    result = run_probe(command, *positional, env=env, **options)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -37,59 +38,29 @@ def results(tiny_gpt2_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     data = write_sms90(folder / "sms90.csv")
     store, out = folder / "store", folder / "results"
-    model = ["--model", str(tiny_gpt2_dir)]
+    rows = {"model": tiny_gpt2_dir, "data": data, "store": store, "quiet": True}
+    invoke("sweep", **rows, out_dir=out / "sweep", control=True, mdl=True, baselines=True)
     invoke(
-        [
-            "sweep",
-            *model,
-            "--data",
-            str(data),
-            "--quiet",
-            "--out-dir",
-            str(out / "sweep"),
-            "--control",
-            "--mdl",
-            "--baselines",
-        ],
-        store,
+        "curve",
+        from_sweep=out / "sweep",
+        sizes="1,2,4",
+        seeds=2,
+        quiet=True,
+        out_dir=out / "curve",
+        store=store,
     )
     invoke(
-        [
-            "curve",
-            "--from-sweep",
-            str(out / "sweep"),
-            "--sizes",
-            "1,2,4",
-            "--seeds",
-            "2",
-            "--quiet",
-            "--out-dir",
-            str(out / "curve"),
-        ],
-        store,
-    )
-    invoke(
-        [
-            "compare",
-            *model,
-            "--data",
-            str(data),
-            "--unfreeze",
-            "0",
-            "--no-book",
-            "--epochs",
-            "1",
-            "--max-length",
-            "32",
-            "--quiet",
-            "--out-dir",
-            str(out / "compare"),
-        ],
-        store,
+        "compare",
+        **rows,
+        unfreeze=0,
+        no_book=True,
+        epochs=1,
+        max_length=32,
+        out_dir=out / "compare",
     )
     (out / "notes.json").write_text('{"not": "a result"}')
     page = folder / "report.html"
-    assert invoke(["report", str(out), "--out", str(page)], store).strip() == str(page)
+    assert invoke("report", out, out=page, store=store).strip() == str(page)
     return {"dir": out, "page": page, "html": page.read_text(encoding="utf-8")}
 
 

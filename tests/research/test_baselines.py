@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from click.testing import CliRunner
 
-from probe.cli.main import main
+from conftest import run_probe
 from probe.features.models.loading import directory_fingerprint
 from probe.features.models.random_weights import random_weights_model
 from probe.heads.cached import CachedData, CachedSplit
-from probe.research.baselines import bag_of_words_row, majority_row, prepare_baselines
-from probe.research.sweep import markdown_table, public, run_sweep
+from probe.research.baselines.bow import bag_of_words_row
+from probe.research.baselines.inputs import prepare_baselines
+from probe.research.baselines.scoring import majority_row
+from probe.research.sweep import public, run_sweep
+from probe.research.sweep_report import markdown_table
 
 
 def test_baseline_rows_and_selectivity(research_data):
@@ -97,28 +99,11 @@ def test_random_weights_are_seeded_cached_and_keyed_apart(tiny_gpt2_dir, tmp_pat
     assert again != one and directory_fingerprint(Path(again)) == directory_fingerprint(Path(one))
 
 
-def test_sweep_baselines_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_path):
+def test_sweep_baselines_on_the_command_line(sms_rows, tmp_path):
     """The tiny model is itself GPT-2 initialised under seed 0: its random-weights baseline
     (seed 0) is the same network, so every row's selectivity against it is exactly 0."""
     out = tmp_path / "sweep"
-    run = CliRunner().invoke(
-        main,
-        [
-            "sweep",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(sms_labelled),
-            "--max-length",
-            "32",
-            "--layers",
-            "0,3",
-            "--baselines",
-            "-q",
-            "--out-dir",
-            str(out),
-        ],
-    )
+    run = run_probe("sweep", **sms_rows, layers="0,3", baselines=True, q=True, out_dir=out)
     assert run.exit_code == 0, run.output
     result = json.loads((out / "sweep.json").read_text())
     assert len(result["baselines"]["random_weights"]) == 4

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from probe.cli import main
+from conftest import run_probe
 from probe.errors import ProbeError
 
 
@@ -22,24 +21,9 @@ def test_fit_from_python_gives_the_clis_summary_and_prints_nothing(
     summary = fit_and_save("2", "mean", tmp_path / "py.json", **options)
     printed = capsys.readouterr()
     assert printed.out == "" and printed.err == ""  # no configured channel: silent library
-    args = [
-        "fit",
-        "--model",
-        str(tiny_gpt2_dir),
-        "--data",
-        str(sms_labelled),
-        "--layer",
-        "2",
-        "--pool",
-        "mean",
-        "--max-length",
-        "48",
-        "--out",
-        str(tmp_path / "cli.json"),
-        "--json",
-        "-q",
-    ]
-    done = CliRunner().invoke(main, args)
+    done = run_probe(
+        "fit", **options, layer=2, pool="mean", out=tmp_path / "cli.json", json=True, q=True
+    )
     assert done.exit_code == 0, done.output
     from_cli = json.loads(done.output)
     timing = ("head", "train_seconds", "C_search")

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from probe.cli.main import main
+from conftest import run_probe
 from probe.errors import ProbeError
 from probe.features.layers import RowSpec
 from probe.research.curve import learning_curve, markdown_table, plot_curve, sample_per_class
@@ -45,44 +44,14 @@ def test_curve_rises_with_sd_at_every_point(research_data, tmp_path):
         learning_curve(research_data, RowSpec("mix", (0, 1)), "last")
 
 
-def test_curve_from_a_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_path):
-    runner = CliRunner()
+def test_curve_from_a_sweep_on_the_command_line(sms_rows, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    args = [
-        "sweep",
-        "--model",
-        str(tiny_gpt2_dir),
-        "--data",
-        str(sms_labelled),
-        "--max-length",
-        "48",
-        "--layers",
-        "1,3",
-        "--pools",
-        "mean",
-        "--out-dir",
-        str(sweep_dir),
-        "-q",
-    ]
-    swept = runner.invoke(main, args)
+    swept = run_probe("sweep", **sms_rows, layers="1,3", pools="mean", out_dir=sweep_dir, q=True)
     assert swept.exit_code == 0, swept.output
     best = json.loads((sweep_dir / "sweep.json").read_text())["best"]
     out = tmp_path / "curve"
-    result = runner.invoke(
-        main,
-        [
-            "curve",
-            "--from-sweep",
-            str(sweep_dir),
-            "--sizes",
-            "1,4",
-            "--seeds",
-            "3",
-            "--out-dir",
-            str(out),
-            "--json",
-            "-q",
-        ],
+    result = run_probe(
+        "curve", from_sweep=sweep_dir, sizes="1,4", seeds=3, out_dir=out, json=True, q=True
     )
     assert result.exit_code == 0, result.output
     curve = json.loads(result.output)
@@ -90,5 +59,5 @@ def test_curve_from_a_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp
     assert [p["per_class"] for p in curve["points"]] == [1, 4, "all"]
     assert json.loads((out / "curve.json").read_text())["points"] == curve["points"]
     assert (out / "curve.png").is_file() and (out / "curve.md").is_file()
-    bad = runner.invoke(main, ["curve", "--from-sweep", str(sweep_dir), "--sizes", "x"])
+    bad = run_probe("curve", from_sweep=sweep_dir, sizes="x")
     assert bad.exit_code == 1 and "--sizes must be whole numbers" in bad.output

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 import probe.features.models.loading
+from conftest import run_probe
 from probe.data.readers import read_dataset
 from probe.errors import ProbeError
 from probe.features.extract import extract
 from probe.heads.cached import CachedSplit
 from probe.heads.rows import prepare
-from probe.research.sweep import markdown_table, plot_sweep, public, run_sweep
+from probe.research.sweep import public, run_sweep
+from probe.research.sweep_report import markdown_table, plot_sweep
 
 
 def refuse_models(monkeypatch):
@@ -26,11 +28,12 @@ def refuse_models(monkeypatch):
     monkeypatch.setattr(probe.features.models.loading, "load_backbone", refuse)
 
 
-def test_one_file_is_split_stratified_and_extracted_once(tiny_gpt2_dir, sms_labelled, monkeypatch):
-    messages = []
-    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
+def test_one_file_is_split_stratified_and_extracted_once(
+    tiny_gpt2_dir, sms_labelled, monkeypatch, said
+):
+    data = prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
     assert (len(data.train), len(data.test), data.val) == (72, 18, None)
-    assert "holding out 18 of 90 examples (20%, stratified, seed 0)" in "\n".join(messages)
+    assert "holding out 18 of 90 examples (20%, stratified, seed 0)" in "\n".join(said)
     assert sorted(data.test.labels.tolist()).count("spam") == 6  # 20% of each class
     assert data.layers == [0, 1, 2, 3] and data.max_length == 48
     assert data.model == str(tiny_gpt2_dir.resolve())
@@ -237,38 +240,21 @@ def test_without_validation_the_loss_is_out_of_fold(research_data):
     assert all(row["selection_log_loss"] > 0 for row in result["entries"])
 
 
-def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_path):
-    from click.testing import CliRunner
-
-    from probe.cli.main import main
-
+def test_research_sweep_on_the_command_line(sms_rows, tmp_path):
     out = tmp_path / "sweep"
-    args = [
+    research = {"control": True, "mdl": True, "repeats": 2, "prefer_early": True}
+    result = run_probe(
         "sweep",
-        "--model",
-        str(tiny_gpt2_dir),
-        "--data",
-        str(sms_labelled),
-        "--max-length",
-        "48",
-        "--layers",
-        "1,3",
-        "--control",
-        "--mdl",
-        "--repeats",
-        "2",
-        "--prefer-early",
-        "--mix",
-        "--concat",
-        "1,3",
-        "--resamples",
-        "200",
-        "--out-dir",
-        str(out),
-        "--json",
-        "-q",
-    ]
-    result = CliRunner().invoke(main, args)
+        **sms_rows,
+        layers="1,3",
+        **research,
+        mix=True,
+        concat="1,3",
+        resamples=200,
+        out_dir=out,
+        json=True,
+        q=True,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert len(report["entries"]) == 2 * 2 + 2 * 2  # 2 layers + mix + concat, 2 pools
@@ -284,20 +270,21 @@ def test_research_sweep_on_the_command_line(tiny_gpt2_dir, sms_labelled, tmp_pat
     assert json.loads((out / "sweep.json").read_text())["entries"] == report["entries"]
 
 
-def test_texts_with_conflicting_labels_are_counted_aloud(tiny_gpt2_dir, sms_labelled, tmp_path):
+def test_texts_with_conflicting_labels_are_counted_aloud(
+    tiny_gpt2_dir, sms_labelled, tmp_path, said
+):
     frame = pd.read_csv(sms_labelled)
     flipped = frame.head(7).assign(label=lambda f: f.label.map({"ham": "spam", "spam": "ham"}))
     path = tmp_path / "conflict.csv"
     pd.concat([frame, flipped]).to_csv(path, index=False)
-    messages = []
-    prepare(str(tiny_gpt2_dir), data=str(path), max_length=48, log=messages.append)
+    prepare(str(tiny_gpt2_dir), data=str(path), max_length=48)
     assert any(
         m.endswith(
             "7 texts appear more than once with different labels; they are kept "
             "as given (no model can get both right)"
         )
-        for m in messages
+        for m in said
     )
-    messages.clear()
-    prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48, log=messages.append)
-    assert not any("different labels" in m for m in messages)
+    said.clear()
+    prepare(str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48)
+    assert not any("different labels" in m for m in said)

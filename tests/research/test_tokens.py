@@ -7,10 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import SHARED
-from probe.cli import main as cli
+from conftest import SHARED, run_probe
 from probe.features.store.wordviews import type_sha1
 from probe.research.uncertainty import cluster_resample_counts, metric_intervals
 from probe.research.words.control import WordControl, control_labels
@@ -108,39 +106,37 @@ def test_selectivity_high_when_features_hold_only_the_label():
     assert fields["control_accuracy"] < 0.6 and fields["selectivity_ci"][0] > 0.3
 
 
-def test_sweep_splits_by_sentence_and_reports_control(tiny_gpt2_dir, ewt_small, tmp_path):
+def test_sweep_splits_by_sentence_and_reports_control(
+    tiny_gpt2_dir, ewt_small, tmp_path, monkeypatch
+):
+    import probe.research.selection as selection
     from probe.research.words.rows import prepare_words
+
+    drawn = []  # the selection's paired bootstrap: its clusters (sentences of val words)
+
+    def paired_differences(*args, **kwargs):
+        drawn.append(kwargs.get("clusters"))
+        return original(*args, **kwargs)
+
+    original = selection.paired_differences
+    monkeypatch.setattr(selection, "paired_differences", paired_differences)
 
     data = prepare_words(str(tiny_gpt2_dir), task="upos", data=str(ewt_small))
     sentences = {name: set(split.clusters.tolist()) for name, split in data.splits().items()}
     assert not sentences["train"] & sentences["test"] and not sentences["train"] & sentences["val"]
     assert len(sentences["test"]) == 24 and data.word_pool == "last"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "sweep",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(ewt_small),
-            "--task",
-            "upos",
-            "--control",
-            "--resamples",
-            "50",
-            "--out-dir",
-            str(tmp_path / "sweep"),
-            "-q",
-        ],
+    words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "upos"}
+    result = run_probe(
+        "sweep", **words, control=True, resamples=50, out_dir=tmp_path / "sweep", q=True
     )
     assert result.exit_code == 0, result.output
     assert "control acc" in result.output and "Per-class F1" in result.output
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert report["task"] == "upos" and report["words"]["test"] == len(data.test)
     assert all(row["selectivity_ci"] for row in report["entries"])
-    tagged = CliRunner().invoke(
-        cli,
-        ["predict", "--head", str(tmp_path / "sweep" / "head.json"), "The cat sat .", "Hi there"],
+    assert len(drawn) == 1 and np.array_equal(drawn[0], data.val.clusters)
+    tagged = run_probe(
+        "predict", "The cat sat .", "Hi there", head=tmp_path / "sweep" / "head.json"
     )
     assert tagged.exit_code == 0, tagged.output
     lines = tagged.output.strip().splitlines()
@@ -157,92 +153,48 @@ def test_deprel_edge_probe_sees_head_and_dependent(tiny_gpt2_dir, ewt_small, tmp
     # the root is paired with itself: its two halves are equal
     roots = np.flatnonzero(data.train.labels == "root")
     np.testing.assert_array_equal(features[roots, :32], features[roots, 32:])
-    result = CliRunner().invoke(
-        cli,
-        [
-            "sweep",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(ewt_small),
-            "--task",
-            "deprel",
-            "--layers",
-            "0,3",
-            "--resamples",
-            "20",
-            "--out-dir",
-            str(tmp_path / "d"),
-            "-q",
-        ],
-    )
+    words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "deprel"}
+    result = run_probe("sweep", **words, layers="0,3", resamples=20, out_dir=tmp_path / "d", q=True)
     assert result.exit_code == 0, result.output
     assert "Task deprel" in result.output
 
 
 def test_word_task_errors_are_one_line(tiny_gpt2_dir, ewt_small, tmp_path):
-    runner = CliRunner()
-    missing = runner.invoke(
-        cli,
-        ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(ewt_small), "--task", "ner_tags"],
-    )
+    missing = run_probe("sweep", model=tiny_gpt2_dir, data=ewt_small, task="ner_tags")
     assert missing.exit_code == 1 and "no task 'ner_tags'" in missing.output
     csv = tmp_path / "t.csv"
     csv.write_text("text,label\na,b\n")
-    wrong = runner.invoke(
-        cli, ["sweep", "--model", str(tiny_gpt2_dir), "--data", str(csv), "--task", "upos"]
-    )
+    wrong = run_probe("sweep", model=tiny_gpt2_dir, data=csv, task="upos")
     assert wrong.exit_code == 1 and "word-level data" in wrong.output
 
 
 def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
     head = tmp_path / "upos.json"
-    fitted = CliRunner().invoke(
-        cli,
-        [
-            "fit",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(ewt_small),
-            "--task",
-            "xpos",
-            "--layer",
-            "2",
-            "--out",
-            str(head),
-            "--json",
-            "-q",
-        ],
-    )
+    words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "xpos"}
+    fitted = run_probe("fit", **words, layer=2, out=head, json=True, q=True)
     assert fitted.exit_code == 0, fitted.output
     summary = json.loads(fitted.output)
     assert summary["pool"] == "last" and summary["n"]["test"] > 300
     record = json.loads(head.read_text())
     assert record["unit"] == "word" and record["task"] == "xpos"
-    tagged = CliRunner().invoke(cli, ["predict", "--head", str(head), "--json", "Hello world"])
+    tagged = run_probe("predict", "Hello world", head=head, json=True)
     row = json.loads(tagged.output.strip().splitlines()[0])
     assert [w["word"] for w in row["words"]] == ["Hello", "world"]
     assert all(w["label"] in record["label_names"] for w in row["words"])
 
 
-def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path):
+def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path, said):
     from probe.research.words.rows import prepare_words
 
     blocks = EWT_DEV.read_text(encoding="utf-8").split("\n\n")[200:230]
     test_file = tmp_path / "test.conllu"
     test_file.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
-    messages = []
     data = prepare_words(
-        str(tiny_gpt2_dir),
-        task="deprel",
-        train=str(ewt_small),
-        test=str(test_file),
-        log=messages.append,
+        str(tiny_gpt2_dir), task="deprel", train=str(ewt_small), test=str(test_file)
     )
     assert len(np.unique(data.test.clusters)) <= 30
     assert not set(data.test.clusters.tolist()) & set(data.train.clusters.tolist())
     assert len(np.unique(data.val.clusters)) == 12  # 10% of the 120 training sentences
     unseen = data.notes["unseen_label_words"].get("test", 0)
     assert set(data.test.labels.tolist()) <= set(data.train.labels.tolist())
-    assert any("never seen in training" in m for m in messages) == (unseen > 0)
+    assert any("never seen in training" in m for m in said) == (unseen > 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from probe.heads.metrics import classification_report
+from probe.research.selection import select_row
 from probe.research.uncertainty import (
     accuracy_and_macro_f1,
     indistinguishable,
@@ -101,3 +102,32 @@ def test_the_paired_bootstrap_calls_equal_heads_different_5_percent_of_the_time(
     shifted = (rng.random((REPLICATIONS, n)) < 0.9).astype(np.float64)  # a real difference
     power = paired_differences(np.vstack([np.zeros(n), shifted - first]), 0, seed=4)[1:]
     assert (~indistinguishable(power)).mean() > 0.8
+
+
+def test_the_paired_bootstrap_of_word_rows_draws_sentences():
+    """Known answer: 20 sentences of 10 words, each word carrying its sentence's loss
+    difference (mean 0.08, sd 0.3). Drawing sentences gives exactly the interval of the 20
+    sentence means, about 2 x 1.96 x 0.3 / sqrt(20) wide, which contains 0; drawing words
+    takes 200 copies of 20 numbers for independent and gives one sqrt(10) times narrower
+    that wrongly excludes 0. The sweep's selection must draw sentences too."""
+    noise = np.random.default_rng(0).normal(size=20)
+    per_sentence = 0.08 + 0.3 * (noise - noise.mean()) / noise.std()
+    words, sentences = np.repeat(per_sentence, 10), np.repeat(np.arange(20), 10)
+    loss = np.stack([np.ones(200), 1.0 + words])  # row 1 minus row 0: the words' differences
+    clustered = paired_differences(loss, 0, n_resamples=2000, seed=4, clusters=sentences)[1]
+    direct = paired_differences(
+        np.stack([np.zeros(20), per_sentence]), 0, n_resamples=2000, seed=4
+    )[1]
+    by_word = paired_differences(loss, 0, n_resamples=2000, seed=4)[1]
+    np.testing.assert_allclose(clustered, direct, atol=1e-6)
+    width = clustered[1] - clustered[0]
+    assert abs(width - 2 * 1.96 * 0.3 / np.sqrt(20)) < 0.04
+    assert 2.6 < width / (by_word[1] - by_word[0]) < 3.8  # sqrt(10) = 3.16
+    assert indistinguishable(np.stack([clustered, by_word])).tolist() == [True, False]
+
+    scores = [{"log_loss": row} for row in loss]
+    for clusters, alike in ((sentences, True), (None, False)):
+        rows = [{"layer": 1, "pool": "last"}, {"layer": 2, "pool": "last"}]
+        select_row(rows, scores, resamples=2000, seed=4, clusters=clusters)
+        assert rows[1]["indistinguishable"] is alike
+    np.testing.assert_allclose(rows[1]["loss_difference_ci"], by_word, atol=1e-9)

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from probe.errors import ProbeError
-from probe.heads.cached import CachedData, CachedSplit, open_cached
+from probe.heads.cached import (
+    CachedData,
+    CachedSplit,
+    extraction_settings,
+    open_cached,
+    shared_layers,
+)
+from probe.messages import say
 
 EDGE_TASKS = ("deprel",)
 VAL_SIZE = 0.1  # training sentences held out to choose C and the layer when no --val is given
@@ -134,10 +141,8 @@ def prepare_words(
     max_length=None,
     layers="all",
     device=None,
-    log=None,
 ) -> WordData:
     """Labelled word rows for train/val/test (see the module docstring)."""
-    log = log or (lambda message: None)
     if data is not None and any(s is not None for s in (train, val, test)):
         raise ProbeError("give --data FILE or --train FILE (with --val/--test), not both")
     if not 0 <= test_size < 1:
@@ -155,8 +160,8 @@ def prepare_words(
         raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
     splits, sentence_base = {}, 0
     for name, source in inputs.items():
-        path = _word_view(source, model, task, word_pool, max_length, layers, device, log)
-        split, n_sentences = _split_of_view(name, path, task, sentence_base, log)
+        path = _word_view(source, model, task, word_pool, max_length, layers, device)
+        split, n_sentences = _split_of_view(name, path, task, sentence_base)
         splits[name] = split
         sentence_base += n_sentences
     carved = None
@@ -176,13 +181,13 @@ def prepare_words(
             known = np.isin(splits[name].labels, np.unique(splits["train"].labels))
             if not known.all():
                 notes["unseen_label_words"][name] = int((~known).sum())
-                log(
+                say(
                     f"{name}: {int((~known).sum())} words have labels never seen in training "
                     "(left out of scores)"
                 )
                 splits[name] = splits[name].take(np.flatnonzero(known), name)
     if carved:
-        log(carved)
+        say(carved)
     if len(np.unique(splits["train"].labels)) < 2:
         raise ProbeError(f"the training words have one {task} label; a classifier needs two")
     return _describe_words(splits, model, inputs, task, notes)
@@ -206,7 +211,7 @@ def _hold_out(whole: WordSplit, fraction: float, seed: int, name: str):
     return kept, out, notice
 
 
-def _word_view(source, model, task, word_pool, max_length, layers, device, log) -> str:
+def _word_view(source, model, task, word_pool, max_length, layers, device) -> str:
     """A word view for ``source``: a word view .h5 as given, else extracted on demand."""
     from probe.heads.cached import is_cache_file
 
@@ -229,7 +234,7 @@ def _word_view(source, model, task, word_pool, max_length, layers, device, log) 
         raise ProbeError(f"{source}: no task '{task}' (tasks: {', '.join(dataset.columns)})")
     if task in EDGE_TASKS and dataset.heads is None:
         raise ProbeError(f"{source}: '{task}' edge probing needs HEAD columns (CoNLL-U)")
-    log(f"{Path(source).name}: {len(dataset)} sentences, {dataset.n_words} words")
+    say(f"{Path(source).name}: {len(dataset)} sentences, {dataset.n_words} words")
     path = extract_words(
         model or DEFAULT_MODEL,
         dataset,
@@ -241,7 +246,7 @@ def _word_view(source, model, task, word_pool, max_length, layers, device, log) 
     return str(path)
 
 
-def _split_of_view(name, path, task, sentence_base, log) -> tuple[WordSplit, int]:
+def _split_of_view(name, path, task, sentence_base) -> tuple[WordSplit, int]:
     from probe.features.store.wordviews import read_tasks, read_word_layout
 
     layout = read_word_layout(Path(path))
@@ -263,7 +268,7 @@ def _split_of_view(name, path, task, sentence_base, log) -> tuple[WordSplit, int
         keep &= layout["aligned"][partner]
     dropped = int((~keep).sum())
     if dropped:
-        log(f"{Path(path).name}: {dropped} words without tokens (cut by --max-length) left out")
+        say(f"{Path(path).name}: {dropped} words without tokens (cut by --max-length) left out")
     rows = np.flatnonzero(keep)
     split = WordSplit(
         name,
@@ -281,18 +286,10 @@ def _describe_words(splits: dict, model, inputs: dict, task: str, notes: dict) -
     caches = {path: open_cached(path) for split in splits.values() for path, _ in split.parts}
     first = next(iter(caches.values()))
 
-    def identity(c):
-        return (
-            c.meta.get("model_fingerprint"),
-            c.meta.get("tokenizer"),
-            c.meta.get("max_length"),
-            c.meta.get("word_pool"),
-        )
-
     for cache in caches.values():
-        if identity(cache) != identity(first):
+        if extraction_settings(cache, "word_pool") != extraction_settings(first, "word_pool"):
             raise ProbeError("every split must come from the same model, max length and word pool")
-    layers = sorted(set.intersection(*(set(c.layers) for c in caches.values())))
+    layers = shared_layers(caches.values())
     notes["words"] = {name: len(split) for name, split in splits.items()}
     notes["sentences"] = {name: len(np.unique(split.clusters)) for name, split in splits.items()}
     notes["unaligned_words"] = int(sum(int(c.meta.get("unaligned", 0)) for c in caches.values()))

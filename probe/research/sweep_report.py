@@ -1,0 +1,192 @@
+"""A sweep's result for people: the Markdown table (``sweep.md``) and the accuracy-by-layer
+figure (``sweep.png``).
+
+Apart from ``probe.research.sweep`` because the sweep fits and chooses and this only reads
+its result: a new column or a new line on the figure lands here, and the saved result
+(``sweep.json``) can be drawn again without fitting anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from probe.features.pooling import POOL_NAMES
+
+
+def _is_best(row: dict, best: dict) -> bool:
+    return (row["layer"], row["pool"]) == (best["layer"], best["pool"])
+
+
+def with_ci(row: dict, key: str, sign: str = "") -> str:
+    """``row[key]`` and its ``_ci`` interval as ``0.9667 [0.933, 0.992]`` (``-`` when absent);
+    ``sign="+"`` signs them, for differences."""
+    value, interval = row.get(key), row.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    text = format(value, f"{sign}.4f")
+    if interval:
+        text += f" [{interval[0]:{sign}.3f}, {interval[1]:{sign}.3f}]"
+    return text
+
+
+def _number(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown_table(result: dict) -> str:
+    """One row per (layer, pool); the selected row in bold; = marks rows indistinguishable
+    from the lowest-loss row (paired bootstrap on the selection examples)."""
+    best = result["best"]
+    entries = result["entries"]
+    has_test = any(row["test_accuracy"] is not None for row in entries)
+    val_name = "val" if result["selection"] == "validation" else "CV"
+    has = lambda key: any(row.get(key) is not None for row in entries)  # noqa: E731
+    columns = [
+        ("layer", lambda r: str(r["layer"])),
+        ("pool", lambda r: r["pool"]),
+        ("C", lambda r: _number(r["C"], "g")),
+    ]
+    if has("selection_log_loss"):
+        columns.append((f"{val_name} log-loss", lambda r: _number(r.get("selection_log_loss"))))
+        columns.append(("≈ chosen", lambda r: "=" if r.get("indistinguishable") else ""))
+    columns.append((f"{val_name} acc", lambda r: _number(r["val_accuracy"])))
+    if has_test:
+        columns.append(("test acc [95% CI]", lambda r: with_ci(r, "test_accuracy")))
+        columns.append(("test macro-F1 [95% CI]", lambda r: with_ci(r, "test_macro_f1")))
+    if has("repeat_accuracy_mean"):
+        columns.append(
+            (
+                f"acc over {result['repeats']} refits",
+                lambda r: (
+                    f"{r['repeat_accuracy_mean']:.4f} ± {r['repeat_accuracy_sd']:.4f}"
+                    if r.get("repeat_accuracy_mean") is not None
+                    else "-"
+                ),
+            )
+        )
+    if has("memorisation_capacity"):
+        columns.append(
+            (
+                "memorisation (train acc, hashed labels)",
+                lambda r: _number(r.get("memorisation_capacity")),
+            )
+        )
+    for key, title in (
+        ("selectivity_vs_random", "acc − random weights [95% CI]"),
+        ("selectivity_vs_bow", "acc − bag of words [95% CI]"),
+    ):
+        if has(key):
+            columns.append((title, lambda r, key=key: with_ci(r, key, "+")))
+    if has("mdl_online_bits"):
+        columns.append(("MDL bits", lambda r: _number(r.get("mdl_online_bits"), ".1f")))
+        columns.append(("compression", lambda r: _number(r.get("mdl_compression"), ".3f")))
+    if has("error"):
+        columns.append(("error", lambda r: r.get("error") or ""))
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in entries:
+        cells = [cell(row) for _, cell in columns]
+        if _is_best(row, best):
+            cells = [f"**{cell}**" if cell else cell for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    how = result.get("selected_by", f"{val_name} accuracy")
+    lines.append(
+        f"Selected by {how}: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}"
+        + (f"; test accuracy {with_ci(best, 'test_accuracy')}" if has_test else "")
+        + f". {result.get('n_indistinguishable', 0)} rows indistinguishable from the lowest "
+        f"loss. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} jobs)."
+    )
+    if result.get("baselines"):
+        from probe.research.baselines.report import markdown_baselines
+
+        lines += ["", markdown_baselines(result)]
+    return "\n".join(lines)
+
+
+def plot_sweep(result: dict, path: str | Path) -> Path:
+    """Accuracy against layer, one line per pool: validation solid, test dashed with its
+    95% CI as a band; multi-layer heads as horizontal dotted lines; the selected row starred."""
+    from probe.figures import new_figure, save_png
+
+    figure, axes = new_figure()
+    val_name = "val" if result["selection"] == "validation" else "CV"
+    single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]
+    for pool, colour in zip(POOL_NAMES, ("tab:blue", "tab:orange"), strict=True):
+        rows = sorted((r for r in single if r["pool"] == pool), key=lambda r: r["layer"])
+        if not rows:
+            continue
+        layers = [r["layer"] for r in rows]
+        axes.plot(
+            layers,
+            [r["val_accuracy"] for r in rows],
+            "-o",
+            color=colour,
+            markersize=3,
+            label=f"{pool} ({val_name})",
+        )
+        if rows[0]["test_accuracy"] is not None:
+            axes.plot(
+                layers,
+                [r["test_accuracy"] for r in rows],
+                "--",
+                color=colour,
+                alpha=0.7,
+                label=f"{pool} (test, 95% CI)",
+            )
+            if all(r.get("test_accuracy_ci") for r in rows):
+                axes.fill_between(
+                    layers,
+                    [r["test_accuracy_ci"][0] for r in rows],
+                    [r["test_accuracy_ci"][1] for r in rows],
+                    color=colour,
+                    alpha=0.15,
+                    linewidth=0,
+                )
+        refits = [r for r in rows if r.get("repeat_accuracy_mean") is not None]
+        if refits:
+            axes.errorbar(
+                [r["layer"] for r in refits],
+                [r["repeat_accuracy_mean"] for r in refits],
+                yerr=[r["repeat_accuracy_sd"] for r in refits],
+                fmt="none",
+                ecolor=colour,
+                capsize=2,
+                alpha=0.8,
+                label=f"{pool} ({result['repeats']} refits, mean ± sd)",
+            )
+        same = [r for r in rows if r.get("indistinguishable")]
+        axes.plot(
+            [r["layer"] for r in same],
+            [r["val_accuracy"] for r in same],
+            "o",
+            mfc="none",
+            color="black",
+            markersize=7,
+            alpha=0.5,
+        )
+    multi = (r for r in result["entries"] if not isinstance(r["layer"], int) and not r.get("error"))
+    for row, style in zip(multi, (":", "-.", (0, (1, 3)), (0, (5, 5))) * 8, strict=False):
+        value = row["test_accuracy"] if row["test_accuracy"] is not None else row["val_accuracy"]
+        axes.axhline(
+            value, linestyle=style, color="grey", linewidth=1, label=f"{row['layer']} {row['pool']}"
+        )
+    if result.get("baselines"):
+        from probe.research.baselines.report import plot_baselines
+
+        plot_baselines(axes, result["baselines"])
+    best = result["best"]
+    if isinstance(best["layer"], int):
+        axes.plot(
+            [best["layer"]],
+            [best["val_accuracy"]],
+            "*",
+            color="black",
+            markersize=14,
+            label=f"selected: layer {best['layer']}, {best['pool']}",
+        )
+    axes.set_xlabel("layer (0 = embeddings); open circles: indistinguishable from the chosen")
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"{Path(str(result['model'])).name}: linear probe per layer")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    return save_png(figure, path)
