@@ -86,9 +86,6 @@ def main() -> None:
     args = parser.parse_args()
     wanted = args.conditions.split(",")
 
-    def log(message):
-        return print(message, file=sys.stderr)
-
     configure("normal")  # extraction's lines (probe.messages) on stderr, beside these
 
     train, test = make_subset(args.sst2, args.subset_dir)
