@@ -12,6 +12,10 @@ Scenarios (each optional):
   means in a 64-d subspace, decaying spectrum, outlier and duplicated columns, like hidden
   states), 31 "layers" of rising signal: 31 heads by 5-fold cross-validation, and
   ``LogisticRegressionCV`` on one of them.
+- ``--upos``: UPOS on all of UD-EWT dev (17 classes; SmolLM2 word rows of every layer already
+  in ``$PROBE_CACHE``, from ``bench_tokens.py --part full``): the 31-head word sweep (C, layer
+  on the sweep's sentence-level validation split), then with ``--control``; scikit-learn's
+  ``LogisticRegression`` at the selected layer and C as an accuracy check.
 
 The peer is what a careful user would write: ``StandardScaler`` then
 ``LogisticRegressionCV(Cs=DEFAULT_CS, cv=StratifiedKFold(5, shuffle=True, random_state=0),
@@ -220,11 +224,47 @@ def synthetic(jobs: int, peer: bool) -> dict:
     return out
 
 
-TARGETS = {"sweep_cv": 60, "sweep_val": 20, "sweep_control_mdl": 180}
+def upos(model: str, skip: set) -> dict:
+    """UPOS on all of UD-EWT dev (17 classes, word rows of every layer in the store): the
+    sweep's own split by sentence (validation chooses C, the layer and the row), 31 heads;
+    then with the word-type control task; then scikit-learn's ``LogisticRegression`` at the
+    selected layer and C on the same split, as an independent check of the probe's accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from probe.messages import configure
+    from probe.research.words.rows import prepare_words
+
+    configure("normal")
+    ewt = Path(__file__).resolve().parents[2] / "shared/datasets/ud_ewt/en_ewt-ud-dev.conllu"
+    started = time.perf_counter()
+    data = prepare_words(model, task="upos", data=str(ewt))
+    out = {"prepare_seconds": time.perf_counter() - started, "n_train": len(data.train)}
+    out["sweep"] = run(data, "UPOS sweep, 31 heads, C on validation")
+    if "control" not in skip:
+        out["sweep_control"] = run(data, "UPOS sweep --control", control=True)
+    chosen = out["sweep"]["selected"]
+    layer, C = int(chosen["layer"]), float(chosen["C"])
+    scaler = StandardScaler().fit(data.train.features(layer, "last").astype(np.float64))
+    reference = LogisticRegression(C=C, max_iter=5000).fit(
+        scaler.transform(data.train.features(layer, "last").astype(np.float64)),
+        data.train.labels,
+    )
+    test = scaler.transform(data.test.features(layer, "last").astype(np.float64))
+    out["sklearn_test_accuracy_at_selected"] = float(
+        np.mean(reference.predict(test) == data.test.labels)
+    )
+    return out
+
+
+TARGETS = {"sweep_cv": 60, "sweep_val": 20, "sweep_control_mdl": 180, "upos_sweep": 60}
+TARGETS["upos_sweep_control"] = "-"
 LABELS = {
     "sweep_cv": "62 heads, C by 5-fold CV, CIs, out-of-fold selection loss",
     "sweep_val": "62 heads, C on the 500-text validation file",
     "sweep_control_mdl": "62 heads, C by 5-fold CV, --control --mdl",
+    "upos_sweep": "UPOS (17 classes, 18k training words): 31 heads, C on validation",
+    "upos_sweep_control": "UPOS: 31 heads + the word-type control task",
 }
 
 
@@ -232,7 +272,7 @@ def _sweep_line(name: str, figures: dict) -> str:
     chosen = figures["selected"]
     return (
         f"| {LABELS.get(name, name)} | {figures['seconds']:.1f} s | "
-        f"{figures['idle_estimate_seconds']:.1f} s | < {TARGETS.get(name, 60)} s | "
+        f"{figures['idle_estimate_seconds']:.1f} s | < {TARGETS.get(name, '-')} s | "
         f"layer {chosen['layer']} {chosen['pool']}, C {chosen['C']:g}, test "
         f"{_number(chosen['test_accuracy'])} | {figures['load_before']} -> "
         f"{figures['load_after']} | {figures['error_rows']} |"
@@ -269,6 +309,8 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
     ]
     sweeps = {**report.get("sixclass", {}), **{"synthetic17": report.get("synthetic17")}}
+    for name, figures in (report.get("upos") or {}).items():
+        sweeps[f"upos_{name}"] = figures
     rows = [(name, f) for name, f in sweeps.items() if isinstance(f, dict) and "selected" in f]
     if rows:
         lines += [
@@ -307,6 +349,7 @@ def main() -> None:
     parser.add_argument("--sixclass", type=Path, help="make_sixclass.py output folder")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--synthetic17", action="store_true")
+    parser.add_argument("--upos", action="store_true", help="UPOS on EWT dev (word rows)")
     parser.add_argument("--skip", default="", help="comma list: sweep,val,measures,fit,peer")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--name", default="heads_speed")
@@ -317,6 +360,8 @@ def main() -> None:
         report["sixclass"] = sixclass(args.sixclass, args.model, skip)
     if args.synthetic17:
         report["synthetic17"] = synthetic(args.jobs, "peer" not in skip)
+    if args.upos:
+        report["upos"] = upos(args.model, skip)
     report["machine_after"] = machine()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.name}.json"
