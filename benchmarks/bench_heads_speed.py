@@ -240,9 +240,10 @@ def upos(model: str, skip: set) -> dict:
     started = time.perf_counter()
     data = prepare_words(model, task="upos", data=str(ewt))
     out = {"prepare_seconds": time.perf_counter() - started, "n_train": len(data.train)}
-    out["sweep"] = run(data, "UPOS sweep, 31 heads, C on validation")
+    pools = [data.word_pool]  # word rows hold one pool, as ``probe sweep --task`` sweeps
+    out["sweep"] = run(data, "UPOS sweep, 31 heads, C on validation", pools=pools)
     if "control" not in skip:
-        out["sweep_control"] = run(data, "UPOS sweep --control", control=True)
+        out["sweep_control"] = run(data, "UPOS sweep --control", pools=pools, control=True)
     chosen = out["sweep"]["selected"]
     layer, C = int(chosen["layer"]), float(chosen["C"])
     scaler = StandardScaler().fit(data.train.features(layer, "last").astype(np.float64))

@@ -270,6 +270,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         for C in grid:
             logits, fold_scores, rtol = [], [], confirming(scores)
             for path, (_, held), features in zip(paths, splits, held_X, strict=True):
+                if C == grid[0] and path is not paths[0] and hasattr(path, "start_from"):
+                    path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
                 path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol)
                 logits.append(path.logits(features))
                 fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
