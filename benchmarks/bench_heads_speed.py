@@ -302,11 +302,15 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"Command: `{report['command']}`",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, *shared* with other "
-        f"agents: load average {machine['load_average']} before, "
-        f"{report['machine_after']['load_average']} after. Wall times are upper bounds; "
-        "'idle estimate' is the heads' CPU seconds divided by the jobs (what the same "
-        "work takes on otherwise idle cores).",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, "
+        + (
+            "*shared* with other jobs"
+            if machine["load_average"][0] > machine["cores"]
+            else "otherwise idle (the load below is the benchmark's own jobs)"
+        )
+        + f": load average {machine['load_average']} before, "
+        f"{report['machine_after']['load_average']} after. 'idle estimate' is the heads' "
+        "CPU seconds divided by the jobs (what the same work takes on otherwise idle cores).",
         "",
     ]
     sweeps = {**report.get("sixclass", {}), **{"synthetic17": report.get("synthetic17")}}

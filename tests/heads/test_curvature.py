@@ -21,3 +21,21 @@ def test_quadratic_equals_q_dot_solve_q(rows):
     # and the solve inverts the Kronecker estimate: positive along every direction that
     # changes a prediction (the all-ones class direction changes none)
     assert solve.quadratic(q - q.mean(axis=0)) > 0
+
+
+def test_a_folds_share_of_the_subsample_gives_the_scales_of_its_own_copy():
+    """A fold reads the shared projected rows in place (``kept``); the scales must equal those
+    from a copy of just its rows."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 12)).astype(np.float32)
+    shared = curvature.SharedSubsample.of(X, seed=0)
+    train = np.sort(rng.choice(500, 400, replace=False))
+    fold = shared.within(train)
+    copy = curvature.SharedSubsample(fold.rows, shared.basis, shared.projected[fold.kept])
+    sub = X[train][fold.rows]
+    Z = rng.normal(size=(len(sub), 3))
+    weight = np.full(len(sub), 1.0 / len(sub))
+    in_place = curvature.estimate(sub, Z, weight, binary=False, shared=fold)
+    copied = curvature.estimate(sub, Z, weight, binary=False, shared=copy)
+    np.testing.assert_allclose(in_place[0], copied[0], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(in_place[2], copied[2])

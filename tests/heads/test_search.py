@@ -111,10 +111,11 @@ def test_folds_and_the_final_fit_share_one_feature_basis_and_subsample():
     train = np.sort(np.random.default_rng(0).choice(400, 320, replace=False))
     fold = shared.within(train)
     assert 200 < len(fold.rows) < 400 and np.all(np.isin(train[fold.rows], shared.rows))
+    assert fold.projected is shared.projected and fold.kept.sum() == len(fold.rows)  # no copy
     rows = standardised[train][fold.rows]
     augmented = np.hstack([rows, np.ones((len(rows), 1), np.float32)])
     expected = np.square(augmented @ shared.basis.astype(np.float32))
-    np.testing.assert_allclose(fold.projected, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fold.projected[fold.kept], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_progress_reads_slow_rates_and_its_eta_does_not_jump_with_parallel_jobs():

@@ -164,8 +164,7 @@ class LogisticPath:
         to ~15. (``probe.heads.solver.curvature`` says how it is estimated.)
         """
         if self._curvature is None:
-            wide = len(self.sub_rows) < self.X.shape[1] + 1
-            if self.shared is None and not self.binary and not wide:
+            if self.shared is None and not self.binary:  # one basis for the whole path
                 self.shared = SharedSubsample.of(self.X, self.seed)
                 self.sub_rows = self.shared.rows
             weight = self.w[self.sub_rows] * (len(self.X) / len(self.sub_rows))  # (m,)
