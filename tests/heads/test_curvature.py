@@ -39,3 +39,23 @@ def test_a_folds_share_of_the_subsample_gives_the_scales_of_its_own_copy():
     copied = curvature.estimate(sub, Z, weight, binary=False, shared=copy)
     np.testing.assert_allclose(in_place[0], copied[0], rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(in_place[2], copied[2])
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_a_step_pass_gives_the_loss_and_gradient_the_separate_formulas_give(classes):
+    """The pass computes the loss after the full step block by block, from the residual's
+    own exponentials; it must equal the whole-matrix loss and gradient."""
+    from probe.heads.solver import LogisticPath
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(1000, 9)).astype(np.float32)  # 1,000 rows: several 256-row blocks
+    codes = rng.integers(0, classes, size=1000)
+    path = LogisticPath(X, codes, classes, rng.uniform(0.5, 2.0, size=1000))
+    direction = rng.normal(size=(path.k, 10))
+    along, grad, loss = path._step_pass(direction)
+    expected_along = X.astype(np.float64) @ direction[:, :-1].T + direction[:, -1]
+    np.testing.assert_allclose(along, expected_along, rtol=1e-4, atol=1e-5)  # float32 X
+    assert np.isclose(loss, path._loss(path.Z + along), rtol=1e-12)
+    residual = path._residual(path.Z + along)
+    expected = np.hstack([residual.T @ X.astype(np.float64), residual.sum(axis=0)[:, None]])
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)

@@ -109,6 +109,24 @@ class LogisticPath:
         residual[np.arange(len(Z)), self.codes[rows]] -= 1.0
         return residual * self.w[rows, None]
 
+    def _residual_and_loss(self, Z: np.ndarray, rows: slice) -> tuple[np.ndarray, float]:
+        """``_residual`` and the rows' share of the weighted loss, from one exponential: a
+        pass then needs no second sweep over the logits for the loss (~7% of a fit)."""
+        from scipy.special import log_expit
+
+        if self.binary:
+            z = Z[:, 0]
+            loss = float(self.w[rows] @ -log_expit(np.where(self.target[rows] == 1, z, -z)))
+            return self._residual(Z, rows), loss
+        top = Z.max(axis=1, keepdims=True)
+        residual = np.exp(Z - top)
+        total = residual.sum(axis=1, keepdims=True)
+        residual /= total
+        picked = np.arange(len(Z)), self.codes[rows]
+        loss = float(self.w[rows] @ (top[:, 0] + np.log(total[:, 0]) - Z[picked]))
+        residual[picked] -= 1.0
+        return residual * self.w[rows, None], loss
+
     def _gradient_pass(self) -> np.ndarray:
         """Data-term gradient at the current logits: (K', D+1), one read of X."""
         self.passes += 1
@@ -122,23 +140,26 @@ class LogisticPath:
                 grad_w += residual[rows].T.astype(np.float32) @ self.X[rows]
         return np.hstack([grad_w.astype(np.float64), residual.sum(axis=0)[:, None]])
 
-    def _step_pass(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _step_pass(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """One read of X, block by block: how the logits move along ``direction`` (N, K'),
-        and the data gradient (K', D+1) after the full step (t = 1), which is usually taken.
+        and the data gradient (K', D+1) and loss after the full step (t = 1), which is
+        usually taken.
         """
         self.passes += 1
         d_w = np.ascontiguousarray(direction[:, :-1].T, np.float32)  # (D, K')
         along = np.empty_like(self.Z)
         grad = np.zeros_like(direction)
+        loss = 0.0
         chunk = CHUNK_ROWS if isinstance(self.X, np.ndarray) else FILE_CHUNK_ROWS
         for start in range(0, len(self.X), chunk):
             rows = slice(start, start + chunk)
             block = self.X[rows]  # (c, D)
             along[rows] = block @ d_w + direction[:, -1]  # (c, K')
-            residual = self._residual(self.Z[rows] + along[rows], rows)  # (c, K')
+            residual, block_loss = self._residual_and_loss(self.Z[rows] + along[rows], rows)
             grad[:, :-1] += residual.T.astype(np.float32) @ block
             grad[:, -1] += residual.sum(axis=0)
-        return along, grad
+            loss += block_loss
+        return along, grad, loss
 
     def _slope_and_bend(self, t: float, along: np.ndarray) -> tuple[float, float]:
         """First and second derivative of the data term at Z + t * along: O(N), no pass."""
@@ -217,10 +238,9 @@ class LogisticPath:
                 return evaluations
             if evaluations > max_iter:
                 break
-            along, grad_data_full_step = self._step_pass(direction)
+            along, grad_data_full_step, loss_1 = self._step_pass(direction)
             penalty_slope = float(np.vdot(penalty * params(), direction))
             penalty_bend = float(np.vdot(penalty * direction, direction))
-            loss_1 = self._loss(self.Z + along)
             slope_1 = float(np.vdot(grad_data_full_step, direction)) + penalty_slope + penalty_bend
             decrease = loss_1 - loss + penalty_slope + penalty_bend / 2
             full_step = decrease <= 1e-4 * slope_0 and abs(slope_1) <= WOLFE * -slope_0
