@@ -180,7 +180,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         if self.C is not None or val_codes is None:
             path = self._new_path(X, codes, sample_weight)
             start = getattr(self, "_fold_means", {}).get(best_C)
-            if start is not None and hasattr(path, "start_from"):
+            if start is not None:
                 path.start_from(*start)  # the folds' mean fit at that C: near the optimum
             else:
                 for C in [c for c in grid if c < best_C]:  # warm starts along the path
@@ -270,7 +270,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         for C in grid:
             logits, fold_scores, rtol = [], [], confirming(scores)
             for path, (_, held), features in zip(paths, splits, held_X, strict=True):
-                if C == grid[0] and path is not paths[0] and hasattr(path, "start_from"):
+                if C == grid[0] and path is not paths[0]:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
                 path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol)
                 logits.append(path.logits(features))

@@ -127,6 +127,11 @@ class LogisticPath:
         residual[picked] -= 1.0
         return residual * self.w[rows, None], loss
 
+    def _blocks(self):
+        """Row slices of X for a pass: L2-sized in memory, larger reads from a file."""
+        chunk = CHUNK_ROWS if isinstance(self.X, np.ndarray) else FILE_CHUNK_ROWS
+        return (slice(start, start + chunk) for start in range(0, len(self.X), chunk))
+
     def _gradient_pass(self) -> np.ndarray:
         """Data-term gradient at the current logits: (K', D+1), one read of X."""
         self.passes += 1
@@ -135,8 +140,7 @@ class LogisticPath:
             grad_w = residual.T.astype(np.float32) @ self.X  # (K', N) @ (N, D) -> (K', D)
         else:  # rows streamed from a file (probe.heads.streaming), block by block
             grad_w = np.zeros((self.k, self.X.shape[1]), np.float32)
-            for start in range(0, len(self.X), FILE_CHUNK_ROWS):
-                rows = slice(start, start + FILE_CHUNK_ROWS)
+            for rows in self._blocks():
                 grad_w += residual[rows].T.astype(np.float32) @ self.X[rows]
         return np.hstack([grad_w.astype(np.float64), residual.sum(axis=0)[:, None]])
 
@@ -150,9 +154,7 @@ class LogisticPath:
         along = np.empty_like(self.Z)
         grad = np.zeros_like(direction)
         loss = 0.0
-        chunk = CHUNK_ROWS if isinstance(self.X, np.ndarray) else FILE_CHUNK_ROWS
-        for start in range(0, len(self.X), chunk):
-            rows = slice(start, start + chunk)
+        for rows in self._blocks():
             block = self.X[rows]  # (c, D)
             along[rows] = block @ d_w + direction[:, -1]  # (c, K')
             residual, block_loss = self._residual_and_loss(self.Z[rows] + along[rows], rows)
@@ -262,10 +264,8 @@ class LogisticPath:
         walking the path up to its C: one read of X for the logits, no curvature pairs."""
         self.W, self.b = np.array(W, np.float64), np.array(b, np.float64)
         self.passes += 1
-        chunk = CHUNK_ROWS if isinstance(self.X, np.ndarray) else FILE_CHUNK_ROWS
         weights = np.ascontiguousarray(self.W.T, np.float32)  # (D, K')
-        for start in range(0, len(self.X), chunk):
-            rows = slice(start, start + chunk)
+        for rows in self._blocks():
             self.Z[rows] = self.X[rows] @ weights + self.b
         self.grad_data, self._curvature = None, None
         self.pairs.clear()

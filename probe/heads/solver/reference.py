@@ -45,6 +45,10 @@ class ReferencePath:
         self.b = self._model.intercept_.astype(np.float64)
         return int(np.max(self._model.n_iter_))
 
+    def start_from(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Start the next solve at (W, b), as ``LogisticPath.start_from`` does."""
+        self.restore({"W": np.array(W, np.float64), "b": np.array(b, np.float64)})
+
     def snapshot(self) -> dict:
         return {"W": self.W.copy(), "b": self.b.copy()}
 
