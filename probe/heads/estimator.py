@@ -25,8 +25,14 @@ from probe.heads.maths import (
     pick_C,
     softmax,
 )
+from probe.heads.search import (
+    best_index,
+    confirming,
+    fold_rows,
+    screen_against,
+    turned_up,
+)
 from probe.heads.solver import (
-    CONFIRM_RTOL,
     PRECONDITIONER_ROWS,
     SEARCH_TOL,
     LogisticPath,
@@ -67,7 +73,10 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
     stop_early : bool
         End the C search (on validation data or by cross-validation) once the held-out log
         loss has risen for two values of C in a row and the best accuracy came before them
-        (``turned_up``): larger Cs cost the most iterations and no longer win.
+        (``turned_up``): larger Cs cost the most iterations and no longer win. And end a C's
+        fit early once it has clearly lost to the best C so far on the held-out rows
+        (``probe.heads.search.screen_against``; ``search_["screened"]`` counts them). False:
+        every C of the grid is solved to the end.
 
     Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
     (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
@@ -242,9 +251,13 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         search tolerance: (Cs tried, 2); the path's state at each C (if kept); the path.
         The path stops early where the loss has turned up (``stop_early``)."""
         path = self._new_path(X, codes, sample_weight)
-        scores, states = [], []
+        scores, states, self._screened = [], [], []
         for C in grid:
-            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=confirming(scores))
+            best = self._best(grid, scores)
+            screen = screen_against(None if best is None else scores[best], X_val, val_codes)
+            rtol = confirming(scores)
+            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
+            self._screened.append(int(path.screened))
             scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
             if keep_states:
                 states.append(path.snapshot())
@@ -266,15 +279,24 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             for train, _ in splits
         ]
         held_X = [X[held] for _, held in splits]
-        scores, self._held_logits, self._fold_means = [], [], {}
+        scores, self._held_logits, self._fold_means, self._screened = [], [], {}, []
+        per_fold = []  # (folds, 2) held-out scores at each C: a fold is screened on its own
         for C in grid:
             logits, fold_scores, rtol = [], [], confirming(scores)
-            for path, (_, held), features in zip(paths, splits, held_X, strict=True):
+            best = self._best(grid, scores)
+            for fold, (path, (_, held), features) in enumerate(
+                zip(paths, splits, held_X, strict=True)
+            ):
                 if C == grid[0] and path is not paths[0]:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
-                path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol)
+                screen = screen_against(
+                    None if best is None else per_fold[best][fold], features, codes[held]
+                )
+                path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
                 logits.append(path.logits(features))
                 fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
+            per_fold.append(fold_scores)
+            self._screened.append(sum(int(path.screened) for path in paths))
             scores.append(np.mean(fold_scores, axis=0))
             self._held_logits.append(logits)
             self._fold_means[C] = (
@@ -304,6 +326,11 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 probabilities[rows] = softmax(logits)
         return probabilities
 
+    def _best(self, grid, scores) -> int | None:
+        """Position of the best C so far, which a C must clearly lose to to be screened out
+        (``screen_against``); None before any, or without ``stop_early`` (every C solved)."""
+        return best_index(grid, scores) if self.stop_early else None
+
     def _pick(self, grid, scores: np.ndarray, method: str) -> float:
         """``pick_C``, with the search recorded in ``search_``."""
         self.search_ = {
@@ -312,6 +339,9 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             "grid": list(grid),
             "accuracy": [float(s) for s in scores[:, 0]],
             "log_loss": [float(s) for s in scores[:, 1]],
+            # per C tried: fits ended once they had clearly lost (``screen_against``); their
+            # scores are those of the unfinished fit
+            "screened": list(getattr(self, "_screened", [0] * len(scores)))[: len(scores)],
         }
         return pick_C(grid, scores)
 
@@ -376,34 +406,6 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = dim
         clf.C_ = C
         return clf
-
-
-def fold_rows(codes: np.ndarray, folds: int, seed: int):
-    """(train rows, held-out rows) of each fold: the stratified split every k-fold measure
-    of a head uses (the C search, its out-of-fold scores)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return splitter.split(np.zeros((len(codes), 1)), codes)
-
-
-def confirming(scores) -> float | None:
-    """The relative tolerance of the next C of a search: looser (``CONFIRM_RTOL``) when the
-    held-out log loss rose at the last C, the next one then being there to confirm the turn;
-    None (the search's own) otherwise."""
-    if len(scores) >= 2 and scores[-1][1] > scores[-2][1]:
-        return CONFIRM_RTOL
-    return None
-
-
-def turned_up(scores: np.ndarray) -> bool:
-    """Whether a C search can stop: held-out log loss (column 1) rose at each of the last two
-    Cs, and the best accuracy (column 0) was reached before them."""
-    if len(scores) < 3:
-        return False
-    loss, accuracy = scores[:, 1], scores[:, 0]
-    rising = loss[-1] > loss[-2] > loss[-3]
-    return bool(rising and accuracy[-2:].max() <= accuracy[:-2].max())
 
 
 def _shared_subsample(X: np.ndarray, n_classes: int, seed: int) -> SharedSubsample | None:

@@ -113,7 +113,8 @@ def search_out_of_fold(classifier, measures: Measures):
 
 def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
     """(n, K) probabilities of each training row from a probe that did not see it."""
-    from probe.heads.estimator import ProbeClassifier, fold_rows
+    from probe.heads.estimator import ProbeClassifier
+    from probe.heads.search import fold_rows
 
     k = int(codes.max()) + 1
     folds = min(measures.cv, int(np.bincount(codes, minlength=k).min()))

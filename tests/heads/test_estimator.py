@@ -254,7 +254,7 @@ def test_when_the_fast_path_fails_scikit_learn_fits_and_says_so(classes, monkeyp
     """The fallback is the reference itself: same objective, so the same coefficients."""
     from probe.heads import solver
 
-    def broken(self, C, tol, max_iter, rtol=None):
+    def broken(self, C, tol, max_iter, rtol=None, screen=None):
         raise solver.SolverFailure("forced for the test")
 
     X, y = noisy_linear(classes=classes, seed=11)

@@ -1,5 +1,6 @@
 """The C search shares its work: held-out scores reused as the out-of-fold selection loss, an
-early stop once the held-out loss turns up, one feature basis per fit; the sweep's progress."""
+early stop once the held-out loss turns up, Cs that have clearly lost screened out before
+their fits finish, one feature basis per fit; the sweep's progress."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from probe.heads.estimator import ProbeClassifier, turned_up
+from probe.heads.estimator import ProbeClassifier
+from probe.heads.search import turned_up
 from probe.progress import Progress
 from probe.research.measures import Measures, out_of_fold_probabilities, selection_scores
 from probe.research.uncertainty import per_example_log_loss
@@ -47,8 +49,82 @@ def test_stopping_early_chooses_the_same_C_as_the_whole_grid(classes, seed):
     assert early.C_ == whole.C_
     tried = len(early.search_["Cs"])
     assert early.search_["grid"] == whole.search_["Cs"] and tried <= len(whole.search_["Cs"])
-    np.testing.assert_allclose(early.search_["log_loss"], whole.search_["log_loss"][:tried])
+    assert not any(whole.search_["screened"])  # without stop_early every fit is finished
+    solved = [i for i in range(tried) if early.search_["screened"][i] == 0]
+    assert solved[: solved.index(whole.search_["Cs"].index(whole.C_)) + 1] == list(
+        range(whole.search_["Cs"].index(whole.C_) + 1)
+    )  # every C up to the chosen one is solved to the end
+    np.testing.assert_allclose(
+        np.asarray(early.search_["log_loss"])[solved],
+        np.asarray(whole.search_["log_loss"])[solved],
+        rtol=1e-3,  # a C after a screened one starts from an unfinished fit: same optimum
+    )
     np.testing.assert_allclose(early.coef_, whole.coef_, atol=1e-6)
+
+
+def overfitting_with_validation(seed=3):
+    """Few rows per feature and a validation set: the held-out loss turns up steeply."""
+    X, y = noisy_linear(n=700, dim=60, classes=3, seed=seed)
+    return X[:300], y[:300], X[300:], y[300:]
+
+
+def test_a_C_clearly_beaten_on_held_out_rows_is_screened_out_before_its_fit_finishes():
+    """Known answer: the whole grid, every fit finished. The screened Cs are the ones whose
+    finished fits lost too, the chosen C and its weights are the same, and fewer passes
+    over X were made."""
+    from probe.heads.solver import path as solver_path
+
+    X, y, X_val, y_val = overfitting_with_validation()
+    counted = []
+    original = solver_path.LogisticPath.solve
+
+    def counting(path, *args, **kwargs):
+        before = path.passes
+        result = original(path, *args, **kwargs)
+        counted.append(path.passes - before)
+        return result
+
+    solver_path.LogisticPath.solve = counting
+    try:
+        whole = ProbeClassifier(stop_early=False).fit(X, y, X_val, y_val)
+        whole_passes, counted[:] = sum(counted), []
+        early = ProbeClassifier().fit(X, y, X_val, y_val)
+        early_passes = sum(counted)
+    finally:
+        solver_path.LogisticPath.solve = original
+    screened = [i for i, count in enumerate(early.search_["screened"]) if count]
+    assert screened, "the overfitting Cs should have been screened out"
+    assert early.C_ == whole.C_ and early_passes < whole_passes
+    chosen = whole.search_["Cs"].index(whole.C_)
+    for i in screened:  # finished, they lose on accuracy as the screen foresaw
+        assert whole.search_["accuracy"][i] < whole.search_["accuracy"][chosen]
+        assert early.search_["accuracy"][i] < early.search_["accuracy"][chosen]
+    np.testing.assert_allclose(early.coef_, whole.coef_, atol=1e-6)
+
+
+def test_the_screen_needs_both_a_higher_loss_and_several_fewer_right():
+    """``screen_against`` on a real fitted path: beaten only when the held-out loss is
+    LOSS_MARGIN above the best's and accuracy at least the margin of examples below it."""
+    from probe.heads.maths import accuracy_and_log_loss
+    from probe.heads.search import FEWEST_EXAMPLES, LOSS_MARGIN, screen_against
+    from probe.heads.solver import LogisticPath
+
+    X, y, X_val, y_val = overfitting_with_validation(seed=5)
+    standardised = (X - X.mean(0)) / X.std(0)
+    held = (X_val - X.mean(0)) / X.std(0)
+    path = LogisticPath(standardised, y, 3, np.ones(len(y)))
+    path.solve(1.0, 1e-3, 200)
+    accuracy, loss = accuracy_and_log_loss(path.logits(held), y_val, False)
+    right = round(accuracy * len(y_val))
+    assert screen_against(None, held, y_val) is None  # no best yet: nothing to lose to
+
+    def beaten(best_right, best_loss):
+        return screen_against((best_right / len(y_val), best_loss), held, y_val)(path)
+
+    lower_loss = loss / (1 + LOSS_MARGIN) * 0.999
+    assert beaten(right + FEWEST_EXAMPLES, lower_loss)
+    assert not beaten(right + FEWEST_EXAMPLES - 1, lower_loss)  # accuracy too close
+    assert not beaten(right + 50, loss / (1 + LOSS_MARGIN) * 1.001)  # loss too close
 
 
 def test_a_search_on_overfitting_data_skips_the_largest_Cs():
@@ -148,7 +224,7 @@ def test_the_final_fit_started_from_the_folds_reaches_the_walked_optimum(classes
 
 
 def test_a_C_after_a_rise_of_the_held_out_loss_is_solved_to_confirm_only():
-    from probe.heads.estimator import confirming
+    from probe.heads.search import confirming
     from probe.heads.solver import CONFIRM_RTOL
 
     assert confirming([]) is None and confirming([(0.7, 0.9)]) is None

@@ -41,6 +41,7 @@ SEARCH_RTOL = 1e-5
 CONFIRM_RTOL = 1e-4
 RENEW_EVERY = 12  # iterations at one C after which the curvature is estimated again
 WOLFE = 0.9  # curvature condition of the full step: 0.9 is the usual one for quasi-Newton
+SCREEN_EVERY = 3  # iterations between a screen's checks (one held-out product: ~1/8 pass)
 
 
 # --- the solver -------------------------------------------------------------------------------
@@ -85,6 +86,7 @@ class LogisticPath:
         self.sub_rows = subsample(n, seed) if shared is None else shared.rows
         self.passes = 0  # reads of X: the cost that matters
         self.converged = True
+        self.screened = False  # whether the last solve was ended by its screen
         self._curvature = None  # the data term's Hessian on the subsample
         self.grad_data = None  # (K', D+1) data-term gradient at W, b: it carries over C to C
 
@@ -197,7 +199,9 @@ class LogisticPath:
         return curvature.inverse(self._curvature, lam, self.W.shape[1])
 
     # one C -----------------------------------------------------------------------------------
-    def solve(self, C: float, tol: float, max_iter: int, rtol: float | None = None) -> int:
+    def solve(
+        self, C: float, tol: float, max_iter: int, rtol: float | None = None, screen=None
+    ) -> int:
         """Minimise at ``C`` from the current W, b; return the gradient evaluations used.
 
         Stops when the Newton decrement ``sqrt(g . H^-1 g)`` (H^-1 from L-BFGS) is below
@@ -208,6 +212,10 @@ class LogisticPath:
         Each iteration reads X once when the full quasi-Newton step is good (Armijo and
         strong Wolfe conditions, checked without reading X), twice when a line search is
         needed. The data term's gradient carries over from the previous C.
+
+        ``screen`` (a function of the path, or None), asked every ``SCREEN_EVERY``
+        iterations, ends the solve when it says True (``screened``): a C search's check that
+        this C has already lost (``probe.heads.search.screen_against``).
         """
         lam = 1.0 / (C * self.weight_sum)
         if rtol is None:
@@ -220,6 +228,7 @@ class LogisticPath:
         if self.grad_data is None:
             self.grad_data = self._gradient_pass()
         loss = self._loss(self.Z)
+        self.screened = False
         for evaluations in range(1, max_iter + 2):
             if not (math.isfinite(loss) and np.isfinite(self.grad_data).all()):
                 raise SolverFailure(f"non-finite loss or gradient at C={C:g}")
@@ -240,6 +249,9 @@ class LogisticPath:
                 return evaluations
             if evaluations > max_iter:
                 break
+            if screen is not None and evaluations % SCREEN_EVERY == 0 and screen(self):
+                self.screened = True
+                return evaluations
             along, grad_data_full_step, loss_1 = self._step_pass(direction)
             penalty_slope = float(np.vdot(penalty * params(), direction))
             penalty_bend = float(np.vdot(penalty * direction, direction))

@@ -25,9 +25,12 @@ class ReferencePath:
         self.W = np.zeros((self.k, X.shape[1]))
         self.b = np.zeros(self.k)
         self.converged = True
+        self.screened = False  # it has no screen: every C is solved to the end
         self._model = None
 
-    def solve(self, C: float, tol: float, max_iter: int, rtol: float | None = None) -> int:
+    def solve(
+        self, C: float, tol: float, max_iter: int, rtol: float | None = None, screen=None
+    ) -> int:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
