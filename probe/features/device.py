@@ -63,6 +63,22 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def surely_no_gpu() -> bool:
+    """True where CUDA cannot be available: Linux without any GPU driver's device nodes
+    (NVIDIA ``/dev/nvidia*``, ROCm ``/dev/kfd``, WSL ``/dev/dxg``). A cache lookup then
+    knows the default device is the CPU without importing torch (~1.4 s of opening the
+    caches); anywhere else torch is asked."""
+    import glob
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    return not (
+        glob.glob("/dev/nvidia*") or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
+    )
+
+
 def dtype_name(dtype) -> str:
     """``torch.bfloat16`` -> ``"bfloat16"``: the form the row store's setting records."""
     return str(dtype).removeprefix("torch.")

@@ -189,6 +189,10 @@ def compute_dtype_name(model: str | Backbone, device: str | None, dtype: str | N
         if dtype not in (None, "auto") and dtype != loaded:
             raise ProbeError(f"the loaded backbone computes in {loaded}, not --dtype {dtype}")
         return loaded
+    from probe.features.device import surely_no_gpu
+
+    if device in (None, "auto", "cpu") and dtype in (None, "auto") and surely_no_gpu():
+        return "float32"  # compute_dtype's CPU default, known without importing torch
     from probe.features.models.loading import pick_device
 
     return dtype_name(compute_dtype(pick_device(device), requested=dtype))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,14 @@ from probe.features.models.files import (  # noqa: F401  (read_config: public he
     quiet_transformers,
     read_config,
 )
-from probe.files import cache_root, write_atomic
+from probe.features.models.fingerprints import (  # noqa: F401  (public here too)
+    directory_fingerprint,
+    file_digest,
+    module_fingerprint,
+    remember_shape,
+    remembered_shape,
+)
+from probe.files import cache_root
 from probe.outputs import replace_folder, staging_folder
 
 DEFAULT_MODEL = "gpt2"
@@ -92,19 +98,35 @@ def describe_model(model, trust_remote_code: bool = False) -> ModelInfo:
             model.max_context,
         )
     model_dir = resolve_model_dir(model)
+    fingerprint = directory_fingerprint(model_dir)
+    shape = remembered_shape(fingerprint)
+    if shape is None:  # transformers reads the config once per model version (~3 s import)
+        shape = remember_shape(fingerprint, _shape(model_dir, trust_remote_code))
+    return ModelInfo(
+        name=model,
+        fingerprint=fingerprint,
+        tokenizer_id=tokenizer_identity(model_dir, shape),
+        num_layers=shape["num_hidden_layers"],
+        hidden_size=shape["hidden_size"],
+        max_context=shape["max_context"],
+    )
+
+
+def _shape(model_dir: Path, trust_remote_code: bool) -> dict:
+    """What ``describe_model`` needs of the config, through ``AutoConfig`` (it maps every
+    family's names to the common ones)."""
     config = text_config(read_config(model_dir, trust_remote_code))
     layers = getattr(config, "num_hidden_layers", None)
     hidden = getattr(config, "hidden_size", None)
     if not layers or not hidden:
         raise ProbeError(f"{model_dir}/config.json names no layer count or hidden size")
-    return ModelInfo(
-        name=model,
-        fingerprint=directory_fingerprint(model_dir),
-        tokenizer_id=tokenizer_identity(model_dir, config),
-        num_layers=int(layers),
-        hidden_size=int(hidden),
-        max_context=context_length(config),
-    )
+    return {
+        "num_hidden_layers": int(layers),
+        "hidden_size": int(hidden),
+        "max_context": context_length(config),
+        "model_type": getattr(config, "model_type", None),
+        "vocab_size": getattr(config, "vocab_size", None),
+    }
 
 
 def text_config(config):
@@ -134,8 +156,9 @@ TOKENIZER_FILES = (
 )
 
 
-def tokenizer_identity(model_dir: Path, config: dict) -> str:
-    """``tiktoken:gpt2`` for GPT-2 BPE models, else a hash of the tokenizer files."""
+def tokenizer_identity(model_dir: Path, config) -> str:
+    """``tiktoken:gpt2`` for GPT-2 BPE models, else a hash of the tokenizer files. ``config``:
+    a transformers config or a dict with its ``model_type`` and ``vocab_size``."""
     from probe.features.models.tokenize import TiktokenGPT2, is_gpt2_vocab
 
     if is_gpt2_vocab(config):
@@ -214,7 +237,7 @@ def _model_hint(spec: str) -> str:
 
 def _converted_gguf_dir(gguf_path: Path) -> Path:
     """De-quantize a GGUF once (~20 s) into fp32 safetensors that reload in under a second."""
-    key = _file_digest(gguf_path)[:16]
+    key = file_digest(gguf_path)[:16]
     target = cache_root() / "models" / f"{gguf_path.stem}-{key}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
@@ -243,56 +266,6 @@ def _converted_gguf_dir(gguf_path: Path) -> Path:
 
 
 # --- fingerprints ---------------------------------------------------------------------------
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-
-
-def _file_digest(path: Path) -> str:
-    """blake2b of a file's bytes, memoised by (path, size, mtime) in the cache store."""
-    stat = path.stat()
-    memo_path = cache_root() / "models" / "digests.json"
-    memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo = _read_json(memo_path)
-    if memo_key in memo:
-        return memo[memo_key]
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    memo[memo_key] = digest.hexdigest()
-    try:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(memo_path, json.dumps(memo))
-    except OSError:
-        pass  # an unwritable store only costs the memo
-    return memo[memo_key]
-
-
-def directory_fingerprint(model_dir: Path) -> str:
-    """Hash of config.json and every weight file: changes whenever the weights do."""
-    digest = hashlib.blake2b(digest_size=16)
-    files = sorted(p for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        raise ProbeError(f"no weight files (*.safetensors, *.bin) in {model_dir}")
-    config = model_dir / "config.json"
-    digest.update(config.read_bytes() if config.is_file() else b"")
-    for path in files:
-        digest.update(path.name.encode() + _file_digest(path).encode())
-    return digest.hexdigest()
-
-
-def module_fingerprint(model) -> str:
-    """Hash of an in-memory model's config and parameter bytes (models built in-process)."""
-    import torch
-
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(model.config.to_json_string(use_diff=False).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(
-            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-        )
-    return digest.hexdigest()
 
 
 def model_fingerprint(spec: str) -> str:
@@ -430,10 +403,3 @@ def _load_hf_tokenizer(model_dir, name: str):
         return AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as exc:
         raise ProbeError(f"cannot load the tokenizer of '{name}': {exc}") from None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
