@@ -7,6 +7,7 @@ random weights: the same code a user's model runs, nothing mocked.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,11 @@ def cli_args(command: str, *positional, **options) -> list[str]:
             elif one is not None and one is not False:
                 args += [flag, str(one)]
     return args
+
+
+def probe_process(command: str, *positional, **options) -> list[str]:
+    """``python -m probe COMMAND`` with ``cli_args``' arguments: a real process's argv."""
+    return [sys.executable, "-m", "probe", *cli_args(command, *positional, **options)]
 
 
 def run_probe(command: str, *positional, env: dict | None = None, **options):

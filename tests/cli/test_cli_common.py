@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import cli_args, probe_env, run_probe
+from conftest import probe_env, probe_process, run_probe
 from probe import __version__
 from probe.cli.main import main
 from probe.progress import Progress
@@ -84,10 +83,10 @@ def test_sweep_writes_progress_lines_when_stderr_is_a_file(
 ):
     env = {**probe_env(isolated_cache), "PROBE_PROGRESS_INTERVAL": "0"}
     log = tmp_path / "stderr.log"
-    sweep = cli_args("sweep", **sms32, jobs=2, out_dir=tmp_path / "sweep")
+    sweep = probe_process("sweep", **sms32, jobs=2, out_dir=tmp_path / "sweep")
     with open(log, "w") as stderr:
         run = subprocess.run(
-            [sys.executable, "-m", "probe", *sweep],
+            sweep,
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
@@ -126,20 +125,9 @@ def test_extract_writes_progress_lines_while_it_runs(
     log = tmp_path / "stderr.log"
     with open(log, "w") as stderr:
         run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "probe",
-                "extract",
-                "--model",
-                str(tiny_gpt2_dir),
-                "--data",
-                str(sms_labelled),
-                "--max-length",
-                "32",
-                "--batch-tokens",
-                "256",
-            ],
+            probe_process(
+                "extract", model=tiny_gpt2_dir, data=sms_labelled, max_length=32, batch_tokens=256
+            ),
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
@@ -159,20 +147,9 @@ def test_extract_writes_progress_lines_while_it_runs(
     quiet_log = tmp_path / "quiet.log"
     with open(quiet_log, "w") as stderr:
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "probe",
-                "extract",
-                "--model",
-                str(tiny_gpt2_dir),
-                "--data",
-                str(sms_labelled),
-                "--max-length",
-                "32",
-                "--force",
-                "-q",
-            ],
+            probe_process(
+                "extract", model=tiny_gpt2_dir, data=sms_labelled, max_length=32, force=True, q=True
+            ),
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, probe_env
+from conftest import REPO, probe_env, probe_process
 from probe.cli import main
 from probe.errors import ProbeError
 from probe.features.store.caches import open_cache
@@ -172,23 +171,15 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_gpt2_dir, tmp_pat
     data = tmp_path / "sms600.csv"
     pd.DataFrame({"text": texts}).to_csv(data, index=False)
     killed_out = tmp_path / "resumed.h5"
-    command = [
-        sys.executable,
-        "-m",
-        "probe",
+    command = probe_process(
         "extract",
-        "--model",
-        str(tiny_gpt2_dir),
-        "--data",
-        str(data),
-        "--batch-tokens",
-        "48",
-        "--shard-rows",
-        "4",
-        "--quiet",
-        "--out",
-        str(killed_out),
-    ]
+        model=tiny_gpt2_dir,
+        data=data,
+        batch_tokens=48,
+        shard_rows=4,
+        quiet=True,
+        out=killed_out,
+    )
     env = probe_env(isolated_cache)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -236,18 +227,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_gpt2_dir, tmp_pat
 def test_python_dash_m_probe_smoke(tiny_gpt2_dir, sms_subset, isolated_cache):
     env = probe_env(isolated_cache)
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "probe",
-            "extract",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(sms_subset),
-            "--layers",
-            "-1",
-        ],
+        probe_process("extract", model=tiny_gpt2_dir, data=sms_subset, layers="-1"),
         env=env,
         capture_output=True,
         text=True,
@@ -256,18 +236,7 @@ def test_python_dash_m_probe_smoke(tiny_gpt2_dir, sms_subset, isolated_cache):
     assert "Traceback" not in result.stderr
     assert open_cache(result.stdout.strip().splitlines()[-1]).layers == [3]
     failed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "probe",
-            "extract",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(sms_subset),
-            "--layers",
-            "9",
-        ],
+        probe_process("extract", model=tiny_gpt2_dir, data=sms_subset, layers="9"),
         env=env,
         capture_output=True,
         text=True,

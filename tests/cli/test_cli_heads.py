@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import probe.features.models.loading
-from conftest import REPO, cli_args, probe_env, run_probe
+from conftest import REPO, cli_args, probe_env, probe_process, run_probe
 
 
 def assert_one_line_error(result, *fragments):
@@ -159,7 +159,7 @@ def test_real_processes(sms_rows, tmp_path):
 
     def run(command, *texts, **options):
         return subprocess.run(
-            [sys.executable, "-m", "probe", *cli_args(command, *texts, **options)],
+            probe_process(command, *texts, **options),
             capture_output=True,
             text=True,
             env=env,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
-from conftest import SMS_CSV, probe_env
+from conftest import SMS_CSV, probe_env, probe_process
 from probe.cli import main
 from probe.features.store.caches import open_cache
 
@@ -28,20 +28,9 @@ def test_two_concurrent_extracts_agree_and_rerun_as_hits(tiny_gpt2_dir, tmp_path
     env = probe_env(isolated_cache)
 
     def command(data):
-        return [
-            sys.executable,
-            "-m",
-            "probe",
-            "extract",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(data),
-            "--batch-tokens",
-            "64",
-            "--shard-rows",
-            "8",
-        ]
+        return probe_process(
+            "extract", model=tiny_gpt2_dir, data=data, batch_tokens=64, shard_rows=8
+        )
 
     runs = [
         subprocess.Popen(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import REPO, probe_env
+from conftest import REPO, probe_env, probe_process
 from probe.cli import main
 from probe.data.splits import load_splits
 from probe.errors import ProbeError
@@ -372,19 +371,7 @@ def test_cli_finetune_json_and_too_many_blocks(tiny_gpt2_dir, sms_subset):
 
 def test_subprocess_bad_unfreeze_is_one_line(tiny_gpt2_dir, sms_subset, isolated_cache):
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "probe",
-            "finetune",
-            "--model",
-            str(tiny_gpt2_dir),
-            "--data",
-            str(sms_subset),
-            "--unfreeze",
-            "7",
-            "-q",
-        ],
+        probe_process("finetune", model=tiny_gpt2_dir, data=sms_subset, unfreeze=7, q=True),
         capture_output=True,
         text=True,
         cwd=REPO,

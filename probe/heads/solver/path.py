@@ -32,7 +32,8 @@ SEARCH_TOL = 3e-3  # Newton decrement when comparing Cs; the chosen C is polishe
 # float32 = 590 kB): 30-35% less CPU per pass than 4,096-row blocks at 4k and 25k rows (EPYC)
 CHUNK_ROWS = 256
 # two classes: the products are matrix-vector, bound by memory, and per-block Python calls
-# weigh more; 1,024 rows: 8-10% less CPU per pass than 256 at 18k and 67k rows (EPYC)
+# weigh more; 1,024 rows: 8-10% less CPU per pass than 256 at 18k and 67k rows (EPYC). Not
+# for K classes: at 6, 512- and 1,024-row blocks were 35% slower than 256 (the GEMM kernels)
 BINARY_CHUNK_ROWS = 1024
 FILE_CHUNK_ROWS = 4096  # rows per read when X is a file (probe.heads.streaming): fewer reads
 OBJECTIVE_RTOL = 1e-6  # stop also when the objective is this close to its minimum, relatively
