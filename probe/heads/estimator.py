@@ -26,6 +26,7 @@ from probe.heads.maths import (
     softmax,
 )
 from probe.heads.search import (
+    beaten,
     best_index,
     confirming,
     fold_rows,
@@ -295,6 +296,16 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
                 logits.append(path.logits(features))
                 fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
+            if best is not None and not beaten(scores[best], np.mean(fold_scores, 0), len(codes)):
+                # screened folds lost on their own, but the mean is close to the best: decide
+                # it on finished fits (a partial fit's scores can err either way)
+                for fold in [i for i, path in enumerate(paths) if path.screened]:
+                    path, held = paths[fold], splits[fold][1]
+                    path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol)
+                    logits[fold] = path.logits(held_X[fold])
+                    fold_scores[fold] = accuracy_and_log_loss(
+                        logits[fold], codes[held], path.binary
+                    )
             per_fold.append(fold_scores)
             self._screened.append(sum(int(path.screened) for path in paths))
             scores.append(np.mean(fold_scores, axis=0))

@@ -78,12 +78,22 @@ def screen_against(best, held_X: np.ndarray, held_codes: np.ndarray):
     """
     if best is None:
         return None
+
+    def lost(path) -> bool:
+        scores = accuracy_and_log_loss(path.logits(held_X), held_codes, path.binary)
+        return beaten(best, scores, len(held_codes))
+
+    return lost
+
+
+def beaten(best, scores, n: int) -> bool:
+    """Whether held-out ``scores`` (accuracy, log loss) on ``n`` rows clearly lose to ``best``:
+    log loss ``LOSS_MARGIN`` above and accuracy ``ACCURACY_MARGIN`` of the rows (at least
+    ``FEWEST_EXAMPLES``) below. Under k-fold the folds are screened one by one; a C whose mean
+    over the folds is not beaten as well has its screened folds finished."""
     best_accuracy, best_loss = best
-    n = len(held_codes)
-    most_right = round(best_accuracy * n) - max(FEWEST_EXAMPLES, math.ceil(ACCURACY_MARGIN * n))
-
-    def beaten(path) -> bool:
-        accuracy, loss = accuracy_and_log_loss(path.logits(held_X), held_codes, path.binary)
-        return loss >= best_loss * (1 + LOSS_MARGIN) and round(accuracy * n) <= most_right
-
-    return beaten
+    accuracy, loss = scores
+    margin = max(FEWEST_EXAMPLES, math.ceil(ACCURACY_MARGIN * n)) / n
+    return bool(
+        loss >= best_loss * (1 + LOSS_MARGIN) and accuracy <= best_accuracy - margin + 1e-12
+    )
