@@ -81,7 +81,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
     (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
-    (Cs tried, the full grid, score and log loss per C tried, and how they were measured),
+    (Cs tried, the full grid, score and log loss per C tried, the fits screened out per C,
+    and how they were measured),
     ``n_iter_``, ``solver_``
     ("probe-lbfgs", or "sklearn-fallback" when the fast path failed, ``fallback_reason_``
     saying why).
