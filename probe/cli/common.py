@@ -43,6 +43,13 @@ def model_option(command):
     )(command)
 
 
+# the columns of a data file, for every command that reads one
+COLUMN_OPTIONS = (
+    click.option("--text-col", default="text", show_default=True),
+    click.option("--label-col", default="label", show_default=True),
+)
+
+
 def data_options(command):
     """--data plus the column options every data-reading command takes."""
     options = [
@@ -52,8 +59,7 @@ def data_options(command):
             help="CSV, TSV, JSONL or Parquet file, a datasets save_to_disk folder, "
             "or a Hugging Face hub dataset id.",
         ),
-        click.option("--text-col", default="text", show_default=True),
-        click.option("--label-col", default="label", show_default=True),
+        *COLUMN_OPTIONS,
         click.option(
             "--split",
             default=None,
@@ -97,8 +103,7 @@ def head_data_options(command):
             help="New label set (text or id + label, "
             "optional split) for texts already cached: no model is loaded.",
         ),
-        click.option("--text-col", default="text", show_default=True),
-        click.option("--label-col", default="label", show_default=True),
+        *COLUMN_OPTIONS,
         click.option(
             "--test-size",
             default=0.2,

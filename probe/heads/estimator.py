@@ -283,30 +283,32 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         held_X = [X[held] for _, held in splits]
         scores, self._held_logits, self._fold_means, self._screened = [], [], {}, []
         per_fold = []  # (folds, 2) held-out scores at each C: a fold is screened on its own
+
+        def solve_fold(fold: int, C: float, rtol, screen=None) -> tuple:
+            """Fold ``fold``'s path solved at C: its held-out (logits, (accuracy, loss))."""
+            path, held = paths[fold], splits[fold][1]
+            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
+            fold_logits = path.logits(held_X[fold])
+            return fold_logits, accuracy_and_log_loss(fold_logits, codes[held], path.binary)
+
         for C in grid:
-            logits, fold_scores, rtol = [], [], confirming(scores)
-            best = self._best(grid, scores)
-            for fold, (path, (_, held), features) in enumerate(
-                zip(paths, splits, held_X, strict=True)
-            ):
-                if C == grid[0] and path is not paths[0]:
+            rtol, best, solved = confirming(scores), self._best(grid, scores), []
+            for fold, path in enumerate(paths):
+                if C == grid[0] and fold > 0:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
+                held = splits[fold][1]
                 screen = screen_against(
-                    None if best is None else per_fold[best][fold], features, codes[held]
+                    None if best is None else per_fold[best][fold], held_X[fold], codes[held]
                 )
-                path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
-                logits.append(path.logits(features))
-                fold_scores.append(accuracy_and_log_loss(logits[-1], codes[held], path.binary))
+                solved.append(solve_fold(fold, C, rtol, screen))
+            fold_scores = [fold_score for _, fold_score in solved]
             if best is not None and not beaten(scores[best], np.mean(fold_scores, 0), len(codes)):
                 # screened folds lost on their own, but the mean is close to the best: decide
                 # it on finished fits (a partial fit's scores can err either way)
                 for fold in [i for i, path in enumerate(paths) if path.screened]:
-                    path, held = paths[fold], splits[fold][1]
-                    path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol)
-                    logits[fold] = path.logits(held_X[fold])
-                    fold_scores[fold] = accuracy_and_log_loss(
-                        logits[fold], codes[held], path.binary
-                    )
+                    solved[fold] = solve_fold(fold, C, rtol)
+                fold_scores = [fold_score for _, fold_score in solved]
+            logits = [fold_logits for fold_logits, _ in solved]
             per_fold.append(fold_scores)
             self._screened.append(sum(int(path.screened) for path in paths))
             scores.append(np.mean(fold_scores, axis=0))
@@ -353,7 +355,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             "log_loss": [float(s) for s in scores[:, 1]],
             # per C tried: fits ended once they had clearly lost (``screen_against``); their
             # scores are those of the unfinished fit
-            "screened": list(getattr(self, "_screened", [0] * len(scores)))[: len(scores)],
+            "screened": list(self._screened),
         }
         return pick_C(grid, scores)
 

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from probe.errors import ProbeError
-from probe.files import cache_root, write_atomic
+from probe.files import cache_root
+from probe.outputs import write_json
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 SHAPE_KEYS = ("num_hidden_layers", "hidden_size", "max_context", "model_type", "vocab_size")
@@ -88,9 +89,7 @@ def _read_memo(name: str) -> dict:
 
 
 def _write_memo(name: str, memo: dict) -> None:
-    path = cache_root() / "models" / name
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(memo))
+        write_json(cache_root() / "models" / name, memo)
     except OSError:
         pass  # an unwritable store only costs the memo
