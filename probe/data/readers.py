@@ -31,6 +31,7 @@ class TextDataset:
     skipped_empty: int = 0
     splits: list[str] | None = None  # a ``split`` column, when the file has one
     ids: list[str] | None = field(default=None)  # an ``id`` column, when the file has one
+    groups: list[str | None] | None = None  # a ``--group-col`` column (None: no group)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -48,6 +49,7 @@ class TextDataset:
             0,
             pick(self.splits),
             pick(self.ids),
+            pick(self.groups),
         )
 
 
@@ -62,8 +64,10 @@ def read_dataset(
     label_col: str | None = "label",
     split: str | None = None,
     require_labels: bool = False,
+    group_col: str | None = None,
 ) -> TextDataset:
-    """Read texts (and labels, if the column exists) from a file or a hub dataset."""
+    """Read texts (and labels, if the column exists) from a file or a hub dataset;
+    ``group_col`` names a column of groups that no split may cut (an empty cell: none)."""
     frame = _read_frame(source, split)
     if text_col not in frame.columns:
         raise ProbeError(
@@ -75,6 +79,11 @@ def read_dataset(
         raise ProbeError(f"{source}: no label column '{label_col}'; use --label-col")
     if len(frame) == 0:
         raise ProbeError(f"{source}: the dataset is empty")
+    if group_col is not None and group_col not in frame.columns:
+        raise ProbeError(
+            f"{source}: no group column '{group_col}' "
+            f"(columns: {', '.join(map(str, frame.columns))}); check --group-col"
+        )
     texts = frame[text_col]
     if texts.isna().any() or not all(isinstance(t, str) for t in texts):
         texts = texts.fillna("").astype(str)
@@ -96,7 +105,13 @@ def read_dataset(
         skipped_empty=skipped,
         splits=[str(v) for v in frame["split"]] if "split" in frame.columns else None,
         ids=[str(v) for v in frame["id"]] if "id" in frame.columns else None,
+        groups=None if group_col is None else _group_values(frame[group_col]),
     )
+
+
+def _group_values(column) -> list[str | None]:
+    """A group column's cells as strings; empty or missing cells belong to no group."""
+    return [None if v is None or v != v or str(v).strip() == "" else str(v) for v in column]
 
 
 def _read_frame(source: str, split: str | None):

@@ -6,6 +6,12 @@ column (train, val|validation|dev, test); or one file split here, stratified, by
 validation (which picks the epoch) is never the test set. ``balance`` draws every class down
 to the size of the rarest one (e.g. every spam message and as many random ham messages)
 before splitting.
+
+**A group is never split.** Rows with the same text are one group (a repeated text on both
+sides of a split is a memorised answer, not a prediction), and so are rows that share a user
+group (``--group-col``: an author, a document, a conversation); groups join where they meet.
+Every split drawn here, and every fold and resample downstream, keeps a group on one side.
+Without repeated groups the draws are the row-wise ones they always were.
 """
 
 from __future__ import annotations
@@ -14,10 +20,117 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probe.data.readers import TextDataset, read_dataset
+from probe.data.readers import TextDataset, read_dataset, text_sha1
 from probe.errors import ProbeError
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
+
+
+def group_ids(text_keys, user_groups=None) -> np.ndarray:
+    """int64 (n,): one id per group, numbered by first appearance. Rows with equal
+    ``text_keys`` are one group; with ``user_groups`` (None entries: no group), rows sharing
+    one are too, and groups that meet merge (connected components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, by_text = np.unique(np.asarray(text_keys), return_inverse=True, axis=0)
+    by_text = by_text.reshape(-1)
+    n = len(by_text)
+    components = by_text
+    if user_groups is not None:  # a graph: row -- its text, row -- its user group
+        given = np.asarray([g is not None and str(g) != "" for g in user_groups], dtype=bool)
+        _, by_user = np.unique(np.asarray([str(g) for g in user_groups]), return_inverse=True)
+        n_texts = int(by_text.max()) + 1
+        rows = np.concatenate([np.arange(n), np.flatnonzero(given)])
+        nodes = np.concatenate([n + by_text, n + n_texts + by_user[given]])
+        size = n + n_texts + int(by_user.max()) + 1
+        graph = coo_matrix((np.ones(len(rows)), (rows, nodes)), shape=(size, size))
+        components = connected_components(graph, directed=False)[1][:n]
+    _, first, numbered = np.unique(components, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # ids in order of first appearance
+    return order[numbered.reshape(-1)].astype(np.int64)
+
+
+def has_shared_groups(groups) -> bool:
+    """Whether any group holds more than one row (else every split is row-wise)."""
+    return groups is not None and len(np.unique(groups)) < len(groups)
+
+
+def held_out_rows(labels, fraction: float, rng: np.random.Generator, groups=None) -> np.ndarray:
+    """bool (n,): ``fraction`` of every class held out, at least one example each, whole
+    groups at a time. A group counts for the class most of its rows carry; a class with a
+    single group stays in training (it cannot be on both sides)."""
+    labels = np.asarray(labels)
+    held = np.zeros(len(labels), dtype=bool)
+    if not has_shared_groups(groups):
+        for name in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == name))
+            if len(members) < 2:
+                raise ProbeError(
+                    f"class '{name}' has {len(members)} example; "
+                    "a stratified split needs at least 2 per class"
+                )
+            take = min(max(1, round(fraction * len(members))), len(members) - 1)
+            held[members[:take]] = True
+        return held
+    groups = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)  # 0..G-1
+    group_label = group_label_of(labels, groups)  # (G,)
+    for name in np.unique(group_label):
+        members = rng.permutation(np.flatnonzero(group_label == name))
+        if len(members) < 2:
+            continue
+        take = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held[np.isin(groups, members[:take])] = True
+    return held
+
+
+def group_label_of(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The most frequent label of each group id 0..G-1 (ties: the first in sorted order)."""
+    names, codes = np.unique(labels, return_inverse=True)
+    counts = np.zeros((int(groups.max()) + 1, len(names)), np.int64)
+    np.add.at(counts, (groups, codes), 1)
+    return names[counts.argmax(axis=1)]
+
+
+def shared_texts(held_keys, train_keys) -> int:
+    """How many rows of a given held-out split have their exact text in train."""
+    train = {bytes(key) for key in np.asarray(train_keys)}
+    return sum(bytes(key) in train for key in np.asarray(held_keys))
+
+
+def grouping_summary(splits: dict, group_col=None) -> dict:
+    """What the result files record of the groups (and a line for the user): rows sharing a
+    group, the groups, and for given splits the held-out texts also found in train.
+
+    ``splits``: name -> rows with ``groups`` and ``text_sha1()`` (``CachedSplit``)."""
+    summary = {"by": "text" + (f" and column '{group_col}'" if group_col else ""), "splits": {}}
+    lines = []
+    for name, split in splits.items():
+        _, sizes = np.unique(split.groups, return_counts=True)
+        summary["splits"][name] = {
+            "rows": len(split),
+            "groups": len(sizes),
+            "rows_in_shared_groups": int(sizes[sizes > 1].sum()),
+        }
+    train = splits["train"]
+    overlap = {}
+    for name in ("val", "test"):
+        if splits.get(name) is not None:
+            overlap[name] = shared_texts(splits[name].text_sha1(), train.text_sha1())
+            if overlap[name]:
+                lines.append(f"{overlap[name]} {name} texts also occur in train (kept as given)")
+    summary["held_out_texts_in_train"] = overlap
+    shared = sum(part["rows_in_shared_groups"] for part in summary["splits"].values())
+    if shared:
+        count = sum(part["groups"] for part in summary["splits"].values())
+        lines.insert(
+            0,
+            f"grouped by {summary['by']}: {shared} rows share a group with another row "
+            f"({count} groups in all); no split, fold or resample parts a group",
+        )
+    if lines:
+        summary["notice"] = "; ".join(lines)
+    return summary
 
 
 @dataclass
@@ -91,18 +204,13 @@ def balanced(dataset: TextDataset, rng: np.random.Generator) -> TextDataset:
 def stratified_split(
     dataset: TextDataset, fraction: float, rng: np.random.Generator
 ) -> tuple[TextDataset, TextDataset]:
-    """(rest, held out): ``fraction`` of every class held out, at least one example each."""
-    labels = np.asarray(dataset.labels)
-    held = np.zeros(len(labels), dtype=bool)
-    for name in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == name))
-        if len(members) < 2:
-            raise ProbeError(
-                f"{dataset.source}: class '{name}' has {len(members)} example; "
-                "a stratified split needs at least 2 per class"
-            )
-        take = min(max(1, round(fraction * len(members))), len(members) - 1)
-        held[members[:take]] = True
+    """(rest, held out): ``fraction`` of every class held out, at least one example each;
+    rows of one text (or one ``--group-col`` group) stay together."""
+    groups = group_ids([text_sha1(t) for t in dataset.texts], dataset.groups)
+    try:
+        held = held_out_rows(dataset.labels, fraction, rng, groups)
+    except ProbeError as error:
+        raise ProbeError(f"{dataset.source}: {error}") from None
     return dataset.subset(~held), dataset.subset(held)
 
 

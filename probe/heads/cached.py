@@ -22,9 +22,17 @@ class CachedSplit:
     name: str
     parts: list[tuple[str, np.ndarray | None]]  # (cache file, rows; None = all, in order)
     labels: np.ndarray  # str (n,)
+    groups: np.ndarray | None = None  # int64 (n,): rows no split may part; None: one each
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def group_ids(self) -> np.ndarray | None:
+        """The groups every fold and resample of these rows keeps whole (equal texts,
+        ``--group-col``), or None when each row is its own (row-wise draws, as always)."""
+        from probe.data.splits import has_shared_groups
+
+        return self.groups if has_shared_groups(self.groups) else None
 
     def features(self, layer: int, pool: str) -> np.ndarray:
         """float32 (n, D), the fp16 cache values widened."""
@@ -52,7 +60,8 @@ class CachedSplit:
             if len(mine):
                 parts.append((path, mine if rows is None else rows[mine]))
             offset += size
-        return CachedSplit(name, parts, self.labels[positions])
+        groups = None if self.groups is None else self.groups[positions]
+        return CachedSplit(name, parts, self.labels[positions], groups)
 
 
 @dataclass
@@ -70,6 +79,7 @@ class CachedData:
     cache_keys: dict[str, str]  # split -> cache key (several files: joined with '+')
     sources: dict[str, str] = field(default_factory=dict)  # split -> where it came from
     text_format: dict = field(default_factory=dict)  # --prompt/--chat-template, where used
+    grouping: dict = field(default_factory=dict)  # what the groups were (results record it)
 
     def splits(self) -> dict[str, CachedSplit]:
         return {s.name: s for s in (self.train, self.val, self.test) if s is not None}

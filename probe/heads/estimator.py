@@ -3,8 +3,9 @@
 Multinomial logistic regression on standardised features (binary: one weight vector, as
 scikit-learn's ``LogisticRegression``), L2 penalty ``C``; the numerics live in
 ``probe.heads.solver``. ``C`` is searched over ``DEFAULT_CS`` unless given: on validation
-data passed to ``fit``, else by stratified cross-validation on the training data. Test data
-never choose anything.
+data passed to ``fit``, else by stratified cross-validation on the training data (grouped:
+``fit(..., groups=)`` keeps a group out of two folds). The chosen C has the lowest held-out
+log loss. Test data never choose anything.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from probe.heads.maths import (
 from probe.heads.search import (
     beaten,
     best_index,
+    checked_groups,
     confirming,
+    fold_count,
     fold_rows,
     screen_against,
     turned_up,
 )
 from probe.heads.solver import (
-    PRECONDITIONER_ROWS,
     SEARCH_TOL,
     LogisticPath,
     ReferencePath,
@@ -61,7 +63,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
     class_weight : None, "balanced" or dict
         Per-class loss weights, as in scikit-learn.
     cv : int
-        Folds of the stratified cross-validation used when ``fit`` gets no validation data.
+        Folds of the stratified cross-validation used when ``fit`` gets no validation data
+        (stratified group k-fold when ``fit`` gets ``groups``).
     tol, max_iter :
         Stop when the Newton decrement of the mean-loss objective is below ``tol`` (the
         mean log loss is then within ~tol^2/2 of its minimum: 5e-7 by default, about as
@@ -78,6 +81,10 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         fit early once it has clearly lost to the best C so far on the held-out rows
         (``probe.heads.search.screen_against``; ``search_["screened"]`` counts them). False:
         every C of the grid is solved to the end.
+    exact : bool
+        Every C of the grid solved to ``tol`` (the final fit's tolerance, not the looser
+        one Cs are compared at), no screen, no early stop: the reference the fast search is
+        measured against (``--exact``).
 
     Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
     (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
@@ -99,6 +106,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         random_state=0,
         copy_X=True,
         stop_early=True,
+        exact=False,
     ):
         self.C = C
         self.Cs = Cs
@@ -109,10 +117,12 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.copy_X = copy_X
         self.stop_early = stop_early
+        self.exact = exact
 
     # fitting -----------------------------------------------------------------------------
-    def fit(self, X, y, X_val=None, y_val=None):
-        """Fit on (X, y); choose C on (X_val, y_val) when given, else by cross-validation."""
+    def fit(self, X, y, X_val=None, y_val=None, groups=None):
+        """Fit on (X, y); choose C on (X_val, y_val) when given, else by cross-validation
+        whose folds keep each of ``groups`` (one id per row, or None: rows) whole."""
         from threadpoolctl import threadpool_limits
 
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], ensure_all_finite=False)
@@ -135,8 +145,9 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             standardised, self.mean_, self.scale_ = standardise(X, self.copy_X)  # (N, D) f32
         sample_weight = self._sample_weight(codes)
         grid = self._grid()
+        self._groups = checked_groups(groups, len(codes))
         X_val = None if val_codes is None else self._standardise32(X_val)
-        self._shared = _shared_subsample(standardised, len(self.classes_), self.random_state)
+        self._shared = SharedSubsample.for_fit(standardised, len(self.classes_), self.random_state)
         self._held_logits = None  # the k-fold search's held-out logits, if it runs
         self._fold_means = {}  # C -> the folds' mean (W, b) there: where the final fit starts
         # BLAS threads pay off on big matrices only; on small ones they spin and wait
@@ -176,7 +187,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         """C search (given, on validation, or cross-validated) then the polished fit at the
         chosen C, with one solver: (path, chosen C). Sets ``search_`` and ``n_iter_``."""
         self._path_class = path_class
-        search_tol = max(self.tol, SEARCH_TOL)
+        search_tol = self._search_tol()
         if self.C is not None:
             best_C = float(self.C)
             self.search_ = {"method": "given", "Cs": [best_C]}
@@ -257,13 +268,13 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         for C in grid:
             best = self._best(grid, scores)
             screen = screen_against(None if best is None else scores[best], X_val, val_codes)
-            rtol = confirming(scores)
-            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
+            rtol = self._confirming(scores)
+            path.solve(C, self._search_tol(), self.max_iter, rtol=rtol, screen=screen)
             self._screened.append(int(path.screened))
             scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
             if keep_states:
                 states.append(path.snapshot())
-            if self.stop_early and turned_up(np.asarray(scores)):
+            if self._stops_early() and turned_up(np.asarray(scores)):
                 break
         return np.asarray(scores), states, path
 
@@ -271,11 +282,12 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         """The C search by stratified k-fold: the folds advance together, C by C (so the
         search can stop once the mean held-out loss has turned up), and each fold's held-out
         logits at every C are kept: ``out_of_fold_proba`` then needs no refit."""
-        folds = min(int(self.cv), int(np.bincount(codes).min()))
+        groups = getattr(self, "_groups", None)
+        folds = fold_count(codes, self.cv, groups)
         if folds < 2 or len(grid) == 1:
             self.search_ = {"method": "default (too few examples per class to cross-validate)"}
             return 1.0 if len(grid) > 1 else grid[0]
-        splits = list(fold_rows(codes, folds, self.random_state))
+        splits = list(fold_rows(codes, folds, self.random_state, groups))
         paths = [
             self._new_path(X[train], codes[train], sample_weight[train], rows=train)
             for train, _ in splits
@@ -287,12 +299,12 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         def solve_fold(fold: int, C: float, rtol, screen=None) -> tuple:
             """Fold ``fold``'s path solved at C: its held-out (logits, (accuracy, loss))."""
             path, held = paths[fold], splits[fold][1]
-            path.solve(C, max(self.tol, SEARCH_TOL), self.max_iter, rtol=rtol, screen=screen)
+            path.solve(C, self._search_tol(), self.max_iter, rtol=rtol, screen=screen)
             fold_logits = path.logits(held_X[fold])
             return fold_logits, accuracy_and_log_loss(fold_logits, codes[held], path.binary)
 
         for C in grid:
-            rtol, best, solved = confirming(scores), self._best(grid, scores), []
+            rtol, best, solved = self._confirming(scores), self._best(grid, scores), []
             for fold, path in enumerate(paths):
                 if C == grid[0] and fold > 0:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
@@ -317,10 +329,11 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 np.mean([p.W for p in paths], 0),
                 np.mean([p.b for p in paths], 0),
             )
-            if self.stop_early and turned_up(np.asarray(scores)):
+            if self._stops_early() and turned_up(np.asarray(scores)):
                 break
         self._held_rows = [held for _, held in splits]
-        return self._pick(grid, np.asarray(scores), f"{folds}-fold cross-validation")
+        how = "grouped " if groups is not None else ""
+        return self._pick(grid, np.asarray(scores), f"{folds}-fold {how}cross-validation")
 
     def out_of_fold_proba(self) -> np.ndarray | None:
         """(N, K) probabilities of each training row from the C search's fold fit that did
@@ -343,7 +356,18 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
     def _best(self, grid, scores) -> int | None:
         """Position of the best C so far, which a C must clearly lose to to be screened out
         (``screen_against``); None before any, or without ``stop_early`` (every C solved)."""
-        return best_index(grid, scores) if self.stop_early else None
+        return best_index(grid, scores) if self._stops_early() else None
+
+    def _confirming(self, scores):
+        """``confirming``'s looser tolerance for a C past a rise, except under ``exact``."""
+        return None if self.exact else confirming(scores)
+
+    def _stops_early(self) -> bool:
+        return bool(self.stop_early and not self.exact)
+
+    def _search_tol(self) -> float:
+        """The tolerance Cs are compared at: the final fit's own under ``exact``."""
+        return self.tol if self.exact else max(self.tol, SEARCH_TOL)
 
     def _pick(self, grid, scores: np.ndarray, method: str) -> float:
         """``pick_C``, with the search recorded in ``search_``."""
@@ -356,6 +380,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             # per C tried: fits ended once they had clearly lost (``screen_against``); their
             # scores are those of the unfinished fit
             "screened": list(self._screened),
+            "chosen_by": "held-out log loss",
+            "exact": bool(self.exact),
         }
         return pick_C(grid, scores)
 
@@ -420,17 +446,3 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = dim
         clf.C_ = C
         return clf
-
-
-def _shared_subsample(X: np.ndarray, n_classes: int, seed: int) -> SharedSubsample | None:
-    """K classes: one feature eigenbasis and projected subsample for every path of a fit
-    (folds and the final fit share the standardised matrix), so a C search pays for one
-    eigenproblem and one projection, not six."""
-    n, dim = X.shape
-    if n_classes <= 2 or min(n, PRECONDITIONER_ROWS) < dim + 1:
-        return None  # two classes use the exact subsample Hessian; wide data a thin basis
-    try:
-        with np.errstate(all="ignore"):
-            return SharedSubsample.of(X, seed)
-    except (ArithmeticError, ValueError):  # each path then meets it, and falls back
-        return None

@@ -68,8 +68,15 @@ def folded_weights(coef, intercept, mean=None, scale=None) -> tuple[np.ndarray, 
 
 def pick_C(grid, scores) -> float:
     """The C a search chooses from held-out (accuracy, log loss) per C tried (``scores``
-    (n, 2), for ``grid[:n]``): the highest accuracy; ties (to 12 decimals) go to the lower
-    log loss, and then to the smaller C."""
+    (n, 2), for ``grid[:n]``): the lowest held-out log loss, a proper scoring rule (ties, to
+    12 decimals, go to the smaller C).
+
+    Not accuracy: on small or separable data several Cs tie at full accuracy, and the
+    smallest of them gives near-uniform probabilities (4 classes, 120 texts: C = 1e-4 at
+    cross-validated accuracy 1.0 and log loss 1.19); log loss prefers the C whose
+    probabilities are right, and is what ``LogisticRegressionCV(scoring="neg_log_loss")``
+    picks on the same grid and folds.
+    """
     scores = np.asarray(scores, np.float64)
-    best = min(range(len(scores)), key=lambda i: (-round(scores[i, 0], 12), scores[i, 1]))
+    best = min(range(len(scores)), key=lambda i: (round(scores[i, 1], 12), i))
     return grid[best]

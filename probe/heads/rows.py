@@ -44,6 +44,7 @@ def prepare(
     max_length: int | None = None,
     layers: str = "all",
     device: str | None = None,
+    group_col: str | None = None,
 ) -> CachedData:
     """Labelled cached rows for train/val/test; see the module docstring.
 
@@ -61,41 +62,34 @@ def prepare(
         _check_layer_spec(layers, open_cached(caches[0]).meta)
     if model is None and labels is None and caches and len(caches) < len(sources):
         model = str(open_cached(caches[0]).meta.get("model"))  # extract data files like the cache
+    columns = (text_col, label_col, group_col)
     if labels is not None:
         found = _rows_for_new_labels(
             labels,
             model,
             {"train": train, "val": val, "test": test, "data": data},
-            text_col,
-            label_col,
+            *columns,
             max_length,
         )
     elif data is not None:
-        found = {
-            "data": _labelled_source(data, model, text_col, label_col, max_length, layers, device)
-        }
+        found = {"data": _labelled_source(data, model, columns, max_length, layers, device)}
     elif train is not None:
         found = {
             name: _labelled_source(
-                source,
-                model,
-                text_col,
-                label_col,
-                max_length,
-                layers,
-                device,
-                training=name == "train",
+                source, model, columns, max_length, layers, device, training=name == "train"
             )
             for name, source in (("train", train), ("val", val), ("test", test))
             if source is not None
         }
     else:
         raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
-    splits, carved = _assign_splits(found, test_size, seed)
+    splits, carved, grouping = _assign_splits(found, test_size, seed, group_col)
     described = _describe(splits, model, found)
+    described.grouping = grouping
     _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
-    if carved:
-        say(carved)
+    for line in (carved, grouping.pop("notice", None)):
+        if line:
+            say(line)
     return described
 
 
@@ -113,12 +107,19 @@ class _Found:
     split: CachedSplit
     source: str
     split_column: list[str] | None = None
+    user_groups: list[str | None] | None = None  # the --group-col cells, row by row
 
 
-def _labelled_source(source, model, text_col, label_col, max_length, layers, device, training=True):
+def _labelled_source(source, model, columns, max_length, layers, device, training=True):
     """A cache file with stored labels, or a data file extracted on demand (after the
     checks that need no model, so a bad input costs no extraction)."""
+    text_col, label_col, group_col = columns
     if is_cache_file(source):
+        if group_col is not None:
+            raise ProbeError(
+                f"{source} is a cache file, which holds no groups; give the data file for "
+                "--group-col, or a --labels file with that column"
+            )
         cache = open_cached(source)
         if cache.labels is None:
             raise ProbeError(f"{source} holds no labels; give a label file with --labels FILE")
@@ -130,7 +131,7 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
     from probe.features.extract import extract
     from probe.features.models.loading import DEFAULT_MODEL
 
-    dataset = read_dataset(source, text_col, label_col, require_labels=True)
+    dataset = read_dataset(source, text_col, label_col, require_labels=True, group_col=group_col)
     if training and len(set(dataset.labels)) < 2:
         raise ProbeError(
             f"{source}: every label is {dataset.labels[0]!r}; a classifier needs at least 2 classes"
@@ -146,7 +147,7 @@ def _labelled_source(source, model, text_col, label_col, max_length, layers, dev
         )
     path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length, device=device)
     split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
-    return _Found(split, str(source), dataset.splits)
+    return _Found(split, str(source), dataset.splits, dataset.groups)
 
 
 def _conflicting_texts(texts, labels) -> int:
@@ -157,53 +158,76 @@ def _conflicting_texts(texts, labels) -> int:
     return sum(len(found) > 1 for found in seen.values())
 
 
-def _assign_splits(found: dict[str, _Found], test_size: float, seed: int):
-    """({'train', 'val', 'test'} -> CachedSplit or None, notice), from inputs or split here.
+def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_col=None):
+    """({'train', 'val', 'test'} -> CachedSplit or None, notice, grouping), from inputs or
+    split here; every split carries its groups (``probe.data.splits.group_ids``).
 
     A test set carved here comes with a notice for the user (size, seed, how to turn it
     off): a default that silently trains on 80% of the user's data would look like a bug.
+    It keeps every group on one side; given splits are kept as given, and the texts they
+    share with train are counted (``grouping``).
     """
+    from probe.data.splits import grouping_summary
+
     carved = None
     splits = {"train": None, "val": None, "test": None}
     for name, item in found.items():
         if name != "data":
-            splits[name] = CachedSplit(name, item.split.parts, item.split.labels)
+            splits[name] = _grouped(item.split, name, item.user_groups)
     if "data" in found:
         item = found["data"]
+        whole = _grouped(item.split, "data", item.user_groups)
         if item.split_column is not None:
             names = split_names(item.split_column, item.source)
             for name in ("train", "val", "test"):
                 if (names == name).any():
-                    splits[name] = item.split.take(np.flatnonzero(names == name), name)
+                    splits[name] = _regrouped(whole.take(np.flatnonzero(names == name), name))
             if splits["train"] is None:
                 raise ProbeError(f"{item.source}: the split column has no 'train' rows")
         else:
-            splits["train"] = item.split.take(np.arange(len(item.split)), "train")
+            splits["train"] = whole.take(np.arange(len(whole)), "train")
     if splits["test"] is None and test_size > 0:
-        keep, held = stratified_rows(splits["train"].labels, test_size, seed)
         whole = splits["train"]
+        keep, held = stratified_rows(whole.labels, test_size, seed, whole.group_ids())
         splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
+        how = "stratified" + (", whole groups" if whole.group_ids() is not None else "")
         carved = (
             f"no --test given: holding out {len(held)} of {len(whole)} examples "
-            f"({round(test_size * 100, 2):g}%, stratified, seed {seed}) as the test set; "
+            f"({round(test_size * 100, 2):g}%, {how}, seed {seed}) as the test set; "
             "--test-size 0 to use all for training"
         )
-    return splits, carved
+    present = {name: split for name, split in splits.items() if split is not None}
+    return splits, carved, grouping_summary(present, group_col)
 
 
-def stratified_rows(labels: np.ndarray, fraction: float, seed: int):
-    """(kept, held out) positions: ``fraction`` of every class held out.
+def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
+    """``split`` with its groups: equal texts, joined by the user's groups where given."""
+    from probe.data.splits import group_ids
+
+    groups = group_ids(split.text_sha1(), user_groups)
+    return CachedSplit(name, split.parts, split.labels, groups)
+
+
+def _regrouped(split: CachedSplit) -> CachedSplit:
+    """Group ids renumbered 0..G-1 within one split (the split's own groups)."""
+    _, groups = np.unique(split.groups, return_inverse=True)
+    return CachedSplit(split.name, split.parts, split.labels, groups.reshape(-1))
+
+
+def stratified_rows(labels: np.ndarray, fraction: float, seed: int, groups=None):
+    """(kept, held out) positions: ``fraction`` of every class held out, whole ``groups``
+    at a time.
 
     The same draw as ``probe.data.splits.stratified_split`` (its first call), so ``probe
     fit`` and ``probe finetune`` test on the same rows of one file for the same seed.
     """
-    from probe.data.readers import TextDataset
-    from probe.data.splits import stratified_split
+    from probe.data.splits import held_out_rows
 
-    positions = [str(i) for i in range(len(labels))]
-    indexed = TextDataset(positions, [str(v) for v in labels], "the training data", ids=positions)
-    kept, held = stratified_split(indexed, fraction, np.random.default_rng(seed))
-    return np.asarray(kept.ids, dtype=np.int64), np.asarray(held.ids, dtype=np.int64)
+    try:
+        held = held_out_rows(labels, fraction, np.random.default_rng(seed), groups)
+    except ProbeError as error:
+        raise ProbeError(f"the training data: {error}") from None
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> CachedData:
@@ -279,7 +303,7 @@ def _model_spec(model: str) -> str:
 # --- a new label set for cached texts ---------------------------------------------------------
 
 
-def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_length):
+def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, group_col, max_length):
     """Match a label file to cached rows by id or exact text; never loads the backbone."""
     from probe.data.readers import read_dataset, text_sha1
 
@@ -292,11 +316,12 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
             )
     ids_only = False
     try:
-        label_set = read_dataset(labels_file, text_col, label_col, require_labels=True)
+        label_set = read_dataset(labels_file, text_col, label_col, True, group_col=group_col)
     except ProbeError as error:  # an id + label file needs no text column
         if f"no column '{text_col}'" not in str(error):
             raise
-        label_set, ids_only = read_dataset(labels_file, "id", label_col, require_labels=True), True
+        label_set = read_dataset(labels_file, "id", label_col, True, group_col=group_col)
+        ids_only = True
     if label_set.skipped_empty:
         say(f"{labels_file}: skipped {label_set.skipped_empty} empty texts")
     text_keys = [text_sha1(text) for text in label_set.texts]
@@ -330,7 +355,8 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         rows = np.asarray([owner[i][1] for i in mine], dtype=np.int64)
         split = CachedSplit(name, [(str(candidates[index].path), rows)], label_values[mine])
         column = [label_set.splits[i] for i in mine] if label_set.splits else None
-        found[name] = _Found(split, str(candidates[index].path), column)
+        groups = [label_set.groups[i] for i in mine] if label_set.groups else None
+        found[name] = _Found(split, str(candidates[index].path), column, groups)
     if not given and len(found) != 1:  # store search: rows spread over several caches
         parts = [item.split.parts[0] for item in found.values()]
         order = [
@@ -338,7 +364,8 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, max_le
         ]
         split = CachedSplit("data", parts, label_values[order])
         column = [label_set.splits[i] for i in order] if label_set.splits else None
-        found = {"data": _Found(split, "the cache store", column)}
+        groups = [label_set.groups[i] for i in order] if label_set.groups else None
+        found = {"data": _Found(split, "the cache store", column, groups)}
     if "data" in found and "train" in found:
         raise ProbeError("give --data CACHE or --train CACHE with --labels, not both")
     if "data" not in found and "train" not in found:

@@ -33,9 +33,19 @@ ROW_OPTIONS = {
     "task": None,
     "word_pool": None,
     "val_size": 0.1,
+    "group_col": None,
 }
 SHARED_OPTIONS = ("train", "val", "test", "data", "test_size", "seed", "max_length", "device")
-SWEEP_SETTINGS = ("text_col", "label_col", "test_size", "seed", "max_length", "task", "val_size")
+SWEEP_SETTINGS = (
+    "text_col",
+    "label_col",
+    "group_col",
+    "test_size",
+    "seed",
+    "max_length",
+    "task",
+    "val_size",
+)
 
 
 def row_options(options: dict) -> dict:
@@ -56,11 +66,15 @@ def prepare_rows(layers: str = "all", **options):
     if o["task"] or is_word_input(o["data"], o["train"]):
         if o["labels_file"]:
             raise ProbeError("--labels applies to sentence rows; word labels come with the data")
+        if o["group_col"]:
+            raise ProbeError(
+                "--group-col applies to sentence rows; word rows are grouped by sentence"
+            )
         if not o["task"]:
             say("task: upos (word-level data; --task to change)")
         words = {key: o[key] for key in (*SHARED_OPTIONS, "word_pool", "val_size")}
         return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, **words)
-    sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col")}
+    sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col", "group_col")}
     return prepare(o["model"], labels=o["labels_file"], layers=layers, **sentences)
 
 
@@ -97,6 +111,7 @@ def fit_and_save(
     *,
     C: float | None = None,
     class_weight: str | None = None,
+    exact: bool = False,
     **options,
 ) -> dict:
     """Fit a head on one layer (or a multi-layer spec) and pool, save it; return the summary
@@ -108,7 +123,7 @@ def fit_and_save(
     check_pool(pool)
     data, spec, chosen = _rows_for_spec(layer, options)
     pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
-    result = fit_one(data, chosen, pool, C=C, class_weight=class_weight)
+    result = fit_one(data, chosen, pool, C=C, class_weight=class_weight, exact=exact)
     meta = {**head_meta(data, result), **word_meta(data)}
     task = options.get("labels_file") or options.get("data") or options.get("train")
     name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
@@ -157,6 +172,7 @@ def sweep_and_save(
     out_dir=None,
     C: float | None = None,
     class_weight: str | None = None,
+    exact: bool = False,
     research: dict | None = None,
     **options,
 ) -> tuple[dict, str]:
@@ -198,6 +214,7 @@ def sweep_and_save(
         n_jobs=jobs,
         C=C,
         class_weight=class_weight,
+        exact=exact,
         seed=o["seed"],
         **research,
     )
@@ -246,11 +263,12 @@ def curve_and_save(
     out_dir=None,
     C: float | None = None,
     class_weight: str | None = None,
+    exact: bool = False,
     **options,
 ) -> tuple[dict, list[Path]]:
     """A learning curve of one row (or of a sweep's selected row, with its data), saved to
     ``out_dir`` (default curves/MODEL-DATA-lLAYER-POOL); return (the curve, its files).
-    ``class_weight`` is accepted with the other head options and not used."""
+    ``class_weight`` and ``exact`` are accepted with the other head options and not used."""
     from probe.research.curve import learning_curve
     from probe.research.saving import save_curve
 

@@ -22,13 +22,24 @@ SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 SEEDS = 5
 
 
-def sample_per_class(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted positions of ``k`` rows of every class (all of a class with fewer)."""
-    chosen = []
-    for value in np.unique(labels):
-        rows = np.flatnonzero(labels == value)
-        chosen.append(rng.choice(rows, size=min(k, len(rows)), replace=False))
-    return np.sort(np.concatenate(chosen))
+def sample_per_class(
+    labels: np.ndarray, k: int, rng: np.random.Generator, groups=None
+) -> np.ndarray:
+    """Sorted positions of ``k`` rows of every class (all of a class with fewer); with
+    ``groups``, ``k`` groups of every class (a group counts for its most frequent label)
+    with all their rows: a subset never holds part of a group."""
+    if groups is None:
+        chosen = []
+        for value in np.unique(labels):
+            rows = np.flatnonzero(labels == value)
+            chosen.append(rng.choice(rows, size=min(k, len(rows)), replace=False))
+        return np.sort(np.concatenate(chosen))
+    from probe.data.splits import group_label_of
+
+    group_ids, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    group_label = group_label_of(np.asarray(labels), group_of.reshape(-1))
+    picked = sample_per_class(group_label, k, rng)  # positions among the groups
+    return np.flatnonzero(np.isin(group_of.reshape(-1), picked))
 
 
 def learning_curve(
@@ -58,6 +69,7 @@ def learning_curve(
     started = time.perf_counter()
     name, features, *_ = row_features(data, layer, pool)
     labels = {split_name: s.labels for split_name, s in data.splits().items()}
+    groups = data.train.group_ids()  # equal texts, --group-col, sentences: kept whole
     scored = "test" if "test" in features else "val" if "val" in features else None
     if scored is None:
         raise ProbeError("a learning curve needs --test or --val data to score on")
@@ -66,7 +78,7 @@ def learning_curve(
     sizes = sorted({int(k) for k in sizes if 0 < int(k) < largest})
     draws = [(k, s) for k in sizes for s in range(seeds)] + [(None, 0)]
     fits = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_draw)(features, labels, scored, k, seed + s, C, Cs) for k, s in draws
+        delayed(_fit_draw)(features, labels, scored, k, seed + s, C, Cs, groups) for k, s in draws
     )
     points = []
     for k in [*sizes, None]:
@@ -101,18 +113,19 @@ def learning_curve(
     }
 
 
-def _fit_draw(features, labels, scored, k, seed, C, Cs) -> dict:
+def _fit_draw(features, labels, scored, k, seed, C, Cs, groups=None) -> dict:
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.metrics import classification_report
 
     y = np.asarray(labels["train"])
-    rows = np.arange(len(y)) if k is None else sample_per_class(y, k, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(y)) if k is None else sample_per_class(y, k, rng, groups)
     # a few rows cannot be cross-validated: without validation data C is 1 (or the given C)
     if C is None and "val" not in features and k is not None:
         C = 1.0
     val = (features["val"], labels["val"]) if "val" in features and C is None else (None, None)
     classifier = ProbeClassifier(C=C, Cs=Cs, random_state=seed).fit(
-        features["train"][rows], y[rows], *val
+        features["train"][rows], y[rows], *val, groups=None if groups is None else groups[rows]
     )
     names = sorted(set(y.tolist()))
     report = classification_report(labels[scored], classifier.predict(features[scored]), names)

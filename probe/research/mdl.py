@@ -5,6 +5,9 @@ and cut at 0.1, 0.2, 0.4, ..., 50, 100% of their number. The first block is sent
 uniform code (log2 K bits per label); each later block is sent with a probe fitted on
 everything before it, at -log2 p(label) bits per label. A layer whose labels are easy to
 learn from few examples compresses well. ``compression`` = uniform / online codelength.
+With groups (equal texts, ``--group-col``, the sentence of a word) the order shuffles whole
+groups and every cut falls between two groups: a group is never both in a prefix and in the
+block it encodes, or a repeated text would be sent for free.
 
 Each block's probe chooses its own regularisation from its own prefix, as Voita & Titov's
 probes stop early on their own held-out part: the C grid is scored by log loss (the
@@ -31,32 +34,57 @@ HELD_FRACTION = 0.2  # of a large prefix, held out to choose that block's C
 CV_BELOW, CV_FOLDS = 1000, 5  # smaller prefixes choose C by 5-fold cross-validation
 
 
-def block_ends(n: int, fractions=FRACTIONS) -> list[int]:
-    """Increasing prefix sizes (at least 1 row in the first block; duplicates dropped)."""
+def block_ends(n: int, fractions=FRACTIONS, boundaries=None) -> list[int]:
+    """Increasing prefix sizes (at least 1 row in the first block; duplicates dropped),
+    each moved up to the next of ``boundaries`` (where a group starts; default: any row)."""
     ends = []
     for fraction in fractions:
-        end = min(n, max(1, int(round(fraction * n))))
+        end = snap(min(n, max(1, int(round(fraction * n)))), boundaries)
         if not ends or end > ends[-1]:
             ends.append(end)
     return ends
 
 
-def choose_block_C(X: np.ndarray, codes: np.ndarray, grid) -> float:
+def snap(position: int, boundaries=None) -> int:
+    """The first of ``boundaries`` (sorted positions, the last one n) at or after
+    ``position``; ``position`` itself without boundaries."""
+    if boundaries is None:
+        return int(position)
+    return int(boundaries[np.searchsorted(boundaries, position)])
+
+
+def group_order(n: int, groups, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(row order, group boundaries in it): rows shuffled (seeded), whole groups together
+    when there are ``groups``; boundaries None without."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.permutation(n), None
+    _, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    rank = rng.permutation(int(group_of.max()) + 1)[group_of.reshape(-1)]
+    order = np.argsort(rank, kind="stable")
+    starts = np.flatnonzero(np.diff(rank[order], prepend=-1))
+    return order, np.append(starts, n)
+
+
+def choose_block_C(X: np.ndarray, codes: np.ndarray, grid, boundaries=None) -> float:
     """The C of the grid with the lowest held-out log loss inside one prefix.
 
     Prefixes under ``CV_BELOW`` rows hold out each of ``CV_FOLDS`` contiguous parts in turn
     (a single small held-out part picks C by noise); larger ones hold out their last
     ``HELD_FRACTION``. The smallest C when no part can be held out (one class left to fit).
+    Parts begin and end at ``boundaries`` (group starts within the prefix) when given.
     """
     grid = sorted(float(c) for c in grid)
     n = len(codes)
     if len(grid) == 1:
         return grid[0]
     if n < CV_BELOW:
-        bounds = np.linspace(0, n, min(CV_FOLDS, n) + 1).astype(int)
+        even = np.linspace(0, n, min(CV_FOLDS, n) + 1).astype(int)
+        bounds = [snap(b, boundaries) for b in even]
         parts = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     else:
-        parts = [np.arange(n - max(1, int(round(HELD_FRACTION * n))), n)]
+        start = snap(n - max(1, int(round(HELD_FRACTION * n))), boundaries)
+        parts = [np.arange(start, n)] if start < n else []
     total, counted = np.zeros(len(grid)), 0
     for held in parts:
         losses = _held_out_log_loss(X, codes, held, grid)
@@ -82,19 +110,20 @@ def _held_out_log_loss(X, codes, held: np.ndarray, grid) -> np.ndarray | None:
 
 
 def online_codelength(
-    X: np.ndarray, labels: np.ndarray, *, Cs=None, seed: int = 0, fractions=FRACTIONS
+    X: np.ndarray, labels: np.ndarray, *, Cs=None, seed: int = 0, fractions=FRACTIONS, groups=None
 ) -> dict:
     """Online and uniform codelength (bits) of ``labels`` given ``X``; see the module doc.
 
-    ``Cs`` is the grid every block chooses its C from (default: the probe's grid).
+    ``Cs`` is the grid every block chooses its C from (default: the probe's grid);
+    ``groups`` (one id per row, or None) are kept whole: in one block, never split by a cut.
     """
     from probe.heads.estimator import DEFAULT_CS, ProbeClassifier
 
     classes, codes = np.unique(np.asarray(labels), return_inverse=True)
     k, n = len(classes), len(codes)
-    order = np.random.default_rng(seed).permutation(n)
+    order, boundaries = group_order(n, groups, seed)
     X, codes = X[order], codes[order]
-    ends = block_ends(n, fractions)
+    ends = block_ends(n, fractions, boundaries)
     uniform_bits = n * math.log2(k)
     blocks = [{"end": ends[0], "bits": ends[0] * math.log2(k), "code": "uniform"}]
     for start, end in zip(ends[:-1], ends[1:], strict=True):
@@ -102,7 +131,8 @@ def online_codelength(
         if len(seen) < 2:  # one class so far: nothing to fit, send with the uniform code
             blocks.append({"end": end, "bits": (end - start) * math.log2(k), "code": "uniform"})
             continue
-        C = choose_block_C(X[:start], codes[:start], Cs or DEFAULT_CS)
+        inside = None if boundaries is None else boundaries[boundaries <= start]
+        C = choose_block_C(X[:start], codes[:start], Cs or DEFAULT_CS, inside)
         classifier = ProbeClassifier(C=C).fit(X[:start], codes[:start])
         probabilities = np.zeros((end - start, k))
         probabilities[:, classifier.classes_] = classifier.predict_proba(X[start:end])

@@ -31,7 +31,8 @@ class Measures:
     control: dict | None = None  # split -> hashed labels (probe.research.control.control_task)
     mdl: bool = False
     cv: int = 5  # folds of the out-of-fold log loss when there is no validation set
-    clusters: dict | None = None  # split -> cluster ids (sentences of words): CIs draw them
+    clusters: dict | None = None  # split -> cluster ids (groups, sentences): CIs draw them
+    groups: dict | None = None  # split -> group ids no fold, resample or MDL block parts
 
 
 def held_out_name(features: dict) -> str | None:
@@ -75,7 +76,14 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     if measures.mdl:
         from probe.research.mdl import online_codelength
 
-        fields.update(online_codelength(features["train"], labels["train"], seed=measures.seed))
+        fields.update(
+            online_codelength(
+                features["train"],
+                labels["train"],
+                seed=measures.seed,
+                groups=_train_groups(measures),
+            )
+        )
     return fields, scores
 
 
@@ -100,10 +108,14 @@ def selection_scores(classifier, features, codes, measures: Measures) -> dict | 
     }
 
 
+def _train_groups(measures: Measures):
+    return (measures.groups or {}).get("train")
+
+
 def search_out_of_fold(classifier, measures: Measures):
     """The out-of-fold probabilities the C search already computed (its folds are those
-    ``out_of_fold_probabilities`` would draw: same stratified split, seed and k), or None
-    when C was not searched that way. Saves k fits per row."""
+    ``out_of_fold_probabilities`` would draw: same stratified (group) split, seed and k), or
+    None when C was not searched that way. Saves k fits per row."""
     proba = getattr(classifier, "out_of_fold_proba", None)
     same_folds = getattr(classifier, "random_state", None) == measures.seed and (
         getattr(classifier, "cv", None) == measures.cv
@@ -114,14 +126,15 @@ def search_out_of_fold(classifier, measures: Measures):
 def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
     """(n, K) probabilities of each training row from a probe that did not see it."""
     from probe.heads.estimator import ProbeClassifier
-    from probe.heads.search import fold_rows
+    from probe.heads.search import fold_count, fold_rows
 
     k = int(codes.max()) + 1
-    folds = min(measures.cv, int(np.bincount(codes, minlength=k).min()))
+    groups = _train_groups(measures)
+    folds = fold_count(codes, measures.cv, groups) if len(np.unique(codes)) == k else 0
     if folds < 2:
         return None
     probabilities = np.zeros((len(codes), k))
-    for train_rows, held_rows in fold_rows(codes, folds, measures.seed):
+    for train_rows, held_rows in fold_rows(codes, folds, measures.seed, groups):
         fold = ProbeClassifier(C=C).fit(X[train_rows], codes[train_rows])
         probabilities[np.ix_(held_rows, fold.classes_)] = fold.predict_proba(X[held_rows])
     return probabilities
@@ -129,7 +142,7 @@ def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
 
 def repeat_fits(features, labels, held: str, C: float, measures: Measures) -> dict:
     """Mean and sd of held-out accuracy and macro F1 over refits on bootstrap resamples
-    of the training rows (seeded: seed, seed + 1, ...)."""
+    of the training rows, whole groups at a time (seeded: seed, seed + 1, ...)."""
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.metrics import classification_report
 
@@ -137,7 +150,7 @@ def repeat_fits(features, labels, held: str, C: float, measures: Measures) -> di
     names = sorted(set(y.tolist()))
     accuracy, macro_f1 = [], []
     for repeat in range(measures.repeats):
-        rows = np.random.default_rng(measures.seed + 1 + repeat).integers(0, len(y), len(y))
+        rows = bootstrap_rows(len(y), _train_groups(measures), measures.seed + 1 + repeat)
         if len(np.unique(y[rows])) < 2:
             continue
         refit = ProbeClassifier(C=C).fit(X[rows], y[rows])
@@ -155,3 +168,15 @@ def repeat_fits(features, labels, held: str, C: float, measures: Measures) -> di
         "repeat_macro_f1_mean": f1_mean,
         "repeat_macro_f1_sd": f1_sd,
     }
+
+
+def bootstrap_rows(n: int, groups, seed: int) -> np.ndarray:
+    """Row positions of one bootstrap resample: ``n`` rows drawn with replacement, or, with
+    ``groups``, as many groups, each bringing all its rows."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.integers(0, n, n)
+    order = np.argsort(groups, kind="stable")
+    _, starts, sizes = np.unique(np.asarray(groups)[order], return_index=True, return_counts=True)
+    drawn = rng.integers(0, len(starts), len(starts))
+    return np.concatenate([order[starts[g] : starts[g] + sizes[g]] for g in drawn])

@@ -50,7 +50,7 @@ class FitResult:
             row[f"{split}_accuracy"] = report["accuracy"] if report else None
             row[f"{split}_macro_f1"] = report["macro_f1"] if report else None
         if row["val_accuracy"] is None and "accuracy" in search:  # chosen by cross-validation
-            row["val_accuracy"] = max(search["accuracy"])
+            row["val_accuracy"] = search["accuracy"][search["Cs"].index(self.classifier.C_)]
         row["train_accuracy"] = self.reports["train"]["accuracy"]
         row["seconds"] = self.seconds
         row["cpu_seconds"] = self.cpu_seconds
@@ -96,6 +96,7 @@ def fit_one(
     Cs=None,
     class_weight: str | None = None,
     cv: int = 5,
+    exact: bool = False,
     train_accuracy: bool = True,
     measures=None,
 ) -> FitResult:
@@ -116,8 +117,10 @@ def fit_one(
     val = (features["val"], data.val.labels) if data.val is not None else (None, None)
     started = time.perf_counter()
     copy_X = train_accuracy or _refits_on_train(measures, data)
-    classifier = ProbeClassifier(C=C, Cs=Cs, class_weight=class_weight, cv=cv, copy_X=copy_X)
-    classifier.fit(X, data.train.labels, *val)
+    classifier = ProbeClassifier(
+        C=C, Cs=Cs, class_weight=class_weight, cv=cv, copy_X=copy_X, exact=exact
+    )
+    classifier.fit(X, data.train.labels, *val, groups=data.train.group_ids())
     seconds = time.perf_counter() - started
     names = [str(c) for c in classifier.classes_]
     reports = {"train": {"n": len(data.train), "accuracy": None}}
@@ -166,6 +169,7 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
         "metrics": {k: v for k, v in result.reports.items() if k != "train"},
         "train_accuracy": result.reports["train"]["accuracy"],
         "C_search": result.classifier.search_,
+        "grouping": getattr(data, "grouping", {}),
         "train_seconds": result.seconds,
         **result.layers_info,
     }
@@ -211,6 +215,7 @@ def run_sweep(
     Cs=None,
     class_weight: str | None = None,
     cv: int = 5,
+    exact: bool = False,
     multi=(),
     resamples: int = RESAMPLES,
     seed: int = 0,
@@ -247,8 +252,16 @@ def run_sweep(
         from probe.research.control import control_task
 
         labels = control_task(data)
+    groups = {name: split.group_ids() for name, split in data.splits().items()}
     measures = Measures(
-        resamples=resamples, seed=seed, repeats=repeats, control=labels, mdl=mdl, cv=cv
+        resamples=resamples,
+        seed=seed,
+        repeats=repeats,
+        control=labels,
+        mdl=mdl,
+        cv=cv,
+        clusters=groups,  # a group is drawn whole by every interval (None: rows)
+        groups=groups,
     )
     if hasattr(data, "word_measures"):  # word rows: sentence clusters, control per word type
         measures = data.word_measures(measures)
@@ -257,7 +270,7 @@ def run_sweep(
     n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(tasks))
     started = time.perf_counter()
     results = [None] * len(tasks)
-    head = {"C": C, "Cs": Cs, "class_weight": class_weight, "cv": cv}
+    head = {"C": C, "Cs": Cs, "class_weight": class_weight, "cv": cv, "exact": exact}
     finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
         delayed(numbered_fit)(
             index, data, layer, pool, train_accuracy=False, measures=measures, **head
@@ -310,6 +323,8 @@ def run_sweep(
         "data": data.sources,
         "n": {name: len(split) for name, split in data.splits().items()},
         "selection": "validation" if data.val is not None else f"{cv}-fold cross-validation",
+        "C_rule": "lowest held-out log loss" + (" (exact: every C solved)" if exact else ""),
+        "grouping": getattr(data, "grouping", {}),
         **choice,
         "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
         "repeats": repeats,

@@ -21,10 +21,14 @@ def test_balanced_split_keeps_every_minority_example_and_is_stratified():
     assert Counter(labels) == {"spam": 747, "ham": 747}
     assert {t for t, y in zip(everything, labels, strict=True) if y == "spam"} == spam
     sizes = splits.sizes()
-    assert (sizes["test"], sizes["val"]) == (298, 150)  # 20% and 10% of each class
+    # 20% and 10% of each class's texts; repeated texts (SMS spam has many) move together,
+    # so the sizes are near 298 and 150, not exact
+    assert abs(sizes["test"] - 298) <= 15 and abs(sizes["val"] - 150) <= 15
     for split in (splits.train, splits.val, splits.test):
         counts = Counter(split.labels)
-        assert counts["spam"] == counts["ham"]
+        assert abs(counts["spam"] - counts["ham"]) <= 0.1 * len(split.labels)
+    parts = [set(splits.train.texts), set(splits.val.texts), set(splits.test.texts)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     again = load_splits(data=str(SMS_CSV), balance=True, seed=0)
     assert again.test.texts == splits.test.texts  # a fixed seed gives the same split
 

@@ -45,9 +45,9 @@ def test_one_constant_column_rule_for_every_standardisation():
     assert scale[1] == 1.0 and abs(mean[1] - 1234.567) < 1e-3 and scale[0] != 1.0
 
 
-def test_pick_C_takes_the_best_accuracy_then_the_lower_loss():
+def test_pick_C_takes_the_lowest_held_out_log_loss_whatever_the_accuracy():
     grid = [0.01, 0.1, 1.0, 10.0]
     scores = [[0.80, 0.50], [0.90, 0.40], [0.90, 0.30], [0.85, 0.20]]
-    assert pick_C(grid, scores) == 1.0
+    assert pick_C(grid, scores) == 10.0  # lower accuracy, but the better probabilities
     assert pick_C(grid, [[0.9, 0.3], [0.9, 0.3]]) == 0.01  # a full tie: the smaller C
-    assert pick_C(grid, [[0.7, 0.5], [0.7 + 1e-14, 0.1]]) == 0.1  # 1e-14 is a tie, not a win
+    assert pick_C(grid, [[0.7, 0.5], [0.7, 0.5 - 1e-14]]) == 0.01  # 1e-14 is a tie, not a win

@@ -31,8 +31,8 @@ def noisy_linear(n=400, dim=40, classes=4, seed=0):
 @pytest.mark.parametrize(
     ("accuracy", "loss", "stop"),
     [
-        ([0.5, 0.7, 0.69, 0.68], [1.0, 0.8, 0.9, 1.0], True),  # loss up twice, best before
-        ([0.5, 0.7, 0.69, 0.71], [1.0, 0.8, 0.9, 1.0], False),  # accuracy still climbing
+        ([0.5, 0.7, 0.69, 0.68], [1.0, 0.8, 0.9, 1.0], True),  # loss up twice
+        ([0.5, 0.7, 0.69, 0.71], [1.0, 0.8, 0.9, 1.0], True),  # accuracy does not choose
         ([0.5, 0.7, 0.69, 0.68], [1.0, 0.8, 0.9, 0.85], False),  # loss up once
         ([0.5, 0.7], [1.0, 1.1], False),  # too few Cs to tell
     ],
@@ -110,17 +110,17 @@ def test_a_C_clearly_beaten_on_held_out_rows_is_screened_out_before_its_fit_fini
     assert screened, "the overfitting Cs should have been screened out"
     assert early.C_ == whole.C_ and early_passes < whole_passes
     chosen = whole.search_["Cs"].index(whole.C_)
-    for i in screened:  # finished, they lose on accuracy as the screen foresaw
-        assert whole.search_["accuracy"][i] < whole.search_["accuracy"][chosen]
-        assert early.search_["accuracy"][i] < early.search_["accuracy"][chosen]
+    for i in screened:  # finished, they lose on log loss as the screen foresaw
+        assert whole.search_["log_loss"][i] > whole.search_["log_loss"][chosen]
+        assert early.search_["log_loss"][i] > early.search_["log_loss"][chosen]
     np.testing.assert_allclose(early.coef_, whole.coef_, atol=1e-6)
 
 
-def test_the_screen_needs_both_a_higher_loss_and_several_fewer_right():
+def test_the_screen_needs_a_held_out_loss_clearly_above_the_best():
     """``screen_against`` on a real fitted path: beaten only when the held-out loss is
-    LOSS_MARGIN above the best's and accuracy at least the margin of examples below it."""
+    LOSS_MARGIN above the best's (the choice is by log loss; accuracy does not enter)."""
     from probe.heads.maths import accuracy_and_log_loss
-    from probe.heads.search import FEWEST_EXAMPLES, LOSS_MARGIN, screen_against
+    from probe.heads.search import LOSS_MARGIN, screen_against
     from probe.heads.solver import LogisticPath
 
     X, y, X_val, y_val = overfitting_with_validation(seed=5)
@@ -136,8 +136,8 @@ def test_the_screen_needs_both_a_higher_loss_and_several_fewer_right():
         return screen_against((best_right / len(y_val), best_loss), held, y_val)(path)
 
     lower_loss = loss / (1 + LOSS_MARGIN) * 0.999
-    assert beaten(right + FEWEST_EXAMPLES, lower_loss)
-    assert not beaten(right + FEWEST_EXAMPLES - 1, lower_loss)  # accuracy too close
+    assert beaten(right, lower_loss)
+    assert beaten(right - 3, lower_loss)  # even with fewer right: the loss decides
     assert not beaten(right + 50, loss / (1 + LOSS_MARGIN) * 1.001)  # loss too close
 
 
@@ -244,3 +244,38 @@ def test_a_C_after_a_rise_of_the_held_out_loss_is_solved_to_confirm_only():
     assert confirming([]) is None and confirming([(0.7, 0.9)]) is None
     assert confirming([(0.7, 0.9), (0.8, 0.6)]) is None  # still falling: compare tightly
     assert confirming([(0.8, 0.6), (0.79, 0.65)]) == CONFIRM_RTOL  # rose: the next confirms
+
+
+def test_C_by_log_loss_equals_scikit_learns_LogisticRegressionCV_with_neg_log_loss():
+    """Same grid, same folds, standardised the same way: the same C (``exact`` solves every
+    C to the end, as scikit-learn does), and the default fast search agrees here too."""
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from probe.heads.search import fold_rows
+
+    for classes, seed in ((2, 0), (4, 1), (6, 2)):
+        X, y = noisy_linear(n=300, dim=30, classes=classes, seed=seed)
+        grid = [float(c) for c in np.logspace(-4, 2, 13)]
+        exact = ProbeClassifier(Cs=grid, exact=True, tol=1e-4).fit(X, y)
+        standardised = (X - exact.mean_) / exact.scale_
+        folds = list(fold_rows(y, 5, 0))
+        reference = LogisticRegressionCV(
+            Cs=grid, cv=folds, scoring="neg_log_loss", tol=1e-10, max_iter=10_000
+        ).fit(standardised, y)
+        assert exact.C_ == pytest.approx(float(reference.C_[0]))
+        assert ProbeClassifier(Cs=grid).fit(X, y).C_ == exact.C_
+
+
+def test_separable_classes_get_confident_probabilities():
+    """Four well-separated classes, 120 rows: several Cs tie at full accuracy, and the
+    chosen C must not be the smallest (near-uniform probabilities on clear cases)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0, size=(4, 20))
+    y = np.repeat(np.arange(4), 30)
+    X = (centres[y] + rng.normal(size=(120, 20))).astype(np.float32)
+    clf = ProbeClassifier().fit(X, y)
+    search = clf.search_
+    assert search["accuracy"][search["Cs"].index(clf.C_)] == 1.0
+    assert clf.C_ > min(search["Cs"])  # not the near-uniform head
+    proba = clf.predict_proba(X)
+    assert np.median(proba.max(axis=1)) > 0.9

@@ -55,6 +55,22 @@ class SharedSubsample:
         return cls.of_rows(rows, np.hstack([X[rows], np.ones((len(rows), 1), np.float32)]))
 
     @classmethod
+    def for_fit(cls, X: np.ndarray, n_classes: int, seed: int) -> SharedSubsample | None:
+        """K classes: one feature eigenbasis and projected subsample for every path of a fit
+        (folds and the final fit share the standardised matrix), so a C search pays for one
+        eigenproblem and one projection, not six. None for two classes (the exact subsample
+        Hessian), wide data (a thin basis per path) or a failed estimate (each path meets
+        it, and falls back)."""
+        n, dim = X.shape
+        if n_classes <= 2 or min(n, PRECONDITIONER_ROWS) < dim + 1:
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                return cls.of(X, seed)
+        except (ArithmeticError, ValueError):
+            return None
+
+    @classmethod
     def of_rows(cls, rows, augmented: np.ndarray) -> SharedSubsample:
         """From the subsample itself (m, D+1), ones last. Fewer rows than features (a wide
         subsample): a thin basis of the rows' span, (D+1, r), r <= m, from the m x m Gram

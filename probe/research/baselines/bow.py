@@ -25,10 +25,13 @@ def bag_of_words_row(
     Cs=None,
     class_weight=None,
     cv: int = 5,
+    exact: bool = False,
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> dict:
-    """TF-IDF + logistic regression on the training texts, C chosen as the probe's is."""
+    """TF-IDF + logistic regression on the training texts, C chosen as the probe's is (on
+    validation texts, else by k-fold that keeps every group whole). ``exact`` is accepted
+    with the sweep's head options: scikit-learn solves every C to its own tolerance."""
     from probe.heads.estimator import DEFAULT_CS
     from probe.heads.maths import pick_C
 
@@ -49,8 +52,9 @@ def bag_of_words_row(
             )
             search = {"method": "validation"}
         else:
+            groups = data.train.group_ids()
             scores, search = _cross_validated_scores(
-                train_texts, train_labels, grid, class_weight, cv, seed
+                train_texts, train_labels, grid, class_weight, cv, groups
             )
         search.update(
             {"Cs": grid, "accuracy": scores[:, 0].tolist(), "log_loss": scores[:, 1].tolist()}
@@ -114,17 +118,17 @@ def _path_scores(train_texts, train_labels, held_texts, held_labels, grid, class
     return np.asarray(scores)[order]
 
 
-def _cross_validated_scores(texts, labels, grid, class_weight, cv, seed):
-    from sklearn.model_selection import StratifiedKFold
+def _cross_validated_scores(texts, labels, grid, class_weight, cv, groups=None):
+    """The probe's folds (``probe.heads.search.fold_rows``, seed 0; grouped when given)."""
+    from probe.heads.search import fold_count, fold_rows
 
-    folds = min(int(cv), int(np.unique(labels, return_counts=True)[1].min()))
+    codes = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    folds = fold_count(codes, cv, groups)
     if folds < 2:
         return np.tile([0.0, 0.0], (len(grid), 1)), {"method": "default (too few per class)"}
     texts = np.asarray(texts, dtype=object)
     total = np.zeros((len(grid), 2))
-    for train_rows, held_rows in StratifiedKFold(folds, shuffle=True, random_state=0).split(
-        texts, labels
-    ):
+    for train_rows, held_rows in fold_rows(codes, folds, 0, groups):
         total += _path_scores(
             list(texts[train_rows]),
             labels[train_rows],

@@ -38,7 +38,7 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
         if original is None:
             return None
         rows = np.asarray([row_of[text_sha1(t)] for t in texts[original.name]], np.int64)
-        return CachedSplit(original.name, [(str(view), rows)], original.labels)
+        return CachedSplit(original.name, [(str(view), rows)], original.labels, original.groups)
 
     cache = open_cached(str(view))
     return CachedData(

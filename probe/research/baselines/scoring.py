@@ -24,7 +24,9 @@ def scored_row(row: dict, split: CachedSplit, predicted, classes, resamples, see
     truth = np.asarray(split.labels)
     report = classification_report(truth, predicted, list(classes))
     codes = np.searchsorted(classes, truth), np.searchsorted(classes, predicted)
-    ci = metric_intervals(*codes, len(classes), n_resamples=resamples, seed=seed)
+    ci = metric_intervals(
+        *codes, len(classes), n_resamples=resamples, seed=seed, clusters=split.group_ids()
+    )
     name = split.name
     return {
         **row,

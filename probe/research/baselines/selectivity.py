@@ -18,15 +18,24 @@ from probe.research.baselines.scoring import held_out_split, majority_row
 from probe.research.uncertainty import RESAMPLES, paired_differences
 
 
-def mean_difference_intervals(differences: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """(rows, 2) paired-bootstrap 95% intervals of each row's mean per-example difference."""
+def mean_difference_intervals(
+    differences: np.ndarray, resamples: int, seed: int, clusters=None
+) -> np.ndarray:
+    """(rows, 2) paired-bootstrap 95% intervals of each row's mean per-example difference
+    (whole ``clusters``, groups or sentences, drawn when given)."""
     differences = np.asarray(differences, np.float64)
     stacked = np.vstack([np.zeros((1, differences.shape[1])), differences])
-    return paired_differences(stacked, 0, n_resamples=resamples, seed=seed)[1:]
+    return paired_differences(stacked, 0, n_resamples=resamples, seed=seed, clusters=clusters)[1:]
 
 
 def add_selectivity(
-    rows: list[dict], correct: list, baselines: dict, *, resamples: int = RESAMPLES, seed: int = 0
+    rows: list[dict],
+    correct: list,
+    baselines: dict,
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    clusters=None,
 ) -> None:
     """Set ``selectivity_vs_random`` and ``selectivity_vs_bow`` (+ ``_ci``) on probe rows.
 
@@ -48,7 +57,7 @@ def add_selectivity(
         if not pairs:
             continue
         differences = np.stack([d for _, d in pairs])
-        intervals = mean_difference_intervals(differences, resamples, seed)
+        intervals = mean_difference_intervals(differences, resamples, seed, clusters)
         for (i, difference), interval in zip(pairs, intervals, strict=True):
             rows[i][f"selectivity_vs_{name}"] = float(difference.mean())
             rows[i][f"selectivity_vs_{name}_ci"] = [float(interval[0]), float(interval[1])]
@@ -126,5 +135,6 @@ def with_baselines(
         found,
         resamples=options.get("resamples", RESAMPLES),
         seed=options.get("seed", 0),
+        clusters=held.group_ids(),
     )
     return without_correctness(found)

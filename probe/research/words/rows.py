@@ -55,6 +55,10 @@ class WordSplit(CachedSplit):
             blocks.append(block)
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
+    def group_ids(self) -> np.ndarray:
+        """The sentence of each word: splits, folds and resamples never part a sentence."""
+        return self.clusters
+
     def text_sha1(self) -> np.ndarray:
         """The word type of each row (edges: the head's and the dependent's forms)."""
         from probe.features.store.wordviews import type_sha1
@@ -81,7 +85,13 @@ class WordSplit(CachedSplit):
                 parts.append((path, rows[mine]))
                 partners.append(None if partner is None else partner[mine])
             offset += len(rows)
-        return WordSplit(name, parts, self.labels[positions], partners, self.clusters[positions])
+        return WordSplit(
+            name,
+            parts,
+            self.labels[positions],
+            partners=partners,
+            clusters=self.clusters[positions],
+        )
 
 
 @dataclass
@@ -274,8 +284,8 @@ def _split_of_view(name, path, task, sentence_base) -> tuple[WordSplit, int]:
         name,
         [(str(path), rows)],
         labels[rows],
-        [None if partner is None else partner[rows]],
-        sentence[rows],
+        partners=[None if partner is None else partner[rows]],
+        clusters=sentence[rows],
     )
     return split, n_sentences
 
