@@ -200,3 +200,27 @@ def test_word_rows_fold_resample_and_code_by_sentence(tiny_gpt2_dir, tmp_path):
     assert len(boundaries) - 1 == len(np.unique(sentence))  # each sentence one run
     for end in block_ends(len(sentence), boundaries=boundaries):
         assert end == len(ordered) or ordered[end - 1] != ordered[end]  # cut between
+
+
+def test_the_cli_groups_by_column_solves_exactly_and_refuses_a_missing_column(sms_rows, tmp_path):
+    import json
+
+    from conftest import run_probe
+
+    frame = pd.read_csv(sms_rows["data"])
+    frame["thread"] = [f"t{i // 3}" for i in range(len(frame))]  # three messages a thread
+    path = tmp_path / "threads.csv"
+    frame.to_csv(path, index=False)
+    options = {**sms_rows, "data": path, "layer": 2, "out": tmp_path / "head.json"}
+    fitted = run_probe("fit", **options, group_col="thread", exact=True, json=True)
+    assert fitted.exit_code == 0, fitted.output
+    summary = json.loads(fitted.output[fitted.output.index("{") :])
+    assert summary["C_search"]["exact"] is True
+    assert summary["C_search"]["method"].endswith("grouped cross-validation")
+    head = json.loads((tmp_path / "head.json").read_text())
+    assert head["grouping"]["by"] == "text and column 'thread'"
+
+    missing = run_probe("fit", **options, group_col="author")
+    assert missing.exit_code == 1
+    assert "no group column 'author'" in missing.output and "Traceback" not in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
