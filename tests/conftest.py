@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 SMS_CSV = REPO / "data" / "sms_spam.csv"
 
 VARIED_TEXTS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SHARED
+from conftest import REPO
 from probe.data.conllu import (
     is_word_source,
     parse_conllu,
@@ -14,7 +14,7 @@ from probe.data.conllu import (
 )
 from probe.errors import ProbeError
 
-EWT_DEV = SHARED / "datasets" / "ud_ewt" / "en_ewt-ud-dev.conllu"
+EWT_DEV = REPO / "data" / "ud_ewt" / "en_ewt-ud-dev-first400.conllu"  # ships with probe
 
 EDGE_CASES = "\n".join(
     [
@@ -87,7 +87,7 @@ def test_malformed_conllu_is_one_line_error(content, message):
 def test_ewt_dev_texts_equal_the_files_own_text_lines():
     """An independent check of the spacing rules: UD's ``# text =`` line of every sentence."""
     data = read_word_dataset(str(EWT_DEV))
-    assert len(data) == 2001 and data.n_words == 25147
+    assert len(data) == 400 and data.n_words == 6729
     expected = [
         line[len("# text = ") :]
         for line in EWT_DEV.read_text().splitlines()

@@ -8,17 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED, run_probe
+from conftest import REPO, run_probe
 from probe.features.store.wordviews import type_sha1
 from probe.research.uncertainty import cluster_resample_counts, metric_intervals
 from probe.research.words.control import WordControl, control_labels
 
-EWT_DEV = SHARED / "datasets" / "ud_ewt" / "en_ewt-ud-dev.conllu"
+EWT_DEV = REPO / "data" / "ud_ewt" / "en_ewt-ud-dev-first400.conllu"  # ships with probe
 
 
 @pytest.fixture(scope="module")
 def ewt_small(tmp_path_factory):
-    """The first 120 sentences of UD-EWT dev (~2,000 words): real trees, fast."""
+    """The first 120 sentences of UD-EWT dev (~2,000 words; shipped): real trees, fast."""
     blocks = EWT_DEV.read_text(encoding="utf-8").split("\n\n")[:120]
     path = tmp_path_factory.mktemp("ewt") / "ewt120.conllu"
     path.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
