@@ -78,6 +78,14 @@ def research_options(command):
             "the paired bootstrap cannot tell from the lowest-loss row.",
         ),
         click.option(
+            "--metric",
+            type=click.Choice(["accuracy", "macro_f1", "balanced_accuracy", "auroc"]),
+            help="Select the row with the highest validation (else out-of-fold) METRIC, "
+            "rows a paired bootstrap cannot tell from it marked =, and lead the summary "
+            "with its test value. Default: lowest log loss selects, accuracy leads. "
+            "auroc: binary tasks.",
+        ),
+        click.option(
             "--baselines",
             is_flag=True,
             help="Add majority, bag-of-words and "
@@ -113,7 +121,15 @@ def research_options(command):
         multi = (["mix"] if kwargs.pop("mix") else []) + [spec for spec in kwargs.pop("concat")]
         research = {
             key: kwargs.pop(key)
-            for key in ("resamples", "repeats", "prefer_early", "control", "mdl", "baselines")
+            for key in (
+                "resamples",
+                "repeats",
+                "prefer_early",
+                "metric",
+                "control",
+                "mdl",
+                "baselines",
+            )
         }
         return command(research={**research, "multi": multi}, **kwargs)
 
@@ -148,14 +164,15 @@ def research_options(command):
 def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
 
-    The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen;
-    rows a paired bootstrap cannot tell from it are marked (=), and --prefer-early takes the
-    shallowest of them. Test accuracy and macro-F1 carry 95% bootstrap CIs and choose
-    nothing. --baselines adds majority, bag-of-words and random-weights rows and each row's
-    selectivity against them; --control, --mdl and --repeats add memorisation capacity,
-    online codelength and refits on resampled training sets. Writes a Markdown table, JSON,
-    a PNG plot of accuracy against layer and the selected head to --out-dir; prints the
-    table (or JSON).
+    The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen,
+    or with --metric the highest --val (else out-of-fold) value of it; rows a paired
+    bootstrap cannot tell from it are marked (=), and --prefer-early takes the shallowest.
+    Test accuracy, macro-F1, balanced accuracy, AUROC and average precision (two classes)
+    carry 95% bootstrap CIs and choose nothing. --baselines adds majority, bag-of-words and
+    random-weights rows and each row's selectivity against them; --control, --mdl and
+    --repeats add memorisation capacity, online codelength and refits on resampled training
+    sets. Writes a Markdown table, JSON, a PNG plot of accuracy against layer and the
+    selected head to --out-dir; prints the table (or JSON).
 
     \b
     Examples:

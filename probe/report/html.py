@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 from probe.files import write_atomic
+from probe.heads.metrics import TITLES
 from probe.report import plots
 from probe.report.results import (
     ResultFile,
     Results,
     curve_points,
     find_results,
+    headline,
     interval_path,
     is_interval,
     lookup,
@@ -31,9 +33,15 @@ SWEEP_FIRST = [
     "C",
     "val_accuracy",
     "val_macro_f1",
+    "val_balanced_accuracy",
+    "val_auroc",
+    "val_average_precision",
     "val_log_loss",
     "test_accuracy",
     "test_macro_f1",
+    "test_balanced_accuracy",
+    "test_auroc",
+    "test_average_precision",
     "selectivity_vs_random",
     "selectivity_vs_bow",
     "memorisation_capacity",
@@ -188,11 +196,35 @@ def sweep_section(result: ResultFile, index: int) -> str:
             f"{html.escape(str(best.get('layer')))}, pool {html.escape(str(best.get('pool')))} "
             "(bold row).</p>"
         )
+        parts.append(_headline(result))
     figure = plots.layer_plot(data, f"sweep{index}")
     parts += [figure or "", _table(_headers(columns), body)]
     if isinstance(data.get("baselines"), dict):
         parts.append(_baselines_table(result))
     return "\n".join(parts)
+
+
+def _headline(result: ResultFile) -> str:
+    """What chose the row and its headline number with its CI, each number's source named
+    as a table cell's is."""
+    how = html.escape(str(result.data.get("selected_by", "validation")))
+    found = headline(result.data)
+    if found is None:
+        return f"<p>Selected by {how}.</p>"
+    value_path, ci_path = found
+    key = value_path[-1]
+
+    def number(path, value):
+        where = html.escape(f"{result.name}#{'/'.join(map(str, path))}")
+        return f'<span data-path="{where}">{format_number(key, value)}</span>'
+
+    text = number(value_path, lookup(result.data, value_path))
+    if ci_path:
+        low, high = lookup(result.data, ci_path)
+        text += f" [{number([*ci_path, 0], low)}, {number([*ci_path, 1], high)}]"
+    split, _, metric = key.partition("_")
+    name = html.escape(f"{split} {TITLES.get(metric, metric)}")
+    return f"<p>Selected by {how}; headline {name}: {text}.</p>"
 
 
 def _baselines_table(result: ResultFile) -> str:

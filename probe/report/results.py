@@ -117,3 +117,17 @@ def lookup(data, path: list):
         else:
             return None
     return data
+
+
+def headline(sweep: dict) -> tuple[list, list | None] | None:
+    """Where a sweep's headline number lives: (path to the selected row's value, path to its
+    CI or None), for the sweep's ``metric`` (accuracy in files written before it existed),
+    on test, else validation; None when the file has neither."""
+    best = sweep.get("best")
+    metric = sweep.get("metric") or "accuracy"
+    for split in ("test", "val"):
+        key = f"{split}_{metric}"
+        if isinstance(best, dict) and isinstance(best.get(key), int | float):
+            ci = interval_path(best, key)
+            return ["best", key], (["best", *ci] if ci else None)
+    return None

@@ -180,7 +180,7 @@ def sweep_and_save(
     too) to ``out_dir`` (default sweeps/MODEL-DATA); return (sweep.json's report, the table).
 
     ``research`` holds ``run_sweep``'s research keywords (resamples, repeats, prefer_early,
-    control, mdl, ``multi``: "mix" and concat specs) and ``baselines`` (bool).
+    metric, control, mdl, ``multi``: "mix" and concat specs) and ``baselines`` (bool).
     """
     from probe.features.layers import MIX, parse_row_spec, resolve_layers
     from probe.research.saving import save_sweep

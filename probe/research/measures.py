@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from probe.heads.metrics import positive_scores
 from probe.research.uncertainty import (
     RESAMPLES,
     mean_and_sd,
@@ -40,28 +41,35 @@ def held_out_name(features: dict) -> str | None:
     return "test" if "test" in features else "val" if "val" in features else None
 
 
-def row_measures(classifier, features: dict, labels: dict, measures: Measures):
-    """(row fields, per-example selection scores {"log_loss", "correct"} or None).
+def row_measures(
+    classifier, features: dict, labels: dict, measures: Measures, probabilities: dict | None = None
+):
+    """(row fields, per-example selection scores or None: see ``selection_scores``).
 
-    ``features`` and ``labels`` map split names to (n, D) arrays and (n,) labels.
+    ``features`` and ``labels`` map split names to (n, D) arrays and (n,) labels;
+    ``probabilities`` the held-out splits to (n, K) ``predict_proba`` (computed when absent).
+    Every metric of ``probe.heads.metrics.METRICS`` the task has gets a ``SPLIT_METRIC_ci``.
     """
     fields: dict = {}
     classes = classifier.classes_
     codes = {name: np.searchsorted(classes, np.asarray(y)) for name, y in labels.items()}
+    probabilities = dict(probabilities or {})
     for name in ("val", "test"):
         if name in features:
+            if name not in probabilities:
+                probabilities[name] = classifier.predict_proba(features[name])
             predicted = np.searchsorted(classes, classifier.predict(features[name]))
             ci = metric_intervals(
                 codes[name],
                 predicted,
                 len(classes),
+                scores=positive_scores(probabilities[name]),
                 n_resamples=measures.resamples,
                 seed=measures.seed,
                 clusters=(measures.clusters or {}).get(name),
             )
-            fields[f"{name}_accuracy_ci"] = ci["accuracy"]
-            fields[f"{name}_macro_f1_ci"] = ci["macro_f1"]
-    scores = selection_scores(classifier, features, codes, measures)
+            fields.update({f"{name}_{metric}_ci": ci[metric] for metric in ci})
+    scores = selection_scores(classifier, features, codes, measures, probabilities.get("val"))
     fields["selection_log_loss"] = float(scores["log_loss"].mean()) if scores else None
     held = held_out_name(features)
     C = float(classifier.C_)
@@ -87,11 +95,17 @@ def row_measures(classifier, features: dict, labels: dict, measures: Measures):
     return fields, scores
 
 
-def selection_scores(classifier, features, codes, measures: Measures) -> dict | None:
-    """Per-example log loss and correctness on validation data, or out of fold on train
-    (k-fold at the row's C) when there is none; None when too few rows per class."""
+def selection_scores(
+    classifier, features, codes, measures: Measures, val_probabilities=None
+) -> dict | None:
+    """Per-example scores on validation data, or out of fold on train (k-fold at the row's
+    C) when there is none; None when too few rows per class. {"log_loss", "correct" (n,)
+    float; "truth", "predicted" (n,) class codes; "positive" (n,) scores of class 1, None
+    beyond two classes}: what ``probe.research.selection`` compares rows by."""
     if "val" in features:
-        probabilities = classifier.predict_proba(features["val"])
+        probabilities = val_probabilities
+        if probabilities is None:
+            probabilities = classifier.predict_proba(features["val"])
         y = codes["val"]
     else:
         probabilities = search_out_of_fold(classifier, measures)
@@ -102,9 +116,13 @@ def selection_scores(classifier, features, codes, measures: Measures) -> dict | 
         if probabilities is None:
             return None
         y = codes["train"]
+    predicted = probabilities.argmax(axis=1)
     return {
         "log_loss": per_example_log_loss(probabilities, y),
-        "correct": (probabilities.argmax(axis=1) == y).astype(np.float64),
+        "correct": (predicted == y).astype(np.float64),
+        "truth": np.asarray(y, np.int32),
+        "predicted": predicted.astype(np.int32),
+        "positive": positive_scores(probabilities),
     }
 
 

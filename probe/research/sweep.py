@@ -1,8 +1,8 @@
 """One head on one (layer, pool), and every layer x pool of a cache: the layer sweep.
 
 ``fit_one`` fits a head on one (layer, pool); ``run_sweep`` fits every stored layer x pool in
-parallel (joblib) and picks the best on validation data (or, without it, by the
-cross-validation accuracy on train). Test data are scored, never used to choose. The table
+parallel (joblib) and picks the best on validation data (or, without it, out of fold on
+train: ``probe.research.selection``). Test data are scored, never used to choose. The table
 and figure of a sweep's result are ``probe.research.sweep_report``.
 """
 
@@ -17,6 +17,7 @@ from probe.errors import ProbeError
 from probe.features.layers import RowSpec, parse_row_spec
 from probe.features.pooling import POOL_NAMES, check_pool
 from probe.heads.cached import CachedData
+from probe.heads.metrics import METRICS, positive_scores
 from probe.messages import progress
 from probe.research.uncertainty import RESAMPLES
 
@@ -45,10 +46,11 @@ class FitResult:
         """One row of a sweep table."""
         row = {"layer": self.layer, "pool": self.pool, "C": self.classifier.C_}
         search = self.classifier.search_
+        binary = len(self.classifier.classes_) == 2
         for split in ("val", "test"):
             report = self.reports.get(split)
-            row[f"{split}_accuracy"] = report["accuracy"] if report else None
-            row[f"{split}_macro_f1"] = report["macro_f1"] if report else None
+            for metric in METRICS if binary else METRICS[:3]:  # AUROC, AP: two classes
+                row[f"{split}_{metric}"] = report.get(metric) if report else None
         if row["val_accuracy"] is None and "accuracy" in search:  # chosen by cross-validation
             row["val_accuracy"] = search["accuracy"][search["Cs"].index(self.classifier.C_)]
         row["train_accuracy"] = self.reports["train"]["accuracy"]
@@ -126,17 +128,19 @@ def fit_one(
     reports = {"train": {"n": len(data.train), "accuracy": None}}
     if train_accuracy:
         reports["train"]["accuracy"] = float(np.mean(classifier.predict(X) == data.train.labels))
-    predictions = {}
+    predictions, probabilities = {}, {}
     for split in (data.val, data.test):
         if split is not None:
+            probabilities[split.name] = proba = classifier.predict_proba(features[split.name])
             predictions[split.name] = predicted = classifier.predict(features[split.name])
-            reports[split.name] = classification_report(split.labels, predicted, names)
+            positive = positive_scores(proba)  # two classes: AUROC and average precision
+            reports[split.name] = classification_report(split.labels, predicted, names, positive)
     fields, scores = {}, None
     if measures is not None:
         from probe.research.measures import row_measures
 
         labels = {split_name: s.labels for split_name, s in data.splits().items()}
-        fields, scores = row_measures(classifier, features, labels, measures)
+        fields, scores = row_measures(classifier, features, labels, measures, probabilities)
     return FitResult(
         name,
         pool,
@@ -224,9 +228,12 @@ def run_sweep(
     mdl: bool = False,
     prefer_early: bool = False,
     baselines=None,
+    metric: str | None = None,
 ) -> dict:
     """Fit every (layer, pool) in parallel, plus ``multi`` heads (row specs such as ``mix`` or
-    ``12,18,24``) per pool; choose one row by validation log loss.
+    ``12,18,24``) per pool; choose one row by validation log loss, or by the highest
+    validation ``metric`` (accuracy, macro_f1, balanced_accuracy, auroc), which then heads
+    the summary (default: accuracy).
 
     See ``probe.research.selection`` for the choice and ``probe.research.measures`` for what each
     row reports (CIs always; ``repeats``, ``control`` and ``mdl`` on request).
@@ -239,10 +246,12 @@ def run_sweep(
     from joblib import Parallel, delayed
 
     from probe.research.measures import Measures
-    from probe.research.selection import select_row
+    from probe.research.selection import check_metric, select_row
 
     if data.val is None and (C is not None or (Cs is not None and len(Cs) < 2)):
         raise ProbeError("with a fixed --C the sweep needs --val data to choose a layer")
+    n_classes = len(np.unique(data.train.labels))
+    check_metric(metric, n_classes)
     layers = list(data.layers) if layers is None else [data.layer(spec) for spec in layers]
     for pool in pools:
         check_pool(pool)
@@ -293,6 +302,8 @@ def run_sweep(
     choice = select_row(
         [rows[i] for i in fitted],
         [results[i].scores for i in fitted],
+        metric=metric,
+        n_classes=n_classes,
         prefer_early=prefer_early,
         resamples=resamples,
         seed=seed,
@@ -325,6 +336,7 @@ def run_sweep(
         "selection": "validation" if data.val is not None else f"{cv}-fold cross-validation",
         "C_rule": "lowest held-out log loss" + (" (exact: every C solved)" if exact else ""),
         "grouping": getattr(data, "grouping", {}),
+        "metric": metric or "accuracy",  # the headline; selected_by says what chose the row
         **choice,
         "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
         "repeats": repeats,

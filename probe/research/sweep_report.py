@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from probe.features.pooling import POOL_NAMES
+from probe.heads.metrics import TITLES
 
 
 def _is_best(row: dict, best: dict) -> bool:
@@ -33,26 +34,49 @@ def _number(value, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+# column titles of the metrics a sweep may select by
+SHORT = {
+    "accuracy": "acc",
+    "macro_f1": "macro-F1",
+    "balanced_accuracy": "bal. acc",
+    "auroc": "AUROC",
+}
+
+
 def markdown_table(result: dict) -> str:
     """One row per (layer, pool); the selected row in bold; = marks rows indistinguishable
-    from the lowest-loss row (paired bootstrap on the selection examples)."""
+    from the row the selection rule prefers (paired bootstrap on the selection examples).
+
+    Test accuracy, macro-F1, balanced accuracy and AUROC (two classes) are shown, the
+    headline ``metric`` and the first two with their CIs; sweep.json holds every metric's.
+    """
     best = result["best"]
     entries = result["entries"]
     has_test = any(row["test_accuracy"] is not None for row in entries)
     val_name = "val" if result["selection"] == "validation" else "CV"
     has = lambda key: any(row.get(key) is not None for row in entries)  # noqa: E731
+    metric = result.get("metric", "accuracy")
+    chosen_by = f"selection_{metric}" if "highest_metric" in result else "selection_log_loss"
     columns = [
         ("layer", lambda r: str(r["layer"])),
         ("pool", lambda r: r["pool"]),
         ("C", lambda r: _number(r["C"], "g")),
     ]
-    if has("selection_log_loss"):
-        columns.append((f"{val_name} log-loss", lambda r: _number(r.get("selection_log_loss"))))
+    if has(chosen_by):
+        name = "log-loss" if chosen_by == "selection_log_loss" else SHORT[metric]
+        columns.append((f"{val_name} {name}", lambda r: _number(r.get(chosen_by))))
         columns.append(("≈ chosen", lambda r: "=" if r.get("indistinguishable") else ""))
-    columns.append((f"{val_name} acc", lambda r: _number(r["val_accuracy"])))
+    if chosen_by != "selection_accuracy":
+        columns.append((f"{val_name} acc", lambda r: _number(r["val_accuracy"])))
     if has_test:
         columns.append(("test acc [95% CI]", lambda r: with_ci(r, "test_accuracy")))
         columns.append(("test macro-F1 [95% CI]", lambda r: with_ci(r, "test_macro_f1")))
+        for name in ("balanced_accuracy", "auroc"):  # values only, but the headline's
+            key, title = f"test_{name}", f"test {SHORT[name]}"
+            if has(key) and name == metric:
+                columns.append((f"{title} [95% CI]", lambda r, key=key: with_ci(r, key)))
+            elif has(key):
+                columns.append((title, lambda r, key=key: _number(r.get(key))))
     if has("repeat_accuracy_mean"):
         columns.append(
             (
@@ -90,11 +114,21 @@ def markdown_table(result: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     how = result.get("selected_by", f"{val_name} accuracy")
+    headline = ""  # the selected row's headline metric: on test, else on the split that chose
+    if has_test:
+        headline = f"; test {TITLES[metric]} {with_ci(best, f'test_{metric}')}"
+    elif best.get(f"val_{metric}") is not None:
+        value = with_ci(best, f"val_{metric}")
+        headline = f"; validation {TITLES[metric]} {value} (the split that chose it)"
+    reference = (
+        f"highest {val_name} {TITLES[metric]}" if "highest_metric" in result else "lowest loss"
+    )
     lines.append(
         f"Selected by {how}: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}"
-        + (f"; test accuracy {with_ci(best, 'test_accuracy')}" if has_test else "")
-        + f". {result.get('n_indistinguishable', 0)} rows indistinguishable from the lowest "
-        f"loss. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} jobs)."
+        + headline
+        + f". {result.get('n_indistinguishable', 0)} rows indistinguishable from the "
+        f"{reference}. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} "
+        "jobs)."
     )
     if result.get("baselines"):
         from probe.research.baselines.report import markdown_baselines

@@ -5,6 +5,9 @@ validation scores differ by one example are not different layers. Every resample
 vector of *counts* (how often each example was drawn), so a metric of many resamples (and of
 many heads at once) is one matrix product, and the same seed draws the same resamples for
 every head: the comparisons are paired. Percentile intervals, 1,000 resamples by default.
+The metrics of a resample are those of ``probe.heads.metrics`` under the resample's counts as
+example weights (AUROC and average precision: ``ranking_metrics``); a resample where a metric
+is undefined (AUROC of a resample without positives) is left out of that metric's interval.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+
+from probe.heads.metrics import RANKING, ranking_metrics
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -58,10 +63,21 @@ def resamples_of(
     return cluster_resample_counts(clusters, n_resamples, seed)
 
 
-def _interval(values: np.ndarray, level: float) -> list[float]:
+def _percentiles(values: np.ndarray, level: float) -> np.ndarray:
+    """(columns, 2) percentile intervals of each column of (resamples, columns) values,
+    ignoring NaN (a resample where the metric is undefined); NaN where every one is."""
     tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return [float(low), float(high)]
+    values = np.asarray(values, np.float64)
+    defined = ~np.isnan(values).all(axis=0)
+    out = np.full((values.shape[1], 2), np.nan)
+    if defined.any():
+        out[defined] = np.nanpercentile(values[:, defined], [tail, 100 - tail], axis=0).T
+    return out
+
+
+def _interval(values: np.ndarray, level: float) -> list[float] | None:
+    low, high = _percentiles(np.asarray(values)[:, None], level)[0]
+    return None if np.isnan(low) else [float(low), float(high)]
 
 
 def confusion_resamples(true_codes, pred_codes, k: int, counts: np.ndarray) -> np.ndarray:
@@ -72,17 +88,35 @@ def confusion_resamples(true_codes, pred_codes, k: int, counts: np.ndarray) -> n
     return (counts @ one_hot).reshape(len(counts), k, k).astype(np.float64)  # exact integers
 
 
-def accuracy_and_macro_f1(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(accuracy, macro F1) of confusion matrices (..., K, K); zero divisions count as 0,
-    as in ``probe.heads.metrics``."""
+def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, macro F1 and balanced accuracy of confusion matrices (..., K, K); zero
+    divisions count as 0 and balanced accuracy averages the classes present, as in
+    ``probe.heads.metrics``."""
     hits = np.diagonal(confusion, axis1=-2, axis2=-1)  # (..., K)
     total = confusion.sum(axis=(-2, -1))
     support = confusion.sum(axis=-1)
     predicted = confusion.sum(axis=-2)
+    present = (support > 0).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(support + predicted > 0, 2 * hits / (support + predicted), 0.0)
-        accuracy = np.where(total > 0, hits.sum(axis=-1) / total, 0.0)
-    return accuracy, f1.mean(axis=-1)
+        recall = np.where(support > 0, hits / support, 0.0)
+        return {
+            "accuracy": np.where(total > 0, hits.sum(axis=-1) / total, 0.0),
+            "macro_f1": f1.mean(axis=-1),
+            "balanced_accuracy": np.where(present > 0, recall.sum(axis=-1) / present, 0.0),
+        }
+
+
+def resampled_metrics(true_codes, pred_codes, k: int, counts, positive=None) -> dict:
+    """Every metric of each resample in ``counts`` (r, n): {name: (r,)}; AUROC and average
+    precision too when ``positive`` (each example's score of class 1, two classes) is given."""
+    values = confusion_metrics(confusion_resamples(true_codes, pred_codes, k, counts))
+    if positive is not None:
+        is_positive = np.asarray(true_codes) == 1
+        values["auroc"], values["average_precision"] = ranking_metrics(
+            is_positive, positive, counts
+        )
+    return values
 
 
 def metric_intervals(
@@ -90,27 +124,63 @@ def metric_intervals(
     pred_codes,
     k: int,
     *,
+    scores=None,
     n_resamples: int = RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
     clusters=None,
 ) -> dict:
-    """95% percentile bootstrap intervals of accuracy and macro F1 over test examples
-    (over their ``clusters``, e.g. sentences of words, when given).
+    """95% percentile bootstrap intervals of accuracy, macro F1 and balanced accuracy over
+    test examples (over their ``clusters``, e.g. sentences of words, when given), and of
+    AUROC and average precision with ``scores`` (two classes: each example's score of class
+    1). Every metric is computed on the same resamples.
 
     Macro F1 is 2TP / (2TP + FP + FN) per class, which equals the harmonic mean of
     precision and recall used by ``classification_report``.
     """
     true_codes, pred_codes = np.asarray(true_codes), np.asarray(pred_codes)
-    accuracy, macro_f1 = [], []
-    for counts in resamples_of(len(true_codes), n_resamples, seed, clusters):
-        acc, f1 = accuracy_and_macro_f1(confusion_resamples(true_codes, pred_codes, k, counts))
-        accuracy.append(acc)
-        macro_f1.append(f1)
+    blocks = [
+        resampled_metrics(true_codes, pred_codes, k, counts, scores)
+        for counts in resamples_of(len(true_codes), n_resamples, seed, clusters)
+    ]
     return {
-        "accuracy": _interval(np.concatenate(accuracy), level),
-        "macro_f1": _interval(np.concatenate(macro_f1), level),
+        name: _interval(np.concatenate([block[name] for block in blocks]), level)
+        for name in blocks[0]
     }
+
+
+def paired_metric_differences(
+    samples: list[dict],
+    reference: int,
+    metric: str,
+    k: int,
+    *,
+    n_resamples: int = RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+    clusters=None,
+) -> np.ndarray:
+    """Bootstrap interval of metric(row) - metric(reference) for every row: (rows, 2).
+
+    Each of ``samples`` holds one head's codes on the same examples: ``truth`` and
+    ``predicted`` (n,), and ``positive`` (n,) scores of class 1 for AUROC and average
+    precision. Every head is scored on the same resample each time (the paired bootstrap),
+    of whole ``clusters`` when given, as ``paired_differences`` does for per-example means.
+    """
+    ranking = metric in RANKING
+    differences = []
+    for counts in resamples_of(len(samples[0]["truth"]), n_resamples, seed, clusters):
+        values = np.stack(
+            [
+                resampled_metrics(
+                    s["truth"], s["predicted"], k, counts, s["positive"] if ranking else None
+                )[metric]
+                for s in samples
+            ],
+            axis=1,
+        )  # (r, rows)
+        differences.append(values - values[:, [reference]])
+    return _percentiles(np.concatenate(differences), level)  # (rows, 2)
 
 
 def paired_differences(
@@ -137,9 +207,7 @@ def paired_differences(
         (counts @ differences.T).astype(np.float64) / counts.sum(axis=1, keepdims=True)
         for counts in resamples_of(n, n_resamples, seed, clusters)
     ]
-    means = np.concatenate(means)  # (n_resamples, rows)
-    tail = (1.0 - level) / 2 * 100
-    return np.percentile(means, [tail, 100 - tail], axis=0).T  # (rows, 2)
+    return _percentiles(np.concatenate(means), level)  # (n_resamples, rows) -> (rows, 2)
 
 
 def indistinguishable(intervals: np.ndarray) -> np.ndarray:

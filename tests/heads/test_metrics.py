@@ -1,13 +1,15 @@
-"""The classification report: scikit-learn's numbers, a readable table, plain JSON."""
+"""The classification report: scikit-learn's numbers (weighted ranking metrics too), a
+readable table, plain JSON."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from probe.heads.metrics import classification_report, format_report
+from probe.heads.metrics import classification_report, format_report, ranking_metrics
 
 
 def random_labels(seed=0):
@@ -70,3 +72,53 @@ def test_report_is_plain_json_and_a_readable_table():
     assert lines[matrix_start + 1].split() == report["labels"]
     for name, row in zip(report["labels"], report["confusion_matrix"], strict=True):
         assert any(line.split() == [name, *map(str, row)] for line in lines[matrix_start:])
+
+
+def test_balanced_accuracy_auroc_and_average_precision_equal_scikit_learn():
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
+
+    truth, predicted = random_labels(3)  # "eggs" is never predicted
+    report = classification_report(truth, predicted, ["eggs", "ham", "spam"])
+    assert np.isclose(report["balanced_accuracy"], balanced_accuracy_score(truth, predicted))
+    assert "auroc" not in report  # no scores, no ranking metrics
+
+    rng = np.random.default_rng(4)
+    truth = np.where(rng.random(300) < 0.2, "spam", "ham")  # imbalanced
+    scores = np.round(rng.normal(size=300) + (truth == "spam"), 1)  # many tied scores
+    predicted = np.where(scores > 0.8, "spam", "ham")
+    report = classification_report(truth, predicted, ["ham", "spam"], scores=scores)
+    assert np.isclose(report["balanced_accuracy"], balanced_accuracy_score(truth, predicted))
+    assert np.isclose(report["auroc"], roc_auc_score(truth == "spam", scores))
+    assert np.isclose(report["average_precision"], average_precision_score(truth == "spam", scores))
+    assert report["balanced_accuracy"] < report["accuracy"]  # the majority class flatters
+    assert "balanced accuracy" in format_report(report) and "AUROC" in format_report(report)
+
+    one_class = classification_report(
+        ["ham"] * 5, ["ham"] * 4 + ["spam"], ["ham", "spam"], [0.1] * 5
+    )
+    assert one_class["auroc"] is None and one_class["average_precision"] is None
+    with pytest.raises(ValueError, match="two classes"):
+        classification_report(["a", "b", "c"], ["a", "b", "c"], scores=[0.1, 0.2, 0.3])
+
+
+def test_weighted_ranking_metrics_equal_scikit_learn_with_sample_weight():
+    """Integer weights (bootstrap counts, zeros included) and real ones, tied and untied
+    scores: every row equals scikit-learn with ``sample_weight`` set to it."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for n, decimals in ((80, 1), (200, None)):
+        positive = rng.random(n) < 0.3
+        scores = rng.normal(size=n) + positive
+        scores = np.round(scores, decimals) if decimals else scores
+        counts = rng.multinomial(n, np.full(n, 1 / n), size=20).astype(np.float32)
+        real = rng.random((5, n))
+        for weights in (counts, real):
+            auroc, average_precision = ranking_metrics(positive, scores, weights)
+            for row, w in enumerate(weights):
+                assert np.isclose(auroc[row], roc_auc_score(positive, scores, sample_weight=w))
+                expected = average_precision_score(positive, scores, sample_weight=w)
+                assert np.isclose(average_precision[row], expected)
+    no_positive = ranking_metrics([True, False, False], [0.9, 0.2, 0.1], [[0, 2, 1], [1, 1, 1]])
+    assert np.isnan(no_positive[0][0]) and np.isnan(no_positive[1][0])
+    assert no_positive[0][1] == 1.0 and no_positive[1][1] == 1.0

@@ -133,6 +133,9 @@ def test_every_number_in_the_tables_equals_the_json(results):
     for i in range(len(sweep["entries"])):  # every sweep row's test accuracy is in the table
         for key in (
             "test_accuracy",
+            "test_balanced_accuracy",
+            "test_auroc_ci",
+            "test_average_precision",
             "selectivity_vs_random_ci",
             "selectivity_vs_bow",
             "memorisation_capacity",
@@ -141,6 +144,7 @@ def test_every_number_in_the_tables_equals_the_json(results):
             assert f"sweep/sweep.json#entries/{i}/{key}" in sources
     for where in (
         "majority/test_accuracy",
+        "majority/test_balanced_accuracy_ci",
         "bag_of_words/test_accuracy_ci",
         f"random_weights/{len(sweep['entries']) - 1}/test_accuracy",
     ):
@@ -166,6 +170,24 @@ def test_the_selected_line_and_the_bold_row_name_the_json_best(results):
     assert len(bold) == 1
     row = sweep["entries"][int(bold[0])]
     assert (row["layer"], row["pool"]) == (best["layer"], best["pool"])
+
+
+def test_the_headline_names_the_rule_and_its_number(results):
+    """Under the "Selected on" line: what selected the row, and the headline metric (accuracy
+    by default) of the selected row with its CI, each number tagged with its JSON path."""
+    sweep = json.loads((results["dir"] / "sweep" / "sweep.json").read_text())
+    line = re.search(
+        r"<p>Selected by ([^;<]+); headline test accuracy: (.*?)\.</p>", results["html"]
+    )
+    assert line is not None and line.group(1) == sweep["selected_by"]
+    tagged = re.findall(r'<span data-path="sweep/sweep.json#([^"]+)">([^<]+)</span>', line.group(2))
+    assert [path for path, _ in tagged] == [
+        "best/test_accuracy",
+        "best/test_accuracy_ci/0",
+        "best/test_accuracy_ci/1",
+    ]
+    for path, text in tagged:
+        assert printed_equals(text, resolve(results["dir"], f"sweep/sweep.json#{path}"))
 
 
 def test_the_summary_bullets_say_what_the_json_holds(results):

@@ -16,7 +16,7 @@ from probe.features.extract import extract
 from probe.heads.cached import CachedSplit
 from probe.heads.rows import prepare
 from probe.research.sweep import public, run_sweep
-from probe.research.sweep_report import markdown_table, plot_sweep
+from probe.research.sweep_report import markdown_table, plot_sweep, with_ci
 
 
 def refuse_models(monkeypatch):
@@ -238,6 +238,100 @@ def test_without_validation_the_loss_is_out_of_fold(research_data):
     result = run_sweep(research_data, layers=[0, 3], pools=["last"], n_jobs=1)
     assert result["selected_by"] == "out-of-fold log loss" and result["best"]["layer"] == 3
     assert all(row["selection_log_loss"] > 0 for row in result["entries"])
+
+
+def test_a_metric_selects_the_row_and_heads_the_summary(research_data):
+    from sklearn.metrics import balanced_accuracy_score
+
+    result = run_sweep(
+        research_data, layers=[0, 2, 3], pools=["mean"], n_jobs=1, metric="balanced_accuracy"
+    )
+    assert result["metric"] == "balanced_accuracy"
+    assert result["selected_by"] == "validation balanced accuracy"
+    best, entries = result["best"], result["entries"]
+    assert best["selection_balanced_accuracy"] == max(
+        row["selection_balanced_accuracy"] for row in entries
+    )
+    for row in entries:
+        assert row["selection_balanced_accuracy"] == pytest.approx(row["val_balanced_accuracy"])
+        for split in ("val", "test"):
+            low, high = row[f"{split}_balanced_accuracy_ci"]
+            assert low <= row[f"{split}_balanced_accuracy"] <= high
+        assert "test_auroc" not in row and "test_average_precision_ci" not in row  # 3 classes
+        assert len(row["balanced_accuracy_difference_ci"]) == 2
+    assert not next(row for row in entries if row["layer"] == 0)["indistinguishable"]
+    assert best["balanced_accuracy_difference_ci"] == [0.0, 0.0]
+    head = result["_best_result"].classifier
+    predicted = head.predict(research_data.test.features(best["layer"], "mean"))
+    expected = balanced_accuracy_score(research_data.test.labels, predicted)
+    assert best["test_balanced_accuracy"] == pytest.approx(expected)
+    assert best["test"]["balanced_accuracy"] == best["test_balanced_accuracy"]
+    table = markdown_table(result)
+    assert "| val bal. acc | ≈ chosen | val acc |" in table and "test bal. acc [95% CI]" in table
+    assert "Selected by validation balanced accuracy: layer" in table
+    assert f"test balanced accuracy {with_ci(best, 'test_balanced_accuracy')}" in table
+    assert "from the highest val balanced accuracy" in table
+    json.dumps(public(result))
+    with pytest.raises(ProbeError, match="needs a binary task; this one has 3 classes"):
+        run_sweep(research_data, metric="auroc")
+    with pytest.raises(ProbeError, match="unknown metric 'f2'"):
+        run_sweep(research_data, metric="f2")
+
+
+def test_the_default_sweep_reports_every_metric_and_heads_with_accuracy(sms_data):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    result = run_sweep(sms_data, layers=[1, 3], pools=["mean"], n_jobs=1, resamples=200)
+    assert result["metric"] == "accuracy" and result["selected_by"] == "out-of-fold log loss"
+    for row in result["entries"]:
+        for metric in ("accuracy", "macro_f1", "balanced_accuracy", "auroc", "average_precision"):
+            low, high = row[f"test_{metric}_ci"]
+            assert low <= row[f"test_{metric}"] <= high
+    best = result["best"]
+    head = result["_best_result"].classifier
+    positive = head.predict_proba(sms_data.test.features(best["layer"], "mean"))[:, 1]
+    spam = sms_data.test.labels == head.classes_[1]
+    assert best["test_auroc"] == pytest.approx(roc_auc_score(spam, positive))
+    assert best["test_average_precision"] == pytest.approx(average_precision_score(spam, positive))
+    table = markdown_table(result)
+    assert "| test bal. acc | test AUROC |" in table and "test AUROC [95% CI]" not in table
+    assert f"test accuracy {with_ci(best, 'test_accuracy')}" in table
+
+
+def test_auroc_selects_on_validation_not_test(sms_data):
+    """Validation = the test rows with flipped labels, so each row's validation AUROC is one
+    minus its test AUROC: the sweep must pick the row worst on test."""
+    flipped = np.where(sms_data.test.labels == "spam", "ham", "spam")
+    sms_data.val = CachedSplit("val", sms_data.test.parts, flipped)
+    result = run_sweep(sms_data, n_jobs=1, C=1.0, metric="auroc", resamples=200)
+    test_auroc = [row["test_auroc"] for row in result["entries"]]
+    for row in result["entries"]:
+        assert row["val_auroc"] == pytest.approx(1 - row["test_auroc"])
+        assert row["selection_auroc"] == pytest.approx(row["val_auroc"])
+    assert max(test_auroc) > min(test_auroc)
+    assert result["best"]["test_auroc"] == min(test_auroc)
+    assert result["selected_by"] == "validation AUROC" and result["metric"] == "auroc"
+
+
+def test_without_validation_a_metric_is_out_of_fold(research_data):
+    research_data.val = None
+    result = run_sweep(research_data, layers=[0, 3], pools=["last"], n_jobs=1, metric="macro_f1")
+    assert result["selected_by"] == "out-of-fold macro-F1" and result["best"]["layer"] == 3
+    assert all(0 < row["selection_macro_f1"] < 1 for row in result["entries"])
+    assert "| CV macro-F1 | ≈ chosen | CV acc |" in markdown_table(result)
+
+
+def test_metric_sweep_on_the_command_line(sms_rows, tmp_path):
+    options = {"layers": "1,3", "resamples": 100, "out_dir": tmp_path / "sweep", "q": True}
+    result = run_probe("sweep", **sms_rows, metric="auroc", prefer_early=True, json=True, **options)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["metric"] == "auroc"
+    assert report["selected_by"] == "out-of-fold AUROC then the shallowest indistinguishable layer"
+    assert all(row["test_auroc_ci"] and row["auroc_difference_ci"] for row in report["entries"])
+    assert "test AUROC [95% CI]" in (tmp_path / "sweep" / "sweep.md").read_text()
+    wrong = run_probe("sweep", **sms_rows, metric="f1", **options)
+    assert wrong.exit_code == 2 and "Invalid value for '--metric'" in wrong.output
 
 
 def test_research_sweep_on_the_command_line(sms_rows, tmp_path):

@@ -144,6 +144,34 @@ def test_sweep_splits_by_sentence_and_reports_control(
     assert all("/" in token for token in lines[0].split())
 
 
+def test_a_metric_selection_of_word_rows_draws_sentences(tiny_gpt2_dir, ewt_small, monkeypatch):
+    """``--metric`` on word rows: the paired bootstrap of the selection draws the sentences of
+    the validation words, and AUROC is refused for a many-class task in one line."""
+    import probe.research.selection as selection
+    from probe.errors import ProbeError
+    from probe.research.sweep import run_sweep
+    from probe.research.words.rows import prepare_words
+
+    drawn = []
+
+    def paired_metric_differences(*args, **kwargs):
+        drawn.append(kwargs.get("clusters"))
+        return original(*args, **kwargs)
+
+    original = selection.paired_metric_differences
+    monkeypatch.setattr(selection, "paired_metric_differences", paired_metric_differences)
+    data = prepare_words(str(tiny_gpt2_dir), task="upos", data=str(ewt_small))
+    result = run_sweep(
+        data, layers=[1, 3], pools=[data.word_pool], metric="balanced_accuracy", resamples=50
+    )
+    assert result["selected_by"] == "validation balanced accuracy"
+    assert len(drawn) == 1 and np.array_equal(drawn[0], data.val.clusters)
+    assert all(row["test_balanced_accuracy_ci"] for row in result["entries"])
+    classes = len(np.unique(data.train.labels))
+    with pytest.raises(ProbeError, match=f"this one has {classes} classes"):
+        run_sweep(data, metric="auroc")
+
+
 def test_deprel_edge_probe_sees_head_and_dependent(tiny_gpt2_dir, ewt_small, tmp_path):
     from probe.research.words.rows import prepare_words
 

@@ -1,17 +1,25 @@
-"""Bootstrap intervals and paired comparisons: what every number's uncertainty rests on."""
+"""Bootstrap intervals and paired comparisons: what every number's uncertainty rests on.
+
+Every metric of a resample is checked against scikit-learn with the resample's counts as
+``sample_weight``; intervals and paired comparisons against simulations of known truth."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from probe.heads.metrics import classification_report
 from probe.research.selection import select_row
 from probe.research.uncertainty import (
-    accuracy_and_macro_f1,
+    cluster_resample_counts,
+    confusion_metrics,
     indistinguishable,
     metric_intervals,
     paired_differences,
+    paired_metric_differences,
     resample_counts,
+    resampled_metrics,
 )
 
 
@@ -25,7 +33,8 @@ def noisy_predictions(n: int, k: int = 3, accuracy: float = 0.8, seed: int = 0):
 def test_confusion_metrics_equal_the_classification_report():
     truth, predicted = noisy_predictions(300)
     confusion = np.asarray(classification_report(truth, predicted, [0, 1, 2])["confusion_matrix"])
-    accuracy, macro_f1 = accuracy_and_macro_f1(confusion.astype(float))
+    found = confusion_metrics(confusion.astype(float))
+    accuracy, macro_f1 = found["accuracy"], found["macro_f1"]
     report = classification_report(truth, predicted, [0, 1, 2])
     assert abs(accuracy - report["accuracy"]) < 1e-12
     assert abs(macro_f1 - report["macro_f1"]) < 1e-12
@@ -131,3 +140,152 @@ def test_the_paired_bootstrap_of_word_rows_draws_sentences():
         select_row(rows, scores, resamples=2000, seed=4, clusters=clusters)
         assert rows[1]["indistinguishable"] is alike
     np.testing.assert_allclose(rows[1]["loss_difference_ci"], by_word, atol=1e-9)
+
+
+def imbalanced_scores(n: int, rng, prevalence=0.25, shift=1.5, threshold=1.0):
+    """A binary head on imbalanced data: positives score N(shift, 1), negatives N(0, 1);
+    it predicts positive above ``threshold``. Returns (truth, predicted, scores)."""
+    truth = (rng.random(n) < prevalence).astype(int)
+    scores = rng.normal(size=n) + shift * truth
+    return truth, (scores > threshold).astype(int), scores
+
+
+def test_every_resample_metric_equals_scikit_learn_with_counts_as_weights():
+    """Each bootstrap resample's metrics equal scikit-learn's with ``sample_weight=counts``,
+    for example and sentence (cluster) resamples, tied scores included."""
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        balanced_accuracy_score,
+        f1_score,
+        roc_auc_score,
+    )
+
+    rng = np.random.default_rng(7)
+    truth, predicted, scores = imbalanced_scores(150, rng)
+    scores = np.round(scores, 1)
+    sentences = np.repeat(np.arange(50), 3)
+    for counts in (
+        next(resample_counts(150, 15, seed=2)),
+        next(cluster_resample_counts(sentences, 15, seed=2)),
+    ):
+        found = resampled_metrics(truth, predicted, 2, counts, positive=scores)
+        for i, w in enumerate(counts):
+            expected = {
+                "accuracy": accuracy_score(truth, predicted, sample_weight=w),
+                "macro_f1": f1_score(truth, predicted, average="macro", sample_weight=w),
+                "balanced_accuracy": balanced_accuracy_score(truth, predicted, sample_weight=w),
+                "auroc": roc_auc_score(truth, scores, sample_weight=w),
+                "average_precision": average_precision_score(truth, scores, sample_weight=w),
+            }
+            for name, value in expected.items():
+                assert abs(found[name][i] - value) < 1e-9, (name, i)
+    three, guessed = noisy_predictions(200)
+    three[three == 2] = 1
+    three[:2] = 2  # a rare class, absent from some resamples: the mean runs over the others
+    weights = next(resample_counts(200, 20, seed=4))
+    found = resampled_metrics(three, guessed, 3, weights)
+    assert set(found) == {"accuracy", "macro_f1", "balanced_accuracy"}  # no ranking: 3 classes
+    assert (weights[:, :2].sum(axis=1) == 0).any()
+    for i, w in enumerate(weights):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-learn warns of the absent class
+            expected = balanced_accuracy_score(three, guessed, sample_weight=w)
+        assert abs(found["balanced_accuracy"][i] - expected) < 1e-9
+
+
+def test_metric_intervals_of_a_binary_head_hold_every_estimate():
+    rng = np.random.default_rng(8)
+    truth, predicted, scores = imbalanced_scores(300, rng)
+    report = classification_report(truth, predicted, [0, 1], scores=scores)
+    ci = metric_intervals(truth, predicted, 2, scores=scores, seed=1)
+    assert set(ci) == {"accuracy", "macro_f1", "balanced_accuracy", "auroc", "average_precision"}
+    for name, (low, high) in ci.items():
+        assert low <= report[name] <= high, name
+    assert ci == metric_intervals(truth, predicted, 2, scores=scores, seed=1)
+    assert metric_intervals(truth, predicted, 2, seed=1)["accuracy"] == ci["accuracy"]
+
+
+def test_balanced_accuracy_and_auroc_intervals_cover_95_percent_of_the_time():
+    """A head of known balanced accuracy and AUROC on imbalanced data (25% positive), scored
+    on 1,000 independent test sets of 300: each bootstrap interval holds the true value for
+    93-97% of them."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(21)
+    shift, threshold = 1.5, 1.0
+    truths = {
+        "auroc": norm.cdf(shift / np.sqrt(2)),  # P(positive score > negative score)
+        "balanced_accuracy": (norm.cdf(threshold) + norm.sf(threshold - shift)) / 2,
+    }
+    held = dict.fromkeys(truths, 0)
+    for replication in range(REPLICATIONS):
+        truth, predicted, scores = imbalanced_scores(300, rng, shift=shift, threshold=threshold)
+        ci = metric_intervals(truth, predicted, 2, scores=scores, seed=replication)
+        for name, value in truths.items():
+            held[name] += ci[name][0] <= value <= ci[name][1]
+    for name, count in held.items():
+        assert 0.93 <= count / REPLICATIONS <= 0.97, (name, count)
+
+
+def test_the_paired_metric_bootstrap_calls_equal_heads_different_5_percent_of_the_time():
+    """Two heads of the same balanced accuracy (errors independent) on 1,000 validation sets
+    of 200: the paired interval of their difference excludes 0 for 3-7% of them; a head
+    that is really better is told apart."""
+    rng = np.random.default_rng(31)
+    called = 0
+    for replication in range(REPLICATIONS):
+        truth = (rng.random(200) < 0.25).astype(int)
+        heads = []
+        for _ in range(2):
+            scores = rng.normal(size=200) + 1.5 * truth
+            heads.append({"truth": truth, "predicted": (scores > 1.0).astype(int)})
+        intervals = paired_metric_differences(heads, 0, "balanced_accuracy", 2, seed=replication)
+        called += not indistinguishable(intervals)[1]
+    assert 0.03 <= called / REPLICATIONS <= 0.07, called
+    better = {"truth": truth, "predicted": truth.copy(), "positive": None}
+    intervals = paired_metric_differences([heads[0], better], 0, "balanced_accuracy", 2)
+    assert intervals[1, 0] > 0
+
+
+def test_the_paired_metric_bootstrap_is_the_mean_one_for_accuracy_and_draws_sentences():
+    """For accuracy, a difference of metrics is a difference of mean correctness: the paired
+    metric bootstrap equals ``paired_differences`` of the 0/1 vectors, and with sentence
+    clusters it draws sentences as that does."""
+    truth, first = noisy_predictions(300, seed=1)
+    _, second = noisy_predictions(300, seed=2)
+    second = np.where(np.arange(300) < 40, truth, second)  # a little better
+    heads = [{"truth": truth, "predicted": p, "positive": None} for p in (first, second)]
+    correct = np.stack([(p == truth).astype(float) for p in (first, second)])
+    sentences = np.repeat(np.arange(60), 5)
+    for clusters in (None, sentences):
+        by_metric = paired_metric_differences(heads, 1, "accuracy", 3, seed=5, clusters=clusters)
+        by_mean = paired_differences(correct, 1, seed=5, clusters=clusters)
+        np.testing.assert_allclose(by_metric, by_mean, atol=1e-6)
+    assert by_metric[1].tolist() == [0.0, 0.0]
+
+
+def test_selection_by_a_metric_takes_its_highest_row_and_marks_the_ties():
+    """Three rows scored on the same 400 examples: the best balanced accuracy is chosen
+    though another row has the best accuracy (it always says the majority class), a row one
+    example worse is indistinguishable, and prefer_early takes it."""
+    rng = np.random.default_rng(9)
+    truth = (rng.random(400) < 0.2).astype(int)
+    good = np.where(rng.random(400) < 0.75, truth, 1 - truth)
+    worse = good.copy()
+    worse[np.flatnonzero(good == truth)[0]] ^= 1  # one example worse
+    majority = np.zeros(400, int)
+    scores = [
+        {"truth": truth, "predicted": p, "positive": None, "log_loss": np.ones(400)}
+        for p in (majority, good, worse)
+    ]
+    rows = [{"layer": layer, "pool": "last", "val_accuracy_ci": [0, 1]} for layer in (4, 8, 2)]
+    choice = select_row(rows, scores, metric="balanced_accuracy", n_classes=2)
+    assert choice["index"] == 1 and choice["highest_metric"] == {"layer": 8, "pool": "last"}
+    assert choice["selected_by"] == "validation balanced accuracy"
+    assert [row["indistinguishable"] for row in rows] == [False, True, True]
+    assert rows[1]["balanced_accuracy_difference_ci"] == [0.0, 0.0]
+    assert rows[0]["selection_balanced_accuracy"] == 0.5
+    assert np.mean(majority == truth) > np.mean(good == truth)  # accuracy would pick it
+    early = select_row(rows, scores, metric="balanced_accuracy", n_classes=2, prefer_early=True)
+    assert early["index"] == 2 and early["n_indistinguishable"] == 1

@@ -17,8 +17,8 @@ def held_out_split(data: CachedData) -> CachedSplit | None:
 
 
 def scored_row(row: dict, split: CachedSplit, predicted, classes, resamples, seed) -> dict:
-    """``row`` plus accuracy, macro F1 and their CIs on ``split``; the per-example
-    correctness goes in ``_correct`` (dropped from the JSON)."""
+    """``row`` plus accuracy, macro F1, balanced accuracy and their CIs on ``split``; the
+    per-example correctness goes in ``_correct`` (dropped from the JSON)."""
     from probe.heads.metrics import classification_report
 
     truth = np.asarray(split.labels)
@@ -27,15 +27,12 @@ def scored_row(row: dict, split: CachedSplit, predicted, classes, resamples, see
     ci = metric_intervals(
         *codes, len(classes), n_resamples=resamples, seed=seed, clusters=split.group_ids()
     )
-    name = split.name
-    return {
-        **row,
-        f"{name}_accuracy": report["accuracy"],
-        f"{name}_accuracy_ci": ci["accuracy"],
-        f"{name}_macro_f1": report["macro_f1"],
-        f"{name}_macro_f1_ci": ci["macro_f1"],
-        "_correct": (np.asarray(predicted) == truth).astype(np.float64),
-    }
+    scored = dict(row)
+    for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+        scored[f"{split.name}_{metric}"] = report[metric]
+        scored[f"{split.name}_{metric}_ci"] = ci[metric]
+    scored["_correct"] = (np.asarray(predicted) == truth).astype(np.float64)
+    return scored
 
 
 def majority_row(data: CachedData, resamples: int = RESAMPLES, seed: int = 0) -> dict:
