@@ -10,6 +10,7 @@ from probe.cli.common import (
     fail_cleanly,
     head_data_options,
     head_options,
+    keep_going_option,
     say,
     stack_options,
     verbosity_options,
@@ -143,9 +144,10 @@ def research_options(command):
     help="Where sweep.md, sweep.json, sweep.png and the best head go (default sweeps/MODEL-DATA).",
 )
 @research_options
+@keep_going_option
 @verbosity_options
 @fail_cleanly
-def sweep(layers, pools, jobs, plot, out_dir, research, **options):
+def sweep(layers, pools, jobs, plot, out_dir, research, keep_going, **options):
     """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
 
     The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen;
@@ -155,7 +157,8 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     selectivity against them; --control, --mdl and --repeats add memorisation capacity,
     online codelength and refits on resampled training sets. Writes a Markdown table, JSON,
     a PNG plot of accuracy against layer and the selected head to --out-dir; prints the
-    table (or JSON).
+    table (or JSON). A row that cannot be fitted is a row with its error; at the end each is
+    one line on stderr and, once the files are written, the exit status is 3 (--keep-going: 0).
 
     \b
     Examples:
@@ -165,6 +168,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
       probe sweep --train tr.csv --val va.csv --test te.csv --baselines --mdl --mix
     """
     from probe.research.commands import sweep_and_save
+    from probe.research.sweep import report_errors
 
     report, table = sweep_and_save(
         layers,
@@ -177,6 +181,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     )
     say("wrote " + ", ".join(report["files"]))
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
+    report_errors(report["errors"], keep_going)
 
 
 COMMANDS = [fit, sweep]
