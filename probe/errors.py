@@ -19,10 +19,36 @@ class ProbeError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class RowsFailed(ProbeError):
+    """A command wrote its results, but some rows could not be fitted (each said above): the
+    CLI's exit status 3 instead of 1, so a script can tell it from bad input."""
+
+    exit_code = 3
+
+
 def short_reason(exc: BaseException, limit: int = 120) -> str:
     """The first line of an exception from a library, for quoting inside a one-line error."""
     text = str(exc)
     return (text.splitlines()[0] if text.strip() else type(exc).__name__)[:limit]
+
+
+def is_bare_exception(exc: BaseException) -> bool:
+    """Whether ``exc`` is a plain ``Exception``: what tokenizers raises for any error of its
+    Rust core and Ray for a start-up timeout. No ``except`` clause names it without every
+    other type too, so where those libraries are called the handler catches ``Exception``
+    and re-raises whatever is not this one (``tests/test_house.py`` lists those places)."""
+    return type(exc) is Exception
+
+
+def http_errors() -> tuple[type[Exception], ...]:
+    """The errors of the HTTP clients huggingface_hub and datasets use (httpx, httpx2) that
+    they may let through: those clients' ``HTTPError`` derives from ``Exception``, not
+    ``OSError`` as requests' does. Only clients already imported count (none is imported
+    here)."""
+    import sys
+
+    clients = [sys.modules[name] for name in ("httpx", "httpx2") if name in sys.modules]
+    return tuple(client.HTTPError for client in clients if hasattr(client, "HTTPError"))
 
 
 def one_line(message: str, limit: int = MAX_LINE - _CLICK_PREFIX) -> str:

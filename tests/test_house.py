@@ -93,3 +93,61 @@ def test_the_contract_catches_an_upward_import(tmp_path):
         env={"PYTHONPATH": str(copy), "PATH": ""},
     )
     assert done.returncode != 0 and "probe.heads.upward" in done.stdout
+
+
+# --- no broad except below the command line ---------------------------------------------------
+
+BROAD = {"Exception", "BaseException"}
+# (module, function) -> why a broad handler must stay there. Each one re-raises what it does
+# not mean to handle, or hands the exception to another thread that raises it.
+BROAD_ALLOWED = {
+    ("probe/serve/export.py", "load"): "tokenizers raises a bare Exception (re-raises others)",
+    ("probe/features/distributed.py", "start_ray"): "Ray's start-up timeout is a bare Exception",
+    ("probe/features/device.py", "work"): "the prefetch thread hands any exception to the reader",
+    ("probe/features/device.py", "_run"): "the writer thread hands any exception to submit()",
+}
+
+
+def broad_handlers(source: str) -> list[tuple[int, str]]:
+    """(line, enclosing function) of every ``except``, ``except Exception`` or ``except
+    BaseException`` (alone or in a tuple) in ``source``."""
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = function
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = child.name
+            if isinstance(child, ast.ExceptHandler):
+                caught = child.type
+                kinds = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+                if caught is None or any(getattr(k, "id", None) in BROAD for k in kinds):
+                    found.append((child.lineno, function))
+            visit(child, name)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_no_broad_except_below_the_command_line():
+    """A library failure is caught by its own types: a broad handler below ``probe/cli`` would
+    turn a bug (TypeError, AttributeError, KeyError...) into a wrong one-line message or a
+    lost row. The CLI (``fail_cleanly``) is the one place that decides what a user sees."""
+    broad = []
+    for path in PACKAGE.rglob("*.py"):
+        module = str(path.relative_to(ROOT))
+        if module.startswith("probe/cli/"):
+            continue
+        for line, function in broad_handlers(path.read_text(encoding="utf-8")):
+            if (module, function) not in BROAD_ALLOWED:
+                broad.append(f"{module}:{line} ({function})")
+    assert not broad, f"broad except below probe/cli (name the types it meant): {broad}"
+
+
+def test_the_broad_except_check_is_not_vacuous():
+    source = (
+        "def fit():\n    try:\n        pass\n    except (ValueError, Exception):\n        pass\n"
+        "def read():\n    try:\n        pass\n    except:\n        pass\n"
+        "def narrow():\n    try:\n        pass\n    except (OSError, ValueError):\n        pass\n"
+    )
+    assert broad_handlers(source) == [(4, "fit"), (9, "read")]

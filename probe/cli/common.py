@@ -7,15 +7,14 @@ import time
 
 import click
 
-from probe.errors import ProbeError, environment_message, one_line
+from probe.errors import ProbeError, RowsFailed, environment_message, one_line
 from probe.messages import configure, detail, say  # noqa: F401  (the commands' channel too)
 
 
 def fail_cleanly(command):
-    """Turn a ``ProbeError`` (and a full disk, a denied write, memory) into one line, exit 1.
-
-    The line is at most 200 characters with click's ``Error: `` (``probe.errors.one_line``);
-    any other exception is a bug and keeps its traceback.
+    """Turn a ``ProbeError`` (and a full disk, a denied write, memory) into one line, exit 1
+    (``RowsFailed``: 3). The line is at most 200 characters with click's ``Error: ``
+    (``probe.errors.one_line``); any other exception is a bug and keeps its traceback.
     """
 
     @functools.wraps(command)
@@ -23,7 +22,9 @@ def fail_cleanly(command):
         try:
             return command(*args, **kwargs)
         except ProbeError as exc:
-            raise click.ClickException(one_line(str(exc))) from None
+            failure = click.ClickException(one_line(str(exc)))
+            failure.exit_code = getattr(exc, "exit_code", 1)  # RowsFailed: 3
+            raise failure from None
         except (OSError, MemoryError, RuntimeError) as exc:
             message = environment_message(exc)
             if message is None:
@@ -31,6 +32,13 @@ def fail_cleanly(command):
             raise click.ClickException(message) from None
 
     return wrapper
+
+
+keep_going_option = click.option(
+    "--keep-going",
+    is_flag=True,
+    help=f"Exit 0, not {RowsFailed.exit_code}, when rows could not be fitted (listed anyway).",
+)
 
 
 def model_option(command):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from probe.cli.common import fail_cleanly, model_option, verbosity_options
+from probe.cli.common import fail_cleanly, keep_going_option, model_option, verbosity_options
 
 
 def split_data_options(command):
@@ -155,16 +155,18 @@ def _library(options: dict) -> dict:
     help="Where compare.md, .json and .png go (default $PROBE_CACHE/reports/compare-MODEL-DATA).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+@keep_going_option
 @verbosity_options
 @fail_cleanly
-def compare(model, no_book, as_json, **options):
+def compare(model, no_book, as_json, keep_going, **options):
     """Best probe of the layer-wise sweep versus fine-tuning with N = 0, 1, 2, all blocks.
 
     Each N > 0 picks its body learning rate from --lr-grid on validation (up to --epochs,
     early stopping with --patience); a last row follows the book's recipe (last block +
     final norm, AdamW 5e-5, weight decay 0.1, 5 epochs, batch 8). Test accuracy and macro F1
     come with 95% bootstrap CIs; each row's difference from the probe with a paired
-    bootstrap CI, and the cost of the chosen run and of the whole LR search.
+    bootstrap CI, and the cost of the chosen run and of the whole LR search. Sweep rows that
+    cannot be fitted are listed on stderr and, once the files are written, exit 3 (--keep-going: 0).
 
     \b
     Examples:
@@ -175,14 +177,14 @@ def compare(model, no_book, as_json, **options):
     from probe.finetune.commands import compare_and_save
     from probe.finetune.compare import markdown_table
     from probe.jsonable import to_jsonable
+    from probe.research.sweep import report_errors
 
     result, paths = compare_and_save(model, book=not no_book, **_library(options))
     if as_json:
         click.echo(json.dumps(to_jsonable(result)))
-        return
-    click.echo(markdown_table(result))
-    for path in paths:
-        click.echo(str(path))
+    else:
+        click.echo("\n".join([markdown_table(result), *map(str, paths)]))
+    report_errors(result["probe"]["errors"], keep_going)
 
 
 COMMANDS = [finetune, compare]

@@ -10,6 +10,7 @@ from probe.cli.common import (
     fail_cleanly,
     head_data_options,
     head_options,
+    keep_going_option,
     say,
     stack_options,
     verbosity_options,
@@ -159,20 +160,19 @@ def research_options(command):
     help="Where sweep.md, sweep.json, sweep.png and the best head go (default sweeps/MODEL-DATA).",
 )
 @research_options
+@keep_going_option
 @verbosity_options
 @fail_cleanly
-def sweep(layers, pools, jobs, plot, out_dir, research, **options):
+def sweep(layers, pools, jobs, plot, out_dir, research, keep_going, **options):
     """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
 
     The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen,
     or with --metric the highest --val (else out-of-fold) value of it; rows a paired
     bootstrap cannot tell from it are marked (=), and --prefer-early takes the shallowest.
     Test accuracy, macro-F1, balanced accuracy, AUROC and average precision (two classes)
-    carry 95% bootstrap CIs and choose nothing. --baselines adds majority, bag-of-words and
-    random-weights rows and each row's selectivity against them; --control, --mdl and
-    --repeats add memorisation capacity, online codelength and refits on resampled training
-    sets. Writes a Markdown table, JSON, a PNG plot of accuracy against layer and the
-    selected head to --out-dir; prints the table (or JSON).
+    carry 95% bootstrap CIs. Writes a table, JSON, a plot and the selected head to
+    --out-dir. A row that cannot be fitted is listed on stderr at the end, and the exit
+    status is then 3 (--keep-going: 0).
 
     \b
     Examples:
@@ -182,6 +182,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
       probe sweep --train tr.csv --val va.csv --test te.csv --baselines --mdl --mix
     """
     from probe.research.commands import sweep_and_save
+    from probe.research.sweep import report_errors
 
     report, table = sweep_and_save(
         layers,
@@ -194,6 +195,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, **options):
     )
     say("wrote " + ", ".join(report["files"]))
     click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
+    report_errors(report["errors"], keep_going)
 
 
 COMMANDS = [fit, sweep]

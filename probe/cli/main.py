@@ -14,6 +14,10 @@ def main() -> None:
     probe extract --model smollm2-135m --data data/sms_spam.csv --layers all
     probe sweep   --model smollm2-135m --data data/sms_spam.csv
     probe fit     --model smollm2-135m --data data/sms_spam.csv --pool last --layer 20
+
+    \b
+    Exit status: 0 done; 1 bad input (one line) or a bug (its traceback); 3 sweep or
+    compare wrote its files but some rows could not be fitted (each listed; --keep-going: 0).
     """
 
 

@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probe.errors import ProbeError, short_reason
+from probe.errors import ProbeError, http_errors, short_reason
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -148,10 +148,21 @@ def _read_frame(source: str, split: str | None):
         return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ProbeError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except ProbeError:
-        raise
-    except Exception as exc:  # pandas/pyarrow parse errors
+    except _parse_errors(kind) as exc:
         raise ProbeError(f"{source}: cannot parse as {kind}: {short_reason(exc, 300)}") from None
+
+
+def _parse_errors(kind: str) -> tuple[type[Exception], ...]:
+    """What pandas and pyarrow raise for a file they cannot parse: ValueError (pandas'
+    ParserError and EmptyDataError, JSON errors, pyarrow's ArrowInvalid) and TypeError (JSON
+    lines of mixed shapes); for Parquet also pyarrow's ArrowException types and OSError (its
+    ArrowIOError: "Corrupt snappy compressed data"). Reading a text file fails with an
+    OSError of the machine, which the CLI words itself."""
+    if kind != "parquet":
+        return (ValueError, TypeError)
+    from pyarrow import ArrowException
+
+    return (ValueError, TypeError, OSError, ArrowException)
 
 
 def _read_hub_dataset(name: str, split: str | None):
@@ -165,7 +176,10 @@ def _read_hub_dataset(name: str, split: str | None):
         if "split" in str(exc).lower():
             raise ProbeError(f"dataset '{name}': {short_reason(exc)}; use --split") from None
         raise ProbeError(f"cannot load dataset '{name}': {short_reason(exc)}") from None
-    except Exception as exc:
+    except (OSError, datasets.exceptions.DatasetsError, *http_errors()) as exc:
+        # offline or unreachable (ConnectionError), no such dataset (DatasetNotFoundError),
+        # the hub's HTTP errors: OSErrors all; a dataset that fails to build: DatasetsError;
+        # the HTTP client's own errors
         if datasets.config.HF_HUB_OFFLINE:
             raise ProbeError(
                 f"dataset '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: "
@@ -187,10 +201,13 @@ def _read_saved_dataset(path: Path, split: str | None):
             "expected a .csv, .tsv, .jsonl or .parquet file or a save_to_disk folder"
         )
     import datasets
+    import pyarrow
 
     try:
         loaded = datasets.load_from_disk(str(path))
-    except Exception as exc:  # damaged arrow files or state: datasets raises many types
+    except (OSError, ValueError, TypeError, KeyError, pyarrow.ArrowException) as exc:
+        # damaged arrow files or state: a missing file (OSError), bad JSON or arrow data
+        # (ValueError, pyarrow's ArrowException), JSON of the wrong shape (TypeError, KeyError)
         raise ProbeError(f"{path}: cannot read the datasets folder: {short_reason(exc)}") from None
     if is_dict:
         split = split or "train"

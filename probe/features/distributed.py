@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from probe.errors import ProbeError, one_line
+from probe.errors import ProbeError, is_bare_exception, one_line
 from probe.features.pooling import POOL_NAMES
 from probe.messages import progress, say
 
@@ -358,11 +358,16 @@ def start_ray(address: str | None, workers: int | None):
         cpus = os.cpu_count() or 1
         kwargs["num_cpus"] = cpus if workers is None else workers + 1
         kwargs["_system_config"] = HEALTH_CHECKS
+    # a failed start: RayError, OSError (ConnectionError, TimeoutError), RuntimeError and
+    # ValueError from ray.init, and a bare Exception for the raylet's start-up timeout
+    failed = (ray.exceptions.RayError, OSError, RuntimeError, ValueError)
     for attempt in (1, 2):
         try:
             ray.init(address=address, **kwargs)
             return ray, True
-        except Exception as exc:  # Ray raises bare Exception for a start-up timeout
+        except Exception as exc:  # a bare one included: see ``failed``; the rest are bugs
+            if not (is_bare_exception(exc) or isinstance(exc, failed)):
+                raise
             ray.shutdown()
             if attempt == 2 or address is not None:
                 raise ProbeError(

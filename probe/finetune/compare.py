@@ -106,6 +106,7 @@ def best_probe(
         "fit_seconds": sweep["seconds"],
         "seconds": extract_seconds + sweep["seconds"],
         "heads_fitted": len(sweep["entries"]),
+        "errors": sweep["errors"],  # the sweep's rows that could not be fitted
         "selection": sweep.get("selection"),
     }
     return row, predicted.astype(str)

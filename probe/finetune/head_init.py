@@ -99,12 +99,10 @@ def initial_head(path, backbone, plan, pool: str, label_names: list[str]):
     """
     from probe.heads.persistence import load_head
 
-    try:
+    try:  # load_head says what is wrong with a file in one line; reading it can still fail
         classifier, meta = load_head(path)
-    except ProbeError:
-        raise
-    except Exception as exc:
-        raise ProbeError(f"cannot read head {path}: {exc}") from None
+    except OSError as exc:
+        raise ProbeError(f"cannot read head {path}: {exc.strerror or exc}") from None
     problems = []
     if meta.get("model_fingerprint") not in (None, backbone.fingerprint):
         problems.append(f"it was fitted on another model ({meta.get('model')})")

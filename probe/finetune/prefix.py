@@ -172,6 +172,7 @@ def load_or_compute_prefix(
     model, token_ids, pad_id: int, layer: int, key: str, dtype: str = "float16"
 ) -> Prefix:
     """The stored prefix for ``key``, computing and storing it (atomically) on a miss."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
     path = prefix_dir() / f"{key}.safetensors"
@@ -181,8 +182,8 @@ def load_or_compute_prefix(
             if len(tensors["offsets"]) == len(token_ids) + 1:
                 recorded = _recorded_seconds(path)
                 return Prefix(tensors["hidden"], tensors["offsets"], layer, 0.0, True, recorded)
-        except Exception:  # an unreadable file is recomputed, never trusted
-            pass
+        except (SafetensorError, OSError, KeyError, ValueError):
+            pass  # damaged, cut, no offsets or a bad recorded time: recomputed, never trusted
     prefix = compute_prefix(model, token_ids, pad_id, layer, dtype)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,10 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
         "n_features": int(clf.coef_.shape[1]),
         "C": None if getattr(clf, "C_", None) is None else float(clf.C_),
         "class_weight": to_jsonable(getattr(clf, "class_weight", None)),
+        # which solver fitted it ("sklearn-fallback" when the fast path failed, and why);
+        # None for weights made elsewhere (``from_weights``: a fine-tuned head)
+        "solver": getattr(clf, "solver_", None),
+        "fallback_reason": getattr(clf, "fallback_reason_", None),
         "versions": {**_versions(), **(meta.get("versions") or {})},
         "weights_file": weights_path.name,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),

@@ -118,12 +118,13 @@ def fit_and_save(
     (``probe fit --json``). ``out`` None: heads/MODEL-DATA-lLAYER-POOL.json."""
     from probe.features.pooling import check_pool
     from probe.heads.persistence import save_head
-    from probe.research.sweep import fit_one, head_meta
+    from probe.research.sweep import fit_one, head_meta, say_fallback
 
     check_pool(pool)
     data, spec, chosen = _rows_for_spec(layer, options)
     pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
     result = fit_one(data, chosen, pool, C=C, class_weight=class_weight, exact=exact)
+    say_fallback(result)
     meta = {**head_meta(data, result), **word_meta(data)}
     task = options.get("labels_file") or options.get("data") or options.get("train")
     name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
@@ -134,6 +135,8 @@ def fit_and_save(
         **result.layers_info,
         "C": result.classifier.C_,
         "C_search": meta["C_search"],
+        "solver": result.classifier.solver_,
+        "fallback_reason": result.classifier.fallback_reason_,
         "train_seconds": result.seconds,
         "n": meta["n"],
         "train_accuracy": meta["train_accuracy"],

@@ -2,8 +2,10 @@
 
 ``fit_one`` fits a head on one (layer, pool); ``run_sweep`` fits every stored layer x pool in
 parallel (joblib) and picks the best on validation data (or, without it, out of fold on
-train: ``probe.research.selection``). Test data are scored, never used to choose. The table
-and figure of a sweep's result are ``probe.research.sweep_report``.
+train: ``probe.research.selection``). Test data are scored, never used to choose. A row that
+cannot be fitted (``ROW_FAILURES``) is a row with its error, listed in the result's
+``errors``; a bug stops the sweep. The table and figure of a sweep's result are
+``probe.research.sweep_report``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, RowsFailed, one_line, short_reason
 from probe.features.layers import RowSpec, parse_row_spec
 from probe.features.pooling import POOL_NAMES, check_pool
 from probe.heads.cached import CachedData
 from probe.heads.metrics import METRICS, positive_scores
-from probe.messages import progress
+from probe.messages import progress, say, warn
 from probe.research.uncertainty import RESAMPLES
+
+# What one row's fit may raise and leave the other rows standing: its data (ProbeError: NaN or
+# inf features, one class), its numbers (ArithmeticError, the solver's SolverFailure among
+# them; numpy's LinAlgError and scikit-learn's checks, both ValueErrors) and its size
+# (MemoryError: a wide concat row). Anything else (TypeError, AttributeError, KeyError...) is
+# a bug: it stops the sweep, with its traceback.
+ROW_FAILURES = (ProbeError, ArithmeticError, np.linalg.LinAlgError, ValueError, MemoryError)
 
 # --- one head ---------------------------------------------------------------------------------
 
@@ -56,7 +65,8 @@ class FitResult:
         row["train_accuracy"] = self.reports["train"]["accuracy"]
         row["seconds"] = self.seconds
         row["cpu_seconds"] = self.cpu_seconds
-        row["solver"] = getattr(self.classifier, "solver_", None)  # "sklearn-fallback" says why
+        row["solver"] = getattr(self.classifier, "solver_", None)  # or "sklearn-fallback":
+        row["fallback_reason"] = getattr(self.classifier, "fallback_reason_", None)  # why
         row.update(self.layers_info)
         row.update(self.measures)
         return row
@@ -184,13 +194,52 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
 
 def numbered_fit(index: int, *args, **kwargs) -> tuple[int, FitResult | str]:
     """``fit_one`` tagged with its task index: results arrive in completion order. A head
-    that cannot be fitted comes back as its one-line error: one bad layer loses one row."""
+    that cannot be fitted (``ROW_FAILURES``) comes back as its one-line error: one bad layer
+    loses one row; a bug stops the sweep."""
     try:
         return index, fit_one(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001  (any failure of this head, reported as a row)
-        from probe.errors import short_reason
-
+    except ROW_FAILURES as error:  # this row's data or numbers: reported as the row's error
         return index, f"{type(error).__name__}: {short_reason(error, 160)}"
+
+
+def row_name(layer, pool: str) -> str:
+    """A row as messages name it: ``layer 12 mean``, ``layer 12+18+24 last``, ``layer mix``."""
+    return f"layer {layer.name if isinstance(layer, RowSpec) else layer} {pool}"
+
+
+def row_errors(rows: list[dict], prefix: str = "") -> list[dict]:
+    """``{"row": "layer 12 mean", "error": "LinAlgError: ..."}`` per row that failed: the
+    ``errors`` of a sweep's result, which ``probe sweep`` prints and exits non-zero on."""
+    return [
+        {"row": prefix + row_name(row["layer"], row["pool"]), "error": row["error"]}
+        for row in rows
+        if row.get("error")
+    ]
+
+
+def report_errors(errors: list[dict], keep_going: bool = False) -> None:
+    """Each row that could not be fitted as one line (``warn``: shown even with -q), then
+    ``RowsFailed`` (exit status 3) unless ``keep_going``. The commands call this once their
+    files are written and their result printed; ``run_sweep`` only returns the ``errors``."""
+    for error in errors:
+        warn(f"failed: {error['row']}: {error['error']}")
+    if errors and not keep_going:
+        raise RowsFailed(
+            f"{len(errors)} row(s) could not be fitted (listed above); the other rows and the "
+            "files are written; --keep-going exits 0"
+        )
+
+
+def say_fallback(result: FitResult, prefix: str = "") -> None:
+    """One line when scikit-learn's solver fitted a head because the fast one failed (the
+    head is right, only slower to fit; its row and head file record why)."""
+    classifier = result.classifier
+    if getattr(classifier, "solver_", None) == "sklearn-fallback":
+        reason = one_line(classifier.fallback_reason_ or "no reason recorded", 120)
+        say(
+            f"{prefix}{row_name(result.layer, result.pool)}: fast solver failed ({reason}); "
+            "fitted with scikit-learn's lbfgs"
+        )
 
 
 def error_row(layer, pool: str, error: str) -> dict:
@@ -293,7 +342,10 @@ def run_sweep(
     seconds = time.perf_counter() - started
     fitted = [i for i, result in enumerate(results) if isinstance(result, FitResult)]
     if not fitted:
-        raise ProbeError(f"every head of the sweep failed; the first: {results[0]}")
+        first = row_name(*tasks[0])
+        raise ProbeError(f"every head of the sweep failed; the first, {first}: {results[0]}")
+    for i in fitted:  # in the parent process: the workers' lines would not reach the user
+        say_fallback(results[i])
     rows = [
         result.summary() if isinstance(result, FitResult) else error_row(*task, result)
         for task, result in zip(tasks, results, strict=True)
@@ -312,7 +364,7 @@ def run_sweep(
     best_index = fitted[choice.pop("index")]
     best = results[best_index]
     chance = float(np.unique(data.train.labels, return_counts=True)[1].max() / len(data.train))
-    extra = {}
+    extra, errors = {}, row_errors(rows)
     if baselines is not None:
         from probe.research.baselines.selectivity import with_baselines
 
@@ -327,6 +379,7 @@ def run_sweep(
             seed=seed,
             **head,
         )
+        errors += row_errors(extra["baselines"].get("random_weights", []), "random weights ")
     return {
         "model": data.model,
         "model_fingerprint": data.model_fingerprint,
@@ -351,6 +404,7 @@ def run_sweep(
         },
         "entries": rows,
         **extra,
+        "errors": errors,  # the rows that could not be fitted: the CLI lists them, exits 3
         "seconds": seconds,
         "n_jobs": n_jobs,
         "_best_result": best,

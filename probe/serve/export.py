@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probe.errors import ProbeError
+from probe.errors import ProbeError, is_bare_exception, short_reason
 from probe.messages import detail
 from probe.outputs import replace_folder, staging_folder, write_json
 
@@ -283,6 +283,15 @@ def _require_runtime():
         raise ProbeError(f"ONNX export needs onnx and onnxruntime: {INSTALL_HINT}") from None
 
 
+def onnxruntime_errors() -> tuple[type[Exception], ...]:
+    """onnxruntime's own exception types (``Fail``, ``NoSuchFile``, ``InvalidProtobuf``...):
+    its C++ core defines them beside ``Exception``, under no common base."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    found = vars(state).values()
+    return tuple(kind for kind in found if isinstance(kind, type) and issubclass(kind, Exception))
+
+
 @dataclass
 class OnnxPredictor:
     """An exported head: texts -> label and probabilities, as ``Predictor.predict`` gives."""
@@ -311,13 +320,19 @@ class OnnxPredictor:
             from tokenizers import Tokenizer
         except ImportError:
             raise ProbeError(f"running an export needs onnxruntime: {INSTALL_HINT}") from None
+        unreadable = f"cannot load the export in {folder}"
         try:
-            tokenizer = Tokenizer.from_file(str(folder / meta["tokenizer_file"]))
+            tokenizer = Tokenizer.from_file(str(folder / str(meta.get("tokenizer_file"))))
+        except Exception as exc:  # tokenizers raises a bare Exception for any bad file
+            if not is_bare_exception(exc):
+                raise
+            raise ProbeError(f"{unreadable}: {short_reason(exc, 150)}") from None
+        try:
             session = onnxruntime.InferenceSession(
-                str(folder / meta["model_file"]), providers=["CPUExecutionProvider"]
+                str(folder / str(meta.get("model_file"))), providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:  # missing or corrupt files: onnxruntime raises its own types
-            raise ProbeError(f"cannot load the export in {folder}: {str(exc)[:150]}") from None
+        except onnxruntime_errors() as exc:  # a missing or corrupt model.onnx
+            raise ProbeError(f"{unreadable}: {short_reason(exc, 150)}") from None
         tokenizer.no_padding()
         tokenizer.enable_truncation(int(meta["max_length"]))
         return cls(session, tokenizer, meta)

@@ -96,6 +96,52 @@ def test_offline_hub_id_not_in_the_cache_says_what_to_do(monkeypatch):
     assert "\n" not in message and len(message) <= 200
 
 
+def _damaged_parquet(path):
+    import pandas as pd
+
+    pd.DataFrame({"text": [f"text {i} " * 20 for i in range(500)], "label": "a"}).to_parquet(path)
+    damaged = bytearray(path.read_bytes())
+    damaged[100:600] = b"\xff" * 500  # inside the data pages: pyarrow raises an OSError
+    path.write_bytes(bytes(damaged))
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("open_quote.csv", 'text,label\n"never closed,ham\nx,y\n'),  # pandas' ParserError
+        ("mixed.jsonl", '{"text": "a", "label": 1}\n[1, 2]\n"x"\n'),  # pandas: TypeError
+        ("not.jsonl", "{not json}\n"),  # ValueError
+        ("not.parquet", "plain text"),  # pyarrow's ArrowInvalid
+        ("damaged.parquet", None),  # pyarrow's OSError (corrupt compressed data)
+    ],
+)
+def test_a_file_that_does_not_parse_is_one_line(tmp_path, name, content):
+    path = tmp_path / name
+    if content is None:
+        _damaged_parquet(path)
+    else:
+        path.write_text(content)
+    with pytest.raises(ProbeError, match=f"{name}: cannot parse as {path.suffix[1:]}"):
+        read_dataset(str(path))
+
+
+@pytest.mark.parametrize("damage", ["arrow", "state", "info", "missing arrow"])
+def test_a_damaged_datasets_folder_is_one_line(tmp_path, damage):
+    folder = tmp_path / "ds"
+    _sentiment().save_to_disk(str(folder))
+    arrow = next(folder.glob("*.arrow"))
+    if damage == "arrow":
+        arrow.write_bytes(b"garbage")  # pyarrow's ArrowInvalid
+    elif damage == "state":
+        (folder / "state.json").write_text("{not json")  # ValueError
+    elif damage == "info":
+        (folder / "dataset_info.json").write_text('{"features": 3}')  # datasets: TypeError
+    else:
+        arrow.unlink()  # FileNotFoundError
+    with pytest.raises(ProbeError, match="cannot read the datasets folder"):
+        read_dataset(str(folder))
+
+
 # --- binary files given as data ----------------------------------------------------------
 
 

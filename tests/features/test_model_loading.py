@@ -102,6 +102,23 @@ def test_config_that_is_not_json_says_so(zoo, tmp_path, sms_csv):
     assert "config.json is not JSON" in result.output
 
 
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        ({"num_hidden_layers": "two"}, "num_hidden_layers"),  # huggingface_hub's validation
+        ({"hidden_size": 48}, "ignore_mismatched_sizes"),  # weights of another shape
+    ],
+)
+def test_a_config_that_does_not_fit_is_one_line(zoo, tmp_path, sms_csv, edit, fragment):
+    folder = tmp_path / "edited"
+    shutil.copytree(zoo["llama"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **edit}))
+    result = run_cli(["extract", "--model", folder, "--data", sms_csv])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "cannot load model" in result.output and fragment in result.output
+
+
 def test_remote_code_needs_the_flag(zoo, tmp_path, sms_csv):
     folder = tmp_path / "custom"
     shutil.copytree(zoo["llama"], folder)

@@ -19,7 +19,7 @@ from probe.features.models import architecture
 from probe.features.models.loading import wrap_backbone
 from probe.finetune.classifier import FinetuneClassifier, make_plan, param_groups
 from probe.finetune.head_init import fold_scaler
-from probe.finetune.prefix import compute_prefix
+from probe.finetune.prefix import compute_prefix, load_or_compute_prefix
 from probe.finetune.training import FinetuneConfig, finetune
 
 FAST = {"epochs": 1, "batch_size": 8, "max_length": 48, "forgetting_check": False}
@@ -135,6 +135,22 @@ def test_prefix_is_stored_and_reused(sms_splits, isolated_cache):
     ).report
     assert not uncached["prefix_cache"] and uncached["prefix"] == {}
     assert abs(uncached["epochs"][0]["train_loss"] - first["epochs"][0]["train_loss"]) < 1e-3
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "no offsets"])
+def test_a_damaged_prefix_file_is_recomputed(damage, isolated_cache):
+    from safetensors.torch import save_file
+
+    model, (token_ids, _, _) = tiny_gpt2(), random_batch(50257)
+    first = load_or_compute_prefix(model, token_ids, 0, 2, "key")
+    path = next((isolated_cache / "prefix").glob("key.safetensors"))
+    if damage == "no offsets":
+        save_file({"hidden": first.hidden}, str(path))
+    else:
+        path.write_bytes(path.read_bytes()[:40] if damage == "cut" else b"not safetensors")
+    again = load_or_compute_prefix(model, token_ids, 0, 2, "key")
+    assert not again.hit and torch.equal(again.hidden, first.hidden)
+    assert load_or_compute_prefix(model, token_ids, 0, 2, "key").hit  # stored whole again
 
 
 # --- what trains -------------------------------------------------------------------------------

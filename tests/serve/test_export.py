@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -162,6 +163,14 @@ def test_cli_export_then_predict_onnx(tiny_gpt2_dir, sms_labelled, tmp_path, iso
     onnx_rows = [json.loads(line) for line in by_onnx.stdout.splitlines()]
     torch_rows = [json.loads(line) for line in by_torch.stdout.splitlines()]
     _assert_same_predictions(torch_rows, onnx_rows)
+    for name, garbage in [("tokenizer.json", "{not json"), ("model.onnx", "not a protobuf")]:
+        damaged = tmp_path / f"damaged-{name}"
+        shutil.copytree(tmp_path / "x", damaged)
+        (damaged / name).write_text(garbage)  # tokenizers: bare Exception; onnxruntime: its own
+        broken = runner.invoke(main, [*args, "--onnx", str(damaged), texts[0]], env=env)
+        assert broken.exit_code == 1 and "Traceback" not in broken.output, broken.output
+        assert broken.stderr.startswith("Error: cannot load the export in")
+        assert damaged.name in broken.stderr and len(broken.stderr.splitlines()) == 1
 
 
 def test_bad_inputs_are_one_line_errors(tiny_gpt2_dir, sms_labelled, tmp_path):

@@ -89,7 +89,10 @@ def is_causal(model: nn.Module) -> bool:
     try:
         with torch.inference_mode():
             output = base(input_ids=ids, attention_mask=mask, **without_kv_cache(base))
-    except Exception:  # a model that cannot run this toy input: fall back to the config
+    except (RuntimeError, ValueError, IndexError, TypeError):
+        # a model that cannot run this toy input: its config says. torch raises RuntimeError
+        # (shapes, devices) and IndexError (an id past the vocabulary), transformers
+        # ValueError (T5 wants decoder inputs), a forward of another signature TypeError
         return bool(getattr(base.config, "is_decoder", False))
     states = output.last_hidden_state.float()
     moved = (states[0] - states[1]).abs().amax(dim=-1)  # (4,): how far each position moved

@@ -28,8 +28,41 @@ def read_config(model_dir: Path, trust_remote_code: bool = False):
     quiet_transformers()
     try:
         return AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except load_errors() as exc:
         raise load_error(model_dir, exc, trust_remote_code) from None
+
+
+def load_errors() -> tuple[type[BaseException], ...]:
+    """What transformers, torch and safetensors raise for files they cannot build a model
+    from: a missing or unreadable file (OSError), a bad or unknown config (ValueError,
+    KeyError, TypeError; huggingface_hub's StrictDataclassError on transformers 5), weights
+    of other shapes (RuntimeError), a damaged checkpoint (SafetensorError, pickle's
+    UnpicklingError, EOFError; struct.error from a cut GGUF) and a missing package
+    (ImportError). Anything else is a bug and keeps its traceback."""
+    import pickle
+    import struct
+
+    from safetensors import SafetensorError
+
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+
+        validation = (StrictDataclassError,)
+    except ImportError:  # an older huggingface_hub validates no config
+        validation = ()
+    return (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        ImportError,
+        EOFError,
+        pickle.UnpicklingError,
+        struct.error,
+        SafetensorError,
+        *validation,
+    )
 
 
 def load_error(model_dir, exc: Exception, trust_remote_code: bool) -> ProbeError:
@@ -45,14 +78,14 @@ def load_error(model_dir, exc: Exception, trust_remote_code: bool) -> ProbeError
 
 def check_weight_files(model_dir: Path) -> None:
     """A truncated or damaged safetensors file is one line naming it, before any loading."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     for path in sorted(Path(model_dir).glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt") as handle:
                 handle.keys()
             end, size = _safetensors_end(path), path.stat().st_size
-        except Exception as exc:
+        except SafetensorError as exc:  # a bad header, or data the header does not cover
             raise ProbeError(
                 f"{path} is damaged or truncated ({one_line(short_reason(exc), 60)}); "
                 "save or download it again"

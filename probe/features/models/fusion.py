@@ -68,7 +68,11 @@ def _guarded(eager: Callable, compiled: Callable, outcome: CompileOutcome) -> Ca
                 result = compiled(*args, **kwargs)
                 outcome.ran_compiled = True
                 return result
-            except Exception as exc:  # compile errors surface at the first call
+            except (RuntimeError, OSError, ImportError) as exc:
+                # compile errors surface at the first call: torch's are RuntimeErrors
+                # (dynamo's Unsupported, BackendCompilerFailed, InductorError,
+                # CppCompileError); a missing compiler or Triton can be OSError or
+                # ImportError. The eager call below raises what is wrong with the inputs.
                 outcome.fail(exc)
         return eager(*args, **kwargs)
 

@@ -17,10 +17,11 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.errors import ProbeError, one_line, short_reason
+from probe.errors import ProbeError, http_errors, one_line, short_reason
 from probe.features.models.files import (  # noqa: F401  (read_config: public here too)
     check_weight_files,
     load_error,
+    load_errors,
     quiet_transformers,
     read_config,
 )
@@ -209,15 +210,20 @@ def _alias_path(alias: str) -> Path:
 
 def _hub_snapshot(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import EntryNotFoundError
 
+    # huggingface_hub's failures: not in the local cache (LocalEntryNotFoundError), offline,
+    # no network, no such repository or a gated one (OSErrors), an id that is no repository
+    # id (HFValidationError, a ValueError), a file missing remotely, its HTTP client's own
+    missing = (OSError, ValueError, EntryNotFoundError, *http_errors())
     patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "merges.txt", "vocab*"]
     try:
         return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns))
-    except Exception:
-        pass
+    except missing:
+        pass  # not in the local hub cache: ask the hub
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except Exception as exc:
+    except missing as exc:
         raise ProbeError(
             f"model '{repo_id}' is no folder, alias or hub model here "
             f"({one_line(short_reason(exc), 50)}); "
@@ -251,8 +257,8 @@ def _converted_gguf_dir(gguf_path: Path) -> Path:
         quantized = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, dtype=torch.float32, **kwargs
         )
-    except Exception as exc:
-        raise ProbeError(f"cannot read GGUF model {gguf_path}: {exc}") from None
+    except load_errors() as exc:  # not GGUF, cut short, an architecture transformers lacks
+        raise ProbeError(f"cannot read GGUF model {gguf_path}: {short_reason(exc)}") from None
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the weights below are plain fp32 now
@@ -364,7 +370,7 @@ def _load_with_attention(auto, model_dir, dtype, attn: str, trust_remote_code: b
                 reason = "its architecture has no SDPA attention"
                 continue
             raise load_error(model_dir, exc, trust_remote_code) from None
-        except Exception as exc:  # safetensors, torch and transformers raise their own types
+        except load_errors() as exc:  # safetensors, torch and transformers: their own types
             raise load_error(model_dir, exc, trust_remote_code) from None
         used = choice if choice == tries[0] else f"{choice} ({reason})"
         return model, used

@@ -9,7 +9,7 @@ import numpy as np
 
 from probe.heads.cached import CachedData, CachedSplit
 from probe.research.baselines.scoring import held_out_split, scored_row
-from probe.research.sweep import error_row, numbered_fit
+from probe.research.sweep import error_row, numbered_fit, say_fallback
 from probe.research.uncertainty import RESAMPLES
 
 
@@ -80,12 +80,15 @@ def random_weight_rows(
         if isinstance(result, str):
             rows.append({"baseline": "random weights", **error_row(layer, pool, result)})
             continue
+        say_fallback(result, "random weights ")
         row = {
             "baseline": "random weights",
             "layer": result.layer,
             "pool": pool,
             "C": result.classifier.C_,
             "seconds": result.seconds,
+            "solver": result.classifier.solver_,
+            "fallback_reason": result.classifier.fallback_reason_,
         }
         if random.val is not None and held is not random.val:
             row["val_accuracy"] = result.reports["val"]["accuracy"]
