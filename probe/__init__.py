@@ -26,6 +26,11 @@ _EXPORTS = {
     "sweep": "probe.research.sweep",
     "load_predictor": "probe.serve.predict",
     "finetune": "probe.finetune.training",
+    "to_frame": "probe.frames",
+    "sweep_frame": "probe.frames",
+    "curve_frame": "probe.frames",
+    "compare_frame": "probe.frames",
+    "export_view": "probe.features.store.export",
 }
 
 __all__ = ["__version__", *_EXPORTS]

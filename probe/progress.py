@@ -1,13 +1,17 @@
-"""Progress for long jobs: a bar on a terminal, plain lines everywhere else.
+"""Progress for long jobs: a bar on a terminal, a widget in a notebook, plain lines elsewhere.
 
 A job whose stderr is a file, a pipe or a CI log is never silent: every ``interval``
 seconds it prints ``desc: done/total unit (pct), rate/s, ETA`` as one line, and a last line
-when it ends. On a terminal it is a tqdm bar. ``quiet`` turns both off. The interval is
+when it ends. On a terminal it is a tqdm bar. In a Jupyter kernel (stderr is no terminal
+there, but a frontend shows live output) it is tqdm's notebook widget where ``ipywidgets``
+is installed, else the plain lines: a text bar would redraw into the saved notebook's
+output hundreds of times. ``quiet`` turns all off. The interval is
 ``PROBE_PROGRESS_INTERVAL`` seconds when that is set (tests set it small), else 5.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -45,9 +49,10 @@ class Progress:
         self._closed = False
         self._postfix = ""
         self._bar = None
-        self._lines = not quiet and not _is_terminal(self.stream)
-        if not quiet and not self._lines:
-            from tqdm.auto import tqdm
+        self.mode = progress_mode(self.stream, quiet)
+        self._lines = self.mode == "lines"
+        if self.mode == "bar":
+            from tqdm import tqdm
 
             self._bar = tqdm(
                 total=total,
@@ -57,6 +62,10 @@ class Progress:
                 file=self.stream,
                 dynamic_ncols=True,
             )
+        elif self.mode == "widget":
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            self._bar = notebook_tqdm(total=total, desc=desc, unit=unit, unit_scale=True)
 
     def update(self, amount: float = 1) -> None:
         self.done += amount
@@ -76,6 +85,8 @@ class Progress:
         self.total = float(round(total))
         if self._bar is not None:
             self._bar.total = self.total
+            if self.mode == "widget":  # the widget's bar keeps a maximum of its own
+                self._bar.container.children[1].max = self.total
             self._bar.refresh()
 
     def close(self) -> None:
@@ -117,6 +128,32 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def progress_mode(stream, quiet: bool = False) -> str:
+    """How progress shows on ``stream`` here: ``off``, ``bar``, ``widget`` or ``lines``."""
+    widgets = importlib.util.find_spec("ipywidgets") is not None
+    return choose_mode(quiet, _is_terminal(stream), in_notebook(), widgets)
+
+
+def choose_mode(quiet: bool, terminal: bool, notebook: bool, widgets: bool) -> str:
+    """The rule: quiet is off; a notebook kernel gets the widget (with ``ipywidgets``) or
+    plain lines; else a terminal gets a bar and anything else (logs, pipes) plain lines."""
+    if quiet:
+        return "off"
+    if notebook:
+        return "widget" if widgets else "lines"
+    return "bar" if terminal else "lines"
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel: ipykernel loaded and its shell running (the
+    test tqdm.autonotebook makes; a terminal IPython has no ``IPKernelApp``)."""
+    ipython = sys.modules.get("IPython")
+    if "ipykernel" not in sys.modules or ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def _is_terminal(stream) -> bool:

@@ -126,4 +126,34 @@ def cache_gc():
     click.echo(_store_line(store_report()))
 
 
+@cache.command("export")
+@click.argument("view")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    help="parquet: one row per text (pandas, datasets); safetensors: [layers, N, D] "
+    "tensors; npy: one .npz of arrays (numpy.load).",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@click.option("--layers", default=None, help="Stored layers to export (default all): 0,6,12, -1.")
+@click.option("--pools", default=None, help="Pools to export (default all stored): last,mean.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@verbosity_options
+@fail_cleanly
+def cache_export(view, fmt, out, layers, pools, overwrite):
+    """Write a view (a path, or a name from probe cache ls) as a file other tools read:
+    features with ids, text hashes, labels, layers and the model's record.
+
+    \b
+    Examples:
+      probe cache export cache/features/3f2a...h5 --format parquet --out sms.parquet
+      probe cache export 3f2a...h5 --format npy --out sms.npz --layers -1 --pools mean
+    """
+    from probe.features.store.export import export_view
+
+    path = export_view(view, out, fmt, layers=layers, pools=pools, overwrite=overwrite)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 COMMANDS = [cache]

@@ -16,9 +16,17 @@ from probe.cli.common import (
     verbosity_options,
 )
 
+features_option = click.option(
+    "--features",
+    type=click.Path(dir_okay=False),
+    help="Features computed elsewhere: .npy [N, D] or [layers, N, D], .npz, .safetensors "
+    "or a probe cache export; labels from --labels (row order or id) or the file.",
+)
+
 
 @click.command()
 @head_data_options
+@features_option
 @click.option(
     "--layer",
     default="-1",
@@ -47,6 +55,7 @@ def fit(layer, pool, out, **options):
       probe fit --model smollm2-135m --data data/sms_spam.csv --layer 20 --pool last
       probe fit --model gpt2 --train train.csv --val val.csv --test test.csv --layer 8
       probe fit --train cache/features/KEY.h5 --labels topics.csv --layer 8 --json
+      probe fit --features emb.npy --labels topics.csv --layer 0
     """
     from probe.research.commands import fit_and_save, format_fit
 
@@ -141,6 +150,7 @@ def research_options(command):
 
 @click.command()
 @head_data_options
+@features_option
 @click.option(
     "--layers",
     default="all",
@@ -179,6 +189,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, keep_going, **options):
       probe sweep --model smollm2-135m --data data/sms_spam.csv
       probe sweep --model smollm2-135m --train sst2_train.csv --val sst2_val.csv --json
       probe sweep --data cache/features/KEY.h5 --labels topics.csv --pools mean
+      probe sweep --features sms.parquet
       probe sweep --train tr.csv --val va.csv --test te.csv --baselines --mdl --mix
     """
     from probe.research.commands import sweep_and_save

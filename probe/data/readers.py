@@ -109,6 +109,12 @@ def read_dataset(
     )
 
 
+def read_table(source: str):
+    """A local CSV/TSV/JSONL/Parquet file as a data frame, every row kept (no text column
+    needed, none skipped): a label file matched to features by row order needs them all."""
+    return _read_frame(source, None)
+
+
 def _group_values(column) -> list[str | None]:
     """A group column's cells as strings; empty or missing cells belong to no group."""
     return [None if v is None or v != v or str(v).strip() == "" else str(v) for v in column]

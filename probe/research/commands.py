@@ -34,6 +34,7 @@ ROW_OPTIONS = {
     "word_pool": None,
     "val_size": 0.1,
     "group_col": None,
+    "features": None,
 }
 SHARED_OPTIONS = ("train", "val", "test", "data", "test_size", "seed", "max_length", "device")
 SWEEP_SETTINGS = (
@@ -63,6 +64,8 @@ def prepare_rows(layers: str = "all", **options):
     from probe.research.words.rows import is_word_input, prepare_words
 
     o = row_options(options)
+    if o["features"]:
+        o = _features_as_data(o)
     if o["task"] or is_word_input(o["data"], o["train"]):
         if o["labels_file"]:
             raise ProbeError("--labels applies to sentence rows; word labels come with the data")
@@ -76,6 +79,33 @@ def prepare_rows(layers: str = "all", **options):
         return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, **words)
     sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col", "group_col")}
     return prepare(o["model"], labels=o["labels_file"], layers=layers, **sentences)
+
+
+def _features_as_data(o: dict) -> dict:
+    """``--features FILE``: the file's view in the store becomes the data (its labels from
+    ``--labels`` or the file); everything after reads it as an extraction."""
+    from probe.features.store.imported import features_view
+
+    given = [k for k in ("data", "train", "val", "test", "model", "task", "group_col") if o[k]]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ProbeError(f"--features FILE brings its own rows and model record; drop {flag}")
+    view = features_view(o["features"], o["labels_file"], o["label_col"], o["text_col"])
+    return {**o, "data": str(view), "labels_file": None}
+
+
+def held_pools(data, pools: list[str], source: str) -> list[str]:
+    """The ``pools`` a features file holds (a bare array: ``last``); the rest are said and
+    skipped, none left is a one-line error."""
+    from probe.heads.cached import open_cached
+
+    held = open_cached(data.train.parts[0][0]).pools
+    kept = [pool for pool in pools if pool in held]
+    if not kept:
+        raise ProbeError(f"{source} holds the pool(s) {', '.join(held)}; give --pools with them")
+    if len(kept) < len(pools):
+        say(f"{source} holds no {', '.join(p for p in pools if p not in held)} pool: skipped")
+    return kept
 
 
 def short_name(text) -> str:
@@ -126,7 +156,8 @@ def fit_and_save(
     result = fit_one(data, chosen, pool, C=C, class_weight=class_weight, exact=exact)
     say_fallback(result)
     meta = {**head_meta(data, result), **word_meta(data)}
-    task = options.get("labels_file") or options.get("data") or options.get("train")
+    task = next((options[k] for k in ("labels_file", "features", "data") if options.get(k)), None)
+    task = task or options.get("train")
     name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
     head_path = save_head(out or f"heads/{name}.json", result.classifier, meta, result.combiner)
     return {
@@ -210,6 +241,8 @@ def sweep_and_save(
         )
     if hasattr(data, "word_pool"):  # word rows hold one pool: the word pool
         pool_names = [data.word_pool]
+    if o["features"]:
+        pool_names = held_pools(data, pool_names, Path(o["features"]).name)
     result = run_sweep(
         data,
         chosen,
@@ -221,7 +254,7 @@ def sweep_and_save(
         seed=o["seed"],
         **research,
     )
-    source = o["data"] or o["train"] or "store"
+    source = o["data"] or o["train"] or o["features"] or "store"
     folder = Path(out_dir or f"sweeps/{short_name(data.model)}-{short_name(source)}")
     table = markdown_table(result)
     if hasattr(data, "word_pool"):
