@@ -120,20 +120,10 @@ def head_data_options(command):
             "split is given; 0 trains on all.",
         ),
         click.option("--seed", default=0, show_default=True, help="Seed of that split."),
-        click.option(
-            "--group-col",
-            default=None,
-            help="Column of groups no split, fold or resample may part (an author, a "
-            "document); rows with equal texts are always grouped.",
-        ),
+        click.option("--group-col", help="Column of groups no split or fold parts (an author)."),
         click.option("--max-length", type=int, help="Tokens per text when extracting."),
         click.option("--C", "C", type=float, help="Inverse L2 strength (default: searched)."),
-        click.option(
-            "--exact",
-            is_flag=True,
-            help="Solve every C of the search to the final tolerance: no screen, no early "
-            "stop (slower; the reference the default search is measured against).",
-        ),
+        click.option("--exact", is_flag=True, help="Solve every C: no screen, no early stop."),
         click.option(
             "--class-weight",
             type=click.Choice(["balanced"]),

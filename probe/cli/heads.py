@@ -12,9 +12,9 @@ from probe.cli.common import (
     head_options,
     keep_going_option,
     say,
-    stack_options,
     verbosity_options,
 )
+from probe.cli.research import research_options
 
 features_option = click.option(
     "--features",
@@ -61,91 +61,6 @@ def fit(layer, pool, out, **options):
 
     summary = fit_and_save(layer, pool, out, **head_options(options))
     click.echo(json.dumps(summary, indent=2) if options["as_json"] else format_fit(summary))
-
-
-def research_options(command):
-    """Uncertainty, selection and the research measures of ``probe sweep``; collected into
-    one ``research`` dict of ``run_sweep`` keywords."""
-    options = [
-        click.option(
-            "--resamples",
-            type=click.IntRange(min=10),
-            default=1000,
-            show_default=True,
-            help="Bootstrap resamples of every CI and paired comparison.",
-        ),
-        click.option(
-            "--repeats",
-            type=click.IntRange(min=0),
-            default=0,
-            show_default=True,
-            help="Refit each row on R bootstrap resamples of train: mean and sd.",
-        ),
-        click.option(
-            "--prefer-early",
-            is_flag=True,
-            help="Select the shallowest row that "
-            "the paired bootstrap cannot tell from the lowest-loss row.",
-        ),
-        click.option(
-            "--metric",
-            type=click.Choice(["accuracy", "macro_f1", "balanced_accuracy", "auroc"]),
-            help="Select the row with the highest validation (else out-of-fold) METRIC, "
-            "rows a paired bootstrap cannot tell from it marked =, and lead the summary "
-            "with its test value. Default: lowest log loss selects, accuracy leads. "
-            "auroc: binary tasks.",
-        ),
-        click.option(
-            "--baselines",
-            is_flag=True,
-            help="Add majority, bag-of-words and "
-            "random-weights rows (same model, re-initialised, extracted once), and "
-            "each row's accuracy minus theirs with paired-bootstrap CIs.",
-        ),
-        click.option(
-            "--control",
-            is_flag=True,
-            help="Memorisation capacity per row: train "
-            "accuracy on labels hashed from the text (random labels).",
-        ),
-        click.option(
-            "--mdl",
-            is_flag=True,
-            help="Online codelength per row (Voita & "
-            "Titov 2020) and compression over the uniform code.",
-        ),
-        click.option(
-            "--mix",
-            is_flag=True,
-            help="Add a learned scalar mix of all the swept layers (per pool) as a row.",
-        ),
-        click.option(
-            "--concat",
-            "concat",
-            multiple=True,
-            help="Add a row on these layers' features side by side, e.g. 12,18,24 (repeatable).",
-        ),
-    ]
-
-    def collect(**kwargs):
-        multi = (["mix"] if kwargs.pop("mix") else []) + [spec for spec in kwargs.pop("concat")]
-        research = {
-            key: kwargs.pop(key)
-            for key in (
-                "resamples",
-                "repeats",
-                "prefer_early",
-                "metric",
-                "control",
-                "mdl",
-                "baselines",
-            )
-        }
-        return command(research={**research, "multi": multi}, **kwargs)
-
-    import functools
-
-    return stack_options(functools.update_wrapper(collect, command), options)
 
 
 @click.command()

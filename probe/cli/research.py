@@ -1,4 +1,5 @@
-"""``probe curve``: a learning curve of one (layer, pool) probe, or of a sweep's selected row."""
+"""``probe curve`` (a learning curve of one row, or of a sweep's selected row), and the research
+options ``probe sweep`` takes (intervals, selection, measures, baselines)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import json
 
 import click
 
-from probe.cli.common import fail_cleanly, head_data_options, head_options, say, verbosity_options
+from probe.cli.common import (
+    fail_cleanly,
+    head_data_options,
+    head_options,
+    say,
+    stack_options,
+    verbosity_options,
+)
 
 
 @click.command()
@@ -67,3 +75,88 @@ def curve(layer, pool, from_sweep, sizes, seeds, jobs, out_dir, **options):
 
 
 COMMANDS = [curve]
+
+
+def research_options(command):
+    """Uncertainty, selection and the research measures of ``probe sweep``; collected into
+    one ``research`` dict of ``run_sweep`` keywords."""
+    options = [
+        click.option(
+            "--resamples",
+            type=click.IntRange(min=10),
+            default=1000,
+            show_default=True,
+            help="Bootstrap resamples of every CI and paired comparison.",
+        ),
+        click.option(
+            "--repeats",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Refit each row on R bootstrap resamples of train: mean and sd.",
+        ),
+        click.option(
+            "--prefer-early",
+            is_flag=True,
+            help="Select the shallowest row that "
+            "the paired bootstrap cannot tell from the lowest-loss row.",
+        ),
+        click.option(
+            "--metric",
+            type=click.Choice(["accuracy", "macro_f1", "balanced_accuracy", "auroc"]),
+            help="Select the row with the highest validation (else out-of-fold) METRIC, "
+            "rows a paired bootstrap cannot tell from it marked =, and lead the summary "
+            "with its test value. Default: lowest log loss selects, accuracy leads. "
+            "auroc: binary tasks.",
+        ),
+        click.option(
+            "--baselines",
+            is_flag=True,
+            help="Add majority, bag-of-words and "
+            "random-weights rows (same model, re-initialised, extracted once), and "
+            "each row's accuracy minus theirs with paired-bootstrap CIs.",
+        ),
+        click.option(
+            "--control",
+            is_flag=True,
+            help="Memorisation capacity per row: train "
+            "accuracy on labels hashed from the text (random labels).",
+        ),
+        click.option(
+            "--mdl",
+            is_flag=True,
+            help="Online codelength per row (Voita & "
+            "Titov 2020) and compression over the uniform code.",
+        ),
+        click.option(
+            "--mix",
+            is_flag=True,
+            help="Add a learned scalar mix of all the swept layers (per pool) as a row.",
+        ),
+        click.option(
+            "--concat",
+            "concat",
+            multiple=True,
+            help="Add a row on these layers' features side by side, e.g. 12,18,24 (repeatable).",
+        ),
+    ]
+
+    def collect(**kwargs):
+        multi = (["mix"] if kwargs.pop("mix") else []) + [spec for spec in kwargs.pop("concat")]
+        research = {
+            key: kwargs.pop(key)
+            for key in (
+                "resamples",
+                "repeats",
+                "prefer_early",
+                "metric",
+                "control",
+                "mdl",
+                "baselines",
+            )
+        }
+        return command(research={**research, "multi": multi}, **kwargs)
+
+    import functools
+
+    return stack_options(functools.update_wrapper(collect, command), options)
