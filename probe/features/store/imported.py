@@ -105,7 +105,7 @@ def read_features(path: Path) -> ForeignFeatures:
         foreign = readers.get(path.suffix.lower(), _read_parquet)(path)
     except ProbeError:
         raise
-    except Exception as error:  # numpy, zipfile, safetensors and pyarrow raise their own
+    except _unreadable() as error:  # numpy, zipfile, safetensors and pyarrow raise their own
         raise ProbeError(f"{path}: not a readable features file ({short_reason(error)})") from None
     for pool, array in foreign.arrays.items():
         if len(array.shape) != 3 or array.dtype.kind != "f":
@@ -114,6 +114,24 @@ def read_features(path: Path) -> ForeignFeatures:
                 "floats [N, D] or [layers, N, D]"
             )
     return foreign
+
+
+def _unreadable() -> tuple:
+    """What numpy, zipfile, safetensors and pyarrow raise for a damaged or foreign file."""
+    import zipfile
+
+    from pyarrow import ArrowException
+    from safetensors import SafetensorError
+
+    return (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        zipfile.BadZipFile,
+        SafetensorError,
+        ArrowException,
+    )
 
 
 def _bare(array: Layers) -> ForeignFeatures:
