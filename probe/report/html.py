@@ -25,6 +25,7 @@ from probe.report.results import (
     is_interval,
     lookup,
 )
+from probe.research.sweep_report import grouping_line
 
 # Sweep columns shown first, in this order; any other key of the rows follows.
 SWEEP_FIRST = [
@@ -197,6 +198,9 @@ def sweep_section(result: ResultFile, index: int) -> str:
             "(bold row).</p>"
         )
         parts.append(_headline(result))
+    grouped = grouping_line(data.get("grouping"))
+    if grouped:
+        parts.append(f"<p>{html.escape(grouped)}</p>")
     figure = plots.layer_plot(data, f"sweep{index}")
     parts += [figure or "", _table(_headers(columns), body)]
     if isinstance(data.get("baselines"), dict):

@@ -130,11 +130,32 @@ def markdown_table(result: dict) -> str:
         f"{reference}. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} "
         "jobs)."
     )
+    grouped = grouping_line(result.get("grouping"))
+    if grouped:
+        lines.append(grouped)
     if result.get("baselines"):
         from probe.research.baselines.report import markdown_baselines
 
         lines += ["", markdown_baselines(result)]
     return "\n".join(lines)
+
+
+def grouping_line(grouping: dict | None) -> str | None:
+    """How the rows were grouped, in one sentence (None for results from before groups):
+    rows sharing a group per split, and given splits' held-out texts also in train."""
+    if not grouping or "splits" not in grouping:
+        return None
+    splits = grouping["splits"]
+    shared = sum(part["rows_in_shared_groups"] for part in splits.values())
+    rows = sum(part["rows"] for part in splits.values())
+    line = (
+        f"Grouped by {grouping['by']}: {shared:,} of {rows:,} rows share a group with another "
+        "row; no split, fold or resample parts a group."
+    )
+    for name, count in (grouping.get("held_out_texts_in_train") or {}).items():
+        if count:
+            line += f" {count:,} {name} texts also occur in train (given splits kept as given)."
+    return line
 
 
 def plot_sweep(result: dict, path: str | Path) -> Path:

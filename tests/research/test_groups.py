@@ -99,6 +99,9 @@ def test_duplicated_texts_with_coin_flip_labels_score_at_chance_only_when_groupe
     for row in grouped["entries"]:
         assert interval_covers(row, 0.5), row  # chance: nothing to read but the text itself
     assert grouped["grouping"]["by"] == "text"
+    from probe.research.sweep_report import markdown_table
+
+    assert "Grouped by text: 300 of 300 rows share a group" in markdown_table(grouped)
 
     leaky = run_sweep(rowwise_data(data, frame.label.to_numpy()), resamples=200)
     assert all(row["test_accuracy"] > 0.75 for row in leaky["entries"])  # twins in train
