@@ -103,8 +103,8 @@ def research_options(command):
         ),
         click.option(
             "--metric",
-            type=click.Choice(["accuracy", "macro_f1", "balanced_accuracy", "auroc"]),
-            help="Select the row with the highest validation (else out-of-fold) METRIC, "
+            help="accuracy, macro_f1, balanced_accuracy or auroc: select the row with the "
+            "highest validation (else out-of-fold) METRIC, "
             "rows a paired bootstrap cannot tell from it marked =, and lead the summary "
             "with its test value. Default: lowest log loss selects, accuracy leads. "
             "auroc: binary tasks.",

@@ -218,10 +218,12 @@ def sweep_and_save(
     """
     from probe.features.layers import MIX, parse_row_spec, resolve_layers
     from probe.research.saving import save_sweep
+    from probe.research.selection import check_metric
     from probe.research.sweep import run_sweep
     from probe.research.sweep_report import markdown_table
 
     research = dict(research or {})
+    check_metric(research.get("metric"), 2)  # its name, before any extraction; classes later
     o = row_options(options)
     # --concat layers are extracted with the swept ones; a mix mixes the swept layers.
     specs = [parse_row_spec(spec) for spec in research.get("multi", ())]

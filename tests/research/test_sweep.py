@@ -331,7 +331,7 @@ def test_metric_sweep_on_the_command_line(sms_rows, tmp_path):
     assert all(row["test_auroc_ci"] and row["auroc_difference_ci"] for row in report["entries"])
     assert "test AUROC [95% CI]" in (tmp_path / "sweep" / "sweep.md").read_text()
     wrong = run_probe("sweep", **sms_rows, metric="f1", **options)
-    assert wrong.exit_code == 2 and "Invalid value for '--metric'" in wrong.output
+    assert wrong.exit_code == 1 and "unknown metric 'f1'" in wrong.output
 
 
 def test_research_sweep_on_the_command_line(sms_rows, tmp_path):
