@@ -11,10 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 clock() { python3 -c 'import time; print(time.time())'; }
 t_start=$(clock) load_start=$(python3 -c 'import os; print(*os.getloadavg())')
-fresh=$([ -d .venv ] && echo 0 || echo 1)
-[ -d .venv ] || { python3 -m venv .venv; . .venv/bin/activate; bash scripts/install.sh; }
-. .venv/bin/activate
-export HF_HUB_OFFLINE=1
+. scripts/env.sh
+fresh=$PROBE_FRESH_INSTALL
 out=results/demo_sms
 t_install=$(clock)
 probe extract --model smollm2-135m --data data/sms_spam.csv --layers all

@@ -86,13 +86,13 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         one Cs are compared at), no screen, no early stop: the reference the fast search is
         measured against (``--exact``).
 
-    Attributes: ``classes_``, ``coef_`` (K', D), ``intercept_`` (K',), ``mean_``, ``scale_``
-    (the standardisation; coef_ applies to standardised features), ``C_``, ``search_``
-    (Cs tried, the full grid, score and log loss per C tried, the fits screened out per C,
-    and how they were measured),
-    ``n_iter_``, ``solver_``
-    ("probe-lbfgs", or "sklearn-fallback" when the fast path failed, ``fallback_reason_``
-    saying why).
+    Attributes
+    ----------
+    classes_, coef_, intercept_, mean_, scale_ :
+        Labels; weights (K', D) and intercepts (K',) on features standardised by mean_, scale_.
+    C_, search_, n_iter_, solver_ :
+        The chosen C; the search (Cs tried, the grid, score, log loss and fits screened per C);
+        iterations; "probe-lbfgs", or "sklearn-fallback" (``fallback_reason_`` says why).
     """
 
     def __init__(
