@@ -44,11 +44,25 @@ def checkout_store_untouched():
     assert not written, f"tests wrote into {store}: {written[:5]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_places(tmp_path_factory):
+    """Session fixtures (built before any test's own folders) get a models folder and an
+    outputs folder of the session's: nothing reaches the user's cache (``probe.files``)."""
+    folder = tmp_path_factory.mktemp("session-places")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROBE_MODELS", str(folder / "models"))
+        patch.setenv("PROBE_OUT", str(folder / "results"))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own feature store: no test touches ./cache."""
+    """Every test gets its own feature store and models folder: no test touches ./cache or
+    the user's cache (``probe.files``), and no result lands in ./results."""
     store = tmp_path / "store"
     monkeypatch.setenv("PROBE_CACHE", str(store))
+    monkeypatch.setenv("PROBE_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("PROBE_OUT", str(tmp_path / "results"))
     return store
 
 
