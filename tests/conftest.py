@@ -66,6 +66,21 @@ def isolated_cache(tmp_path, monkeypatch):
     return store
 
 
+@pytest.fixture(autouse=True)
+def unconfigured_channel():
+    """Every test starts with the ``probe`` logger as a library user finds it: a CLI run
+    in-process (``run_probe``) configures it for its command, and that must not leak into
+    the next test's library calls (which must print nothing unless asked)."""
+    import logging
+
+    logger = logging.getLogger("probe")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 @pytest.fixture
 def said():
     """The lines library code said through ``probe.messages`` in this test (every level), in
