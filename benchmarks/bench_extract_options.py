@@ -35,10 +35,8 @@ def run(model: str, data: Path, options: list[str]) -> dict:
     from probe.features.store.caches import open_cache
 
     with tempfile.TemporaryDirectory() as store:
+        # a fresh store, and the shared models folder: the converted GGUF is reused, not rows
         env = {**os.environ, "PROBE_CACHE": store, "HF_HUB_OFFLINE": "1"}
-        models = Path("cache/models").resolve()  # reuse the converted GGUF, not the rows
-        if models.is_dir():
-            os.symlink(models, Path(store) / "models")
         command = [
             sys.executable,
             "-m",

@@ -1,5 +1,8 @@
 """The one writer of results: tables, JSON and whole folders, each replaced atomically.
 
+Results go under one folder (``probe.files.output_root``: ``$PROBE_OUT``, else ./results),
+in ``heads/``, ``sweeps/``, ``curves/`` and ``reports/``, unless a command is given
+``--out``/``--out-dir``; a head that exists is replaced only when asked (``--overwrite``).
 Every result file a command leaves (sweep, curve, comparison, fine-tuning report, export)
 is written here: JSON always through ``to_jsonable`` (numpy values, Paths, NaN -> null), text
 and JSON to a temporary name moved into place, and a folder built aside and swapped in by
@@ -14,8 +17,31 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from probe.files import write_atomic
+from probe.errors import ProbeError
+from probe.files import output_root, write_atomic
 from probe.jsonable import to_jsonable
+
+OUTPUT_KINDS = ("heads", "sweeps", "curves", "reports")
+
+
+def default_output(kind: str, name: str) -> Path:
+    """Where a result of ``kind`` named ``name`` goes when no ``--out`` names a place."""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown kind of output {kind!r}")
+    return output_root() / kind / name
+
+
+def claim_head(path: str | Path, overwrite: bool) -> Path:
+    """``path`` (a head's JSON) may be written: it is new, or ``overwrite`` says to replace
+    it (and one line says so); else a one-line error naming the flag, before any work."""
+    from probe.messages import say
+
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise ProbeError(f"a head exists at {path}; pass --overwrite to replace it")
+        say(f"replacing the head at {path} (--overwrite)")
+    return path
 
 
 def write_json(path: str | Path, value) -> Path:

@@ -18,7 +18,7 @@ t_install=$(clock)
 probe extract --model smollm2-135m --data data/sms_spam.csv --layers all
 t_extract=$(clock)
 probe sweep --model smollm2-135m --data data/sms_spam.csv --test-size 0.2 --seed 0 \
-  --control --mdl --out-dir "$out/sweep"
+  --control --mdl --out-dir "$out/sweep" --overwrite
 t_sweep=$(clock)
 probe curve --from-sweep "$out/sweep" --out-dir "$out/curve"
 probe report "$out" --out "$out/report.html"
@@ -28,7 +28,7 @@ t_report=$(clock)
 # on every fifth layer with Hewitt & Liang's control task on word types, then tag a sentence.
 words=results/demo_tokens
 probe sweep --model smollm2-135m --data data/ud_ewt/en_ewt-ud-dev-first400.conllu \
-  --task upos --control --layers 0,5,10,15,20,25,30 --out-dir "$words/upos"
+  --task upos --control --layers 0,5,10,15,20,25,30 --out-dir "$words/upos" --overwrite
 probe predict --head "$words/upos/head.json" "The quick brown fox jumps over the lazy dog ."
 python - "$out/timings.json" "$fresh" "$load_start" "$t_start" "$t_install" "$t_extract" \
   "$t_sweep" "$t_report" "$(clock)" <<'EOF'

@@ -44,12 +44,41 @@ def checkout_store_untouched():
     assert not written, f"tests wrote into {store}: {written[:5]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_places(tmp_path_factory):
+    """Session fixtures (built before any test's own folders) get a models folder and an
+    outputs folder of the session's: nothing reaches the user's cache (``probe.files``)."""
+    folder = tmp_path_factory.mktemp("session-places")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROBE_MODELS", str(folder / "models"))
+        patch.setenv("PROBE_OUT", str(folder / "results"))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own feature store: no test touches ./cache."""
+    """Every test gets its own feature store and models folder: no test touches ./cache or
+    the user's cache (``probe.files``), and no result lands in ./results."""
     store = tmp_path / "store"
     monkeypatch.setenv("PROBE_CACHE", str(store))
+    monkeypatch.setenv("PROBE_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("PROBE_OUT", str(tmp_path / "results"))
     return store
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_channel():
+    """Every test starts with the ``probe`` logger as a library user finds it: a CLI run
+    in-process (``run_probe``) configures it for its command, and that must not leak into
+    the next test's library calls (which must print nothing unless asked)."""
+    import logging
+
+    logger = logging.getLogger("probe")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture

@@ -13,7 +13,12 @@ from probe.cli.common import fail_cleanly, verbosity_options
 
 @click.group()
 def cache():
-    """List, inspect and clean the feature store ($PROBE_CACHE, default ./cache)."""
+    """List, inspect and clean the feature store.
+
+    The store is $PROBE_CACHE; else the project's (cache = "DIR" in ./probe.toml or under
+    [tool.probe] in ./pyproject.toml, or a ./cache that already holds a store); else the
+    per-user cache (~/.cache/probe). ls and info say which on their first line.
+    """
 
 
 @cache.command("ls")
@@ -36,6 +41,7 @@ def cache_ls(as_json):
             click.echo(json.dumps(row))
         click.echo(json.dumps({"store": {k: v for k, v in report.items() if k != "settings"}}))
         return
+    click.echo(_where_line())
     if rows:
         header = f"{'complete':<9}{'N':>7}  {'layers':<10}{'size MB':>9}  {'model':<24}{'path'}"
         click.echo(header)
@@ -55,11 +61,22 @@ def cache_ls(as_json):
     click.echo(_store_line(report), err=not rows)
 
 
+def _where_line() -> str:
+    """The store in use and the rule that chose it (``probe.files``)."""
+    from probe.files import store_location
+
+    path, source = store_location()
+    return f"store: {path.resolve()} (from {source})"
+
+
 def _store_line(report: dict) -> str:
+    superseded = report["superseded_bytes"] / 1e6
     return (
-        f"store: {report['rows']} rows in {report['shards']} shards "
-        f"({report['shard_bytes'] / 1e6:.1f} MB), {report['views']} views "
-        f"({report['view_bytes'] / 1e6:.1f} MB), {report['orphans']} orphan shards"
+        f"rows: {report['rows']} texts in {report['shards']} shards "
+        f"({report['shard_bytes'] / 1e6:.1f} MB"
+        + (f", {superseded:.1f} MB superseded copies: probe cache gc" if superseded else "")
+        + f"); views: {report['views']} ({report['view_bytes'] / 1e6:.1f} MB, copies of rows "
+        f"rebuilt without the model: probe cache gc --views); {report['orphans']} orphan shards"
     )
 
 
@@ -72,12 +89,13 @@ def cache_info(file):
 
     \b
     Examples:
-      probe cache info cache/features/3f2a...h5
+      probe cache info ~/.cache/probe/features/3f2a...h5
       probe cache info
     """
     from probe.errors import ProbeError
     from probe.features.store.caches import PendingView, read_attrs, store_report, summarize
 
+    click.echo(_where_line())
     if file is None:
         report = store_report()
         for setting in report["settings"]:
@@ -106,23 +124,35 @@ def cache_info(file):
 
 
 @cache.command("gc")
+@click.option("--views", is_flag=True, help="Also remove every view (features/*.h5).")
 @verbosity_options
 @fail_cleanly
-def cache_gc():
-    """Remove what crashed writers left: orphan shards and stale temporary files.
+def cache_gc(views):
+    """Remove what no lookup reads: orphan shards, stale temporary files, superseded rows.
 
-    A shard or temporary file whose writing process is still alive is kept.
+    A shard or temporary file whose writing process is still alive is kept; superseded
+    copies of rows are left while a view is being made. --views also removes the views,
+    copies of their rows: the next extract, fit or sweep on the same data rebuilds one
+    from its rows without running the model.
 
     \b
-    Example:
+    Examples:
       probe cache gc
+      probe cache gc --views
     """
     from probe.features.store.caches import store_report
     from probe.features.store.housekeeping import collect_garbage
 
-    removed = collect_garbage()
-    freed = sum(size for _, size in removed)
-    click.echo(f"removed {len(removed)} orphan files ({freed / 1e6:.1f} MB)")
+    done = collect_garbage(views=views)
+    orphans, superseded, removed_views = ([size for _, size in kind] for kind in done[:3])
+    click.echo(f"removed {len(orphans)} orphan files ({sum(orphans) / 1e6:.1f} MB)")
+    if superseded:
+        freed = sum(superseded) / 1e6
+        click.echo(f"removed superseded rows from {len(superseded)} shards ({freed:.1f} MB)")
+    if views:
+        click.echo(f"removed {len(removed_views)} views ({sum(removed_views) / 1e6:.1f} MB)")
+    if done.running:
+        click.echo(f"superseded rows kept: a view is being made ({done.running[0].name})")
     click.echo(_store_line(store_report()))
 
 

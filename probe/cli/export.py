@@ -35,8 +35,8 @@ def export(head, out, model, no_check, as_json):
 
     \b
     Examples:
-      probe export heads/smollm2-135m-sms-l20-last.json --out exports/sms
-      probe predict --onnx exports/sms "WIN a FREE prize now!!!"
+      probe export results/heads/smollm2-135m-sms-l20-last.json --out results/exports/sms
+      probe predict --onnx results/exports/sms "WIN a FREE prize now!!!"
     """
     from probe.serve.export import META_FILE, export_head, export_size
 

@@ -132,7 +132,7 @@ def extract(model, data, layers, **options):
     """Run the frozen backbone once over DATA and cache pooled features of every layer.
 
     Features are stored per text (last-token and mean-pooled hidden states, fp16, every
-    layer up to the highest requested) in the store ($PROBE_CACHE, default ./cache); only
+    layer up to the highest requested) in the store (probe cache ls says where); only
     texts the store lacks run through the model. The dataset is then written as one HDF5
     file (its view). New labels for the same texts update the view's labels; an
     interrupted run resumes where it stopped. The last line printed is the view's path.

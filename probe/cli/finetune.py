@@ -91,7 +91,7 @@ def finetune(model, no_prefix_cache, as_json, **options):
     The head reads the pooled (--pool) hidden state of --layer; blocks above it are dropped,
     the last --unfreeze blocks below it (and the final norm, on the final layer) train with
     --lr-body, the head with --lr-head (AdamW). The frozen blocks run once: their output is
-    cached under $PROBE_CACHE/prefix, so an epoch costs only the trainable blocks. The best
+    cached in the store's prefix/, so an epoch costs only the trainable blocks. The best
     epoch on validation is kept and scored on test. The head starts at the linear probe of
     that layer and pool (LP-FT), standardisation folded in. Causal models also report the LM
     head's perplexity on a fixed text and a greedy continuation, before and after.
@@ -102,7 +102,7 @@ def finetune(model, no_prefix_cache, as_json, **options):
       probe finetune --model gpt2 --train train.csv --val val.csv --test test.csv \\
           --unfreeze all --epochs 2 --json
       probe finetune --model gpt2 --data sms.csv --layer 8 --pool mean --unfreeze 2 \\
-          --init-head heads/gpt2-l8-mean.json --out models/sms-gpt2
+          --init-head results/heads/gpt2-l8-mean.json --out models/sms-gpt2
       probe finetune --model smollm2-135m --data data/sms_spam.csv --init-head zero
       probe predict --head models/sms-gpt2/head.json "WINNER! claim your prize"
     """
@@ -152,7 +152,8 @@ def _library(options: dict) -> dict:
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False),
-    help="Where compare.md, .json and .png go (default $PROBE_CACHE/reports/compare-MODEL-DATA).",
+    help="Where compare.md, .json and .png go "
+    "(default results/reports/compare-MODEL-DATA; $PROBE_OUT instead of results when set).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 @keep_going_option

@@ -38,11 +38,13 @@ features_option = click.option(
 @click.option(
     "--out",
     type=click.Path(dir_okay=True),
-    help="Head path (.json, or a directory). Default: heads/MODEL-DATA-lLAYER-POOL.json",
+    help="Head path (.json, or a directory). Default: "
+    "results/heads/MODEL-DATA-lLAYER-POOL.json ($PROBE_OUT instead of results when set).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace a head that exists at that path.")
 @verbosity_options
 @fail_cleanly
-def fit(layer, pool, out, **options):
+def fit(layer, pool, out, overwrite, **options):
     """Fit a linear head on cached features of one layer and pool; save it; report metrics.
 
     Data files are extracted on demand through the cache (a second call runs no model).
@@ -54,12 +56,12 @@ def fit(layer, pool, out, **options):
     Examples:
       probe fit --model smollm2-135m --data data/sms_spam.csv --layer 20 --pool last
       probe fit --model gpt2 --train train.csv --val val.csv --test test.csv --layer 8
-      probe fit --train cache/features/KEY.h5 --labels topics.csv --layer 8 --json
+      probe fit --train ~/.cache/probe/features/KEY.h5 --labels topics.csv --layer 8 --json
       probe fit --features emb.npy --labels topics.csv --layer 0
     """
     from probe.research.commands import fit_and_save, format_fit
 
-    summary = fit_and_save(layer, pool, out, **head_options(options))
+    summary = fit_and_save(layer, pool, out, overwrite=overwrite, **head_options(options))
     click.echo(json.dumps(summary, indent=2) if options["as_json"] else format_fit(summary))
 
 
@@ -82,13 +84,15 @@ def fit(layer, pool, out, **options):
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False),
-    help="Where sweep.md, sweep.json, sweep.png and the best head go (default sweeps/MODEL-DATA).",
+    help="Where sweep.md, sweep.json, sweep.png and the selected head go "
+    "(default results/sweeps/MODEL-DATA; $PROBE_OUT instead of results when set).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace a selected head that exists there.")
 @research_options
 @keep_going_option
 @verbosity_options
 @fail_cleanly
-def sweep(layers, pools, jobs, plot, out_dir, research, keep_going, **options):
+def sweep(layers, pools, jobs, plot, out_dir, overwrite, research, keep_going, **options):
     """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
 
     The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen,
@@ -103,7 +107,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, keep_going, **options):
     Examples:
       probe sweep --model smollm2-135m --data data/sms_spam.csv
       probe sweep --model smollm2-135m --train sst2_train.csv --val sst2_val.csv --json
-      probe sweep --data cache/features/KEY.h5 --labels topics.csv --pools mean
+      probe sweep --data ~/.cache/probe/features/KEY.h5 --labels topics.csv --pools mean
       probe sweep --features sms.parquet
       probe sweep --train tr.csv --val va.csv --test te.csv --baselines --mdl --mix
     """
@@ -117,6 +121,7 @@ def sweep(layers, pools, jobs, plot, out_dir, research, keep_going, **options):
         plot=plot,
         out_dir=out_dir,
         research=research,
+        overwrite=overwrite,
         **head_options(options),
     )
     say("wrote " + ", ".join(report["files"]))

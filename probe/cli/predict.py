@@ -31,9 +31,9 @@ def predict(head, onnx_dir, texts, data, text_col, model, device, as_json):
 
     \b
     Examples:
-      probe predict --head heads/smollm2-135m-l20-last.json "WIN a FREE prize now!!!"
-      probe predict --head sweeps/run/head.json --data new_messages.csv --json
-      probe predict --onnx exports/sms "WIN a FREE prize now!!!"
+      probe predict --head results/heads/smollm2-135m-l20-last.json "WIN a FREE prize now!!!"
+      probe predict --head results/sweeps/run/head.json --data new_messages.csv --json
+      probe predict --onnx results/exports/sms "WIN a FREE prize now!!!"
     """
     from probe.serve.commands import predict_request
 

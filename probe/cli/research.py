@@ -41,7 +41,8 @@ from probe.cli.common import (
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False),
-    help="Where curve.md, curve.json and curve.png go (default curves/MODEL-DATA-lL-POOL).",
+    help="Where curve.md, curve.json and curve.png go "
+    "(default results/curves/MODEL-DATA-lL-POOL; $PROBE_OUT instead of results when set).",
 )
 @verbosity_options
 @fail_cleanly
@@ -55,7 +56,7 @@ def curve(layer, pool, from_sweep, sizes, seeds, jobs, out_dir, **options):
     \b
     Examples:
       probe curve --model smollm2-135m --train tr.csv --val va.csv --test te.csv --layer 17
-      probe curve --from-sweep sweeps/smollm2-135m-sst2
+      probe curve --from-sweep results/sweeps/smollm2-135m-sst2
     """
     from probe.research.commands import curve_and_save
     from probe.research.curve import markdown_table

@@ -122,7 +122,7 @@ def fill_store_on_ray(
     """
     from probe.features.extract import TRUNCATION_SIDE, resolve_request, text_keys
     from probe.features.models.loading import Backbone
-    from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
+    from probe.features.store.rowstore import RowStore, Setting
     from probe.features.store.views import distinct_positions
 
     if isinstance(model, Backbone):
@@ -138,37 +138,38 @@ def fill_store_on_ray(
         todo = distinct_positions(hashes, rows.missing(hashes, wanted))
         if not len(todo):
             return dtype
-        computed = layers_to_compute(wanted)
         rows_per_block = rows_per_block or block_rows(len(todo), workers)
         say(f"ray: {len(todo)} of {len(hashes)} texts to compute on {workers} {device} workers")
+        # each text gets the layers it lacks (one Ray pass per pattern): stored once
+        for group, computed in rows.plan(hashes[todo], wanted):
 
-        def commit(positions, n_tokens, pooled):
-            rows.commit(
-                hashes[positions],
-                n_tokens,
-                pooled,
-                computed,
-                truncated=np.asarray(n_tokens) >= max_length,
-            )
-            if on_block is not None:
-                on_block()
+            def commit(positions, n_tokens, pooled, computed=computed):
+                rows.commit(
+                    hashes[positions],
+                    n_tokens,
+                    pooled,
+                    computed,
+                    truncated=np.asarray(n_tokens) >= max_length,
+                )
+                if on_block is not None:
+                    on_block()
 
-        with progress(len(todo), "extract (ray)", unit="text") as bar:
-            embed_on_ray(
-                model,
-                data.texts,
-                todo,
-                computed,
-                commit,
-                max_length=max_length,
-                dtype=dtype,
-                device=device,
-                token_budget=token_budget,
-                workers=workers,
-                rows_per_block=rows_per_block,
-                progress=bar,
-                use_compile=use_compile,
-            )
+            with progress(len(group), "extract (ray)", unit="text") as bar:
+                embed_on_ray(
+                    model,
+                    data.texts,
+                    todo[group],
+                    computed,
+                    commit,
+                    max_length=max_length,
+                    dtype=dtype,
+                    device=device,
+                    token_budget=token_budget,
+                    workers=workers,
+                    rows_per_block=rows_per_block,
+                    progress=bar,
+                    use_compile=use_compile,
+                )
         return dtype
     finally:
         if started:
@@ -379,16 +380,19 @@ def start_ray(address: str | None, workers: int | None):
 
 
 def worker_environment(address: str | None) -> dict:
-    """Workers use the driver's store (converted GGUF weights, fingerprint memos) instead of a
-    ``cache/`` under their Ray session folder: always on a local Ray; on a cluster only
-    when ``PROBE_CACHE`` is set, i.e. the user named a store the nodes share."""
+    """Workers use the driver's store and models folder (converted GGUF weights, fingerprint
+    memos) instead of their own: always on a local Ray; on a cluster only the ones the user
+    named (``PROBE_CACHE``, ``PROBE_MODELS``), i.e. folders the nodes share."""
     import os
 
-    from probe.files import cache_root
+    from probe.files import cache_root, models_root
 
-    if address is not None and not os.environ.get("PROBE_CACHE"):
+    places = {"PROBE_CACHE": cache_root, "PROBE_MODELS": models_root}
+    named = {name: where for name, where in places.items() if os.environ.get(name)}
+    chosen = named if address is not None else places
+    if not chosen:
         return {}
-    return {"env_vars": {"PROBE_CACHE": str(cache_root().resolve())}}
+    return {"env_vars": {name: str(where().resolve()) for name, where in chosen.items()}}
 
 
 def _root_message(exc: BaseException) -> str:

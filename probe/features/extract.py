@@ -215,26 +215,37 @@ def _compute_rows(
 ) -> None:
     """Run the backbone over the texts at ``todo`` and commit their rows in shards.
 
-    Three things overlap: the next chunk of texts is tokenised in a thread, the model runs on
-    this one, and finished shards are written and committed by a background writer (one, in
-    order, one shard queued at most; a failed write stops the run at the next shard). Within
-    a chunk of ``TOKENIZE_CHUNK`` texts batches are length-sorted, so padding stays ~3% while
-    the token ids held stay bounded on a 10M-text corpus. A re-run after a kill computes only
-    the uncommitted rows; they may meet other batch shapes (equal to float rounding).
+    Each text gets the layers it lacks (``RowStore.plan``: texts with stored shallow layers
+    get only the deeper ones), so the store holds each (text, layer) once. Three things
+    overlap: the next chunk of texts is tokenised in a thread, the model runs on this one,
+    and finished shards are written and committed by a background writer (one, in order, one
+    shard queued at most; a failed write stops the run at the next shard). Within a chunk of
+    ``TOKENIZE_CHUNK`` texts batches are length-sorted, so padding stays ~3% while the token
+    ids held stay bounded on a 10M-text corpus. A re-run after a kill computes only the
+    uncommitted rows; they may meet other batch shapes (equal to float rounding).
     """
     from probe.features.device import auto_token_budget, prefetched
 
     max_length = rows.setting.max_length
-    held = set() if force else rows.held_layers(hashes[todo])
-    computed = [layer for layer in layers_to_compute(wanted) if layer not in held]
-    if token_budget is None:
-        token_budget = auto_token_budget(backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET)
-    chunks = [todo[i : i + TOKENIZE_CHUNK] for i in range(0, len(todo), TOKENIZE_CHUNK)]
-    characters = np.asarray([len(texts[i]) for i in todo], dtype=np.int64)
+    if force:
+        plan = [(todo, layers_to_compute(wanted))]
+    else:
+        plan = [(todo[group], layers) for group, layers in rows.plan(hashes[todo], wanted)]
+    work = [
+        (group[i : i + TOKENIZE_CHUNK], layers)
+        for group, layers in plan
+        for i in range(0, len(group), TOKENIZE_CHUNK)
+    ]
+    budgets = {  # padded tokens per batch, by the number of layers a batch keeps
+        len(layers): token_budget
+        or auto_token_budget(backbone, len(layers), max_length, DEFAULT_TOKEN_BUDGET)
+        for _, layers in plan
+    }
     bar = progress(0, "extract", unit="tok")  # the total grows as chunks are tokenised
     truncated = 0
 
-    def tokenize(chunk: np.ndarray):
+    def tokenize(item):
+        chunk, layers = item
         setting = rows.setting
         encoded = encode_texts(
             backbone, [texts[i] for i in chunk], max_length, setting.prompt, setting.chat_template
@@ -243,32 +254,32 @@ def _compute_rows(
         if lengths.min() == 0:
             empty = int((lengths == 0).sum())
             raise ProbeError(f"{empty} texts have no tokens; remove them from the data")
-        return chunk, encoded, lengths
+        return chunk, layers, encoded, lengths
 
-    def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
+    def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict, layers) -> None:
         # truncated: exact unless a text is exactly max_length tokens long
         rows.commit(
             hashes[positions],
             lengths,
             pooled,
-            computed,
+            layers,
             truncated=lengths >= max_length,
             prefer=force,
         )
 
-    total_characters = int(characters.sum())
-    tokens_seen = characters_seen = offset = 0
+    total_characters = sum(len(texts[i]) for i in todo)
+    tokens_seen = characters_seen = 0
     with BackgroundWriter(depth=1) as writer:
         shards = _ShardBuffer(writer, commit, shard_rows)
-        for chunk, encoded, lengths in prefetched(chunks, tokenize, depth=1):
+        for chunk, layers, encoded, lengths in prefetched(work, tokenize, depth=1):
             truncated += encoded.truncated
             tokens_seen += int(lengths.sum())
-            characters_seen += int(characters[offset : offset + len(chunk)].sum())
-            offset += len(chunk)
+            characters_seen += sum(len(texts[i]) for i in chunk)
             rate = tokens_seen / max(characters_seen, 1)  # tokens per character so far
             bar.set_total(tokens_seen + rate * (total_characters - characters_seen))
-            batches = length_sorted_batches(lengths, token_budget)
-            for batch, pooled in pooled_batches(backbone, encoded.token_ids, batches, computed):
+            shards.start(layers)
+            batches = length_sorted_batches(lengths, budgets[len(layers)])
+            for batch, pooled in pooled_batches(backbone, encoded.token_ids, batches, layers):
                 shards.add(chunk[batch], lengths[batch], pooled)
                 bar.update(int(lengths[batch].sum()))
         shards.flush()
@@ -279,12 +290,20 @@ def _compute_rows(
 
 class _ShardBuffer:
     """Pooled batches gathered into shards: one goes to the writer every ``shard_rows`` rows
-    or ``SHARD_SECONDS`` of compute, whichever comes first (what a killed run can lose)."""
+    or ``SHARD_SECONDS`` of compute, whichever comes first (what a killed run can lose), and
+    whenever the layers computed change (a shard holds one set of layers)."""
 
     def __init__(self, writer: BackgroundWriter, commit, shard_rows: int):
         self.writer, self.commit, self.shard_rows = writer, commit, shard_rows
         self.pending: list[tuple[np.ndarray, np.ndarray, dict]] = []
+        self.layers: list[int] = []
         self.started = time.perf_counter()
+
+    def start(self, layers: list[int]) -> None:
+        """The layers of the batches that follow."""
+        if layers != self.layers:
+            self.flush()
+            self.layers = list(layers)
 
     def add(self, positions: np.ndarray, lengths: np.ndarray, pooled: dict) -> None:
         self.pending.append((positions, lengths, pooled))
@@ -301,7 +320,7 @@ class _ShardBuffer:
                 for pool in self.pending[0][2]
             }
             self.pending.clear()
-            self.writer.submit(self.commit, positions, lengths, pooled)
+            self.writer.submit(self.commit, positions, lengths, pooled, self.layers)
         self.started = time.perf_counter()
 
 

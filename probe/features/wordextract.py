@@ -191,11 +191,12 @@ def _compute(
     from probe.features.device import BackgroundWriter, auto_token_budget, to_device
 
     max_length = rows.setting.max_length
-    held = set() if force else rows.held_layers(keys[todo])
-    computed = [layer for layer in layers_to_compute(wanted) if layer not in held]
-    if token_budget is None:
-        token_budget = auto_token_budget(backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET)
+    if force:
+        plan = [(todo, layers_to_compute(wanted))]
+    else:  # each sentence gets the layers it lacks: a (row, layer) is stored once
+        plan = [(todo[group], layers) for group, layers in rows.plan(keys[todo], wanted)]
     pending: list = []
+    computed: list[int] = []
     last_flush = time.perf_counter()
     device = next(backbone.model.parameters()).device
     unaligned = truncated = 0
@@ -218,10 +219,20 @@ def _compute(
         )
         writer.submit(commit, keys[positions], lengths, units, computed)
 
+    work = [
+        (group[i : i + TOKENIZE_CHUNK], layers)
+        for group, layers in plan
+        for i in range(0, len(group), TOKENIZE_CHUNK)
+    ]
     with progress(len(todo), "extract", unit="sent") as bar:
         with BackgroundWriter(depth=1) as writer:
-            for start in range(0, len(todo), TOKENIZE_CHUNK):
-                chunk = todo[start : start + TOKENIZE_CHUNK]
+            for chunk, layers in work:
+                if layers != computed:  # a shard holds one set of layers
+                    flush()
+                    computed = layers
+                    budget = token_budget or auto_token_budget(
+                        backbone, len(computed), max_length, DEFAULT_TOKEN_BUDGET
+                    )
                 texts, spans = [data.texts[i] for i in chunk], [data.spans[i] for i in chunk]
                 encoded = encode_words(backbone.tokenizer, texts, spans, max_length, unit)
                 unaligned += encoded.unaligned
@@ -229,7 +240,7 @@ def _compute(
                 lengths = np.asarray([len(ids) for ids in encoded.token_ids], np.int64)
                 if len(lengths) and lengths.min() == 0:
                     raise ProbeError(f"{int((lengths == 0).sum())} sentences have no tokens")
-                for batch in length_sorted_batches(lengths, token_budget):
+                for batch in length_sorted_batches(lengths, budget):
                     host = host_batch(backbone, [encoded.token_ids[i] for i in batch])
                     input_ids, attention_mask = (to_device(t, device) for t in host)
                     spans = [encoded.word_tokens[i] for i in batch]

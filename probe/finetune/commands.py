@@ -162,7 +162,7 @@ def compare_and_save(
     **options,
 ) -> tuple[dict, list[Path]]:
     """The best probe of the sweep versus fine-tuning with each N of ``unfreeze_list``;
-    writes compare.md, .json and .png to ``out_dir`` (default under $PROBE_CACHE/reports);
+    writes compare.md, .json and .png to ``out_dir`` (default results/reports/...);
     return (the comparison, its files)."""
     from probe.finetune.compare import default_out_dir, run_comparison, write_outputs
 

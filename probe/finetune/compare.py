@@ -410,15 +410,15 @@ def plot(result: dict, path: Path) -> None:
 
 
 def default_out_dir(model: str, source: str) -> Path:
-    """$PROBE_CACHE/reports/compare-MODEL-DATA: never inside the package or the checkout's
-    benchmarks/ (a run from the repository root used to write its results there)."""
+    """results/reports/compare-MODEL-DATA (under ``$PROBE_OUT`` when set): with the other
+    results, never in the store, the package or the checkout's benchmarks/."""
     import re
 
-    from probe.files import cache_root
+    from probe.outputs import default_output
 
     names = [Path(str(model).rstrip("/")).name, Path(str(source)).stem]
     stem = "compare-" + "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", name) for name in names)
-    return cache_root() / "reports" / stem
+    return default_output("reports", stem)
 
 
 def write_outputs(result: dict, out_dir: str | Path) -> list[Path]:

@@ -142,15 +142,20 @@ def fit_and_save(
     C: float | None = None,
     class_weight: str | None = None,
     exact: bool = False,
+    overwrite: bool = False,
     **options,
 ) -> dict:
     """Fit a head on one layer (or a multi-layer spec) and pool, save it; return the summary
-    (``probe fit --json``). ``out`` None: heads/MODEL-DATA-lLAYER-POOL.json."""
+    (``probe fit --json``). ``out`` None: results/heads/MODEL-DATA-lLAYER-POOL.json (under
+    ``$PROBE_OUT`` when set); a head there is replaced only with ``overwrite``."""
     from probe.features.pooling import check_pool
-    from probe.heads.persistence import save_head
+    from probe.heads.persistence import head_paths, save_head
+    from probe.outputs import claim_head, default_output
     from probe.research.sweep import fit_one, head_meta, say_fallback
 
     check_pool(pool)
+    if out is not None:  # refused before any extraction or fit
+        claim_head(head_paths(out)[0], overwrite)
     data, spec, chosen = _rows_for_spec(layer, options)
     pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
     result = fit_one(data, chosen, pool, C=C, class_weight=class_weight, exact=exact)
@@ -159,7 +164,9 @@ def fit_and_save(
     task = next((options[k] for k in ("labels_file", "features", "data") if options.get(k)), None)
     task = task or options.get("train")
     name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
-    head_path = save_head(out or f"heads/{name}.json", result.classifier, meta, result.combiner)
+    if out is None:
+        out = claim_head(default_output("heads", f"{name}.json"), overwrite)
+    head_path = save_head(out, result.classifier, meta, result.combiner)
     return {
         "head": str(head_path),
         **{k: meta[k] for k in ("model", "layer", "pool")},
@@ -208,15 +215,18 @@ def sweep_and_save(
     class_weight: str | None = None,
     exact: bool = False,
     research: dict | None = None,
+    overwrite: bool = False,
     **options,
 ) -> tuple[dict, str]:
     """Sweep every layer x pool, save the table, JSON, plot and the selected head (multi-layer
-    too) to ``out_dir`` (default sweeps/MODEL-DATA); return (sweep.json's report, the table).
+    too) to ``out_dir`` (default results/sweeps/MODEL-DATA, under ``$PROBE_OUT`` when set; a
+    head there is replaced only with ``overwrite``); return (sweep.json's report, the table).
 
     ``research`` holds ``run_sweep``'s research keywords (resamples, repeats, prefer_early,
     metric, control, mdl, ``multi``: "mix" and concat specs) and ``baselines`` (bool).
     """
     from probe.features.layers import MIX, parse_row_spec, resolve_layers
+    from probe.outputs import claim_head, default_output
     from probe.research.saving import save_sweep
     from probe.research.selection import check_metric
     from probe.research.sweep import run_sweep
@@ -225,6 +235,8 @@ def sweep_and_save(
     research = dict(research or {})
     check_metric(research.get("metric"), 2)  # its name, before any extraction; classes later
     o = row_options(options)
+    if out_dir is not None:  # refused before any extraction or fit
+        claim_head(Path(out_dir) / "head.json", overwrite)
     # --concat layers are extracted with the swept ones; a mix mixes the swept layers.
     specs = [parse_row_spec(spec) for spec in research.get("multi", ())]
     concat = [",".join(spec.layers) for spec in specs if spec.kind != MIX]
@@ -245,6 +257,10 @@ def sweep_and_save(
         pool_names = [data.word_pool]
     if o["features"]:
         pool_names = held_pools(data, pool_names, Path(o["features"]).name)
+    source = o["data"] or o["train"] or o["features"] or "store"
+    if out_dir is None:
+        out_dir = default_output("sweeps", f"{short_name(data.model)}-{short_name(source)}")
+        claim_head(out_dir / "head.json", overwrite)
     result = run_sweep(
         data,
         chosen,
@@ -256,8 +272,7 @@ def sweep_and_save(
         seed=o["seed"],
         **research,
     )
-    source = o["data"] or o["train"] or o["features"] or "store"
-    folder = Path(out_dir or f"sweeps/{short_name(data.model)}-{short_name(source)}")
+    folder = Path(out_dir)
     table = markdown_table(result)
     if hasattr(data, "word_pool"):
         from probe.research.words.report import word_fields, word_markdown
@@ -305,8 +320,10 @@ def curve_and_save(
     **options,
 ) -> tuple[dict, list[Path]]:
     """A learning curve of one row (or of a sweep's selected row, with its data), saved to
-    ``out_dir`` (default curves/MODEL-DATA-lLAYER-POOL); return (the curve, its files).
+    ``out_dir`` (default results/curves/MODEL-DATA-lLAYER-POOL, under ``$PROBE_OUT`` when
+    set); return (the curve, its files).
     ``class_weight`` and ``exact`` are accepted with the other head options and not used."""
+    from probe.outputs import default_output
     from probe.research.curve import learning_curve
     from probe.research.saving import save_curve
 
@@ -326,4 +343,4 @@ def curve_and_save(
     )
     source = options["data"] or options["train"] or "store"
     name = f"{short_name(data.model)}-{short_name(source)}-l{spec.file_stem}-{pool}"
-    return result, save_curve(result, Path(out_dir or f"curves/{name}"))
+    return result, save_curve(result, Path(out_dir or default_output("curves", name)))

@@ -39,17 +39,26 @@ def head(sms_rows, tmp_path):
 
 def test_fit_reports_saves_and_runs_no_model_the_second_time(sms_rows, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROBE_OUT")  # the default: ./results/heads
     first = run_probe("fit", **sms_rows, layer=-1, q=True)
     assert first.exit_code == 0, first.output
     for fragment in ("layer 3  pool last", "train 72  test 18", "test:", "macro avg", "confusion"):
         assert fragment in first.output
-    default_head = next((tmp_path / "heads").glob("*.json"))
+    default_head = next((tmp_path / "results" / "heads").glob("*.json"))
     assert default_head.name.endswith("-sms90-l3-last.json")
     assert default_head.with_suffix(".safetensors").is_file()
+    saved = default_head.read_bytes()
 
     refuse_models(monkeypatch)
-    second = run_probe("fit", **sms_rows, layer=3, json=True, class_weight="balanced", q=True)
+    refused = run_probe("fit", **sms_rows, layer=3, class_weight="balanced", q=True)
+    assert_one_line_error(refused, str(default_head.relative_to(tmp_path)), "--overwrite")
+    assert default_head.read_bytes() == saved  # the head that was there is untouched
+    second = run_probe(
+        "fit", **sms_rows, layer=3, json=True, class_weight="balanced", overwrite=True
+    )
     assert second.exit_code == 0, second.output
+    assert f"replacing the head at {default_head.relative_to(tmp_path)}" in second.stderr
+    assert default_head.read_bytes() != saved
     report = json.loads(second.stdout)
     assert report["layer"] == 3 and report["n"] == {"train": 72, "test": 18}
     assert report["C_search"]["method"] == "5-fold cross-validation"
@@ -93,6 +102,22 @@ def test_sweep_writes_table_json_plot_and_best_head(sms_rows, tmp_path):
     assert json.loads((out / "sweep.json").read_text())["best"] == report["best"]
     table = run_probe("predict", "free prize, call now", head=report["head"])
     assert table.exit_code == 0 and table.output.splitlines()[0].split()[0] == "label"
+
+
+def test_a_sweep_replaces_its_selected_head_only_when_told(sms_rows, tmp_path):
+    out = tmp_path / "sweep"
+    first = run_probe("sweep", **sms_rows, layers="2,3", out_dir=out, jobs=1, q=True)
+    assert first.exit_code == 0, first.output
+    saved = (out / "head.json").read_bytes()
+    with pytest.MonkeyPatch.context() as patch:  # refused before any work: no model, no fit
+        refuse_models(patch)
+        patch.setattr("probe.research.sweep.run_sweep", lambda *a, **k: pytest.fail("swept"))
+        again = run_probe("sweep", **sms_rows, layers="2,3", out_dir=out, jobs=1, q=True)
+    assert_one_line_error(again, str(out / "head.json"), "--overwrite")
+    assert (out / "head.json").read_bytes() == saved
+    replaced = run_probe("sweep", **sms_rows, layers="2,3", out_dir=out, jobs=1, overwrite=True)
+    assert replaced.exit_code == 0, replaced.output
+    assert f"replacing the head at {out / 'head.json'}" in replaced.stderr
 
 
 def test_predict_table_jsonl_and_data_file(head, sms_labelled, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
-from conftest import SMS_CSV, probe_env, probe_process
+from conftest import SMS_CSV, cli_args, probe_env, probe_process
 from probe.cli import main
 from probe.features.store.caches import open_cache
 
@@ -87,4 +87,52 @@ def test_a_killed_writer_leaves_an_orphan_that_gc_removes(tmp_path, isolated_cac
     assert gc.exit_code == 0 and "removed 1 orphan files" in gc.output, gc.output
     assert not temps[0].exists()
     assert len(list(folder.glob("shard-*.h5"))) == 1  # the committed shard stays
-    assert "1 rows in 1 shards" in run_cli("cache", "ls").output
+    assert "rows: 1 texts in 1 shards" in run_cli("cache", "ls").output
+
+
+def test_views_are_shown_apart_from_rows_and_rebuilt_without_the_model(
+    sms_rows, tmp_path, monkeypatch
+):
+    """``probe cache gc --views`` frees the views' copies; ``probe fit`` on the same data
+    then rebuilds its view from the rows and runs no model, with the same head."""
+    import probe.features.models.loading
+
+    first = run_cli(*cli_args("fit", **sms_rows, layer=2, out=tmp_path / "a.json", json=True))
+    assert first.exit_code == 0, first.output
+    listing = run_cli("cache", "ls", "--json")
+    store = json.loads(listing.output.strip().splitlines()[-1])["store"]
+    assert store["views"] == 1 and store["view_bytes"] > 0 and store["shard_bytes"] > 0
+    totals = run_cli("cache", "ls").output.strip().splitlines()[-1]
+    assert f"rows: {store['rows']} texts in {store['shards']} shards" in totals
+    assert f"views: 1 ({store['view_bytes'] / 1e6:.1f} MB, copies of rows" in totals
+    freed = run_cli("cache", "gc", "--views")
+    assert freed.exit_code == 0 and "removed 1 views" in freed.output, freed.output
+    assert "views: 0 (0.0 MB" in freed.output.strip().splitlines()[-1]
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(probe.features.models.loading, "load_backbone", no_model)
+    again = run_cli(*cli_args("fit", **sms_rows, layer=2, out=tmp_path / "b.json", json=True))
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["metrics"] == json.loads(first.stdout)["metrics"]
+    assert (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "a.safetensors").read_bytes()
+    assert json.loads(run_cli("cache", "ls", "--json").output.splitlines()[-1])["store"]["views"]
+
+
+def test_superseded_rows_are_counted_and_gc_frees_them(tiny_gpt2_dir, sms_subset):
+    """``--force`` stores its rows again; the old copies are superseded, shown, removed."""
+    args = ("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "--layers", "3", "-q")
+    view = run_cli(*args).output.strip()
+    before = open_cache(view).features(3, "mean")
+    forced = run_cli(*args, "--force")
+    assert forced.exit_code == 0, forced.output
+    totals = run_cli("cache", "ls").output.strip().splitlines()[-1]
+    assert "rows: 40 texts in 2 shards" in totals and "MB superseded copies" in totals
+    done = run_cli("cache", "gc")
+    assert "removed superseded rows from 1 shards" in done.output, done.output
+    totals = done.output.strip().splitlines()[-1]
+    assert "rows: 40 texts in 1 shards" in totals and "superseded" not in totals
+    np.testing.assert_allclose(open_cache(view).features(3, "mean"), before, rtol=2**-9, atol=1e-5)
+    rebuilt = run_cli("extract", "--model", tiny_gpt2_dir, "--data", sms_subset, "--layers", "3")
+    assert rebuilt.exit_code == 0 and "cache hit" in rebuilt.output

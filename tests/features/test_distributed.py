@@ -203,6 +203,7 @@ def test_workers_get_the_drivers_store(local_ray, monkeypatch, tmp_path):
     """A local Ray's workers use the driver's store (not ./cache under their session
     folder); a remote cluster's only when PROBE_CACHE names one the user chose."""
     from probe.features.distributed import worker_environment
+    from probe.files import models_root, store_location
 
     @local_ray.remote
     def worker_store() -> str:
@@ -211,12 +212,20 @@ def test_workers_get_the_drivers_store(local_ray, monkeypatch, tmp_path):
         return os.environ.get("PROBE_CACHE", "")
 
     assert Path(local_ray.get(worker_store.remote())).name.startswith("ray-workers-store")
-    monkeypatch.setenv("PROBE_CACHE", str(tmp_path / "store"))
-    assert worker_environment(None) == {"env_vars": {"PROBE_CACHE": str(tmp_path / "store")}}
-    assert worker_environment("ray://head:10001")["env_vars"]["PROBE_CACHE"].endswith("store")
+    places = {"PROBE_CACHE": str(tmp_path / "store"), "PROBE_MODELS": str(tmp_path / "models")}
+    for name, value in places.items():
+        monkeypatch.setenv(name, value)
+    assert worker_environment(None) == {"env_vars": places}
+    assert worker_environment("ray://head:10001") == {"env_vars": places}
+    monkeypatch.delenv("PROBE_MODELS")  # a cluster gets only the folders the user named
+    assert worker_environment("ray://head:10001") == {
+        "env_vars": {"PROBE_CACHE": places["PROBE_CACHE"]}
+    }
     monkeypatch.delenv("PROBE_CACHE")
     assert worker_environment("ray://head:10001") == {}
-    assert worker_environment(None)["env_vars"]["PROBE_CACHE"] == str(Path("cache").resolve())
+    local = worker_environment(None)["env_vars"]  # a local Ray's workers: the driver's folders
+    assert local["PROBE_CACHE"] == str(store_location().path.resolve())
+    assert local["PROBE_MODELS"] == str(models_root().resolve())
 
 
 def test_requested_dtype_overrides_the_cluster_default(local_ray):

@@ -51,27 +51,32 @@ def compared(tiny_gpt2_dir, tmp_path_factory):
                 ",".join(map(str, GRID)),
                 "--json",
             ],
-            env={"PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1"},
+            env={"PROBE_CACHE": str(store), "HF_HUB_OFFLINE": "1", "PROBE_OUT": None},
         )
     finally:
         os.chdir(previous)
     assert result.exit_code == 0, result.output
     return {
         "json": json.loads(result.output.strip().splitlines()[-1]),
-        "out_dir": store / "reports" / f"compare-{tiny_gpt2_dir.name.replace('-', '_')}-sms90",
+        "out_dir": cwd
+        / "results"
+        / "reports"
+        / f"compare-{tiny_gpt2_dir.name.replace('-', '_')}-sms90",
+        "store": store,
         "cwd": cwd,
         "new_repo_files": repo_files() - before,
     }
 
 
-def test_outputs_land_in_the_store_and_nowhere_in_the_checkout(compared):
-    out_dir = compared["out_dir"]
+def test_outputs_land_in_the_results_folder_not_in_the_store_or_the_checkout(compared):
+    out_dir = compared["out_dir"]  # ./results/reports/compare-MODEL-DATA of the cwd
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "compare.json",
         "compare.md",
         "compare.png",
     ]
-    assert list(compared["cwd"].iterdir()) == []
+    assert [p.name for p in compared["cwd"].iterdir()] == ["results"]
+    assert not (compared["store"] / "reports").exists()
     written = [p for p in compared["new_repo_files"] if "compare" in os.path.basename(p)]
     assert written == []
     assert json.loads((out_dir / "compare.json").read_text()) == compared["json"]

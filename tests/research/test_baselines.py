@@ -94,7 +94,7 @@ def test_random_weights_are_seeded_cached_and_keyed_apart(tiny_gpt2_dir, tmp_pat
     two = random_weights_model(str(tiny_gpt2_dir), seed=2)
     prints = {directory_fingerprint(Path(p)) for p in (tiny_gpt2_dir, one, two)}
     assert len(prints) == 3  # own keys in the row store
-    monkeypatch.setenv("PROBE_CACHE", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("PROBE_MODELS", str(tmp_path / "elsewhere"))  # built again: the same
     again = random_weights_model(str(tiny_gpt2_dir), seed=1)
     assert again != one and directory_fingerprint(Path(again)) == directory_fingerprint(Path(one))
 

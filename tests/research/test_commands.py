@@ -43,10 +43,11 @@ def test_the_default_head_name_says_model_data_layer_and_pool(
     from probe.research.commands import fit_and_save
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROBE_OUT")  # the default: ./results
     summary = fit_and_save(
         "1,3", "last", model=str(tiny_gpt2_dir), data=str(sms_labelled), max_length=48
     )
-    assert summary["head"].startswith("heads/") and summary["head"].endswith(
+    assert summary["head"].startswith("results/heads/") and summary["head"].endswith(
         "-sms90-l1-3-last.json"
     )
     assert (tmp_path / summary["head"]).is_file() and summary["layers"] == [1, 3]

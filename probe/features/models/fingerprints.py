@@ -2,9 +2,10 @@
 
 Cut from loading because a cache hit needs only this: the fingerprint (a hash of config.json
 and the weight files, each file's digest memoised by path, size and mtime) and the model's
-shape (layers, width, context). Both are kept in the store's ``models/`` folder, so opening
-cached features never imports transformers: reading a config through ``AutoConfig`` costs
-~3 s of imports (torch among them), which was most of opening the SST-2 caches.
+shape (layers, width, context). Both are kept in the models folder every store shares
+(``probe.files.models_root``), so opening cached features never imports transformers:
+reading a config through ``AutoConfig`` costs ~3 s of imports (torch among them), which was
+most of opening the SST-2 caches.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 
 from probe.errors import ProbeError
-from probe.files import cache_root
+from probe.files import models_root
 from probe.outputs import write_json
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -82,7 +83,7 @@ def remember_shape(fingerprint: str, shape: dict) -> dict:
 
 def _read_memo(name: str) -> dict:
     try:
-        memo = json.loads((cache_root() / "models" / name).read_text())
+        memo = json.loads((models_root() / name).read_text())
     except (OSError, ValueError):
         return {}
     return memo if isinstance(memo, dict) else {}
@@ -90,6 +91,6 @@ def _read_memo(name: str) -> dict:
 
 def _write_memo(name: str, memo: dict) -> None:
     try:
-        write_json(cache_root() / "models" / name, memo)
+        write_json(models_root() / name, memo)
     except OSError:
         pass  # an unwritable store only costs the memo

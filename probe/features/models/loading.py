@@ -32,7 +32,7 @@ from probe.features.models.fingerprints import (  # noqa: F401  (public here too
     remember_shape,
     remembered_shape,
 )
-from probe.files import cache_root
+from probe.files import model_folder
 from probe.outputs import replace_folder, staging_folder
 
 DEFAULT_MODEL = "gpt2"
@@ -242,9 +242,10 @@ def _model_hint(spec: str) -> str:
 
 
 def _converted_gguf_dir(gguf_path: Path) -> Path:
-    """De-quantize a GGUF once (~20 s) into fp32 safetensors that reload in under a second."""
+    """De-quantize a GGUF once (~20 s) into fp32 safetensors that reload in under a second,
+    in the models folder every store shares (``probe.files.model_folder``)."""
     key = file_digest(gguf_path)[:16]
-    target = cache_root() / "models" / f"{gguf_path.stem}-{key}"
+    target = model_folder(f"{gguf_path.stem}-{key}")
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     import torch

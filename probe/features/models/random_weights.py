@@ -3,10 +3,11 @@
 A probe's accuracy mixes what the backbone learned with what any network of that shape
 gives a linear head (Conneau et al. 2018; Hewitt & Liang 2019, section 5). The baseline is
 the model's own config initialised by its own ``_init_weights`` under a fixed torch seed,
-saved once as a ``save_pretrained`` folder in the store (``models/random-FINGERPRINT-sSEED``)
-with the original tokenizer files. That folder is an ordinary ``--model``: its weight files
-give it its own fingerprint, so its rows live under their own key in the row store, are
-extracted by the same pipeline, and are computed once.
+saved once as a ``save_pretrained`` folder with the original tokenizer files in the models
+folder every store shares (``random-FINGERPRINT-sSEED``; ``probe.files.model_folder``). That
+folder is an ordinary ``--model``: its weight files give it its own fingerprint, so its rows
+live under their own key in the row store, are extracted by the same pipeline, and are
+computed once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from probe.features.models.loading import TOKENIZER_FILES as IDENTITY_FILES
-from probe.files import cache_root
+from probe.files import model_folder
 
 MARKER = "random_weights.json"
 # the files of the tokenizer's identity, and one that adds tokens without changing it
@@ -36,7 +37,7 @@ def random_weights_model(spec: str, seed: int = 0) -> str:
 
     source = resolve_model_dir(spec)
     fingerprint = directory_fingerprint(source)
-    target = cache_root() / "models" / f"random-{fingerprint[:16]}-s{seed}"
+    target = model_folder(f"random-{fingerprint[:16]}-s{seed}")
     if _complete(target):
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,9 @@ Layout of a view file (one per dataset and setting; the files fit/sweep/predict 
            labels_source, probe/torch/transformers versions (not key parts),
            dataset_fingerprint, computed_rows, reused_rows, complete
 
-Store folder (``$PROBE_CACHE``)::
+Store folder (``probe.files.cache_root``: ``$PROBE_CACHE``, a project's, else the user cache)::
 
+    README.md                         its layout, what may be deleted (written on first use)
     features/<view key>.h5            views; ``<view>.h5.partial/`` while one is being made
     rows/<setting key>/               shards + index (see ``probe.features.store.rowstore``)
 
@@ -219,20 +220,30 @@ class PendingView:
 
 
 def store_report(root: Path | None = None) -> dict:
-    """Rows, shards, views and bytes of the whole store (``probe cache ls/info``)."""
+    """Where the store is and why, its rows, shards, views and bytes (``probe cache ls/info``).
+
+    ``shard_bytes`` are the rows' (the only bytes that cost model time to remake), of which
+    ``superseded_bytes`` are copies no lookup reads; ``view_bytes`` are the views', copies of
+    rows that ``probe cache gc --views`` removes and the next extract rebuilds from them.
+    """
     from probe.features.store.housekeeping import setting_report
     from probe.features.store.rowstore import rows_dir
+    from probe.files import store_location
 
+    location = store_location() if root is None else None
     settings = []
     folder = rows_dir(root)
     if folder.is_dir():
         settings = [setting_report(path) for path in sorted(folder.iterdir()) if path.is_dir()]
     views = [row for row in list_caches(root) if row["complete"]]
     return {
+        "path": str((root or location.path).resolve()),
+        "from": location.source if location else "given",
         "settings": settings,
         "rows": sum(s["rows"] for s in settings),
         "shards": sum(s["shards"] for s in settings),
         "shard_bytes": sum(s["bytes"] for s in settings),
+        "superseded_bytes": sum(s["superseded_bytes"] for s in settings),
         "orphans": sum(s["orphans"] for s in settings),
         "views": len(views),
         "view_bytes": sum(Path(row["path"]).stat().st_size for row in views),

@@ -3,7 +3,7 @@
 A **row** is the pooled features of one text (every pool, some layers) under one
 :class:`Setting` (model fingerprint, tokenizer, max length, truncation side, compute dtype,
 pools). Versions of probe/torch/transformers are not part of it: an upgrade that does not
-change the numbers keeps every row. Rows live under ``$PROBE_CACHE/rows/<setting.key>/``:
+change the numbers keeps every row. Rows live under the store's ``rows/<setting.key>/``:
 
     setting.json           the setting, for humans and ``probe cache info``
     index.json             the index: committed shards in resolution order, each with its
@@ -14,11 +14,13 @@ change the numbers keeps every row. Rows live under ``$PROBE_CACHE/rows/<setting
 
 A row key is (setting, text sha1); the index maps it to (shard, row) through the shards'
 ``text_sha1`` columns, read once per process per shard (shards never change). A text may sit
-in several shards (a later request for more layers adds a shard with only the extra layers;
-two concurrent writers may both compute it): each (text, layer) resolves to the *earliest*
-shard in the index holding it, so what was stored first is never replaced and concurrent
-writers agree bitwise on shared rows. ``commit_block(..., prefer=True)`` (``--force``) puts
-its shard first instead.
+in several shards: a later request for more layers adds a shard with only the layers its
+texts lack (``RowStore.plan``), so each (text, layer) is stored once. Two concurrent
+writers may both compute a row, and ``commit_block(..., prefer=True)`` (``--force``) puts
+its shard first: each (text, layer) resolves to the *earliest* shard in the index holding
+it, so what was stored first is never replaced and concurrent writers agree bitwise on
+shared rows; the later copies are *superseded*, counted by ``probe cache ls`` and removed
+by ``probe cache gc`` (``probe.features.store.housekeeping``).
 
 A writer killed at any point leaves a temporary ``.shard-*`` file (before the rename) or a
 shard the index does not name (between the rename and the index update): neither is ever
@@ -47,7 +49,7 @@ import numpy as np
 
 from probe.errors import ProbeError
 from probe.features.pooling import POOL_NAMES
-from probe.files import atomic_path, cache_root, write_atomic
+from probe.files import atomic_path, cache_root, ensure_store_readme, write_atomic
 
 FORMAT_VERSION = 2
 SHA1_BYTES = 20
@@ -153,7 +155,7 @@ class RowStore:
             ShardEntry(e["name"], int(e["n"]), [int(x) for x in e["layers"]]) for e in raw["shards"]
         ]
 
-    def _shard_keys(self, name: str) -> np.ndarray:
+    def shard_keys(self, name: str) -> np.ndarray:
         if name not in self._keys:
             import h5py
 
@@ -180,7 +182,7 @@ class RowStore:
         built once per set of shards (a view's lookups ask several times per extract)."""
         cache_key = tuple(zip(indices, names, strict=True))
         if cache_key not in self._sorted:
-            keys = [self._shard_keys(name) for name in names]
+            keys = [self.shard_keys(name) for name in names]
             stored = np.concatenate(keys) if keys else np.empty(0, KEY)
             shard_of = np.repeat(np.asarray(indices, np.int64), [len(k) for k in keys])
             row_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys] or [[]])
@@ -263,13 +265,35 @@ class RowStore:
                 held.add(layer)
         return held
 
+    def plan(self, text_sha1: np.ndarray, layers: Sequence[int]) -> list[tuple[np.ndarray, list]]:
+        """What a pass must store for these texts: (positions, the layers of 0..max(layers)
+        they lack), one group per pattern of stored layers. The pass to layer L computes
+        0..L for every text anyway, but a (text, layer) the store holds is never written
+        again: texts whose shallow layers are stored get only the deeper ones, beside new
+        texts that get all of them."""
+        wanted = layers_to_compute(layers)
+        if not len(as_keys(text_sha1)):
+            return []
+        located = self.locate(text_sha1, wanted)
+        lacking = np.stack([located[layer].lacking for layer in wanted], axis=1)  # (N, L)
+        patterns, group = np.unique(lacking, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        wanted = np.asarray(wanted)
+        return [
+            (np.flatnonzero(group == index), wanted[row].tolist())
+            for index, row in enumerate(patterns)
+            if row.any()
+        ]
+
     # --- writing --------------------------------------------------------------------------
 
     def new_shard_path(self) -> Path:
         """A fresh shard name in this setting's folder (written once, never reused), the
-        folder's ``setting.json`` written first: what every kind of row commits through."""
+        folder's ``setting.json`` (and a new store's README) written first: what every kind of
+        row commits through."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if not (self.folder / "setting.json").is_file():
+            ensure_store_readme(self.folder.parents[1])
             write_atomic(self.folder / "setting.json", json.dumps(self.setting.as_dict(), indent=1))
         unique = f"{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         return self.folder / f"shard-{unique}.h5"
@@ -312,6 +336,11 @@ class RowStore:
     def write_shard(self, text_sha1, n_tokens, layers, truncated, arrays: dict, prefer) -> Path:
         """One immutable shard: the columns every row has, then ``arrays`` (the pools, or a
         ragged store's units and offsets), written atomically; then its index entry."""
+        shard = self.write_shard_file(text_sha1, n_tokens, layers, truncated, arrays)
+        return self.register_shard(shard, len(text_sha1), layers, prefer)
+
+    def write_shard_file(self, text_sha1, n_tokens, layers, truncated, arrays: dict) -> Path:
+        """``write_shard`` without the index entry (``probe cache gc`` places it itself)."""
         import h5py
 
         shard = self.new_shard_path()
@@ -325,7 +354,7 @@ class RowStore:
                 for name, array in arrays.items():
                     handle.create_dataset(name, data=array)
                 handle.attrs["setting"] = self.setting.key
-        return self.register_shard(shard, len(text_sha1), layers, prefer)
+        return shard
 
     # --- reading for views ----------------------------------------------------------------
 

@@ -5,7 +5,8 @@ A view is a *copy* of its rows, not an HDF5 virtual dataset over the shards: a f
 layer [N, D] as one contiguous chunk from one file (a virtual dataset gathers it from every
 shard through one mapping per run of rows, and breaks when the view is moved, as ``--out``
 files are); benchmarks/results/store_views.md has the figures. The cost is that the store
-holds the features twice; ``probe cache gc`` reports both.
+holds the features twice: ``probe cache ls`` shows both, and ``probe cache gc --views``
+removes the views (the next extract rebuilds one from its rows without the model).
 
 Labels are data, not features: a view's key leaves them out, and re-extracting the same
 texts with another label file rewrites the view's labels (atomically: the whole file is
@@ -15,6 +16,8 @@ rebuilt under a temporary name, raw chunks copied by HDF5) and says so.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +26,7 @@ import numpy as np
 
 from probe.errors import ProbeError
 from probe.features.store.rowstore import RowStore, Setting
-from probe.files import atomic_path
+from probe.files import atomic_path, ensure_store_readme
 from probe.messages import say
 
 ROWS_PER_CHUNK = 4096
@@ -52,6 +55,8 @@ def view_file(key: str, out: str | Path | None = None) -> Path:
     path = Path(out) if out else features_dir() / f"{key}.h5"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not out:
+            ensure_store_readme(path.parent.parent)
         probe_file = path.parent / f".write-test-{time.time_ns()}"
         probe_file.touch()
         probe_file.unlink()
@@ -78,6 +83,8 @@ def start_view(path: Path, rows: RowStore, key: str, layers, model: str, source,
         "model": model,
         "setting": rows.setting.as_dict(),
         "data_source": str(source),
+        "host": socket.gethostname(),  # while this process lives, gc leaves superseded rows
+        "pid": os.getpid(),
     }
     pending.start(manifest, keys)
     missing = np.arange(len(keys)) if force else rows.missing(keys, layers)
