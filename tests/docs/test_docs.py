@@ -1,8 +1,8 @@
 """The documentation site builds strictly, and every command its tutorials show runs.
 
 Which commands run: every fenced ```bash and ```python block of the pages in ``RUN_PAGES``
-(``docs/getting-started.md``, ``docs/tutorials/*.md`` and the proposed README,
-``docs/README-front-door.md``), in page order, unless the line just before the block is an
+(``docs/getting-started.md``, ``docs/tutorials/*.md`` and the front door,
+``README.md``), in page order, unless the line just before the block is an
 HTML comment starting ``<!-- not run:`` that says why (the install; the full demo). Other
 pages (concepts, how-to, reference) show commands that need what a test cannot have (a Ray
 cluster, a GPU, a hub model) and are not run. A page runs in a folder of its own holding a
@@ -48,7 +48,7 @@ import pytest
 from conftest import REPO
 
 DOCS = REPO / "docs"
-FRONT_DOOR = DOCS / "README-front-door.md"  # the proposed README.md
+FRONT_DOOR = DOCS.parent / "README.md"  # the front door
 RUN_PAGES = [DOCS / "getting-started.md", *sorted((DOCS / "tutorials").glob("*.md")), FRONT_DOOR]
 MODEL = "smollm2-135m"
 CONLLU = Path("ud_ewt") / "en_ewt-ud-dev-first400.conllu"
@@ -198,7 +198,7 @@ def test_the_quick_start_predicts_on_unseen_texts_of_the_datas_kind():
             assert re.search(row, text_of_page), f"{page.name}: no row for the {label} message"
 
 
-def test_the_front_door_proposal_is_short_and_its_figures_are_the_results(monkeypatch, capsys):
+def test_the_front_door_is_short_and_its_figures_are_the_results(monkeypatch, capsys):
     proposal = FRONT_DOOR
     assert len(proposal.read_text(encoding="utf-8").splitlines()) < 150
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
@@ -220,6 +220,5 @@ def test_no_page_is_left_out_of_the_navigation():
             yield from pages(value) if isinstance(value, list) else [value]
 
     listed = set(pages(config["nav"]))
-    excluded = {"README-front-door.md"}
     found = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "_hooks" not in p.parts}
-    assert found - excluded == listed
+    assert found == listed
