@@ -27,9 +27,39 @@ class RowsFailed(ProbeError):
 
 
 def short_reason(exc: BaseException, limit: int = 120) -> str:
-    """The first line of an exception from a library, for quoting inside a one-line error."""
+    """The first line of an exception from a library, for quoting inside a one-line error;
+    a long one loses its middle (``shorten``), so a library's own advice at the end stays."""
     text = str(exc)
-    return (text.splitlines()[0] if text.strip() else type(exc).__name__)[:limit]
+    return shorten(text.splitlines()[0] if text.strip() else type(exc).__name__, limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: its head, ``…``, and its tail.
+
+    The tail is what follows the last ``; `` (probe's messages put the remedy there: ``… are
+    not in the cache (e.g. …); extract them first: probe extract --data x.csv``) when that
+    fits in half the line, else the last sentence when it does, else the last 40% of the line
+    from a word's start. What is lost is the middle: examples, a quoted reason, a path.
+    """
+    if len(text) <= limit:
+        return text
+    if limit < 2:
+        return text[:limit]
+    half = limit // 2
+    tail = ""
+    for mark in ("; ", ". "):
+        cut = text.rfind(mark, 1)
+        if cut > 0 and len(text) - cut <= half:
+            tail = text[cut:] if mark == "; " else text[cut + 1 :]
+            break
+    if not tail:
+        size = max((limit - 1) * 2 // 5, 1)
+        tail = text[-size:]
+        space = tail.find(" ")
+        if 0 <= space < size // 3:  # start at a word, unless that wastes a third of it
+            tail = tail[space:]
+    head = text[: limit - 1 - len(tail)].rstrip()
+    return head + "…" + tail
 
 
 def is_bare_exception(exc: BaseException) -> bool:
@@ -52,10 +82,11 @@ def http_errors() -> tuple[type[Exception], ...]:
 
 
 def one_line(message: str, limit: int = MAX_LINE - _CLICK_PREFIX) -> str:
-    """The first non-empty line of ``message``, clipped to ``limit`` characters.
+    """The first non-empty line of ``message`` in at most ``limit`` characters.
 
     A safety net: messages are written to fit, but one that quotes a library or a long path
-    must still not push a traceback-sized wall of text at the user.
+    must still not push a traceback-sized wall of text at the user. Paths lose their folders
+    first; then the middle goes (``shorten``), never the remedy at the end.
     """
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     first = lines[0] if lines else "failed"
@@ -63,7 +94,7 @@ def one_line(message: str, limit: int = MAX_LINE - _CLICK_PREFIX) -> str:
         first = re.sub(r"/[^\s'\"()]*/([^/\s'\"()]+/[^/\s'\"()]+)", r"…/\1", first)
     if len(first) > limit:  # still too long (deep temporary folders): keep file names only
         first = re.sub(r"…/[^/\s'\"()]+/([^/\s'\"()]+)", r"…/\1", first)
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    return shorten(first, limit)
 
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}

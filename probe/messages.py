@@ -1,11 +1,11 @@
 """The one channel from probe to its user: the ``probe`` logger, which the CLI configures.
 
 Library code never prints and takes no ``quiet`` flag or ``log`` callback: it calls ``say``
-(a line the user of a command wants: rows reused, texts truncated, labels read), ``detail``
-(shown with ``-v``) and opens ``progress`` bars, which show exactly where ``say`` would. The
-command line calls ``configure`` once per command from ``-q``/``-v``; a notebook sees the same
-lines through Python's ``logging`` (``logging.getLogger("probe")``) and, like any library's,
-they are silent until it asks for them.
+(a line the user of a command wants: rows reused, texts truncated, labels read), ``hint``
+(advice, once per process), ``detail`` (shown with ``-v``) and opens ``progress`` bars, which
+show exactly where ``say`` would. The command line calls ``configure`` once per command from
+``-q``/``-v``; a notebook sees the same lines through Python's ``logging``
+(``logging.getLogger("probe")``) and, like any library's, they are silent until it asks.
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ def configure(verbosity: str = "normal") -> None:
 def say(message: str) -> None:
     """A line the user of a command wants to read (hidden by ``-q``)."""
     LOGGER.info(message)
+
+
+_HINTED: set[str] = set()  # the hints this process has given
+
+
+def hint(message: str) -> None:
+    """Advice that does not change with the run (a faster ``--dtype`` on this CPU): said like
+    ``say``, but once per process, however many extractions a command runs."""
+    if message not in _HINTED:
+        _HINTED.add(message)
+        say(message)
 
 
 def detail(message: str) -> None:

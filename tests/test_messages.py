@@ -45,3 +45,29 @@ def test_a_library_user_sees_nothing_until_asking():
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines() == ["probe now shown"]
     assert logging.getLogger("probe") is messages.LOGGER
+
+
+def test_a_hint_is_said_once_per_process(monkeypatch, said):
+    monkeypatch.setattr(messages, "_HINTED", set())
+    for _ in range(3):
+        messages.hint("a hint")
+        messages.say("a line")
+    assert said == ["a hint", "a line", "a line", "a line"]
+
+
+def test_the_amx_hint_is_said_once_however_many_extractions_run(
+    monkeypatch, said, tiny_gpt2_dir, sms_subset
+):
+    """A fine-tuning run extracts three times in one process; the hint came with each."""
+    import probe.features.device
+    from probe.data.readers import read_dataset
+    from probe.features.extract import extract
+
+    monkeypatch.setattr(messages, "_HINTED", set())
+    monkeypatch.setattr(probe.features.device, "cpu_has_fast_bf16", lambda: True)  # this CPU
+    data = read_dataset(str(sms_subset))
+    for layers in ("0", "1", "0"):
+        extract(str(tiny_gpt2_dir), data, layers, max_length=16, force=True)
+    hints = [line for line in said if "AMX" in line]
+    assert hints == ["this CPU has AMX bf16 units: --dtype bfloat16 extracts ~3x faster"]
+    assert sum(line.startswith("attention:") for line in said) == 3  # three real extractions

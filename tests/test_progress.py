@@ -70,3 +70,70 @@ def test_a_terminal_gets_a_bar_and_a_file_gets_lines(tmp_path):
             progress.update(2)
         assert progress._bar is not None
     os.close(leader)
+
+
+class Clock:
+    """Seconds as a test sets them: a progress sequence replayed without waiting."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _replay(events, total, workers=1):
+    """Plain lines (interval 0: one per update) of a job whose updates come at ``events``
+    ((seconds, items) pairs); returns [(seconds, done, line)]."""
+    clock, stream = Clock(), io.StringIO()
+    progress = Progress(total, "job", stream=stream, interval=0.0, workers=workers, clock=clock)
+    assert progress.mode == "lines"
+    out = []
+    for seconds, items in events:
+        clock.now = seconds
+        progress.update(items)
+        out.append((seconds, progress.done, stream.getvalue().splitlines()[-1]))
+    return out
+
+
+def _eta(line: str) -> float | None:
+    return float(line.rsplit("ETA ", 1)[1].split()[0]) if "ETA " in line else None
+
+
+# (events, total, workers, seconds the whole job takes)
+STARTUP = ([(60.0 + i, 1) for i in range(1000)], 1000, 1, 1059.0)  # a minute's load, then 1/s
+BURST = (  # 100 cheap items in a second (rows already held), then the real work at 1/s
+    [(0.01 * i, 1) for i in range(1, 101)] + [(1.0 + i, 1) for i in range(1, 901)],
+    1000,
+    1,
+    901.0,
+)
+PAIRS = (  # two workers, 62 heads of 30 s each: they finish in pairs
+    [(30.0 * k + lag, 1) for k in range(1, 32) for lag in (0.0, 1.0)],
+    62,
+    2,
+    931.0,
+)
+
+
+@pytest.mark.parametrize(("events", "total", "workers", "end"), [STARTUP, BURST, PAIRS])
+def test_the_first_eta_is_within_a_factor_of_two_of_the_truth(events, total, workers, end):
+    """The old ETA (total pace since the start) said 59,000 s for the start-up job, 82 s for
+    the burst: the first ETA printed now is within 2x of the time really left, and none is
+    printed before 5% of the work and 10 s."""
+    lines = _replay(events, total, workers)
+    timed = [(seconds, done, _eta(line)) for seconds, done, line in lines if _eta(line)]
+    assert timed, lines[-3:]
+    seconds, done, first = timed[0]
+    assert done >= 0.05 * total and seconds >= 10
+    assert 0.5 <= first / (end - seconds) <= 2.0, (seconds, done, first, end - seconds)
+    for later_seconds, _, later in timed:  # and it stays there
+        assert 0.5 <= later / max(end - later_seconds, 1.0) <= 2.0 or end - later_seconds < 10
+
+
+def test_slow_rates_read_as_rates():
+    clock = Clock()
+    progress = Progress(62, "sweep", unit="heads", quiet=True, workers=2, clock=clock)
+    clock.now = 30.0
+    progress.update()
+    assert "0.033 heads/s" in progress.line() and "ETA" not in progress.line()

@@ -26,7 +26,7 @@ def cache():
 @verbosity_options
 @fail_cleanly
 def cache_ls(as_json):
-    """List views (model, data, N, layers, size, complete or not) and the row store's totals.
+    """List views (complete or not, N, layers, size, model, file) and the row store's totals.
 
     \b
     Example:

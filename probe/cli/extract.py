@@ -35,7 +35,8 @@ class TokenBudget(click.ParamType):
     "--layers",
     default="all",
     show_default=True,
-    help="Layers to store: all, 11, 0,6,11, -1, or a slice 4:9 (= 4..8). 0 = embeddings.",
+    help="Layers to store: all, 11, 0,6,11, -1, or a slice: 4:9 (= 4..8), 0:31:5 (every "
+    "5th: 0,5,..,30). 0 = embeddings.",
 )
 @click.option("--max-length", type=int, help="Tokens per text (default: context, at most 512).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the cache to this file.")

@@ -6,7 +6,13 @@ import json
 
 import click
 
-from probe.cli.common import fail_cleanly, keep_going_option, model_option, verbosity_options
+from probe.cli.common import (
+    detail,
+    fail_cleanly,
+    keep_going_option,
+    model_option,
+    verbosity_options,
+)
 
 
 def split_data_options(command):
@@ -177,6 +183,7 @@ def compare(model, no_book, as_json, keep_going, **options):
     """
     from probe.finetune.commands import compare_and_save
     from probe.finetune.compare import markdown_table
+    from probe.finetune.summary import console_summary
     from probe.jsonable import to_jsonable
     from probe.research.sweep import report_errors
 
@@ -184,7 +191,8 @@ def compare(model, no_book, as_json, keep_going, **options):
     if as_json:
         click.echo(json.dumps(to_jsonable(result)))
     else:
-        click.echo("\n".join([markdown_table(result), *map(str, paths)]))
+        detail(markdown_table(result))  # -v: every column, as compare.md holds them
+        click.echo(console_summary(result, paths))
     report_errors(result["probe"]["errors"], keep_going)
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from probe.cli.common import (
+    detail,
     fail_cleanly,
     head_data_options,
     head_options,
@@ -72,7 +73,8 @@ def fit(layer, pool, out, overwrite, **options):
     "--layers",
     default="all",
     show_default=True,
-    help="Layers to fit (and to extract): all, 0,6,11, 4:9, -1.",
+    help="Layers to fit (and to extract): all, 0,6,11, -1, or a slice: 4:9 (= 4..8), "
+    "0:31:5 (every 5th: 0,5,..,30).",
 )
 @click.option("--pools", default="last,mean", show_default=True)
 @click.option(
@@ -93,15 +95,16 @@ def fit(layer, pool, out, overwrite, **options):
 @verbosity_options
 @fail_cleanly
 def sweep(layers, pools, jobs, plot, out_dir, overwrite, research, keep_going, **options):
-    """Fit a head on every stored layer x pool; pick the best on validation; table + plot.
+    """Fit a head on every stored layer x pool; pick the best on validation; summary + files.
 
     The row with the lowest --val log loss (else out-of-fold log loss on train) is chosen,
     or with --metric the highest --val (else out-of-fold) value of it; rows a paired
     bootstrap cannot tell from it are marked (=), and --prefer-early takes the shallowest.
     Test accuracy, macro-F1, balanced accuracy, AUROC and average precision (two classes)
-    carry 95% bootstrap CIs. Writes a table, JSON, a plot and the selected head to
-    --out-dir. A row that cannot be fitted is listed on stderr at the end, and the exit
-    status is then 3 (--keep-going: 0).
+    carry 95% bootstrap CIs. Writes the full table (sweep.md), JSON, a plot and the selected
+    head to --out-dir and prints a summary: the selected row, the top 5 rows and where the
+    table is (-v: the table too; --json: the JSON). A row that cannot be fitted is listed on
+    stderr at the end, and the exit status is then 3 (--keep-going: 0).
 
     \b
     Examples:
@@ -113,6 +116,7 @@ def sweep(layers, pools, jobs, plot, out_dir, overwrite, research, keep_going, *
     """
     from probe.research.commands import sweep_and_save
     from probe.research.sweep import report_errors
+    from probe.research.sweep_report import console_summary
 
     report, table = sweep_and_save(
         layers,
@@ -124,8 +128,12 @@ def sweep(layers, pools, jobs, plot, out_dir, overwrite, research, keep_going, *
         overwrite=overwrite,
         **head_options(options),
     )
-    say("wrote " + ", ".join(report["files"]))
-    click.echo(json.dumps(report, indent=2) if options["as_json"] else table)
+    if options["as_json"]:
+        say("wrote " + ", ".join(report["files"]))
+        click.echo(json.dumps(report, indent=2))
+    else:
+        detail(table)  # -v: every row and measure, as sweep.md holds them
+        click.echo(console_summary(report))
     report_errors(report["errors"], keep_going)
 
 

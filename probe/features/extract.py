@@ -29,7 +29,7 @@ from probe.features.models.loading import Backbone
 from probe.features.store import caches as store
 from probe.features.store import views
 from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
-from probe.messages import progress, say, warn
+from probe.messages import hint, progress, say, warn
 
 TRUNCATION_SIDE = "right"  # keep the beginning of a text that is too long
 NOTHING_COMPILED = "--compile: nothing ran (every row was in the store)"
@@ -325,14 +325,14 @@ class _ShardBuffer:
 
 
 def _hint_faster_dtype(backbone: Backbone, requested: str | None) -> None:
-    """Say once when this CPU would run several times faster in bf16 (AMX), without
-    switching: the default must give the same rows on every CPU."""
+    """Say once per process when this CPU would run several times faster in bf16 (AMX),
+    without switching: the default must give the same rows on every CPU."""
     from probe.features.device import cpu_has_fast_bf16, dtype_name
 
     parameter = next(backbone.model.parameters())
     if requested in (None, "auto") and parameter.device.type == "cpu":
         if dtype_name(parameter.dtype) == "float32" and cpu_has_fast_bf16():
-            say("this CPU has AMX bf16 units: --dtype bfloat16 extracts ~3x faster")
+            hint("this CPU has AMX bf16 units: --dtype bfloat16 extracts ~3x faster")
 
 
 def view_attributes(info, setting: Setting, key: str, source, seconds, computed, reused) -> dict:

@@ -1,5 +1,5 @@
-"""Layer specs (``all``, ``11``, ``0,6,11``, ``-1``, ``4:9``) and row specs (one layer, a concat,
-a mix): the one parser of each.
+"""Layer specs (``all``, ``11``, ``0,6,11``, ``-1``, ``4:9``, ``0:31:5``) and row specs (one
+layer, a concat, a mix): the one parser of each.
 
 Layer 0 is the embedding output, layer L the model's final output (after the final norm,
 as ``output_hidden_states`` numbers them). Every command and the API parse specs here.
@@ -14,9 +14,12 @@ from probe.errors import ProbeError
 
 
 def resolve_layers(spec: str | Sequence[int], num_layers: int) -> list[int]:
-    """Parse ``all``, ``11``, ``0,6,11``, ``-1`` or ``4:9`` (a Python slice: 4..8).
+    """Parse ``all``, ``11``, ``0,6,11``, ``-1``, ``4:9`` (a Python slice: 4..8) or ``0:31:5``
+    (a slice with a step: 0, 5, .., 30).
 
     Valid layers are 0 (embeddings) .. num_layers (final output); negatives count from the end.
+    A slice is Python's over 0..num_layers, so ``::5`` is every fifth layer from 0 and ``5:``
+    every layer from 5; a step must be a whole number >= 1.
     """
     valid = list(range(num_layers + 1))
     items = [spec] if isinstance(spec, str) else [str(x) for x in spec]
@@ -26,11 +29,7 @@ def resolve_layers(spec: str | Sequence[int], num_layers: int) -> list[int]:
             if item == "all":
                 chosen.extend(valid)
             elif ":" in item:
-                start, stop = (int(v) if v.strip() else None for v in item.split(":", 1))
-                picked = valid[slice(start, stop)]
-                if not picked:
-                    raise ValueError
-                chosen.extend(picked)
+                chosen.extend(_slice(item, valid))
             else:
                 index = int(item)
                 if not -len(valid) <= index < len(valid):
@@ -42,6 +41,23 @@ def resolve_layers(spec: str | Sequence[int], num_layers: int) -> list[int]:
                 f"(0 = embeddings, {num_layers} = final output; -1 = last)"
             ) from None
     return sorted(set(chosen))
+
+
+def _slice(item: str, valid: list[int]) -> list[int]:
+    """``start:stop`` or ``start:stop:step`` over ``valid``; a bad step is its own line."""
+    parts = item.split(":")
+    if len(parts) > 3:
+        raise ValueError(item)
+    start, stop, step = (int(v) if v.strip() else None for v in [*parts, ""][:3])
+    if step is not None and step < 1:
+        raise ProbeError(
+            f"invalid layer slice '{item}': the step must be 1 or more (0:31:5 = every "
+            "fifth layer from 0 to 30)"
+        )
+    picked = valid[slice(start, stop, step)]
+    if not picked:
+        raise ValueError(item)
+    return picked
 
 
 # --- row specs: what one head reads ---------------------------------------------------------

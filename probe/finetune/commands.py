@@ -42,6 +42,7 @@ TRAINING_OPTIONS = (
 def _splits(options: dict):
     """The train/val/test texts the split options name (said on stderr)."""
     from probe.data.splits import load_splits
+    from probe.finetune.summary import readable
 
     o = {**SPLIT_OPTIONS, **{k: v for k, v in options.items() if k in SPLIT_OPTIONS}}
     splits = load_splits(
@@ -56,7 +57,7 @@ def _splits(options: dict):
         seed=o["seed"],
         balance=o["balance"],
     )
-    say(f"data: {splits.sizes()}")
+    say(f"texts: {readable(splits.sizes())}")
     return splits
 
 

@@ -335,12 +335,14 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def markdown_table(result: dict) -> str:
+    from probe.finetune.summary import readable
+
     probe_row = result["probe"]
     bootstrap = result["settings"]["bootstrap"]
     lines = [
         f"# Probe vs fine-tuning: {result['model']}",
         "",
-        f"Data: {result['data']}; settings: {json.dumps(result['settings'])}",
+        f"Texts: {readable(result['data'])}. Settings: {readable(result['settings'])}.",
         "",
         "| method | body lr | best epoch / run | test acc [95% CI] | macro F1 [95% CI] "
         "| acc - probe [95% CI] | trainable params | time (s) | LR search (s) "

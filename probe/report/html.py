@@ -21,6 +21,7 @@ from probe.report.results import (
     curve_points,
     find_results,
     headline,
+    held_out_name,
     interval_path,
     is_interval,
     lookup,
@@ -177,6 +178,12 @@ def _headers(columns: list[tuple]) -> list[str]:
     return titles
 
 
+def _plain_titles(titles: list[str], data: dict) -> list[str]:
+    """``val accuracy`` as the sweep's ``held_out_name``: validation or cross-validated."""
+    name = held_out_name(data)
+    return [name + title[3:] if title.startswith("val ") else title for title in titles]
+
+
 def sweep_section(result: ResultFile, index: int) -> str:
     data = result.data
     rows = data["entries"]
@@ -202,7 +209,7 @@ def sweep_section(result: ResultFile, index: int) -> str:
     if grouped:
         parts.append(f"<p>{html.escape(grouped)}</p>")
     figure = plots.layer_plot(data, f"sweep{index}")
-    parts += [figure or "", _table(_headers(columns), body)]
+    parts += [figure or "", _table(_plain_titles(_headers(columns), data), body)]
     if isinstance(data.get("baselines"), dict):
         parts.append(_baselines_table(result))
     return "\n".join(parts)
@@ -227,6 +234,7 @@ def _headline(result: ResultFile) -> str:
         low, high = lookup(result.data, ci_path)
         text += f" [{number([*ci_path, 0], low)}, {number([*ci_path, 1], high)}]"
     split, _, metric = key.partition("_")
+    split = held_out_name(result.data) if split == "val" else split
     name = html.escape(f"{split} {TITLES.get(metric, metric)}")
     return f"<p>Selected by {how}; headline {name}: {text}.</p>"
 
@@ -256,7 +264,8 @@ def _baselines_table(result: ResultFile) -> str:
         f'<p class="note">Baselines on the same {html.escape(split)} split; each sweep '
         "row's selectivity is its accuracy minus theirs (paired bootstrap 95% CI).</p>"
     )
-    return "\n".join(["<h3>Baselines</h3>", note, _table(_headers(columns), body)])
+    titles = _plain_titles(_headers(columns), result.data)
+    return "\n".join(["<h3>Baselines</h3>", note, _table(titles, body)])
 
 
 def curve_section(result: ResultFile, index: int) -> str:

@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 from probe.figures import new_figure
-from probe.report.results import curve_points, interval_path, lookup
+from probe.report.results import curve_points, held_out_name, interval_path, lookup
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -45,6 +45,7 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
     pools = list(dict.fromkeys(str(r.get("pool")) for r in rows))
     found = sweep.get("baselines") if isinstance(sweep.get("baselines"), dict) else {}
     split = str(found.get("split", "test"))
+    held_out = held_out_name(sweep)  # what val_accuracy holds
     random = [r for r in found.get("random_weights") or [] if isinstance(r.get("layer"), int)]
     for pool, colour in zip(pools, COLOURS * 4, strict=False):
         mine = sorted((r for r in rows if str(r.get("pool")) == pool), key=lambda r: r["layer"])
@@ -55,8 +56,9 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
                 continue
             xs, ys = zip(*points, strict=True)
             name = key.split("_")[0]
+            shown = held_out if name == "val" else name
             (line,) = axes.plot(
-                xs, ys, style, color=colour, marker="o", markersize=3, label=f"{pool} ({name})"
+                xs, ys, style, color=colour, marker="o", markersize=3, label=f"{pool} ({shown})"
             )
             line.set_gid(f"{salt}-{name}-{pool}")
             bands = [(r["layer"], lookup(r, interval_path(r, key) or ["-"])) for r in mine]
@@ -69,7 +71,7 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
                     color=colour,
                     alpha=0.15,
                     linewidth=0,
-                    label=f"{pool} {name} 95% CI",
+                    label=f"{pool} {shown} 95% CI",
                 )
         baseline = sorted(
             (r for r in random if str(r.get("pool")) == pool), key=lambda r: r["layer"]

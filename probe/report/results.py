@@ -131,3 +131,10 @@ def headline(sweep: dict) -> tuple[list, list | None] | None:
             ci = interval_path(best, key)
             return ["best", key], (["best", *ci] if ci else None)
     return None
+
+
+def held_out_name(data: dict) -> str:
+    """What a sweep's ``val_*`` numbers are, from its ``selection``: "validation" on a val
+    split, else "cross-validated" (out of fold on train, where the folds chose C and the row)."""
+    cv = data.get("selection", "validation") != "validation"
+    return "cross-validated" if cv else "validation"

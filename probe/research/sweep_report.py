@@ -140,6 +140,79 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def console_summary(report: dict, top: int = 5) -> str:
+    """What ``probe sweep`` prints: the selected row and its headline metric with its CI, the
+    ``top`` rows by the score that chose it, the number of rows and where the full table went;
+    under 100 columns however many rows and measures (sweep.md holds them all)."""
+    entries, best = report["entries"], report["best"]
+    metric = report.get("metric", "accuracy")
+    val_name = "val" if report["selection"] == "validation" else "CV"
+    key, name, reference = _ranking(report)
+    lower = key == "selection_log_loss"
+    scored = sorted(
+        (row for row in entries if row.get(key) is not None),
+        key=lambda row: row[key] if lower else -row[key],
+    )
+    shown = scored[:top]
+    selected = [row for row in scored[top:] if _is_best(row, best)]
+    if selected:  # --prefer-early took a row below the top ones: shown last, marked
+        shown = [*shown[: top - 1], selected[0]]
+    split = "test" if best.get(f"test_{metric}") is not None else "val"
+    headline = f"{'test' if split == 'test' else val_name} {TITLES[metric]}"
+    rows = [["", "layer", "pool", "C", f"{val_name} {name}", f"{headline} [95% CI]"]]
+    for row in shown:
+        rows.append(
+            [
+                "*" if _is_best(row, best) else "",
+                str(row["layer"]),
+                row["pool"],
+                _number(row["C"], "g"),
+                _number(row.get(key)) + (" =" if row.get("indistinguishable") else ""),
+                with_ci(row, f"{split}_{metric}"),
+            ]
+        )
+    widths = [max(len(cells[i]) for cells in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in rows]
+    lines = [
+        f"selected: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}; {headline} "
+        f"{with_ci(best, f'{split}_{metric}')}",
+        f"chosen by {report.get('selected_by', name)}",
+    ]
+    if reference:
+        count = report.get("n_indistinguishable", 0)
+        lines.append(f"{count} more rows indistinguishable from the {reference} (= below)")
+    if report.get("task"):  # word rows
+        words = ", ".join(f"{part} {n:,}" for part, n in (report.get("words") or {}).items())
+        lines.append(f"task {report['task']}, word pool {report.get('word_pool')}; words {words}")
+    order = "lower" if lower else "higher"
+    lines += [
+        "",
+        f"top {len(shown)} of {len(entries)} rows by {val_name} {name} ({order} is better):",
+        *(line.rstrip() for line in table),
+        "",
+        f"{len(entries)} rows in {report['seconds']:.1f} s ({report['n_jobs']} jobs)"
+        + (f"; {len(report['errors'])} could not be fitted (below)" if report["errors"] else ""),
+    ]
+    files = report.get("files") or []
+    if files:
+        lines.append(f"full table: {files[0]} (every row and measure; -v prints it)")
+        lines.append("also: " + ", ".join(str(Path(path).name) for path in files[1:]))
+    return "\n".join(lines)
+
+
+def _ranking(report: dict) -> tuple[str, str, str | None]:
+    """(the rows' key of the score that chose, its short name, the row the bootstrap compared
+    every other with: "lowest loss", "highest ...", or None without one)."""
+    metric = report.get("metric", "accuracy")
+    val_name = "val" if report["selection"] == "validation" else "CV"
+    if "highest_metric" in report:
+        highest = f"highest {val_name} {TITLES[metric]}"
+        return f"selection_{metric}", SHORT.get(metric, metric), highest
+    if report.get("lowest_loss") is not None:
+        return "selection_log_loss", "log-loss", "lowest loss"
+    return "val_accuracy", "acc", None  # too few rows per class to score each example
+
+
 def grouping_line(grouping: dict | None) -> str | None:
     """How the rows were grouped, in one sentence (None for results from before groups):
     rows sharing a group per split, and given splits' held-out texts also in train."""
@@ -164,7 +237,7 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
     from probe.figures import new_figure, save_png
 
     figure, axes = new_figure()
-    val_name = "val" if result["selection"] == "validation" else "CV"
+    val_name = "validation" if result["selection"] == "validation" else "cross-validated"
     single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]
     for pool, colour in zip(POOL_NAMES, ("tab:blue", "tab:orange"), strict=True):
         rows = sorted((r for r in single if r["pool"] == pool), key=lambda r: r["layer"])

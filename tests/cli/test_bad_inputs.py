@@ -223,6 +223,17 @@ def bad_layers_spec(inputs):
 
 
 @case
+def layer_slice_with_step_zero(inputs):
+    return [*extract_args(inputs, inputs.data), "--layers", "0:3:0"], {}, "step must be 1 or more"
+
+
+@case
+def layer_slice_with_negative_step(inputs):
+    sweep = ["sweep", *fit_args(inputs)[1:], "--layers", "3:0:-1"]
+    return sweep, {}, "step must be 1 or more"
+
+
+@case
 def layer_out_of_range(inputs):
     return fit_args(inputs, "--layer", 9), {}, "layers 0..3"
 
@@ -286,6 +297,16 @@ def incomplete_cache(inputs):
 def labels_for_uncached_texts(inputs):
     labels = inputs.file("new.csv", "text,label\nnever seen before,a\nnor this one,b\n")
     return ["fit", "--data", inputs.cache(), "--labels", labels, "-q"], {}, "not in the cache"
+
+
+@case
+def labels_for_long_uncached_texts(inputs):
+    """Quoted examples make the line too long: they lose their middle, the remedy stays."""
+    long = [f"text {i} that was never extracted, " + "and it goes on " * 8 for i in range(3)]
+    frame = pd.DataFrame({"text": long, "label": ["a", "b", "a"]})
+    labels = inputs.file("long-labels.csv", frame.to_csv(index=False))
+    args = ["fit", "--data", inputs.cache(), "--labels", labels, "-q"]
+    return args, {}, "…; extract them first: probe extract --data …/long-labels.csv"
 
 
 @case
@@ -431,6 +452,35 @@ def test_carved_test_split_is_announced_with_size_and_seed(inputs):
     )
     assert given.exit_code == 0, given.output
     assert "holding out" not in given.stderr
+
+
+def _offline_process(inputs: Inputs, *args) -> subprocess.CompletedProcess:
+    """``python -m probe ARGS`` offline, with a hub cache of its own: no hub model is found."""
+    env = {**probe_env(inputs.store), "HF_HUB_OFFLINE": "1", "HF_HOME": str(inputs.tmp / "hf")}
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("command", ["extract", "fit"])
+def test_the_default_model_failing_offline_is_named_as_the_default(command, inputs):
+    """No --model: the line says gpt2 is the default and how to choose another, never "did
+    you mean gpt2?" about gpt2 itself."""
+    done = _offline_process(inputs, command, "--data", inputs.data, "-q")
+    line = assert_one_line_error(done.returncode, done.stdout, done.stderr, "(the default --model)")
+    assert "'gpt2'" in line and "HF_HUB_OFFLINE is set" in line
+    assert "choose one with --model, e.g. smollm2-135m" in line and "did you mean" not in line
+
+
+def test_a_misspelt_hub_model_still_gets_its_suggestion(inputs):
+    done = _offline_process(inputs, "extract", "--model", "gtp2", "--data", inputs.data, "-q")
+    line = assert_one_line_error(done.returncode, done.stdout, done.stderr, "did you mean gpt2?")
+    assert "default" not in line
 
 
 # --- fail_cleanly: the one-line rule for whatever a command raises ------------------------------

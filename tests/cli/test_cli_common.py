@@ -98,7 +98,8 @@ def test_sweep_writes_progress_lines_when_stderr_is_a_file(
     lines = [line for line in text.splitlines() if line.startswith("sweep: ")]
     total = 4 * 2  # layers 0-3 x two pools
     assert len(lines) >= total  # one line per finished head (interval 0), then the last
-    assert re.fullmatch(rf"sweep: 1/{total} heads \(\d+%\), [\d.,]+ heads/s, ETA \d+ s", lines[0])
+    # no ETA yet: one head in a second or two says little of the rest (ETA_MIN_SECONDS)
+    assert re.fullmatch(rf"sweep: 1/{total} heads \(\d+%\), [\d.,]+ heads/s", lines[0])
     assert re.search(rf"sweep: {total}/{total} heads \(100%\), .* done in", lines[-1])
     assert "\r" not in text  # a file gets lines, not a redrawn bar
 
@@ -139,7 +140,7 @@ def test_extract_writes_progress_lines_while_it_runs(
     lines = [line for line in text.splitlines() if line.startswith("extract: ")]
     assert len(lines) >= 3, text  # several batches, each a line, then the final line
     first = re.fullmatch(
-        r"extract: ([\d,]+)/([\d,]+) tok \(\d+%\), [\d.,]+ tok/s, ETA \d+ s", lines[0]
+        r"extract: ([\d,]+)/([\d,]+) tok \(\d+%\), [\d.,]+ tok/s(, ETA \d+ s)?", lines[0]
     )
     assert first and int(first[1].replace(",", "")) < int(first[2].replace(",", ""))
     assert "(100%)" in lines[-1] and "done in" in lines[-1]
@@ -174,3 +175,26 @@ def test_one_line_keeps_the_advice_when_paths_are_deep(depth):
     line = one_line(message)
     assert line.endswith("fit a head for this model") and len(line) <= MAX_LINE
     assert "sms.json" in line and "other-gpt2" in line
+
+
+def test_a_long_line_loses_its_middle_never_its_remedy():
+    """The remedy after the last "; " (or a library's last sentence) survives the cut; the
+    quoted examples in the middle go."""
+    from probe.errors import MAX_LINE, one_line, short_reason
+
+    examples = ", ".join(repr(f"a long example text number {i} " * 3) for i in range(5))
+    message = (
+        f"5 of 90 labelled texts are not in the cache (e.g. {examples}); "
+        "extract them first: probe extract --data labels.csv"
+    )
+    line = one_line(message)
+    assert len(message) > MAX_LINE and len(line) <= MAX_LINE - len("Error: ")
+    assert line.startswith("5 of 90 labelled texts are not in the cache (e.g. 'a long example")
+    assert line.endswith("…; extract them first: probe extract --data labels.csv")
+    library = ValueError("bad header " + "x" * 200 + ". Re-save the file with pandas.\nmore")
+    reason = short_reason(library, 80)
+    assert len(reason) == 80 and reason.startswith("bad header xxx")
+    assert reason.endswith("… Re-save the file with pandas.")
+    plain = one_line("word " * 100, 60)  # no remedy marked: head and tail, from a word
+    assert len(plain) <= 60 and plain.startswith("word word") and plain.endswith("word")
+    assert "…" in plain and one_line("short; fine") == "short; fine"

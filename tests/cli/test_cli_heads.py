@@ -120,6 +120,35 @@ def test_a_sweep_replaces_its_selected_head_only_when_told(sms_rows, tmp_path):
     assert f"replacing the head at {out / 'head.json'}" in replaced.stderr
 
 
+def test_sweep_prints_a_short_summary_and_leaves_the_table_in_its_files(
+    sms_rows, tmp_path, monkeypatch
+):
+    """The selected row with its CI, the top 5 rows by the selection score, the row count and
+    where the full table went, under 100 columns; -v adds the table (stderr), whole."""
+    monkeypatch.chdir(tmp_path)
+    result = run_probe("sweep", **sms_rows, layers="0:4:1", out_dir="sweep", jobs=1)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    best, lines = report["best"], result.stdout.splitlines()
+    low, high = best["test_accuracy_ci"]
+    assert lines[0] == (
+        f"selected: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}; test accuracy "
+        f"{best['test_accuracy']:.4f} [{low:.3f}, {high:.3f}]"
+    )
+    assert lines[1] == "chosen by out-of-fold log loss"
+    start = lines.index("top 5 of 8 rows by CV log-loss (lower is better):") + 2
+    shown = [line.lstrip("* ").split()[:2] for line in lines[start : start + 5]]
+    ranked = sorted(report["entries"], key=lambda row: row["selection_log_loss"])[:5]
+    assert shown == [[str(row["layer"]), row["pool"]] for row in ranked]
+    assert "8 rows in" in result.stdout and "full table: sweep/sweep.md" in result.stdout
+    assert max(len(line) for line in lines) <= 100 and "|" not in result.stdout
+    table = (tmp_path / "sweep" / "sweep.md").read_text().splitlines()
+    assert sum(line.startswith("| ") for line in table) == 9  # its header and 8 rows
+    verbose = run_probe("sweep", **sms_rows, layers="0:4:1", out_dir="sweep", jobs=1, v=True)
+    assert verbose.stdout.startswith("selected: ") and "|" not in verbose.stdout
+    assert (tmp_path / "sweep" / "sweep.md").read_text().strip() in verbose.stderr
+
+
 def test_predict_table_jsonl_and_data_file(head, sms_labelled, tmp_path):
     table = run_probe("predict", "WINNER! call now", "see you soon", head=head)
     assert table.exit_code == 0, table.output

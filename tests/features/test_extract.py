@@ -129,16 +129,30 @@ def test_truncation_is_counted(tiny_gpt2_dir):
         ("1:3", [1, 2]),
         ("3:", [3, 4]),
         ("4,-1", [4]),
+        ("0:5:2", [0, 2, 4]),  # a slice with a step: Python's, over 0..L
+        ("::3", [0, 3]),
+        ("1::2,0", [0, 1, 3]),
     ],
 )
 def test_resolve_layers(spec, expected):
     assert resolve_layers(spec, num_layers=4) == expected
 
 
-@pytest.mark.parametrize("spec", ["5", "-6", "x", "3:1", ""])
+def test_every_fifth_layer_of_a_31_layer_model():
+    assert resolve_layers("0:31:5", num_layers=30) == [0, 5, 10, 15, 20, 25, 30]
+
+
+@pytest.mark.parametrize("spec", ["5", "-6", "x", "3:1", "", "0:4:x", "1:2:3:4"])
 def test_resolve_layers_names_the_valid_range(spec):
     with pytest.raises(ProbeError, match=r"0\.\.4"):
         resolve_layers(spec, num_layers=4)
+
+
+@pytest.mark.parametrize("spec", ["0:4:0", "4:0:-1", "::-2"])
+def test_a_slice_step_below_one_is_its_own_line(spec):
+    with pytest.raises(ProbeError, match=r"the step must be 1 or more") as caught:
+        resolve_layers(spec, num_layers=4)
+    assert "\n" not in str(caught.value) and spec in str(caught.value)
 
 
 def needs_package(module: str, distribution: str):

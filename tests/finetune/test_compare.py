@@ -175,3 +175,29 @@ def test_bad_lr_grid_is_one_line(tiny_gpt2_dir, sms_labelled, args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_the_screen_gets_a_readable_table_not_a_dict_or_json(tiny_gpt2_dir, sms_labelled, tmp_path):
+    """Without --json: one row per method under 100 columns, the data in words, where the full
+    table went; the settings are words in compare.md too, and -v prints that table."""
+    out = tmp_path / "compared"
+    args = ["compare", "--model", str(tiny_gpt2_dir), "--data", str(sms_labelled), *FAST[:-1]]
+    args += ["--unfreeze", "0", "--no-book", "--out-dir", str(out)]
+    done = CliRunner().invoke(main, args, env={"PROBE_CACHE": str(tmp_path / "store")})
+    assert done.exit_code == 0, done.output
+    result = json.loads((out / "compare.json").read_text())
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"probe vs fine-tuning: {tiny_gpt2_dir.name}; texts train 63, val 9, test 18"
+    assert lines[2].split("  ")[0] == "method" and lines[3].startswith(result["probe"]["method"])
+    row = result["finetune"][0]
+    low, high = row["ci"]["accuracy"]
+    assert lines[4].startswith("fine-tune, unfreeze 0 (LP-FT)")
+    assert f"{row['test']['accuracy']:.4f} [{low:.3f}, {high:.3f}]" in lines[4]
+    assert f"full table: {out / 'compare.md'}" in done.stdout
+    assert "{" not in done.stdout and "|" not in done.stdout
+    assert max(len(line) for line in lines if not line.startswith("full table")) <= 100
+    assert "texts: train 63, val 9, test 18" in done.stderr.splitlines()  # said, not a dict
+    assert "Settings: epochs 1, patience none, batch size 16" in (out / "compare.md").read_text()
+    assert "{" not in (out / "compare.md").read_text()
+    verbose = CliRunner().invoke(main, [*args, "-v"], env={"PROBE_CACHE": str(tmp_path / "store")})
+    assert verbose.exit_code == 0 and "| method | body lr |" in verbose.stderr

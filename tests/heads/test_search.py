@@ -1,10 +1,8 @@
 """The C search shares its work: held-out scores reused as the out-of-fold selection loss, an
 early stop once the held-out loss turns up, Cs that have clearly lost screened out before
-their fits finish, one feature basis per fit; the sweep's progress."""
+their fits finish, one feature basis per fit."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from sklearn.linear_model import LogisticRegression
 
 from probe.heads.estimator import ProbeClassifier
 from probe.heads.search import turned_up
-from probe.progress import Progress
 from probe.research.measures import Measures, out_of_fold_probabilities, selection_scores
 from probe.research.uncertainty import per_example_log_loss
 
@@ -206,22 +203,6 @@ def test_folds_and_the_final_fit_share_one_feature_basis_and_subsample():
     augmented = np.hstack([rows, np.ones((len(rows), 1), np.float32)])
     expected = np.square(augmented @ shared.basis.astype(np.float32))
     np.testing.assert_allclose(fold.projected[fold.kept], expected, rtol=1e-4, atol=1e-4)
-
-
-def test_progress_reads_slow_rates_and_its_eta_does_not_jump_with_parallel_jobs():
-    progress = Progress(62, "sweep", unit="heads", quiet=True, workers=2)
-    now = time.perf_counter()
-    progress.started, progress.done = now - 30.0, 1  # the first of two parallel heads ends
-    first = progress.line()
-    assert "0.033 heads/s" in first
-    progress.started, progress.done = now - 31.0, 2  # its twin a second later
-    second = progress.line()
-
-    def eta(line):
-        return float(line.rsplit("ETA ", 1)[1].split()[0])
-
-    assert 0.5 < eta(second) / eta(first) < 1.0
-    assert abs(eta(second) - 60 / (2 / 31)) / (60 / (2 / 31)) < 0.5  # near the true 930 s
 
 
 @pytest.mark.parametrize("classes", [2, 5])

@@ -307,6 +307,28 @@ def test_unknown_keys_get_columns_and_missing_ones_a_dash(results, tmp_path):
     assert "<td>-</td>" in page  # rows without the new keys
 
 
+def _sweep_titles(page: str) -> list[str]:
+    section = page.split("<h2>Sweep: ")[1].split("<h2>")[0]
+    return re.findall(r"<th>([^<]*)</th>", section)
+
+
+def test_held_out_numbers_say_whether_they_are_validation_or_cross_validated(results, tmp_path):
+    """The sweep had no --val: its val_* numbers are out of fold, and the page says
+    "cross-validated"; the same file with a validation split says "validation"."""
+    from probe.report.html import write_report
+
+    sweep = json.loads((results["dir"] / "sweep" / "sweep.json").read_text())
+    assert sweep["selection"] == "5-fold cross-validation"
+    titles = _sweep_titles(results["html"])
+    assert "cross-validated accuracy" in titles and "layer" in titles
+    assert not [title for title in titles if title.startswith("val ")]
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "sweep.json").write_text(json.dumps({**sweep, "selection": "validation"}))
+    page = write_report(tmp_path / "val", tmp_path / "val.html").read_text()
+    assert "validation accuracy" in _sweep_titles(page)
+    assert "cross-validated" not in page.split("<h2>Sweep: ")[1]
+
+
 @pytest.mark.parametrize("setup", ["missing", "empty"])
 def test_a_folder_without_results_is_one_line(tmp_path, setup):
     folder = tmp_path / "results"

@@ -56,7 +56,8 @@ def test_failed_rows_are_listed_and_exit_3_after_the_files_are_written(
     assert [line.split(": ")[1] for line in lines] == FAILED_ROWS, result.stderr
     assert all("InvalidTrainingData: X contains" in line for line in lines)
     assert result.stderr.splitlines()[-1].startswith("Error: 2 row(s) could not be fitted")
-    assert "| error |" in result.stdout  # the table was printed before the exit
+    assert "8 rows in" in result.stdout  # the summary was printed before the exit
+    assert "2 could not be fitted (below)" in result.stdout
 
     report = json.loads((out / "sweep.json").read_text())  # written before the exit
     assert [e["row"] for e in report["errors"]] == FAILED_ROWS

@@ -164,7 +164,8 @@ def test_sweep_outputs_table_json_and_plot(sms_data, tmp_path):
     assert best["test"]["n"] == 18 and "confusion_matrix" in best["test"]
     table = markdown_table(result).splitlines()
     assert table[0].startswith("| layer | pool | C | CV log-loss | ≈ chosen | CV acc |")
-    assert len(table) == 2 + 2 + 2
+    assert len(table) == 2 + 2 + 3  # header, 2 rows, blank, the selected row, the grouping
+    assert table[-1].startswith("Grouped by text: 0 of 90 rows share a group")
     assert sum("**" in line for line in table) == 1
     assert "_best_result" not in public(result)
     png = plot_sweep(result, tmp_path / "plots" / "sweep.png")

@@ -130,7 +130,9 @@ def test_sweep_splits_by_sentence_and_reports_control(
         "sweep", **words, control=True, resamples=50, out_dir=tmp_path / "sweep", q=True
     )
     assert result.exit_code == 0, result.output
-    assert "control acc" in result.output and "Per-class F1" in result.output
+    table = (tmp_path / "sweep" / "sweep.md").read_text()  # the full table, in its file
+    assert "control acc" in table and "Per-class F1" in table
+    assert "task upos, word pool last; words train" in result.output  # the summary names it
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert report["task"] == "upos" and report["words"]["test"] == len(data.test)
     assert all(row["selectivity_ci"] for row in report["entries"])
@@ -184,7 +186,7 @@ def test_deprel_edge_probe_sees_head_and_dependent(tiny_gpt2_dir, ewt_small, tmp
     words = {"model": tiny_gpt2_dir, "data": ewt_small, "task": "deprel"}
     result = run_probe("sweep", **words, layers="0,3", resamples=20, out_dir=tmp_path / "d", q=True)
     assert result.exit_code == 0, result.output
-    assert "Task deprel" in result.output
+    assert "task deprel, word pool" in result.output
 
 
 def test_word_task_errors_are_one_line(tiny_gpt2_dir, ewt_small, tmp_path):

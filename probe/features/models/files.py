@@ -7,7 +7,10 @@ inside safetensors or transformers.
 
 from __future__ import annotations
 
+import functools
 import json
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from probe.errors import ProbeError, one_line, short_reason
@@ -111,3 +114,47 @@ def quiet_transformers() -> None:
 
     logging.disable_progress_bar()
     logging.set_verbosity_error()
+
+
+# --- converting a GGUF file -----------------------------------------------------------------
+
+GGUF_SECONDS_PER_MB = 0.2  # SmolLM2-135M's 94 MB Q4_1 file de-quantizes in ~20 s on 2 cores
+
+
+def gguf_bar_shown(stream=None) -> bool:
+    """Whether transformers' per-tensor bar may show while a GGUF converts: where our own
+    bars show (a terminal, a notebook's widget), never in a log file or a pipe, nor with -q."""
+    import sys
+
+    from probe.messages import shown
+    from probe.progress import progress_mode
+
+    return progress_mode(stream or sys.stderr, quiet=not shown()) in ("bar", "widget")
+
+
+@contextmanager
+def converting_gguf(path: Path):
+    """One line before a GGUF's conversion (its size and about how long), one after it; in
+    between transformers' bar only where ``gguf_bar_shown``. The bar is transformers' own
+    ``tqdm`` (its progress setting does not reach it), so it is switched off for the
+    conversion by the name the loader calls it by, and restored after."""
+    from probe.messages import say
+
+    megabytes = path.stat().st_size / 1e6
+    about = max(round(megabytes * GGUF_SECONDS_PER_MB), 1)
+    size = f"{megabytes:,.0f}" if megabytes >= 10 else f"{megabytes:.1f}"
+    say(f"converting {path.name} ({size} MB) to fp32 once: about {about} s")
+    started = time.perf_counter()
+    try:
+        from transformers import modeling_gguf_pytorch_utils as loader
+    except ImportError:  # a transformers without GGUF support fails in the loader itself
+        loader = None
+    original = getattr(loader, "tqdm", None)
+    if original is not None and not gguf_bar_shown():
+        loader.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        if original is not None:
+            loader.tqdm = original
+    say(f"converted {path.name} in {time.perf_counter() - started:.1f} s; later loads reuse it")

