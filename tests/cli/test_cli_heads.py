@@ -144,7 +144,9 @@ def test_sweep_prints_a_short_summary_and_leaves_the_table_in_its_files(
     assert max(len(line) for line in lines) <= 100 and "|" not in result.stdout
     table = (tmp_path / "sweep" / "sweep.md").read_text().splitlines()
     assert sum(line.startswith("| ") for line in table) == 9  # its header and 8 rows
-    verbose = run_probe("sweep", **sms_rows, layers="0:4:1", out_dir="sweep", jobs=1, v=True)
+    verbose = run_probe(
+        "sweep", **sms_rows, layers="0:4:1", out_dir="sweep", jobs=1, v=True, overwrite=True
+    )
     assert verbose.stdout.startswith("selected: ") and "|" not in verbose.stdout
     assert (tmp_path / "sweep" / "sweep.md").read_text().strip() in verbose.stderr
 
