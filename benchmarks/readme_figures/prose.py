@@ -68,6 +68,45 @@ def demo_grouping(results: Results) -> str:
     )
 
 
+@block("exact")
+def exact(results: Results) -> str:
+    check = results("exact_check")
+    names = {"sst2": "SST-2 2k, validation file", "sst2-cv": "SST-2 2k, 5-fold CV"}
+    names.update({"country": "country", "xpos": "XPOS"})
+    parts = {key: check[key]["summary"] for key in names}
+    heads = sum(part["heads"] for part in parts.values())
+    differs = sum(part["C_differs"] for part in parts.values())
+    causes = sorted({cause for part in parts.values() for cause in part["by_cause"]})
+    cpu = {mode: sum(part["cpu"][mode] for part in parts.values()) for mode in ("default", "exact")}
+    same = all(part["selection_same"] for part in parts.values())
+    regret = max(part["max_regret"] for part in parts.values())
+    test = max(part["max_test_accuracy_change"] for part in parts.values())
+    old = parts["sst2"]["old_rule"]
+    split = check["sst2_67k"]["split"]
+    apart = sorted({abs(row["val_right"][0] - row["val_right"][1]) for row in split})
+    loads = [x for key in names for x in check[key].get("load_average") or []]
+    where = machine(check["machine"]["cpu"], loads or [0.0], check["machine"]["cores"])
+    return (
+        f"**The default search's C differs from `--exact` on {differs} of {heads} heads** on "
+        f"data no rule was tuned on ({', '.join(names.values())}), moving held-out log loss by "
+        f"at most {regret:.4f} and test accuracy by at most {test:.4f}"
+        + (", with the same selected row in each sweep" if same else "")
+        + f", for {cpu['exact'] / cpu['default']:.1f}x less CPU ({cpu['default']:.1f} s vs "
+        f"{cpu['exact']:.1f} s; {where}). "
+        + (
+            f"What moved it: {', '.join(causes)}; the screen and early stop moved none. "
+            if causes
+            else ""
+        )
+        + f"Under the old accuracy-first rule the fast and exact searches split "
+        f"{old['default_differs']} of {parts['sst2']['heads']} SST-2 2k heads on the "
+        f"{parts['sst2']['n_held_out']}-sentence validation file, each over about one example, "
+        f"and the {len(split)} SST-2 67k heads on which two recorded sweeps chose different Cs "
+        f"are {' or '.join(map(str, apart))} validation examples apart: accuracy ties broken "
+        "by a tolerance change (`benchmarks/results/exact_check.md`, `benchmarks/bench_exact.py`)."
+    )
+
+
 @block("tokens")
 def tokens(results: Results) -> str:
     run = results("tokens_smollm2_ewt")

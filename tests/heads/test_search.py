@@ -260,3 +260,37 @@ def test_separable_classes_get_confident_probabilities():
     assert clf.C_ > min(search["Cs"])  # not the near-uniform head
     proba = clf.predict_proba(X)
     assert np.median(proba.max(axis=1)) > 0.9
+
+
+@pytest.mark.parametrize("held_out", ["validation", "folds"])
+def test_exact_solves_every_C_of_the_grid_to_the_final_tolerance(held_out):
+    """``exact=True`` (``--exact``) is the reference the fast search is measured against: every
+    C of the grid tried, each solve to ``tol`` with no screen and no confirm tolerance; on
+    data where the fast search stops early it still walks the whole grid, and it chooses the
+    C of ``stop_early=False`` (same Cs, compared at the looser search tolerance)."""
+    from probe.heads.solver import path as solver_path
+
+    X, y, X_val, y_val = overfitting_with_validation()
+    val = (X_val, y_val) if held_out == "validation" else ()
+    tol = 1e-6
+    solves = []
+    original = solver_path.LogisticPath.solve
+
+    def recording(path, C, solve_tol, max_iter, rtol=None, screen=None):
+        solves.append((C, solve_tol, rtol, screen))
+        return original(path, C, solve_tol, max_iter, rtol=rtol, screen=screen)
+
+    solver_path.LogisticPath.solve = recording
+    try:
+        exact = ProbeClassifier(exact=True, tol=tol).fit(X, y, *val)
+    finally:
+        solver_path.LogisticPath.solve = original
+    fast = ProbeClassifier(tol=tol).fit(X, y, *val)
+    whole = ProbeClassifier(stop_early=False, tol=tol).fit(X, y, *val)
+    search = exact.search_
+    assert search["exact"] is True and fast.search_["exact"] is False
+    assert search["Cs"] == search["grid"] and not any(search["screened"])
+    assert len(fast.search_["Cs"]) < len(search["grid"])  # here the fast search stops early
+    assert {C for C, *_ in solves} == set(search["grid"])
+    assert all(each == (each[0], tol, None, None) for each in solves)  # to tol, nothing skipped
+    assert exact.C_ == whole.C_
