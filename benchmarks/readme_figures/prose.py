@@ -68,10 +68,32 @@ def demo_grouping(results: Results) -> str:
     )
 
 
+def moved(causes: list[str]) -> str:
+    """Which of the search's shortcuts moved a choice, from the benchmark's attribution."""
+    if not causes:
+        return ""
+    screen = any("screen" in cause or "stop" in cause for cause in causes)
+    return f"What moved it: {', '.join(causes)}" + (
+        ". " if screen else "; the screen and early stop moved none. "
+    )
+
+
+@block("quickstart")
+def quickstart(results: Results) -> str:
+    run = results("quickstart")
+    where = machine(run["cpu"], run["load_average"], run["cores"])
+    verdict = "both right" if run["right"] else "NOT both right"
+    return (
+        f"Measured: the sweep {run['seconds']['sweep']:.0f} s and the prediction "
+        f"{run['seconds']['predict']:.0f} s in an empty store, {verdict} ({where}; "
+        "`benchmarks/results/quickstart.json`, `benchmarks/bench_quickstart.py`)."
+    )
+
+
 @block("exact")
 def exact(results: Results) -> str:
     check = results("exact_check")
-    names = {"sst2": "SST-2 2k, validation file", "sst2-cv": "SST-2 2k, 5-fold CV"}
+    names = {"sst2": "SST-2 2k with its validation file", "sst2-cv": "SST-2 2k by 5-fold CV"}
     names.update({"country": "country", "xpos": "XPOS"})
     parts = {key: check[key]["summary"] for key in names}
     heads = sum(part["heads"] for part in parts.values())
@@ -93,11 +115,7 @@ def exact(results: Results) -> str:
         + (", with the same selected row in each sweep" if same else "")
         + f", for {cpu['exact'] / cpu['default']:.1f}x less CPU ({cpu['default']:.1f} s vs "
         f"{cpu['exact']:.1f} s; {where}). "
-        + (
-            f"What moved it: {', '.join(causes)}; the screen and early stop moved none. "
-            if causes
-            else ""
-        )
+        + moved(causes)
         + f"Under the old accuracy-first rule the fast and exact searches split "
         f"{old['default_differs']} of {parts['sst2']['heads']} SST-2 2k heads on the "
         f"{parts['sst2']['n_held_out']}-sentence validation file, each over about one example, "
