@@ -68,17 +68,22 @@ def isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def unconfigured_channel():
-    """Every test starts with the ``probe`` logger as a library user finds it: a CLI run
-    in-process (``run_probe``) configures it for its command, and that must not leak into
-    the next test's library calls (which must print nothing unless asked)."""
+    """Every test starts with the ``probe`` logger as a library user finds it (no stderr
+    channel, no level): a CLI run in-process (``run_probe``), in this test or in an earlier
+    one or a fixture, configures it for its command, and that must not leak into a library
+    call's silence."""
     import logging
 
-    logger = logging.getLogger("probe")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    from probe.messages import LOGGER, _CurrentStderr
+
+    def reset():
+        LOGGER.handlers[:] = [h for h in LOGGER.handlers if not isinstance(h, _CurrentStderr)]
+        LOGGER.setLevel(logging.NOTSET)
+        LOGGER.propagate = True
+
+    reset()
     yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-    logger.propagate = propagate
+    reset()
 
 
 @pytest.fixture

@@ -227,7 +227,7 @@ def test_the_cli_groups_by_column_solves_exactly_and_refuses_a_missing_column(sm
     assert bad_metric.exit_code == 1 and len(bad_metric.output.strip().splitlines()) == 1
     assert "unknown metric 'f1'" in bad_metric.output and not (tmp_path / "never").exists()
 
-    missing = run_probe("fit", **options, group_col="author")
+    missing = run_probe("fit", **{**options, "out": tmp_path / "other.json"}, group_col="author")
     assert missing.exit_code == 1
     assert "no group column 'author'" in missing.output and "Traceback" not in missing.output
     assert len(missing.output.strip().splitlines()) == 1
