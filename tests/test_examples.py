@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 
 from conftest import REPO
 
 NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
-SECONDS = 60  # the whole notebook, kernel start included: small enough for CI
+HANG_SECONDS = 600  # per cell: a cell still running then is stuck (no timing assert)
 
 
 def test_the_quickstart_notebook_runs_in_a_kernel(tmp_path, monkeypatch, isolated_cache):
@@ -23,13 +22,11 @@ def test_the_quickstart_notebook_runs_in_a_kernel(tmp_path, monkeypatch, isolate
     assert not any(cell.get("outputs") for cell in notebook.cells), "commit it without outputs"
     client = NotebookClient(
         notebook,
-        timeout=SECONDS,
+        timeout=HANG_SECONDS,
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
-    started = time.perf_counter()
     client.execute()  # a failing cell raises CellExecutionError with its traceback
-    assert time.perf_counter() - started < SECONDS
     assert (tmp_path / "sms60.parquet").is_file()
     assert any(isolated_cache.glob("features/*.h5")), "the notebook used another store"
     mode = next(cell for cell in notebook.cells if "progress-mode" in cell.metadata.get("tags", []))

@@ -39,7 +39,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +56,7 @@ DATA = {  # name under data/ -> how many rows (sentences) of the shipped file st
     "sms_spam.csv": ("sms_slice.csv", 90),
     str(CONLLU): (str(CONLLU), 40),
 }
-SECONDS_PER_PAGE = 90  # a page that needs more has outgrown a tutorial
+HANG_SECONDS = 600  # a bash block still running then is stuck, not slow (no timing assert)
 FENCE = re.compile(r"(?P<before>[^\n]*)\n```(?P<lang>bash|python)\n(?P<body>.*?)\n```", re.DOTALL)
 SKIP = "<!-- not run:"
 SHELL_ONLY = re.compile(r"[|<>$;`]|&&")
@@ -132,7 +131,7 @@ def run_bash_block(code: str, env: dict, cwd: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=SECONDS_PER_PAGE,
+        timeout=HANG_SECONDS,
     )
     assert done.returncode == 0, f"{code}\n-> exit {done.returncode}\n{done.stdout}{done.stderr}"
 
@@ -149,14 +148,12 @@ def test_every_command_on_the_page_runs(page, tiny_smollm_dir, shared_store, tmp
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     namespace: dict = {"__name__": "__docs__"}
-    started = time.perf_counter()
     for language, code in code_blocks:
         code = code.replace(MODEL, str(tiny_smollm_dir))
         if language == "python":
             exec(compile(code, f"{page.name} python block", "exec"), namespace)
             continue
         run_bash_block(code, dict(os.environ), tmp_path)
-    assert time.perf_counter() - started < SECONDS_PER_PAGE, f"{page.name} is too slow to test"
 
 
 def test_the_site_builds_strictly(tmp_path):
