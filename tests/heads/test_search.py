@@ -294,3 +294,21 @@ def test_exact_solves_every_C_of_the_grid_to_the_final_tolerance(held_out):
     assert {C for C, *_ in solves} == set(search["grid"])
     assert all(each == (each[0], tol, None, None) for each in solves)  # to tol, nothing skipped
     assert exact.C_ == whole.C_
+
+
+def test_a_class_with_one_row_does_not_stop_cross_validation_of_the_others():
+    """21 classes, one of them a single row, with constant and duplicated columns: the search
+    still cross-validates (that row sits in one fold's held-out part), grouped or not, and
+    its out-of-fold probabilities are finite."""
+    rng = np.random.default_rng(0)
+    y = np.append(np.repeat(np.arange(20), 15), 20)
+    X = rng.normal(size=(len(y), 30)).astype(np.float32)
+    X[:, 3], X[:, 4] = 1.0, X[:, 5]
+    X[np.arange(len(y)), y % 30] += 3.0
+    clf = ProbeClassifier().fit(X, y)
+    assert clf.search_["method"] == "5-fold cross-validation"
+    assert np.isfinite(clf.out_of_fold_proba()).all()
+    grouped = ProbeClassifier().fit(X, y, groups=np.arange(len(y)) // 3)
+    assert grouped.search_["method"] == "5-fold grouped cross-validation"
+    single = ProbeClassifier().fit(X[:30], y[:30])  # two classes of 15: still 5 folds
+    assert single.search_["method"] == "5-fold cross-validation"
