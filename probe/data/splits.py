@@ -51,6 +51,11 @@ def group_ids(text_keys, user_groups=None) -> np.ndarray:
     return order[numbered.reshape(-1)].astype(np.int64)
 
 
+def dataset_groups(dataset: TextDataset) -> np.ndarray:
+    """The groups of a dataset's rows: equal texts, joined by its ``--group-col`` cells."""
+    return group_ids([text_sha1(t) for t in dataset.texts], dataset.groups)
+
+
 def has_shared_groups(groups) -> bool:
     """Whether any group holds more than one row (else every split is row-wise)."""
     return groups is not None and len(np.unique(groups)) < len(groups)
@@ -206,7 +211,7 @@ def stratified_split(
 ) -> tuple[TextDataset, TextDataset]:
     """(rest, held out): ``fraction`` of every class held out, at least one example each;
     rows of one text (or one ``--group-col`` group) stay together."""
-    groups = group_ids([text_sha1(t) for t in dataset.texts], dataset.groups)
+    groups = dataset_groups(dataset)
     try:
         held = held_out_rows(dataset.labels, fraction, rng, groups)
     except ProbeError as error:

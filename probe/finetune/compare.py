@@ -56,6 +56,7 @@ def best_probe(
     handed to :func:`probe.research.sweep.run_sweep` as they are, so the probe and fine-tuning see
     exactly the same train, validation and test examples, in the same order.
     """
+    from probe.data.splits import dataset_groups
     from probe.features.extract import extract
     from probe.features.store.caches import open_cache
     from probe.heads.cached import CachedData, CachedSplit
@@ -66,7 +67,8 @@ def best_probe(
     for name in ("train", "val", "test"):
         dataset = getattr(splits, name)
         paths[name] = str(extract(model, dataset, "all", max_length=max_length, device=device))
-        parts[name] = CachedSplit(name, [(paths[name], None)], np.asarray(dataset.labels, str))
+        labels = np.asarray(dataset.labels, str)  # groups: the probe's folds keep them whole
+        parts[name] = CachedSplit(name, [(paths[name], None)], labels, dataset_groups(dataset))
     extract_seconds = time.perf_counter() - started
     caches = {name: open_cache(path) for name, path in paths.items()}  # each file opened once
     recorded = [opened.meta.get("extract_seconds") for opened in caches.values()]
@@ -124,6 +126,7 @@ def run_comparison(
     device=None,
 ) -> dict:
     """The probe row, one row per N (body LR chosen on validation) and the book's recipe."""
+    from probe.data.splits import dataset_groups, has_shared_groups
     from probe.finetune.training import finetune
     from probe.research.uncertainty import indistinguishable, paired_differences
 
@@ -131,7 +134,9 @@ def run_comparison(
     truth = np.asarray(splits.test.labels, str)
     probe_row, probe_predicted = best_probe(model, splits, base.max_length, device)
     classes = sorted(set(splits.train.labels))
-    probe_row["ci"] = _intervals(classes, truth, probe_predicted, resamples, base.seed)
+    clusters = dataset_groups(splits.test)  # intervals draw a repeated text's rows together
+    clusters = clusters if has_shared_groups(clusters) else None
+    probe_row["ci"] = _intervals(classes, truth, probe_predicted, resamples, base.seed, clusters)
     plans = [
         (
             f"fine-tune, unfreeze {count}",
@@ -154,11 +159,13 @@ def run_comparison(
             report = finetune(_fresh(model, device), splits, config).report
             row["train_seconds_without_prefix"] = sum(report["time"]["epochs_seconds"])
             row["test_accuracy_without_prefix"] = report["test"]["accuracy"]
-        row["ci"] = _intervals(classes, truth, predicted, resamples, base.seed)
+        row["ci"] = _intervals(classes, truth, predicted, resamples, base.seed, clusters)
         rows.append(row)
         correct.append(truth == predicted)
     # paired bootstrap: every row and the probe scored on the same resamples of test examples
-    intervals = paired_differences(np.stack(correct), 0, n_resamples=resamples, seed=base.seed)
+    intervals = paired_differences(
+        np.stack(correct), 0, n_resamples=resamples, seed=base.seed, clusters=clusters
+    )
     same = indistinguishable(intervals)
     for row, hits, interval, alike in zip(rows, correct[1:], intervals[1:], same[1:], strict=True):
         row["vs_probe"] = {
@@ -280,15 +287,17 @@ def _row(method: str, report: dict, lr_body: float, trials: list[dict], searched
     }
 
 
-def _intervals(classes, truth, predicted, resamples: int, seed: int) -> dict:
+def _intervals(classes, truth, predicted, resamples: int, seed: int, clusters=None) -> dict:
     """95% CIs of test accuracy and macro F1 (over the training classes, as the reports'
-    macro F1 is), resampling test examples."""
+    macro F1 is), resampling test examples (their ``clusters``, when given)."""
     from probe.research.uncertainty import metric_intervals
 
     code = {name: i for i, name in enumerate(classes)}
     true_codes = [code[label] for label in truth]
     pred_codes = [code[label] for label in predicted]
-    return metric_intervals(true_codes, pred_codes, len(code), n_resamples=resamples, seed=seed)
+    return metric_intervals(
+        true_codes, pred_codes, len(code), n_resamples=resamples, seed=seed, clusters=clusters
+    )
 
 
 def _versions() -> dict:
