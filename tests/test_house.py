@@ -102,6 +102,7 @@ BROAD = {"Exception", "BaseException"}
 # not mean to handle, or hands the exception to another thread that raises it.
 BROAD_ALLOWED = {
     ("probe/serve/export.py", "load"): "tokenizers raises a bare Exception (re-raises others)",
+    ("probe/features/models/loading.py", "_converted_gguf_dir"): "the same, for a GGUF tokenizer",
     ("probe/features/distributed.py", "start_ray"): "Ray's start-up timeout is a bare Exception",
     ("probe/features/device.py", "work"): "the prefetch thread hands any exception to the reader",
     ("probe/features/device.py", "_run"): "the writer thread hands any exception to submit()",

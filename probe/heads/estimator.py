@@ -315,7 +315,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
                 )
                 solved.append(solve_fold(fold, C, rtol, screen))
             fold_scores = [fold_score for _, fold_score in solved]
-            if best is not None and not beaten(scores[best], np.mean(fold_scores, 0), len(codes)):
+            if best is not None and not beaten(scores[best], np.mean(fold_scores, 0)):
                 # screened folds lost on their own, but the mean is close to the best: decide
                 # it on finished fits (a partial fit's scores can err either way)
                 for fold in [i for i, path in enumerate(paths) if path.screened]:

@@ -181,7 +181,7 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_
             names = split_names(item.split_column, item.source)
             for name in ("train", "val", "test"):
                 if (names == name).any():
-                    splits[name] = _regrouped(whole.take(np.flatnonzero(names == name), name))
+                    splits[name] = whole.take(np.flatnonzero(names == name), name)
             if splits["train"] is None:
                 raise ProbeError(f"{item.source}: the split column has no 'train' rows")
         else:
@@ -206,12 +206,6 @@ def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
 
     groups = group_ids(split.text_sha1(), user_groups)
     return CachedSplit(name, split.parts, split.labels, groups)
-
-
-def _regrouped(split: CachedSplit) -> CachedSplit:
-    """Group ids renumbered 0..G-1 within one split (the split's own groups)."""
-    _, groups = np.unique(split.groups, return_inverse=True)
-    return CachedSplit(split.name, split.parts, split.labels, groups.reshape(-1))
 
 
 def stratified_rows(labels: np.ndarray, fraction: float, seed: int, groups=None):

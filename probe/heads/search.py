@@ -63,7 +63,9 @@ def checked_groups(groups, n: int) -> np.ndarray | None:
     groups = np.asarray(groups).reshape(-1)
     if len(groups) != n:
         raise InvalidTrainingData(f"groups has {len(groups)} entries for {n} training rows")
-    return groups if len(np.unique(groups)) < n else None
+    from probe.data.splits import has_shared_groups
+
+    return groups if has_shared_groups(groups) else None
 
 
 def fold_count(codes: np.ndarray, folds: int, groups=None) -> int:
@@ -116,14 +118,13 @@ def screen_against(best, held_X: np.ndarray, held_codes: np.ndarray):
 
     def lost(path) -> bool:
         scores = accuracy_and_log_loss(path.logits(held_X), held_codes, path.binary)
-        return beaten(best, scores, len(held_codes))
+        return beaten(best, scores)
 
     return lost
 
 
-def beaten(best, scores, n: int | None = None) -> bool:
+def beaten(best, scores) -> bool:
     """Whether held-out ``scores`` (accuracy, log loss) clearly lose to ``best``: log loss
     ``LOSS_MARGIN`` (relative) above. Under k-fold the folds are screened one by one; a C
-    whose mean over the folds is not beaten as well has its screened folds finished.
-    ``n`` (the held-out rows) is kept for callers; the rule is relative."""
+    whose mean over the folds is not beaten as well has its screened folds finished."""
     return bool(scores[1] >= best[1] * (1 + LOSS_MARGIN))

@@ -36,7 +36,7 @@ def sample_per_class(
         return np.sort(np.concatenate(chosen))
     from probe.data.splits import group_label_of
 
-    group_ids, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    _, group_of = np.unique(np.asarray(groups), return_inverse=True)
     group_label = group_label_of(np.asarray(labels), group_of.reshape(-1))
     picked = sample_per_class(group_label, k, rng)  # positions among the groups
     return np.flatnonzero(np.isin(group_of.reshape(-1), picked))

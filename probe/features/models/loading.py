@@ -17,7 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.errors import ProbeError, http_errors, one_line, short_reason
+from probe.errors import ProbeError, http_errors, is_bare_exception, one_line, short_reason
 from probe.features.models.files import (  # noqa: F401  (read_config: public here too)
     check_weight_files,
     converting_gguf,
@@ -289,6 +289,10 @@ def _converted_gguf_dir(gguf_path: Path) -> Path:
                 gguf_path.parent, dtype=torch.float32, **kwargs
             )
         except load_errors() as exc:  # not GGUF, cut short, an architecture transformers lacks
+            raise ProbeError(f"cannot read GGUF model {gguf_path}: {short_reason(exc)}") from None
+        except Exception as exc:  # the tokenizers core raises a bare Exception (others re-raised)
+            if not is_bare_exception(exc):
+                raise
             raise ProbeError(f"cannot read GGUF model {gguf_path}: {short_reason(exc)}") from None
         config = quantized.config
         if hasattr(config, "quantization_config"):

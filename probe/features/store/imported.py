@@ -93,7 +93,10 @@ def features_view(source, labels_file=None, label_col="label", text_col="text") 
         return view
     if hashes is None:  # rows of unknown text: each its own (no two grouped)
         hashes = _text_keys([f"{key}:{row}" for row in range(foreign.shape[1])])
-    write_view(view, foreign, path, hashes, labels, labels_file)
+    try:  # the arrays are read only now, layer by layer: a damaged block fails here
+        write_view(view, foreign, path, hashes, labels, labels_file)
+    except _unreadable() as error:
+        raise ProbeError(f"{path}: not a readable features file ({short_reason(error)})") from None
     return view
 
 
