@@ -48,8 +48,8 @@ def test_a_saved_sweep_folder_gives_the_same_frame(sms_rows, tmp_path):
 
 
 def test_a_curves_frame_has_a_row_per_point(research_data, tmp_path):
+    from probe.research.commands import save_curve
     from probe.research.curve import learning_curve
-    from probe.research.saving import save_curve
 
     curve = learning_curve(research_data, 2, "last", sizes=[1, 4], seeds=2)
     save_curve(curve, tmp_path / "curve")

@@ -152,3 +152,54 @@ def test_the_broad_except_check_is_not_vacuous():
         "def narrow():\n    try:\n        pass\n    except (OSError, ValueError):\n        pass\n"
     )
     assert broad_handlers(source) == [(4, "fit"), (9, "read")]
+
+
+# --- one import direction between any two modules --------------------------------------------
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """module -> the probe modules it imports anywhere (function-level imports too).
+    ``from pkg import sub`` counts as importing ``pkg.sub``; a module importing its own
+    package (``from probe.heads.solver import curvature`` in ``solver.path``) is not a cycle."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "assets" in path.parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    found = {}
+    for name, path in modules.items():
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                subs = [sub for sub in subs if sub in modules]
+                names.update(subs if len(subs) == len(node.names) else [node.module, *subs])
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[name] = {
+            other
+            for other in names
+            if other in modules and other != name and not name.startswith(other + ".")
+        }
+    return found
+
+
+def test_no_two_modules_import_each_other():
+    """A cycle (a imports b, b imports a, directly or round a loop) means neither can be
+    read, tested or moved alone: a new task or probe family must slot in below its users."""
+    import graphlib
+
+    try:
+        graphlib.TopologicalSorter(_module_imports()).prepare()
+    except graphlib.CycleError as error:
+        pytest.fail(f"modules import each other: {' -> '.join(error.args[1])}")
+
+
+def test_the_cycle_check_is_not_vacuous():
+    import graphlib
+
+    imports = _module_imports()
+    imports["probe.research.fitting"].add("probe.research.sweep")  # sweep imports fitting
+    with pytest.raises(graphlib.CycleError):
+        graphlib.TopologicalSorter(imports).prepare()

@@ -29,9 +29,8 @@ def _register_optional_commands() -> None:
         "probe.cli.extract",
         "probe.cli.cache",
         "probe.cli.heads",
-        "probe.cli.predict",
+        "probe.cli.serve",
         "probe.cli.finetune",
-        "probe.cli.export",
         "probe.cli.research",
         "probe.cli.report",
     ):

@@ -12,18 +12,36 @@ decay) and vectors (biases, norm gains: no decay).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from probe.errors import ProbeError
+from probe.features.batching import DEFAULT_TOKEN_BUDGET
 from probe.features.models import architecture
-from probe.features.pooling import POOLS, check_pool
+from probe.features.pooling import DEFAULT_POOL, POOLS, check_pool
 from probe.finetune.prefix import run_blocks
 
-if TYPE_CHECKING:
-    from probe.finetune.training import FinetuneConfig
+
+@dataclass
+class FinetuneConfig:
+    unfreeze: int | str = 0  # trainable blocks below the head: 0 (head only), 1, 2, ... or "all"
+    layer: int | None = None  # hidden-state layer the head reads; None = final (L)
+    pool: str = DEFAULT_POOL
+    lr_body: float = 1e-5
+    lr_head: float = 1e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    epochs: int = 3
+    patience: int | None = None  # stop after this many epochs without a better val score
+    batch_size: int = 16
+    seed: int = 0
+    max_length: int | None = None
+    prefix_cache: bool = True
+    prefix_dtype: str = "float16"
+    init_head: str | None = "auto"  # auto, probe (LP-FT), zero (None too), or a head path
+    forgetting_check: bool = True
+    eval_token_budget: int = DEFAULT_TOKEN_BUDGET
 
 
 @dataclass(frozen=True)

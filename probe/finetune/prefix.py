@@ -129,7 +129,7 @@ class Prefix:
 def prefix_key(fingerprint: str, tokenizer: str, max_length: int, text_hashes, layer: int, dtype):
     """The feature cache's key for these texts and settings, plus the layer and dtype."""
     from probe.features.extract import TRUNCATION_SIDE
-    from probe.features.store.caches import cache_key
+    from probe.features.store.views import cache_key
 
     features_key = cache_key(fingerprint, tokenizer, max_length, TRUNCATION_SIDE, text_hashes)
     settings = f"{features_key}|prefix-format={PREFIX_FORMAT}|layer={layer}|dtype={dtype}"

@@ -25,37 +25,22 @@ from torch import nn
 
 from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
-from probe.features.batching import DEFAULT_TOKEN_BUDGET, collate, length_sorted_batches
+from probe.features.batching import collate, length_sorted_batches
 from probe.features.models import architecture
-from probe.features.pooling import DEFAULT_POOL, check_pool
-from probe.finetune.classifier import FinetuneClassifier, Plan, adamw, make_plan, param_groups
+from probe.features.pooling import check_pool
+from probe.finetune.classifier import (
+    FinetuneClassifier,
+    FinetuneConfig,
+    Plan,
+    adamw,
+    make_plan,
+    param_groups,
+)
 from probe.finetune.forgetting import compare_checks, language_check
 from probe.finetune.head_init import starting_head
 from probe.finetune.prefix import DTYPES, Prefix, load_or_compute_prefix, prefix_key
 from probe.jsonable import to_jsonable
 from probe.messages import progress, say
-
-
-@dataclass
-class FinetuneConfig:
-    unfreeze: int | str = 0  # trainable blocks below the head: 0 (head only), 1, 2, ... or "all"
-    layer: int | None = None  # hidden-state layer the head reads; None = final (L)
-    pool: str = DEFAULT_POOL
-    lr_body: float = 1e-5
-    lr_head: float = 1e-3
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    epochs: int = 3
-    patience: int | None = None  # stop after this many epochs without a better val score
-    batch_size: int = 16
-    seed: int = 0
-    max_length: int | None = None
-    prefix_cache: bool = True
-    prefix_dtype: str = "float16"
-    init_head: str | None = "auto"  # auto, probe (LP-FT), zero (None too), or a head path
-    forgetting_check: bool = True
-    eval_token_budget: int = DEFAULT_TOKEN_BUDGET
-
 
 # --- data -----------------------------------------------------------------------------------
 

@@ -12,22 +12,11 @@ from pathlib import Path
 
 from probe.features.pooling import POOL_NAMES
 from probe.heads.metrics import TITLES
+from probe.research.uncertainty import with_ci
 
 
 def _is_best(row: dict, best: dict) -> bool:
     return (row["layer"], row["pool"]) == (best["layer"], best["pool"])
-
-
-def with_ci(row: dict, key: str, sign: str = "") -> str:
-    """``row[key]`` and its ``_ci`` interval as ``0.9667 [0.933, 0.992]`` (``-`` when absent);
-    ``sign="+"`` signs them, for differences."""
-    value, interval = row.get(key), row.get(f"{key}_ci")
-    if value is None:
-        return "-"
-    text = format(value, f"{sign}.4f")
-    if interval:
-        text += f" [{interval[0]:{sign}.3f}, {interval[1]:{sign}.3f}]"
-    return text
 
 
 def _number(value, spec: str = ".4f") -> str:

@@ -227,3 +227,18 @@ def mean_and_sd(values) -> tuple[float, float]:
     values = np.asarray(values, np.float64)
     sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return float(values.mean()), sd
+
+
+# --- written out ---------------------------------------------------------------------------
+
+
+def with_ci(row: dict, key: str, sign: str = "") -> str:
+    """``row[key]`` and its ``_ci`` interval as ``0.9667 [0.933, 0.992]`` (``-`` when absent);
+    ``sign="+"`` signs them, for differences."""
+    value, interval = row.get(key), row.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    text = format(value, f"{sign}.4f")
+    if interval:
+        text += f" [{interval[0]:{sign}.3f}, {interval[1]:{sign}.3f}]"
+    return text

@@ -53,26 +53,6 @@ def features_dir(root: Path | None = None) -> Path:
     return (root or cache_root()) / "features"
 
 
-def cache_key(
-    model_fingerprint: str,
-    tokenizer: str,
-    max_length: int,
-    truncation_side: str,
-    text_hashes: np.ndarray,
-    compute_dtype: str = "float32",
-) -> str:
-    """A view's key: the row setting (labels and layers excepted) plus the ordered texts.
-
-    Labels are left out so a new label set reuses the features; layers are left out so a
-    file holding a superset of the requested layers is a hit.
-    """
-    from probe.features.store.rowstore import Setting
-    from probe.features.store.views import view_key
-
-    setting = Setting(model_fingerprint, tokenizer, int(max_length), truncation_side, compute_dtype)
-    return view_key(setting, text_hashes)
-
-
 # --- reading ------------------------------------------------------------------------------
 
 

@@ -40,6 +40,23 @@ def view_key(setting: Setting, text_sha1: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def cache_key(
+    model_fingerprint: str,
+    tokenizer: str,
+    max_length: int,
+    truncation_side: str,
+    text_hashes: np.ndarray,
+    compute_dtype: str = "float32",
+) -> str:
+    """A view's key: the row setting (labels and layers excepted) plus the ordered texts.
+
+    Labels are left out so a new label set reuses the features; layers are left out so a
+    file holding a superset of the requested layers is a hit.
+    """
+    setting = Setting(model_fingerprint, tokenizer, int(max_length), truncation_side, compute_dtype)
+    return view_key(setting, text_hashes)
+
+
 def dataset_fingerprint(text_hashes: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(text_hashes).tobytes(), digest_size=16).hexdigest()
 

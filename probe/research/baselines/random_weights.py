@@ -9,7 +9,7 @@ import numpy as np
 
 from probe.heads.cached import CachedData, CachedSplit
 from probe.research.baselines.scoring import held_out_split, scored_row
-from probe.research.sweep import error_row, numbered_fit, say_fallback
+from probe.research.fitting import error_row, numbered_fit, say_fallback
 from probe.research.uncertainty import RESAMPLES
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from probe.features.pooling import POOL_NAMES
 from probe.research.baselines.bow import BOW_METHOD
-from probe.research.sweep_report import with_ci
+from probe.research.uncertainty import with_ci
 
 
 def markdown_baselines(result: dict) -> str:
