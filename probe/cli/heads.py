@@ -9,12 +9,11 @@ import click
 from probe.cli.common import (
     detail,
     fail_cleanly,
-    head_data_options,
-    head_options,
     keep_going_option,
     say,
     verbosity_options,
 )
+from probe.cli.head_options import head_data_options, head_options
 from probe.cli.research import research_options
 
 features_option = click.option(

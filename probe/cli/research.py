@@ -9,12 +9,11 @@ import click
 
 from probe.cli.common import (
     fail_cleanly,
-    head_data_options,
-    head_options,
     say,
     stack_options,
     verbosity_options,
 )
+from probe.cli.head_options import head_data_options, head_options
 
 
 @click.command()

@@ -18,6 +18,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from probe.errors import ProbeError, http_errors, short_reason
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -32,6 +34,8 @@ class TextDataset:
     splits: list[str] | None = None  # a ``split`` column, when the file has one
     ids: list[str] | None = field(default=None)  # an ``id`` column, when the file has one
     groups: list[str | None] | None = None  # a ``--group-col`` column (None: no group)
+    targets: np.ndarray | None = None  # numbers or label sets (``probe.data.targets``)
+    target_names: list[str] | None = None  # their columns or label names
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -50,6 +54,8 @@ class TextDataset:
             pick(self.splits),
             pick(self.ids),
             pick(self.groups),
+            None if self.targets is None else self.targets[keep],
+            self.target_names,
         )
 
 
@@ -65,9 +71,16 @@ def read_dataset(
     split: str | None = None,
     require_labels: bool = False,
     group_col: str | None = None,
+    target=None,
 ) -> TextDataset:
     """Read texts (and labels, if the column exists) from a file or a hub dataset;
-    ``group_col`` names a column of groups that no split may cut (an empty cell: none)."""
+    ``group_col`` names a column of groups that no split may cut (an empty cell: none).
+    ``target`` (``probe.data.targets.TargetSpec``) other than a class reads numbers or label
+    sets into ``targets`` instead of ``labels``."""
+    from probe.data.targets import CLASSIFICATION, read_targets
+
+    if target is not None and target.kind != CLASSIFICATION:
+        label_col, require_labels = None, False  # targets: read below, from their columns
     frame = _read_frame(source, split)
     if text_col not in frame.columns:
         raise ProbeError(
@@ -98,6 +111,9 @@ def read_dataset(
         if column.isna().any():
             raise ProbeError(f"{source}: {int(column.isna().sum())} rows have no label")
         labels = [str(v) for v in column]
+    targets, names = None, None
+    if label_col is None and target is not None:
+        targets, names = read_targets(frame, target, source)
     return TextDataset(
         texts=[str(t) for t in texts[keep.values]],
         labels=labels,
@@ -106,6 +122,8 @@ def read_dataset(
         splits=[str(v) for v in frame["split"]] if "split" in frame.columns else None,
         ids=[str(v) for v in frame["id"]] if "id" in frame.columns else None,
         groups=None if group_col is None else _group_values(frame[group_col]),
+        targets=targets,
+        target_names=names,
     )
 
 

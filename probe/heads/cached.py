@@ -21,7 +21,7 @@ class CachedSplit:
 
     name: str
     parts: list[tuple[str, np.ndarray | None]]  # (cache file, rows; None = all, in order)
-    labels: np.ndarray  # str (n,)
+    labels: np.ndarray  # str (n,) classes; float (n, T) numbers; int8 (n, L) label sets
     groups: np.ndarray | None = None  # int64 (n,): rows no split may part; None: one each
 
     def __len__(self) -> int:
@@ -80,6 +80,8 @@ class CachedData:
     sources: dict[str, str] = field(default_factory=dict)  # split -> where it came from
     text_format: dict = field(default_factory=dict)  # --prompt/--chat-template, where used
     grouping: dict = field(default_factory=dict)  # what the groups were (results record it)
+    target: str = "classification"  # or regression, multi-label (``probe.data.targets``)
+    target_names: list[str] | None = None  # regression columns, multi-label label names
 
     def splits(self) -> dict[str, CachedSplit]:
         return {s.name: s for s in (self.train, self.val, self.test) if s is not None}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.data.splits import split_names
+from probe.data.targets import label_names_line, split_strata
 from probe.errors import ProbeError
 from probe.heads.cached import (
     CachedData,
@@ -45,13 +46,24 @@ def prepare(
     layers: str = "all",
     device: str | None = None,
     group_col: str | None = None,
+    target=None,
 ) -> CachedData:
     """Labelled cached rows for train/val/test; see the module docstring.
 
     ``layers`` is what an on-demand extraction stores (``"all"`` for a sweep, the fitted
-    layer for a single fit). Every problem is a one-line ``ProbeError``; what the user should
-    hear (labels read, a test set carved) goes to ``probe.messages``.
+    layer for a single fit). ``target`` (``probe.data.targets.TargetSpec``) reads numbers or
+    label sets instead of one class per text. Every problem is a one-line ``ProbeError``; what
+    the user should hear (labels read, a test set carved) goes to ``probe.messages``.
     """
+    from probe.data.targets import CLASSIFICATION, TargetSpec
+
+    target = target or TargetSpec(columns=(label_col,))
+    cache_given = any(map(is_cache_file, (train, val, test, data)))
+    if target.kind != CLASSIFICATION and (labels is not None or cache_given):
+        raise ProbeError(
+            f"--task {target.kind} reads its targets from data files; give the data file "
+            "(not --labels or a cache .h5)"
+        )
     if data is not None and any(s is not None for s in (train, val, test)):
         raise ProbeError("give --data FILE or --train FILE (with --val/--test), not both")
     if not 0 <= test_size < 1:
@@ -62,13 +74,13 @@ def prepare(
         _check_layer_spec(layers, open_cached(caches[0]).meta)
     if model is None and labels is None and caches and len(caches) < len(sources):
         model = str(open_cached(caches[0]).meta.get("model"))  # extract data files like the cache
-    columns = (text_col, label_col, group_col)
+    columns = (text_col, label_col, group_col, target)
     if labels is not None:
         found = _rows_for_new_labels(
             labels,
             model,
             {"train": train, "val": val, "test": test, "data": data},
-            *columns,
+            *columns[:3],
             max_length,
         )
     elif data is not None:
@@ -83,9 +95,10 @@ def prepare(
         }
     else:
         raise ProbeError("give --data FILE, or --train FILE (with --val/--test)")
-    splits, carved, grouping = _assign_splits(found, test_size, seed, group_col)
-    described = _describe(splits, model, found)
+    splits, carved, grouping = _assign_splits(found, test_size, seed, group_col, target.kind)
+    described = _describe(splits, model, found, target.kind)
     described.grouping = grouping
+    described.target, described.target_names = target.kind, found_names(found, target)
     _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
     for line in (carved, grouping.pop("notice", None)):
         if line:
@@ -108,12 +121,13 @@ class _Found:
     source: str
     split_column: list[str] | None = None
     user_groups: list[str | None] | None = None  # the --group-col cells, row by row
+    names: list[str] | None = None  # the target's columns or label names (not classes)
 
 
 def _labelled_source(source, model, columns, max_length, layers, device, training=True):
     """A cache file with stored labels, or a data file extracted on demand (after the
     checks that need no model, so a bad input costs no extraction)."""
-    text_col, label_col, group_col = columns
+    text_col, label_col, group_col, target = columns
     if is_cache_file(source):
         if group_col is not None:
             raise ProbeError(
@@ -125,40 +139,25 @@ def _labelled_source(source, model, columns, max_length, layers, device, trainin
             raise ProbeError(f"{source} holds no labels; give a label file with --labels FILE")
         labels = np.asarray(cache.labels, dtype=str)
         origin = cache.meta.get("labels_source") or "an unrecorded file"
-        say(f"{Path(source).name}: labels {_label_names(labels)} from {origin} (stored there)")
+        say(f"{Path(source).name}: labels {label_names_line(labels)} from {origin} (stored there)")
         return _Found(CachedSplit("data", [(str(source), None)], labels), str(source))
     from probe.data.readers import read_dataset
+    from probe.data.targets import label_lines
     from probe.features.extract import extract
     from probe.features.models.loading import DEFAULT_MODEL
 
-    dataset = read_dataset(source, text_col, label_col, require_labels=True, group_col=group_col)
-    if training and len(set(dataset.labels)) < 2:
-        raise ProbeError(
-            f"{source}: every label is {dataset.labels[0]!r}; a classifier needs at least 2 classes"
-        )
-    if dataset.skipped_empty:
-        say(f"{source}: skipped {dataset.skipped_empty} empty or whitespace-only texts")
-    say(f"{Path(source).name}: labels {_label_names(dataset.labels)} from {source}")
-    conflicting = _conflicting_texts(dataset.texts, dataset.labels)
-    if conflicting:
-        say(
-            f"{source}: {conflicting} texts appear more than once with different labels; "
-            "they are kept as given (no model can get both right)"
-        )
+    dataset = read_dataset(
+        source, text_col, label_col, require_labels=True, group_col=group_col, target=target
+    )
+    for line in label_lines(dataset, label_col, training, target.kind):
+        say(line)
     path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length, device=device)
-    split = CachedSplit("data", [(str(path), None)], np.asarray(dataset.labels, dtype=str))
-    return _Found(split, str(source), dataset.splits, dataset.groups)
+    found = dataset.targets if dataset.targets is not None else np.asarray(dataset.labels, str)
+    split = CachedSplit("data", [(str(path), None)], found)
+    return _Found(split, str(source), dataset.splits, dataset.groups, dataset.target_names)
 
 
-def _conflicting_texts(texts, labels) -> int:
-    """How many distinct texts carry more than one label: worth a warning, not an error."""
-    seen: dict[str, set] = {}
-    for text, label in zip(texts, labels, strict=True):
-        seen.setdefault(text, set()).add(label)
-    return sum(len(found) > 1 for found in seen.values())
-
-
-def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_col=None):
+def _assign_splits(found: dict, test_size: float, seed: int, group_col=None, kind=None):
     """({'train', 'val', 'test'} -> CachedSplit or None, notice, grouping), from inputs or
     split here; every split carries its groups (``probe.data.splits.group_ids``).
 
@@ -188,7 +187,8 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_
             splits["train"] = whole.take(np.arange(len(whole)), "train")
     if splits["test"] is None and test_size > 0:
         whole = splits["train"]
-        keep, held = stratified_rows(whole.labels, test_size, seed, whole.group_ids())
+        strata = split_strata(whole.labels, kind)
+        keep, held = stratified_rows(strata, test_size, seed, whole.group_ids())
         splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
         how = "stratified" + (", whole groups" if whole.group_ids() is not None else "")
         carved = (
@@ -198,6 +198,14 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_
         )
     present = {name: split for name, split in splits.items() if split is not None}
     return splits, carved, grouping_summary(present, group_col)
+
+
+def found_names(found: dict, target) -> list[str] | None:
+    """The target's names (columns or labels); every file must name the same ones."""
+    names = [item.names for item in found.values() if item.names is not None]
+    if names and any(other != names[0] for other in names):
+        raise ProbeError(f"the files hold different {target.kind} labels: {names[0]} vs {names[1]}")
+    return names[0] if names else None
 
 
 def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
@@ -224,7 +232,7 @@ def stratified_rows(labels: np.ndarray, fraction: float, seed: int, groups=None)
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> CachedData:
+def _describe(splits: dict, model: str | None, found: dict[str, _Found], kind=None) -> CachedData:
     """Check that every cache comes from one model and setting; collect what heads record."""
     from probe.features.models.loading import model_fingerprint
 
@@ -255,7 +263,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
     layers = shared_layers(caches.values())
     if not layers:
         raise ProbeError("the caches share no stored layer; extract them with the same --layers")
-    for name in ("val", "test"):
+    for name in ("val", "test") if kind in (None, "classification") else ():
         split = splits[name]
         if split is not None:
             unseen = sorted(set(split.labels.tolist()) - set(splits["train"].labels.tolist()))
@@ -263,7 +271,7 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found]) -> Cach
                 raise ProbeError(
                     f"{name} labels not in the training labels: {', '.join(unseen[:5])}"
                 )
-    if len(set(splits["train"].labels.tolist())) < 2:
+    if kind in (None, "classification") and len(set(splits["train"].labels.tolist())) < 2:
         raise ProbeError(
             f"the training labels have one class ({splits['train'].labels[0]!r}); "
             "a classifier needs at least 2 classes"
@@ -366,7 +374,7 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, group_
         raise ProbeError("none of the labelled texts is in the --train cache")
     say(
         f"matched {len(owner)} labelled texts to cached features (no model run); labels "
-        f"{_label_names(label_values)} from {labels_file}"
+        f"{label_names_line(label_values)} from {labels_file}"
     )
     return found
 
@@ -417,12 +425,6 @@ def _match_rows(caches, label_set, text_keys) -> list:
         if sum(hit is not None for hit in owner) > sum(hit is not None for hit in best):
             best = owner
     return best or [None] * len(text_keys)
-
-
-def _label_names(labels) -> str:
-    """``ham/spam``: the label names a head will learn, for the log line that says so."""
-    names = sorted({str(v) for v in labels})
-    return "/".join(names) if len(names) <= 8 else "/".join(names[:8]) + f"/... ({len(names)})"
 
 
 def _clip(text: str, width: int = 40) -> str:

@@ -35,6 +35,8 @@ ROW_OPTIONS = {
     "val_size": 0.1,
     "group_col": None,
     "features": None,
+    "multi_label": False,
+    "label_sep": "|",
 }
 SHARED_OPTIONS = ("train", "val", "test", "data", "test_size", "seed", "max_length", "device")
 SWEEP_SETTINGS = (
@@ -46,6 +48,8 @@ SWEEP_SETTINGS = (
     "max_length",
     "task",
     "val_size",
+    "multi_label",
+    "label_sep",
 )
 
 
@@ -60,13 +64,18 @@ def row_options(options: dict) -> dict:
 def prepare_rows(layers: str = "all", **options):
     """Labelled cached rows for the data options: word rows for word-level data or a
     ``task``, else sentence rows (``probe.heads.rows.prepare``); extracts on demand."""
+    from probe.data.targets import target_spec
     from probe.heads.rows import prepare
     from probe.research.words.rows import is_word_input, prepare_words
 
     o = row_options(options)
     if o["features"]:
         o = _features_as_data(o)
-    if o["task"] or is_word_input(o["data"], o["train"]):
+    regression = o["task"] == "regression"
+    target = target_spec(o["label_col"], regression, o["multi_label"], o["label_sep"])
+    if target.kind != "classification" and is_word_input(o["data"], o["train"]):
+        raise ProbeError(f"--task {target.kind} reads sentence rows; word-level data has none")
+    if not regression and (o["task"] or is_word_input(o["data"], o["train"])):
         if o["labels_file"]:
             raise ProbeError("--labels applies to sentence rows; word labels come with the data")
         if o["group_col"]:
@@ -78,7 +87,7 @@ def prepare_rows(layers: str = "all", **options):
         words = {key: o[key] for key in (*SHARED_OPTIONS, "word_pool", "val_size")}
         return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, **words)
     sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col", "group_col")}
-    return prepare(o["model"], labels=o["labels_file"], layers=layers, **sentences)
+    return prepare(o["model"], labels=o["labels_file"], layers=layers, target=target, **sentences)
 
 
 def _features_as_data(o: dict) -> dict:

@@ -42,13 +42,19 @@ class FitResult:
     layers_info: dict = field(default_factory=dict)  # multi-layer heads: layers, mix weights
     combiner: object = None  # probe.heads.mix.LayerCombiner of a multi-layer head
     predictions: dict = field(default_factory=dict)  # split -> predicted labels (val, test)
+    task: object = None  # the target's task module (probe.heads.tasks); None: classes
+    target_names: list | None = None  # regression columns, multi-label names
 
     @property
     def label_names(self) -> list[str]:
+        if self.target_names is not None:
+            return list(self.target_names)
         return [str(c) for c in self.classifier.classes_]
 
     def summary(self) -> dict:
         """One row of a sweep table."""
+        if self.task is not None:
+            return self._target_summary()
         row = {"layer": self.layer, "pool": self.pool, "C": self.classifier.C_}
         search = self.classifier.search_
         binary = len(self.classifier.classes_) == 2
@@ -63,6 +69,24 @@ class FitResult:
         row["cpu_seconds"] = self.cpu_seconds
         row["solver"] = getattr(self.classifier, "solver_", None)  # or "sklearn-fallback":
         row["fallback_reason"] = getattr(self.classifier, "fallback_reason_", None)  # why
+        row.update(self.layers_info)
+        row.update(self.measures)
+        return row
+
+    def _target_summary(self) -> dict:
+        """A regression or multi-label row: its penalty, the task's metrics per split."""
+        task = self.task
+        row = {"layer": self.layer, "pool": self.pool, "C": task.penalty_of(self.classifier)}
+        row["penalty"] = task.PENALTY
+        for split in ("val", "test"):
+            report = self.reports.get(split) or {}
+            for metric in task.METRICS:
+                row[f"{split}_{metric}"] = report.get(metric)
+        train = self.reports["train"]
+        row[f"train_{task.NATURAL_METRIC}"] = train.get(task.NATURAL_METRIC)
+        row.update({"seconds": self.seconds, "cpu_seconds": self.cpu_seconds})
+        row["solver"] = getattr(self.classifier, "solver_", None)
+        row["fallback_reason"] = getattr(self.classifier, "fallback_reason_", None)
         row.update(self.layers_info)
         row.update(self.measures)
         return row
@@ -119,6 +143,8 @@ def fit_one(
     from probe.heads.metrics import classification_report
 
     check_pool(pool)
+    if data.target != "classification":
+        return fit_target(data, layer, pool, C=C, Cs=Cs, cv=cv, measures=measures)
     cpu_started = time.process_time()
     name, features, info, combiner = row_features(data, layer, pool)
     X = features["train"]
@@ -162,6 +188,49 @@ def fit_one(
     )
 
 
+def fit_target(data: CachedData, layer, pool: str, *, C=None, Cs=None, cv=5, measures=None):
+    """``fit_one`` for numbers and label sets: the task module's head (``probe.heads.tasks``)
+    with its penalty chosen on val (or by k-fold over groups), its report per split, and the
+    measures of ``probe.research.targets.measures``."""
+    from probe.heads.tasks import task_module
+
+    task = task_module(data.target)
+    cpu_started = time.process_time()
+    name, features, info, combiner = row_features(data, layer, pool)
+    labels = {split_name: s.labels for split_name, s in data.splits().items()}
+    started = time.perf_counter()
+    head = task.make_head(penalty=C, penalties=Cs, cv=cv, copy_X=True)
+    val = (features["val"], labels["val"]) if "val" in features else (None, None)
+    head.fit(features["train"], labels["train"], *val, groups=data.train.group_ids())
+    seconds = time.perf_counter() - started
+    outputs = {split: task.outputs(head, features[split]) for split in features}
+    reports = {
+        split: task.split_report(labels[split], outputs[split], data.target_names)
+        for split in outputs
+    }
+    fields, scores = {}, None
+    if measures is not None:
+        from probe.research.targets.measures import target_measures
+
+        held = {split: outputs[split] for split in ("val", "test") if split in outputs}
+        fields, scores = target_measures(task, head, features, labels, held, measures, data.target)
+    return FitResult(
+        name,
+        pool,
+        head,
+        reports,
+        seconds,
+        time.process_time() - cpu_started,
+        fields,
+        scores,
+        info,
+        combiner=combiner,
+        predictions={split: outputs[split] for split in ("val", "test") if split in outputs},
+        task=task,
+        target_names=data.target_names,
+    )
+
+
 def head_meta(data: CachedData, result: FitResult) -> dict:
     """What ``save_head`` records next to the weights."""
     return {
@@ -177,8 +246,9 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
         "data": data.sources,
         "n": {name: len(split) for name, split in data.splits().items()},
         "metrics": {k: v for k, v in result.reports.items() if k != "train"},
-        "train_accuracy": result.reports["train"]["accuracy"],
+        "train_accuracy": result.reports["train"].get("accuracy"),
         "C_search": result.classifier.search_,
+        "target": getattr(data, "target", "classification"),
         "grouping": getattr(data, "grouping", {}),
         "train_seconds": result.seconds,
         **result.layers_info,

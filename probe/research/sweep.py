@@ -92,14 +92,25 @@ def run_sweep(
 
     if data.val is None and (C is not None or (Cs is not None and len(Cs) < 2)):
         raise ProbeError("with a fixed --C the sweep needs --val data to choose a layer")
-    n_classes = len(np.unique(data.train.labels))
-    check_metric(metric, n_classes)
+    task = None
+    if data.target != "classification":
+        from probe.heads.tasks import task_module
+        from probe.research.targets.selection import check_target_metric
+
+        task = task_module(data.target)
+        metric = check_target_metric(task, metric, data.target)
+        n_classes = None
+    else:
+        n_classes = len(np.unique(data.train.labels))
+        check_metric(metric, n_classes)
     layers = list(data.layers) if layers is None else [data.layer(spec) for spec in layers]
     for pool in pools:
         check_pool(pool)
     multi = [parse_row_spec(spec).resolved(data.layer, layers) for spec in multi]
     labels = None
-    if control:
+    if control and task is not None:
+        labels = {"shuffled": True}  # the targets shuffled across texts, row by row
+    elif control:
         from probe.research.control import control_task
 
         labels = control_task(data)
@@ -140,11 +151,12 @@ def run_sweep(
     for i in fitted:  # in the parent process: the workers' lines would not reach the user
         say_fallback(results[i])
     rows = [
-        result.summary() if isinstance(result, FitResult) else error_row(*task, result)
-        for task, result in zip(tasks, results, strict=True)
+        result.summary() if isinstance(result, FitResult) else error_row(*spec, result)
+        for spec, result in zip(tasks, results, strict=True)
     ]
     selection_split = "val" if data.val is not None else "train"  # where the scores are
-    choice = select_row(
+    choose = select_row if task is None else _target_chooser(task, data)
+    choice = choose(
         [rows[i] for i in fitted],
         [results[i].scores for i in fitted],
         metric=metric,
@@ -156,9 +168,13 @@ def run_sweep(
     )
     best_index = fitted[choice.pop("index")]
     best = results[best_index]
-    chance = float(np.unique(data.train.labels, return_counts=True)[1].max() / len(data.train))
+    chance = None if task is not None else _majority(data.train.labels)
     extra, errors = {}, row_errors(rows)
-    if baselines is not None:
+    if baselines is not None and task is not None:
+        from probe.research.targets.baselines import target_baselines
+
+        extra["baselines"] = target_baselines(data, task, baselines, rows, rows[best_index], cv=cv)
+    elif baselines is not None:
         from probe.research.baselines.selectivity import with_baselines
 
         extra["baselines"] = with_baselines(
@@ -180,9 +196,16 @@ def run_sweep(
         "data": data.sources,
         "n": {name: len(split) for name, split in data.splits().items()},
         "selection": "validation" if data.val is not None else f"{cv}-fold cross-validation",
-        "C_rule": "lowest held-out log loss" + (" (exact: every C solved)" if exact else ""),
+        "C_rule": (
+            task.PENALTY_RULE
+            if task is not None
+            else "lowest held-out log loss" + (" (exact: every C solved)" if exact else "")
+        ),
+        "target": data.target,
+        "target_names": data.target_names,
         "grouping": getattr(data, "grouping", {}),
         "metric": metric or "accuracy",  # the headline; selected_by says what chose the row
+        "metrics": list(task.METRICS) if task is not None else None,
         **choice,
         "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
         "repeats": repeats,
@@ -202,6 +225,22 @@ def run_sweep(
         "n_jobs": n_jobs,
         "_best_result": best,
     }
+
+
+def _majority(labels) -> float:
+    return float(np.unique(labels, return_counts=True)[1].max() / len(labels))
+
+
+def _target_chooser(task, data: CachedData):
+    """``select_row``'s stand-in for regression and multi-label rows."""
+    from probe.research.targets.selection import select_target_row
+
+    where = "validation" if data.val is not None else "out-of-fold"
+
+    def choose(rows, scores, *, metric, n_classes, **bootstrap):
+        return select_target_row(task, rows, scores, metric, where=where, **bootstrap)
+
+    return choose
 
 
 def public(result: dict) -> dict:

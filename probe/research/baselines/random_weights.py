@@ -52,6 +52,8 @@ def random_weights_data(data: CachedData, texts: dict, model: str, *, device=Non
         layers=sorted(set(data.layers) & set(cache.layers)),
         cache_keys={"train": cache.key},
         sources=dict(data.sources),
+        target=data.target,
+        target_names=data.target_names,
     )
 
 
