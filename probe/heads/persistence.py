@@ -60,12 +60,15 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
         raise ProbeError(f"head metadata lacks {', '.join(missing)}")
     check_pool(meta["pool"])
     json_path, weights_path = head_paths(path)
+    task = _task_of(meta)
     tensors = {
         "coef": np.ascontiguousarray(clf.coef_, np.float64),  # (K', D)
         "intercept": np.ascontiguousarray(clf.intercept_, np.float64),  # (K',)
         "mean": np.ascontiguousarray(clf.mean_, np.float64),  # (D,)
         "scale": np.ascontiguousarray(clf.scale_, np.float64),  # (D,)
     }
+    if task is not None:  # regression, multi-label: the task's own tensors (thresholds...)
+        tensors = {k: np.ascontiguousarray(v, np.float64) for k, v in task.tensors(clf).items()}
     if combiner is not None:
         tensors.update(
             {
@@ -74,7 +77,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
             }
         )
     weights = save(tensors, metadata={"format": HEAD_FORMAT})
-    classes = clf.classes_.tolist()
+    classes = meta["target_names"] if task is not None else clf.classes_.tolist()
     record = {
         **{key: to_jsonable(value) for key, value in meta.items()},
         "format": HEAD_FORMAT,
@@ -86,7 +89,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
         "classes": classes,
         "label_names": [str(c) for c in meta.get("label_names") or classes],
         "n_features": int(clf.coef_.shape[1]),
-        "C": None if getattr(clf, "C_", None) is None else float(clf.C_),
+        "C": float(task.penalty_of(clf)) if task is not None else _C_of(clf),
         "class_weight": to_jsonable(getattr(clf, "class_weight", None)),
         # which solver fitted it ("sklearn-fallback" when the fast path failed, and why);
         # None for weights made elsewhere (``from_weights``: a fine-tuned head)
@@ -152,8 +155,13 @@ def load_head_parts(path: str | Path):
             f"{weights_path} does not match {json_path.name} (sha256 differs): the weights "
             "were truncated, edited or replaced; fit the head again"
         )
+    task = _task_of(record)
     try:
         tensors = load(weights)
+        if task is not None:
+            if not all(np.isfinite(value).all() for value in tensors.values()):
+                raise ProbeError(f"{weights_path} holds non-finite weights; fit the head again")
+            return task.from_tensors(tensors, record), record, None
         clf = ProbeClassifier.from_weights(
             tensors["coef"],
             tensors["intercept"],
@@ -177,6 +185,20 @@ def load_head_parts(path: str | Path):
     if any(name not in tensors or not np.isfinite(tensors[name]).all() for name in names):
         raise ProbeError(f"{weights_path} lacks the mix of its layers; fit the head again")
     return clf, record, LayerCombiner.from_tensors(kind, layers, tensors)
+
+
+def _C_of(clf) -> float | None:
+    return None if getattr(clf, "C_", None) is None else float(clf.C_)
+
+
+def _task_of(record: dict):
+    """The task module of a regression or multi-label head; None for a classifier."""
+    kind = record.get("target", "classification")
+    if kind == "classification":
+        return None
+    from probe.heads.tasks import task_module
+
+    return task_module(kind)
 
 
 def _content_sha256(record: dict) -> str:

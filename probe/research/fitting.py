@@ -249,6 +249,7 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
         "train_accuracy": result.reports["train"].get("accuracy"),
         "C_search": result.classifier.search_,
         "target": getattr(data, "target", "classification"),
+        "target_names": getattr(data, "target_names", None),
         "grouping": getattr(data, "grouping", {}),
         "train_seconds": result.seconds,
         **result.layers_info,

@@ -39,6 +39,10 @@ def markdown_table(result: dict) -> str:
     Test accuracy, macro-F1, balanced accuracy and AUROC (two classes) are shown, the
     headline ``metric`` and the first two with their CIs; sweep.json holds every metric's.
     """
+    if result.get("target", "classification") != "classification":
+        from probe.research.targets.report import target_table
+
+        return target_table(result)
     best = result["best"]
     entries = result["entries"]
     has_test = any(row["test_accuracy"] is not None for row in entries)
@@ -133,6 +137,10 @@ def console_summary(report: dict, top: int = 5) -> str:
     """What ``probe sweep`` prints: the selected row and its headline metric with its CI, the
     ``top`` rows by the score that chose it, the number of rows and where the full table went;
     under 100 columns however many rows and measures (sweep.md holds them all)."""
+    if report.get("target", "classification") != "classification":
+        from probe.research.targets.report import target_console
+
+        return target_console(report, top)
     entries, best = report["entries"], report["best"]
     metric = report.get("metric", "accuracy")
     val_name = "val" if report["selection"] == "validation" else "CV"
@@ -225,6 +233,10 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
     95% CI as a band; multi-layer heads as horizontal dotted lines; the selected row starred."""
     from probe.figures import new_figure, save_png
 
+    if result.get("target", "classification") != "classification":
+        from probe.research.targets.report import plot_target_sweep
+
+        return plot_target_sweep(result, path)
     figure, axes = new_figure()
     val_name = "validation" if result["selection"] == "validation" else "cross-validated"
     single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]

@@ -26,7 +26,19 @@ class Predictor:
 
     @property
     def label_names(self) -> list[str]:
+        if self.meta.get("target_names"):
+            return [str(name) for name in self.meta["target_names"]]
         return [str(c) for c in self.classifier.classes_]
+
+    @property
+    def task(self):
+        """The task module of a regression or multi-label head; None for a classifier."""
+        kind = self.meta.get("target", "classification")
+        if kind == "classification":
+            return None
+        from probe.heads.tasks import task_module
+
+        return task_module(kind)
 
     @property
     def layers(self) -> list[int]:
@@ -52,6 +64,10 @@ class Predictor:
     def predict(self, texts: list[str]) -> list[dict]:
         """One dict per text: label and the probability of every class."""
         texts = check_texts(texts)
+        if self.task is not None:  # numbers, or a label set with each label's probability
+            outputs = self.task.outputs(self.classifier, self.features(texts))
+            rows = self.task.prediction_rows(outputs, self.label_names)
+            return [{"text": text, **row} for text, row in zip(texts, rows, strict=True)]
         probabilities = self.classifier.predict_proba(self.features(texts))  # (N, K)
         return prediction_rows(texts, probabilities, self.label_names)
 
@@ -112,6 +128,8 @@ def format_predictions(rows: list[dict], width: int = 60) -> str:
     """A table: label, one probability column per class, the text (clipped)."""
     if not rows:
         return ""
+    if "probabilities" not in rows[0] or "prediction" in rows[0]:
+        return _format_targets(rows, width)
     names = list(rows[0]["probabilities"])
     label_width = max(len("label"), *(len(name) for name in names))
     columns = [max(6, len(name)) for name in names]
@@ -126,4 +144,19 @@ def format_predictions(rows: list[dict], width: int = 60) -> str:
             f"{row['probabilities'][name]:>{w}.4f}" for name, w in zip(names, columns, strict=True)
         )
         lines.append(f"{row['label']:<{label_width}}  {cells}  {text}")
+    return "\n".join(lines)
+
+
+def _format_targets(rows: list[dict], width: int) -> str:
+    """Regression: one column per target; multi-label: the predicted label set."""
+    lines = []
+    for row in rows:
+        text = " ".join(row["text"].split())
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        found = row["prediction"]
+        if isinstance(found, dict):
+            cells = "  ".join(f"{name} {value:.4g}" for name, value in found.items())
+        else:
+            cells = "|".join(found) or "(none)"
+        lines.append(f"{cells}  {text}")
     return "\n".join(lines)

@@ -319,3 +319,74 @@ def _plain(value) -> float | None:
     """A JSON-ready float; None for NaN (an undefined correlation)."""
     value = float(value)
     return None if np.isnan(value) else value
+
+
+# --- the task protocol: what fit, sweep, save, predict and export call --------------------------
+
+PENALTY = "alpha"
+PENALTY_RULE = "lowest held-out MSE, each target scaled by its training variance (highest R²)"
+METRICS = REGRESSION_METRICS
+SELECTABLE = REGRESSION_METRICS
+LOWER_IS_BETTER = ("mae", "rmse")
+CONSTANT_METHOD = "the training mean of each target"
+
+
+def make_head(penalty=None, penalties=None, cv=5, copy_X=True) -> ProbeRegressor:
+    return ProbeRegressor(alpha=penalty, alphas=penalties, cv=cv, copy_X=copy_X)
+
+
+def penalty_of(head: ProbeRegressor) -> float:
+    return float(head.alpha_)
+
+
+def outputs(head: ProbeRegressor, X) -> np.ndarray:
+    """Predictions (n, T), one column per target."""
+    return np.asarray(head.predict(X), np.float64).reshape(len(X), -1)
+
+
+def out_of_fold(head: ProbeRegressor) -> np.ndarray | None:
+    return head.oof_predictions_
+
+
+def split_report(truth, predicted, names=None) -> dict:
+    return regression_report(truth, predicted, names)
+
+
+def resampled(truth, predicted, counts) -> dict[str, np.ndarray]:
+    return resampled_regression_metrics(truth, predicted, counts)
+
+
+def example_loss(truth, predicted, head=None) -> np.ndarray:
+    """Squared error per example, each target scaled by its variance here (mean over T)."""
+    Y, P = _paired(truth, predicted)
+    spread = Y.var(axis=0)
+    return (((Y - P) ** 2) / np.where(spread > 0, spread, 1.0)).mean(axis=1)
+
+
+def constant_outputs(train_truth, n: int) -> np.ndarray:
+    Y = np.asarray(train_truth, np.float64).reshape(len(train_truth), -1)
+    return np.tile(Y.mean(axis=0), (n, 1))
+
+
+def tensors(head: ProbeRegressor) -> dict[str, np.ndarray]:
+    names = ("coef", "intercept", "mean", "scale")
+    return {name: getattr(head, f"{name}_") for name in names}
+
+
+def from_tensors(weights: dict, record: dict) -> ProbeRegressor:
+    """A fitted head from saved weights (no search): what ``probe predict`` serves."""
+    head = ProbeRegressor(alpha=record.get("C"))
+    head.coef_ = np.asarray(weights["coef"], np.float64).reshape(-1, len(weights["mean"]))
+    head.intercept_ = np.asarray(weights["intercept"], np.float64).reshape(-1)
+    head.mean_, head.scale_ = weights["mean"], weights["scale"]
+    head.n_features_in_, head.n_targets_ = head.coef_.shape[1], head.coef_.shape[0]
+    head.single_target_, head.alpha_ = False, record.get("C")
+    return head
+
+
+def prediction_rows(predicted: np.ndarray, names: list[str]) -> list[dict]:
+    """One {"prediction": {target: value}} per text."""
+    return [
+        {"prediction": {str(name): float(v) for name, v in zip(names, row, strict=True)}}
+        for row in np.asarray(predicted).reshape(len(predicted), -1)
+    ]
