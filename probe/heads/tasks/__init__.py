@@ -1,0 +1,2 @@
+"""One module per task type: a head estimator, its report and the resampled metrics the
+research layer's intervals use."""
