@@ -17,6 +17,7 @@ hidden states (they are badly conditioned), and a sweep fits 62 heads with a C s
 
 from probe.heads.solver.curvature import PRECONDITIONER_ROWS, SharedSubsample
 from probe.heads.solver.linalg import SolverFailure
+from probe.heads.solver.onevsrest import OneVsRestPath as OneVsRestPath
 from probe.heads.solver.path import CONFIRM_RTOL, SEARCH_TOL, LogisticPath
 from probe.heads.solver.reference import ReferencePath
 

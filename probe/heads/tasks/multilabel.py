@@ -1,0 +1,430 @@
+"""Multi-label heads: several yes/no properties per text, one logistic head per label.
+
+``ProbeMultiLabel`` fits L binary heads on standardised features with one shared C (the
+labels are read off one representation; a per-label C would make the probe L probes), by
+``probe.heads.solver.onevsrest``, and turns probabilities into 0/1 with a per-label
+threshold that maximises that label's F1 on held-out probabilities: 0.5 is wrong for rare
+labels, whose calibrated probabilities seldom reach it. ``multilabel_report`` and
+``resampled_multilabel_metrics`` share one code path (weighted per-label TP/FP/FN), so a
+bootstrap interval measures exactly the metric the report shows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from probe.errors import ProbeError
+from probe.heads.estimator import DEFAULT_CS
+from probe.heads.inputs import InvalidTrainingData, check_finite, standardise
+from probe.heads.maths import folded_weights, pick_C
+from probe.heads.search import checked_groups, confirming, turned_up
+from probe.heads.solver import SEARCH_TOL, SolverFailure
+from probe.heads.solver.onevsrest import JointReference, OneVsRestPath, Rotation
+
+MULTILABEL_METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "lrap")
+NATURAL_METRIC = "macro_f1"
+SMALL_PROBLEM = 1 << 22  # entries of X below which BLAS runs single-threaded (as the estimator)
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes"}, {"0", "false", "no"}
+
+
+class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
+    """One logistic head per label on standardised features, one C for all, chosen without
+    test data; per-label decision thresholds chosen on held-out probabilities.
+
+    C: given, else the grid ``Cs`` (default ``DEFAULT_CS``) searched for the lowest held-out
+    log loss summed over labels: on validation data passed to ``fit``, else by k-fold
+    cross-validation (``cv`` folds; grouped when ``groups`` repeat). Thresholds: each label's
+    best F1 on the validation probabilities, else on the out-of-fold ones at the chosen C
+    (a given C without validation data still runs its k folds for them), else 0.5. A label
+    constant in training gets a constant head (``constant_labels_``) and threshold 0.5.
+    """
+
+    def __init__(self, C=None, Cs=None, cv=5, random_state=0, copy_X=True, tol=1e-3, max_iter=500):
+        self.C = C
+        self.Cs = Cs
+        self.cv = cv
+        self.random_state = random_state
+        self.copy_X = copy_X
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    # fitting -----------------------------------------------------------------------------
+    def fit(self, X, Y, X_val=None, Y_val=None, groups=None):
+        """Fit on (X, Y (n, L) of 0/1); C and thresholds on (X_val, Y_val) when given, else
+        by k-fold cross-validation keeping each of ``groups`` in one fold."""
+        from threadpoolctl import threadpool_limits
+
+        X = validate_data(self, X, dtype=[np.float32, np.float64], ensure_all_finite=False)
+        check_finite(X, "X")
+        Y = indicator(Y, len(X), "Y")
+        self.n_labels_ = Y.shape[1]
+        if X_val is not None:
+            X_val = validate_data(
+                self, X_val, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=False
+            )
+            check_finite(X_val, "validation X")
+            Y_val = indicator(Y_val, len(X_val), "Y_val", self.n_labels_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardised, self.mean_, self.scale_ = standardise(X, self.copy_X)
+        if X_val is not None:
+            X_val = (np.asarray(X_val, np.float32) - self.mean_.astype(np.float32)) / (
+                self.scale_.astype(np.float32)
+            )
+        grid = sorted(float(c) for c in (self.Cs if self.Cs is not None else DEFAULT_CS))
+        if not grid or min(grid) <= 0 or (self.C is not None and self.C <= 0):
+            raise InvalidTrainingData("C values must be positive")
+        groups = checked_groups(groups, len(X))
+        with threadpool_limits(limits=None if X.size >= SMALL_PROBLEM else 1):
+            self.solver_ = "probe-ovr"
+            try:
+                with np.errstate(all="ignore"):  # non-finite values are checked, not warned
+                    rotation = Rotation.of(standardised, self.random_state)
+                    rotated = rotation.apply(standardised)  # every fold's and C's features
+                    held_out = None if X_val is None else rotation.apply(X_val)
+                    path = self._fit(OneVsRestPath, rotated, Y, grid, held_out, Y_val, groups)
+                    coef = rotation.back(path.W)
+            except ProbeError:
+                raise
+            except (SolverFailure, ArithmeticError, ValueError) as error:  # LinAlgError too
+                self.solver_ = f"scipy-fallback ({type(error).__name__}: {error})"[:200]
+                path = self._fit(JointReference, standardised, Y, grid, X_val, Y_val, groups)
+                coef = path.W
+        if not path.converged:
+            warnings.warn(
+                f"ProbeMultiLabel did not converge in max_iter={self.max_iter} iterations; "
+                "raise max_iter or lower C",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.coef_, self.intercept_ = coef, path.b.copy()
+        self.constant_labels_ = np.flatnonzero(path.constant)
+        self.n_iter_ = self._n_iter
+        held, truth = self.oof_probabilities_, Y
+        if X_val is not None:  # probabilities of the final fit on the validation rows
+            held, truth = _expit(X_val @ self.coef_.T + self.intercept_), Y_val
+        self.thresholds_ = np.full(self.n_labels_, 0.5)
+        if held is not None:
+            for label in np.flatnonzero(~path.constant):
+                self.thresholds_[label] = best_f1_threshold(held[:, label], truth[:, label])
+        return self
+
+    def _fit(self, path_class, X, Y, grid, X_val, Y_val, groups):
+        """The C search, then the fit at the chosen C polished to ``tol``: the path."""
+        self._path_class, self.oof_probabilities_, start = path_class, None, None
+        search_tol = max(self.tol, SEARCH_TOL)
+        if self.C is None and X_val is not None:
+            path, losses, states = self._new_path(X, Y), [], []
+            for C in grid:
+                path.solve(C, search_tol, self.max_iter, rtol=confirming(_scored(losses)))
+                losses.append(_log_loss(path.logits(X_val), Y_val))
+                states.append(path.snapshot())
+                if turned_up(_scored(losses)):
+                    break
+            self.C_ = pick_C(grid, _scored(losses))
+            path.restore(states[grid.index(self.C_)])
+            self.search_ = _search("validation", grid, losses, None)
+        else:
+            Cs = grid if self.C is None else [float(self.C)]
+            folded = None  # a given C with validation data: its thresholds need no folds
+            if X_val is None:
+                folded = self._cross_validate(X, Y, Cs, groups, search_tol)
+            if folded is None:
+                self.C_ = float(self.C) if self.C is not None else 1.0
+                how = "given" if self.C is not None else "default (too few rows for folds)"
+                self.search_ = _search(how, [self.C_], [], None)
+            else:
+                losses, held, means, folds, how = folded
+                self.C_ = pick_C(Cs, _scored(losses)) if self.C is None else Cs[0]
+                self.oof_probabilities_ = held[Cs.index(self.C_)]
+                start = means[Cs.index(self.C_)]
+                self.search_ = _search("given" if self.C is not None else how, Cs, losses, folds)
+            path = self._new_path(X, Y)
+            if start is not None:
+                path.start_from(*start)  # the folds' mean fit at that C: near the optimum
+            else:
+                for C in [c for c in grid if c < self.C_]:  # warm starts along the path
+                    path.solve(C, search_tol, self.max_iter)
+        path.converged = True
+        self._n_iter = path.solve(self.C_, self.tol, self.max_iter)
+        return path
+
+    def _new_path(self, X, Y):
+        return self._path_class(X, Y, seed=self.random_state)
+
+    def _cross_validate(self, X, Y, Cs, groups, tol):
+        """k-fold held-out log loss (summed over labels, mean over folds) at each C, the
+        folds advancing together (so the search stops once the loss has turned up):
+        (losses, out-of-fold probabilities per C, folds' mean (W, b) per C, k, method);
+        None when there cannot be two folds."""
+        from sklearn.model_selection import GroupKFold, KFold
+
+        units = len(X) if groups is None else len(np.unique(groups))
+        folds = min(int(self.cv or 0), units)
+        if folds < 2:
+            return None
+        if groups is None:
+            splits = KFold(folds, shuffle=True, random_state=self.random_state).split(X)
+        else:
+            splitter = GroupKFold(folds, shuffle=True, random_state=self.random_state)
+            splits = splitter.split(X, groups=groups)
+        splits = list(splits)
+        paths = [self._new_path(X[train], Y[train]) for train, _ in splits]
+        losses, held, means = [], [], []
+        for C in Cs:
+            probabilities, fold_losses = np.zeros(Y.shape), []
+            for fold, ((_, rows), path) in enumerate(zip(splits, paths, strict=True)):
+                if C == Cs[0] and fold > 0:
+                    path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close
+                path.solve(C, tol, self.max_iter, rtol=confirming(_scored(losses)))
+                logits = path.logits(X[rows])
+                fold_losses.append(_log_loss(logits, Y[rows]))
+                probabilities[rows] = _expit(logits)
+            losses.append(float(np.mean(fold_losses)))
+            held.append(probabilities)
+            means.append((np.mean([p.W for p in paths], 0), np.mean([p.b for p in paths], 0)))
+            if turned_up(_scored(losses)):
+                break
+        how = f"{folds}-fold {'grouped ' if groups is not None else ''}cross-validation"
+        return losses, held, means, folds, how
+
+    # prediction --------------------------------------------------------------------------
+    def decision_function(self, X) -> np.ndarray:
+        """(n, L) logits, the standardisation folded into the weights (float64)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        weight, bias = folded_weights(self.coef_, self.intercept_, self.mean_, self.scale_)
+        scores = np.empty((len(X), len(bias)))
+        for start in range(0, len(X), 8192):
+            block = np.asarray(X[start : start + 8192], np.float64)
+            scores[start : start + 8192] = block @ weight.T + bias
+        return scores
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, L): the probability of each label."""
+        return _expit(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        """(n, L) int8 0/1: probability at or above the label's threshold."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
+
+
+def _expit(logits):
+    from scipy.special import expit
+
+    return expit(logits)
+
+
+def _log_loss(logits: np.ndarray, Y: np.ndarray) -> float:
+    """Mean log loss of each label, summed over labels."""
+    from scipy.special import log_expit
+
+    return float(-log_expit(np.where(Y == 1, logits, -logits)).mean(axis=0).sum())
+
+
+def _scored(losses) -> np.ndarray:
+    """Held-out losses as the (accuracy, log loss) pairs ``pick_C``/``turned_up`` read."""
+    return np.column_stack([np.zeros(len(losses)), np.asarray(losses, np.float64)])
+
+
+def _search(method, Cs, losses, folds) -> dict:
+    tried = list(Cs[: len(losses)] if losses else Cs)
+    return {"method": method, "Cs": tried, "log_loss": [float(v) for v in losses], "folds": folds}
+
+
+def best_f1_threshold(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The probability cut with the best F1 of one label (predict ``score >= cut``): the
+    midpoint below the best-scoring distinct score; 0.5 when the label has no positives."""
+    positives = int(np.sum(truth))
+    if positives == 0:
+        return 0.5
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    f1 = 2.0 * np.cumsum(truth[order]) / (np.arange(1, len(ranked) + 1) + positives)
+    f1[np.r_[ranked[:-1] <= ranked[1:], False]] = -1.0  # cut only between distinct scores
+    best = int(np.argmax(f1))
+    below = ranked[best + 1] if best + 1 < len(ranked) else 0.0
+    return float((ranked[best] + below) / 2)
+
+
+def indicator(Y, n: int, what: str, labels: int | None = None) -> np.ndarray:
+    """int8 (n, L) from 0/1 (or bool) labels, or a one-line ``InvalidTrainingData``."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[0] != n or Y.shape[1] < 1:
+        raise InvalidTrainingData(f"{what} must be (n, labels) = ({n}, L); got {Y.shape}")
+    if labels is not None and Y.shape[1] != labels:
+        raise InvalidTrainingData(f"{what} has {Y.shape[1]} labels; training had {labels}")
+    if Y.dtype != bool and not np.isin(Y, (0, 1)).all():
+        raise InvalidTrainingData(f"{what} must hold only 0 and 1")
+    return Y.astype(np.int8)
+
+
+# metrics ---------------------------------------------------------------------------------------
+
+
+def _counts(Y_true, Y_pred, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Weighted per-label TP, FP, FN (R, L) and the weight of exact rows and mismatches (R,)."""
+    truth, guess = Y_true.astype(bool), Y_pred.astype(bool)
+    weights = np.asarray(weights, np.float64)
+    return {
+        "tp": weights @ (truth & guess).astype(np.float64),
+        "fp": weights @ (~truth & guess).astype(np.float64),
+        "fn": weights @ (truth & ~guess).astype(np.float64),
+        "exact": weights @ (truth == guess).all(axis=1).astype(np.float64),
+        "wrong": weights @ (truth != guess).sum(axis=1).astype(np.float64),
+        "total": weights.sum(axis=1),
+    }
+
+
+def _ratio(top, bottom) -> np.ndarray:
+    """top / bottom, 0 where bottom is 0 (scikit-learn's ``zero_division=0``)."""
+    return np.divide(top, bottom, out=np.zeros(np.shape(top)), where=bottom > 0)
+
+
+def row_lrap(Y_true, scores) -> np.ndarray:
+    """(n,) each row's label ranking average precision (1 where all or no labels are
+    relevant): ``label_ranking_average_precision_score`` is their mean."""
+    truth, scores = np.asarray(Y_true).astype(bool), np.asarray(scores, np.float64)
+    out = np.ones(len(truth))
+    for start in range(0, len(truth), 2048):
+        t, s = truth[start : start + 2048], scores[start : start + 2048]
+        above = s[:, None, :] >= s[:, :, None]  # [i, j, k]: label k scores at least j's
+        precision = (above & t[:, None, :]).sum(axis=2) / above.sum(axis=2)
+        relevant = t.sum(axis=1)
+        ranked = (relevant > 0) & (relevant < t.shape[1])
+        mean = (precision * t).sum(axis=1) / np.maximum(relevant, 1)
+        out[start : start + 2048] = np.where(ranked, mean, 1.0)
+    return out
+
+
+def _check_pair(Y_true, Y_pred, scores=None) -> tuple:
+    Y_true, Y_pred = np.asarray(Y_true), np.asarray(Y_pred)
+    if Y_true.ndim != 2 or Y_true.shape != Y_pred.shape:
+        raise ProbeError(f"label matrices differ in shape: {Y_true.shape} vs {Y_pred.shape}")
+    if scores is not None and np.shape(scores) != Y_true.shape:
+        raise ProbeError(f"scores are {np.shape(scores)}, labels {Y_true.shape}")
+    return Y_true, Y_pred
+
+
+def resampled_multilabel_metrics(Y_true, Y_pred, counts, scores=None) -> dict[str, np.ndarray]:
+    """Each metric of ``MULTILABEL_METRICS`` (lrap only with ``scores``) on R resamples at
+    once: ``counts`` (R, n) says how often each row is drawn (the house bootstrap).
+    One matrix product per count, no resampled copies of the rows."""
+    Y_true, Y_pred = _check_pair(Y_true, Y_pred, scores)
+    weights = np.atleast_2d(np.asarray(counts, np.float64))
+    c = _counts(Y_true, Y_pred, weights)
+    per_label = _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"])
+    tp, errors = c["tp"].sum(axis=1), (c["fp"] + c["fn"]).sum(axis=1)
+    out = {
+        "micro_f1": _ratio(2 * tp, 2 * tp + errors),
+        "macro_f1": per_label.mean(axis=1),
+        "subset_accuracy": _ratio(c["exact"], c["total"]),
+    }
+    if scores is not None:
+        out["lrap"] = _ratio(weights @ row_lrap(Y_true, scores), c["total"])
+    return out
+
+
+def multilabel_report(Y_true, Y_pred, scores=None, label_names=None) -> dict:
+    """The test report of a multi-label head: micro/macro F1, subset accuracy, Hamming loss,
+    LRAP (with ``scores``), per-label F1/precision/recall/support, n."""
+    Y_true, Y_pred = _check_pair(Y_true, Y_pred, scores)
+    n, labels = Y_true.shape
+    names = [str(i) for i in range(labels)] if label_names is None else list(label_names)
+    if len(names) != labels:
+        raise ProbeError(f"{len(names)} label names for {labels} labels")
+    c = _counts(Y_true, Y_pred, np.ones((1, n)))
+    metrics = resampled_multilabel_metrics(Y_true, Y_pred, np.ones((1, n)), scores)
+    report = {name: float(values[0]) for name, values in metrics.items()}
+    report["lrap"] = report.get("lrap")
+    report["hamming_loss"] = float(_ratio(c["wrong"], c["total"] * labels)[0])
+    tp, fp, fn = c["tp"][0], c["fp"][0], c["fn"][0]
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    report["per_label"] = {
+        name: {
+            "f1": float(f1[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "support": int(round(tp[i] + fn[i])),
+        }
+        for i, name in enumerate(names)
+    }
+    report["n"] = int(n)
+    return report
+
+
+# reading labels ------------------------------------------------------------------------------
+
+
+def parse_label_sets(cells, sep: str = "|", column: str = "the label column"):
+    """A column of label sets (``sports|politics``; an empty cell: no label) -> (Y int8
+    (n, L), sorted names). Whitespace around each label is stripped. One-line errors: no
+    label anywhere; ``sep`` never occurring while cells look separated by "," or ";", or by
+    " " when the space-separated parts are themselves labels of other cells."""
+    texts = ["" if _missing(cell) else str(cell) for cell in cells]
+    sets = [{part.strip() for part in text.split(sep)} - {""} for text in texts]
+    names = sorted(set().union(*sets)) if sets else []
+    if not names:
+        raise ProbeError(f"{column} holds no labels")
+    if not any(sep in text for text in texts):
+        whole = {text.strip() for text in texts}
+        for other in (",", ";", " "):
+            split = [t for t in texts if other in t.strip()]
+            spaced = other != " " or any(all(part in whole for part in t.split()) for t in split)
+            if split and spaced:
+                raise ProbeError(
+                    f"--label-sep {sep!r} never occurs in {column}; "
+                    f"cells look separated by {other!r}"
+                )
+    Y = np.zeros((len(sets), len(names)), np.int8)
+    position = {name: i for i, name in enumerate(names)}
+    for row, labels in enumerate(sets):
+        Y[row, [position[name] for name in labels]] = 1
+    return Y, names
+
+
+def label_columns(table_columns: dict) -> tuple[np.ndarray, list[str]]:
+    """Several 0/1 columns (0/1, true/false, yes/no in any case) -> (Y int8 (n, L), names
+    in the given order); anything else is one line naming the column and the row."""
+    names = [str(name) for name in table_columns]
+    if not names:
+        raise ProbeError("no label columns given")
+    lengths = {len(values) for values in table_columns.values()}
+    if len(lengths) != 1:
+        raise ProbeError(f"label columns differ in length: {sorted(lengths)}")
+    Y = np.zeros((lengths.pop(), len(names)), np.int8)
+    for j, (name, values) in enumerate(table_columns.items()):
+        for row, value in enumerate(values):
+            word = _flag_word(value)
+            if word not in TRUE_WORDS | FALSE_WORDS:
+                raise ProbeError(
+                    f"label column {name!r} row {row + 1}: {value!r} is not 0/1, "
+                    "true/false or yes/no"
+                )
+            Y[row, j] = word in TRUE_WORDS
+    return Y, names
+
+
+def _flag_word(value) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, float, np.integer, np.floating)) and float(value) in (0.0, 1.0):
+        return str(int(value))
+    return str(value).strip().lower()
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
