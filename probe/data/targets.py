@@ -24,7 +24,6 @@ CLASSIFICATION, REGRESSION, MULTI_LABEL = "classification", "regression", "multi
 TARGETS = (CLASSIFICATION, REGRESSION, MULTI_LABEL)
 TRUE_CELLS = {"1", "1.0", "true", "yes", "y", "t"}
 FALSE_CELLS = {"0", "0.0", "false", "no", "n", "f", ""}
-OTHER_SEPARATORS = (",", ";", "/", "|", " ")
 NUMERIC_LOOKING = 20  # distinct numeric labels beyond which a class column gets a notice
 
 
@@ -99,14 +98,18 @@ def label_sets(cells, sep: str, column: str, source: str) -> tuple[np.ndarray, l
     names = sorted(set().union(*sets))
     if not names:
         raise ProbeError(f"{source}: the column '{column}' holds no labels (every cell empty)")
-    if len(names) > 1 and not any(len(found) > 1 for found in sets):
-        texts = [str(c) for c in cells if c == c and c is not None]
-        other = next((s for s in OTHER_SEPARATORS if s != sep and any(s in t for t in texts)), None)
-        if other is not None:
-            raise ProbeError(
-                f"{source}: --label-sep {sep!r} never occurs in '{column}'; its cells look "
-                f"separated by {other!r} (give --label-sep {other!r})"
-            )
+    texts = ["" if cell is None or cell != cell else str(cell) for cell in cells]
+    if not any(sep in text for text in texts):  # a separator named wrongly, or one label each
+        whole = {text.strip() for text in texts}
+        for other in (",", ";", "/", " "):
+            split = [text for text in texts if other in text.strip()]
+            # a space is a separator only when the parts are themselves labels of other cells
+            spaced = other != " " or any(all(p in whole for p in t.split()) for t in split)
+            if other != sep and split and spaced:
+                raise ProbeError(
+                    f"{source}: --label-sep {sep!r} never occurs in '{column}'; its cells look "
+                    f"separated by {other!r} (give --label-sep {other!r})"
+                )
     index = {name: j for j, name in enumerate(names)}
     targets = np.zeros((len(sets), len(names)), np.int8)
     for i, found in enumerate(sets):

@@ -22,9 +22,7 @@ from probe.heads.inputs import standardise
 from probe.heads.solver.onevsrest import JointReference, OneVsRestPath
 from probe.heads.tasks.multilabel import (
     ProbeMultiLabel,
-    label_columns,
     multilabel_report,
-    parse_label_sets,
     resampled_multilabel_metrics,
 )
 
@@ -188,28 +186,6 @@ def test_resampled_metrics_equal_the_metric_on_expanded_rows():
         }
         for name, value in expected.items():
             assert abs(resampled[name][r] - value) <= 1e-9, name
-
-
-def test_label_sets_are_parsed_and_their_mistakes_named():
-    Y, names = parse_label_sets(["sports| politics", "", None, "politics", " arts "])
-    assert names == ["arts", "politics", "sports"]
-    assert Y.tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 0], [0, 1, 0], [1, 0, 0]]
-    with pytest.raises(ProbeError, match="^the label column holds no labels$"):
-        parse_label_sets(["", " | ", None])
-    with pytest.raises(ProbeError, match=r"--label-sep '\|' never occurs in tags; .* by ','"):
-        parse_label_sets(["a,b", "b"], column="tags")
-    with pytest.raises(ProbeError, match="by ' '"):
-        parse_label_sets(["sports politics", "sports", "politics"])
-    Y, names = parse_label_sets(["human rights", "economy"])  # one label with a space in it
-    assert names == ["economy", "human rights"]
-
-
-def test_label_columns_read_flags_and_name_the_bad_cell():
-    Y, names = label_columns({"past": [1, 0, True], "neg": ["yes", "No", "FALSE"]})
-    assert names == ["past", "neg"] and Y.tolist() == [[1, 1], [0, 0], [1, 0]]
-    assert Y.dtype == np.int8
-    with pytest.raises(ProbeError, match="label column 'neg' row 2: 'maybe' is not 0/1"):
-        label_columns({"past": [1, 0], "neg": ["yes", "maybe"]})
 
 
 CONLLU = """\

@@ -364,67 +364,81 @@ def multilabel_report(Y_true, Y_pred, scores=None, label_names=None) -> dict:
     return report
 
 
-# reading labels ------------------------------------------------------------------------------
+# --- the task protocol: what fit, sweep, save, predict and export call --------------------------
+
+PENALTY = "C"
+PENALTY_RULE = "lowest held-out log loss summed over labels (one C for all labels)"
+METRICS = MULTILABEL_METRICS
+SELECTABLE = ("macro_f1", "micro_f1", "subset_accuracy", "lrap")
+LOWER_IS_BETTER: tuple = ()
+CONSTANT_METHOD = "each label at its training prevalence (predicted when above 0.5)"
 
 
-def parse_label_sets(cells, sep: str = "|", column: str = "the label column"):
-    """A column of label sets (``sports|politics``; an empty cell: no label) -> (Y int8
-    (n, L), sorted names). Whitespace around each label is stripped. One-line errors: no
-    label anywhere; ``sep`` never occurring while cells look separated by "," or ";", or by
-    " " when the space-separated parts are themselves labels of other cells."""
-    texts = ["" if _missing(cell) else str(cell) for cell in cells]
-    sets = [{part.strip() for part in text.split(sep)} - {""} for text in texts]
-    names = sorted(set().union(*sets)) if sets else []
-    if not names:
-        raise ProbeError(f"{column} holds no labels")
-    if not any(sep in text for text in texts):
-        whole = {text.strip() for text in texts}
-        for other in (",", ";", " "):
-            split = [t for t in texts if other in t.strip()]
-            spaced = other != " " or any(all(part in whole for part in t.split()) for t in split)
-            if split and spaced:
-                raise ProbeError(
-                    f"--label-sep {sep!r} never occurs in {column}; "
-                    f"cells look separated by {other!r}"
-                )
-    Y = np.zeros((len(sets), len(names)), np.int8)
-    position = {name: i for i, name in enumerate(names)}
-    for row, labels in enumerate(sets):
-        Y[row, [position[name] for name in labels]] = 1
-    return Y, names
+def make_head(penalty=None, penalties=None, cv=5, copy_X=True) -> ProbeMultiLabel:
+    return ProbeMultiLabel(C=penalty, Cs=penalties, cv=cv, copy_X=copy_X)
 
 
-def label_columns(table_columns: dict) -> tuple[np.ndarray, list[str]]:
-    """Several 0/1 columns (0/1, true/false, yes/no in any case) -> (Y int8 (n, L), names
-    in the given order); anything else is one line naming the column and the row."""
-    names = [str(name) for name in table_columns]
-    if not names:
-        raise ProbeError("no label columns given")
-    lengths = {len(values) for values in table_columns.values()}
-    if len(lengths) != 1:
-        raise ProbeError(f"label columns differ in length: {sorted(lengths)}")
-    Y = np.zeros((lengths.pop(), len(names)), np.int8)
-    for j, (name, values) in enumerate(table_columns.items()):
-        for row, value in enumerate(values):
-            word = _flag_word(value)
-            if word not in TRUE_WORDS | FALSE_WORDS:
-                raise ProbeError(
-                    f"label column {name!r} row {row + 1}: {value!r} is not 0/1, "
-                    "true/false or yes/no"
-                )
-            Y[row, j] = word in TRUE_WORDS
-    return Y, names
+def penalty_of(head: ProbeMultiLabel) -> float:
+    return float(head.C_)
 
 
-def _flag_word(value) -> str:
-    if _missing(value):
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "1" if value else "0"
-    if isinstance(value, (int, float, np.integer, np.floating)) and float(value) in (0.0, 1.0):
-        return str(int(value))
-    return str(value).strip().lower()
+def outputs(head: ProbeMultiLabel, X) -> dict:
+    """{"predicted": int8 (n, L) at the head's thresholds, "scores": (n, L) probabilities}."""
+    scores = head.predict_proba(X)
+    return {"predicted": (scores >= head.thresholds_).astype(np.int8), "scores": scores}
 
 
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+def out_of_fold(head: ProbeMultiLabel) -> dict | None:
+    scores = head.oof_probabilities_
+    if scores is None:
+        return None
+    return {"predicted": (scores >= head.thresholds_).astype(np.int8), "scores": scores}
+
+
+def split_report(truth, found: dict, names=None) -> dict:
+    return multilabel_report(truth, found["predicted"], found["scores"], names)
+
+
+def resampled(truth, found: dict, counts) -> dict[str, np.ndarray]:
+    return resampled_multilabel_metrics(truth, found["predicted"], counts, found["scores"])
+
+
+def example_loss(truth, found: dict, head=None) -> np.ndarray:
+    """Binary log loss per example, summed over labels (clipped at 1e-15)."""
+    p = np.clip(found["scores"], 1e-15, 1 - 1e-15)
+    Y = np.asarray(truth, np.float64)
+    return -(Y * np.log(p) + (1 - Y) * np.log1p(-p)).sum(axis=1)
+
+
+def constant_outputs(train_truth, n: int) -> dict:
+    prevalence = np.asarray(train_truth, np.float64).mean(axis=0)
+    scores = np.tile(prevalence, (n, 1))
+    return {"predicted": (scores > 0.5).astype(np.int8), "scores": scores}
+
+
+def tensors(head: ProbeMultiLabel) -> dict[str, np.ndarray]:
+    names = ("coef", "intercept", "mean", "scale", "thresholds")
+    return {name: getattr(head, f"{name}_") for name in names}
+
+
+def from_tensors(weights: dict, record: dict) -> ProbeMultiLabel:
+    """A fitted head from saved weights (no search): what ``probe predict`` serves."""
+    head = ProbeMultiLabel(C=record.get("C"))
+    head.coef_ = np.asarray(weights["coef"], np.float64)
+    head.intercept_ = np.asarray(weights["intercept"], np.float64)
+    head.mean_, head.scale_ = weights["mean"], weights["scale"]
+    head.thresholds_ = np.asarray(weights["thresholds"], np.float64)
+    head.n_features_in_, head.n_labels_ = head.coef_.shape[1], head.coef_.shape[0]
+    head.C_ = record.get("C")
+    return head
+
+
+def prediction_rows(found: dict, names: list[str]) -> list[dict]:
+    """One {"prediction": [labels], "probabilities": {label: p}} per text."""
+    return [
+        {
+            "prediction": [str(n) for n, hit in zip(names, flags, strict=True) if hit],
+            "probabilities": {str(n): float(p) for n, p in zip(names, scores, strict=True)},
+        }
+        for flags, scores in zip(found["predicted"], found["scores"], strict=True)
+    ]
