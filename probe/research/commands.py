@@ -180,10 +180,12 @@ def fit_and_save(
         "head": str(head_path),
         **{k: meta[k] for k in ("model", "layer", "pool")},
         **result.layers_info,
-        "C": result.classifier.C_,
+        "C": result.task.penalty_of(result.classifier) if result.task else result.classifier.C_,
+        "penalty": result.task.PENALTY if result.task else "C",
+        "target": data.target,
         "C_search": meta["C_search"],
         "solver": result.classifier.solver_,
-        "fallback_reason": result.classifier.fallback_reason_,
+        "fallback_reason": getattr(result.classifier, "fallback_reason_", None),
         "train_seconds": result.seconds,
         "n": meta["n"],
         "train_accuracy": meta["train_accuracy"],
@@ -195,6 +197,8 @@ def format_fit(summary: dict) -> str:
     """``probe fit``'s text report of ``fit_and_save``'s summary."""
     from probe.heads.metrics import format_report
 
+    if summary.get("target", "classification") != "classification":
+        return _format_target_fit(summary)
     lines = [
         f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
         + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
@@ -207,6 +211,21 @@ def format_fit(summary: dict) -> str:
     if "mix_weights" in summary:
         pairs = zip(summary["layers"], summary["mix_weights"], strict=True)
         lines.append("mix weights: " + "  ".join(f"{layer}:{w:.3f}" for layer, w in pairs))
+    return "\n".join([*lines, "", f"head: {summary['head']}"])
+
+
+def _format_target_fit(summary: dict) -> str:
+    """``probe fit``'s report of a regression or multi-label head: the metrics per split."""
+    lines = [
+        f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
+        + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
+        f"{summary['target']}: {summary['penalty']} {summary['C']:g} "
+        f"({summary['C_search']['method']})  fit {summary['train_seconds']:.2f} s",
+    ]
+    for split, report in summary["metrics"].items():
+        plain = {k: v for k, v in report.items() if isinstance(v, (int, float)) or v is None}
+        cells = "  ".join(f"{k} {'-' if v is None else format(v, '.4g')}" for k, v in plain.items())
+        lines.append(f"{split}: {cells}")
     return "\n".join([*lines, "", f"head: {summary['head']}"])
 
 

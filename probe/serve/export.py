@@ -49,7 +49,7 @@ INSTALL_HINT = "pip install 'probe[export]' (onnx, onnxruntime)"
 # --- building the graph (torch) ---------------------------------------------------------------
 
 
-def _serving_module(model, pool: str, classifier, combiner=None):
+def _serving_module(model, pool: str, classifier, combiner=None, kind="classification"):
     """An nn.Module: (input_ids, attention_mask) -> (logits, probabilities).
 
     ``model`` must already be truncated at the head's deepest layer (see ``export_head``);
@@ -98,6 +98,10 @@ def _serving_module(model, pool: str, classifier, combiner=None):
                 ]
                 features = self.combined(stack)
             logits = features @ self.weight + self.bias  # (B, K')
+            if kind == "regression":  # the predictions themselves, one column per target
+                return logits, logits
+            if kind == "multi-label":  # each label's own probability
+                return logits, torch.sigmoid(logits)
             if logits.shape[1] == 1:  # two classes: one score s -> [0, s], softmax = sigmoid
                 logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
             return logits, torch.softmax(logits, dim=1)
@@ -158,7 +162,11 @@ def export_head(
         ):
             warnings.simplefilter("ignore")  # TracerWarnings about Python-side shape checks
             serving = _serving_module(
-                backbone.model, pool, predictor.classifier, predictor.combiner
+                backbone.model,
+                pool,
+                predictor.classifier,
+                predictor.combiner,
+                meta.get("target", "classification"),
             )
             torch.onnx.export(
                 serving,
@@ -231,6 +239,12 @@ def _export_record(predictor, head) -> dict:
         "max_length": int(meta["max_length"]),
         "labels": predictor.label_names,
         "label_names": meta.get("label_names") or predictor.label_names,
+        "target": meta.get("target", "classification"),
+        "thresholds": (
+            predictor.classifier.thresholds_.tolist()
+            if meta.get("target") == "multi-label"
+            else None
+        ),
         "layer": meta["layer"],
         "layers": predictor.layers,
         "pool": meta["pool"],
@@ -255,15 +269,28 @@ def check_parity(predictor, onnx_predictor: OnnxPredictor, texts: list[str]) -> 
     reference = predictor.predict(texts)
     exported = onnx_predictor.predict(texts)
     worst = 0.0
+    if predictor.meta.get("target") == "regression":  # numbers: relative to their size
+        for ref, got in zip(reference, exported, strict=True):
+            for name, value in ref["prediction"].items():
+                gap = abs(value - got["prediction"][name]) / (1.0 + abs(value))
+                worst = max(worst, gap)
+                if gap > PARITY_TOLERANCE:
+                    raise ProbeError(
+                        f"the ONNX export disagrees with probe predict on {ref['text'][:40]!r} "
+                        f"({name}: {got['prediction'][name]:.4g} vs {value:.4g})"
+                    )
+        return worst
     for ref, got in zip(reference, exported, strict=True):
         gap = max(
             abs(ref["probabilities"][k] - got["probabilities"][k]) for k in ref["probabilities"]
         )
         worst = max(worst, gap)
-        if ref["label"] != got["label"] or gap > PARITY_TOLERANCE:
+        same = ref.get("label", ref.get("prediction")) == got.get("label", got.get("prediction"))
+        if not same or gap > PARITY_TOLERANCE:
             raise ProbeError(
                 f"the ONNX export disagrees with probe predict on {ref['text'][:40]!r} "
-                f"({got['label']} vs {ref['label']}, |dp| {gap:.1e}); please report this model"
+                f"({got.get('label')} vs {ref.get('label')}, |dp| {gap:.1e}); please report "
+                "this model"
             )
     return worst
 
@@ -366,4 +393,14 @@ class OnnxPredictor:
         from probe.serve.predict import check_texts, prediction_rows
 
         texts = check_texts(texts)
-        return prediction_rows(texts, self.probabilities(texts), self.label_names)
+        kind = self.meta.get("target", "classification")
+        if kind == "classification":
+            return prediction_rows(texts, self.probabilities(texts), self.label_names)
+        from probe.heads.tasks import task_module
+
+        values = self.probabilities(texts).astype(np.float64)
+        if kind == "multi-label":
+            thresholds = np.asarray(self.meta["thresholds"])
+            values = {"predicted": (values >= thresholds).astype(np.int8), "scores": values}
+        rows = task_module(kind).prediction_rows(values, self.label_names)
+        return [{"text": text, **row} for text, row in zip(texts, rows, strict=True)]
