@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (each lambda is called at once, inside its loop iteration)
 """Multi-label heads on the EWT sentence properties (issue 29 item 2): the head side of the sweep.
 
 The target: "Multi-label sweep over 62 rows of the EWT sentence properties: under 60 s with the

@@ -64,17 +64,15 @@ def has_shared_groups(groups) -> bool:
 def held_out_rows(labels, fraction: float, rng: np.random.Generator, groups=None) -> np.ndarray:
     """bool (n,): ``fraction`` of every class held out, at least one example each, whole
     groups at a time. A group counts for the class most of its rows carry; a class with a
-    single group stays in training (it cannot be on both sides)."""
+    single example (group) stays in training: it cannot be on both sides, and dropping it
+    would lose rows (``rare_classes`` counts them for the notice)."""
     labels = np.asarray(labels)
     held = np.zeros(len(labels), dtype=bool)
     if not has_shared_groups(groups):
         for name in np.unique(labels):
             members = rng.permutation(np.flatnonzero(labels == name))
             if len(members) < 2:
-                raise ProbeError(
-                    f"class '{name}' has {len(members)} example; "
-                    "a stratified split needs at least 2 per class"
-                )
+                continue
             take = min(max(1, round(fraction * len(members))), len(members) - 1)
             held[members[:take]] = True
         return held
@@ -87,6 +85,18 @@ def held_out_rows(labels, fraction: float, rng: np.random.Generator, groups=None
         take = min(max(1, round(fraction * len(members))), len(members) - 1)
         held[np.isin(groups, members[:take])] = True
     return held
+
+
+def rare_classes(labels, groups=None) -> int:
+    """How many classes have one example (one group): kept whole in training by every
+    stratified split, so never in a test or validation split."""
+    labels = np.asarray(labels)
+    units = np.arange(len(labels)) if not has_shared_groups(groups) else np.asarray(groups)
+    pairs = set(zip(labels.astype(str).tolist(), units.tolist(), strict=True))
+    per_class: dict[str, int] = {}
+    for label, _ in pairs:
+        per_class[label] = per_class.get(label, 0) + 1
+    return sum(count < 2 for count in per_class.values())
 
 
 def group_label_of(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probe.data.splits import split_names
+from probe.data.splits import rare_classes, split_names
 from probe.data.targets import label_names_line, split_strata
 from probe.errors import ProbeError
 from probe.heads.cached import (
@@ -191,6 +191,8 @@ def _assign_splits(found: dict, test_size: float, seed: int, group_col=None, kin
         keep, held = stratified_rows(strata, test_size, seed, whole.group_ids())
         splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
         how = "stratified" + (", whole groups" if whole.group_ids() is not None else "")
+        rare = rare_classes(strata, whole.group_ids()) if kind in (None, "classification") else 0
+        how += f"; {rare} classes with one example kept in training only" if rare else ""
         carved = (
             f"no --test given: holding out {len(held)} of {len(whole)} examples "
             f"({round(test_size * 100, 2):g}%, {how}, seed {seed}) as the test set; "
