@@ -19,6 +19,8 @@ _EXPORTS = {
     "load_backbone": "probe.features.models.loading",
     "ProbeError": "probe.errors",
     "ProbeClassifier": "probe.heads.estimator",
+    "ProbeRegressor": "probe.heads.tasks.regression",
+    "ProbeMultiLabel": "probe.heads.tasks.multilabel",
     "save_head": "probe.heads.persistence",
     "load_head": "probe.heads.persistence",
     "prepare": "probe.heads.rows",

@@ -43,6 +43,7 @@ def head_data_options(command):
         click.option("--group-col", help="Column of groups no split or fold parts (an author)."),
         click.option("--max-length", type=int, help="Tokens per text when extracting."),
         click.option("--C", "C", type=float, help="Inverse L2 strength (default: searched)."),
+        click.option("--alpha", type=float, help="Ridge penalty of --task regression (searched)."),
         click.option("--exact", is_flag=True, help="Solve every C: no screen, no early stop."),
         click.option(
             "--class-weight",
@@ -91,5 +92,16 @@ def head_data_options(command):
 
 
 def head_options(options: dict) -> dict:
-    """The library's keywords among a head command's options (all but --json)."""
-    return {k: v for k, v in options.items() if k != "as_json"}
+    """The library's keywords among a head command's options (all but --json). A regression
+    head's penalty is ``--alpha`` (ridge); the library takes it where a classifier takes C."""
+    from probe.errors import ProbeError
+
+    found = {k: v for k, v in options.items() if k not in ("as_json", "alpha")}
+    regression = options.get("task") == "regression"
+    if options.get("alpha") is not None:
+        if not regression:
+            raise ProbeError("--alpha is the ridge penalty of --task regression; classifiers: --C")
+        found["C"] = options["alpha"]
+    elif regression and options.get("C") is not None:
+        raise ProbeError("--C is a classifier's inverse penalty; a regression head takes --alpha")
+    return found

@@ -103,7 +103,9 @@ def research_options(command):
         ),
         click.option(
             "--metric",
-            help="accuracy, macro_f1, balanced_accuracy or auroc: select the row with the "
+            help="accuracy, macro_f1, balanced_accuracy or auroc (regression: r2, pearson_r, "
+            "spearman_rho, mae, rmse; multi-label: macro_f1, micro_f1, subset_accuracy, lrap): "
+            "select the row with the "
             "highest validation (else out-of-fold) METRIC, "
             "rows a paired bootstrap cannot tell from it marked =, and lead the summary "
             "with its test value. Default: lowest log loss selects, accuracy leads. "

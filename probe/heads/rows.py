@@ -51,12 +51,17 @@ def prepare(
     """Labelled cached rows for train/val/test; see the module docstring.
 
     ``layers`` is what an on-demand extraction stores (``"all"`` for a sweep, the fitted
-    layer for a single fit). ``target`` (``probe.data.targets.TargetSpec``) reads numbers or
+    layer for a single fit). ``target`` (a ``probe.data.targets.TargetSpec``, or "regression" or
+    "multi-label" with ``label_col`` its columns) reads numbers or
     label sets instead of one class per text. Every problem is a one-line ``ProbeError``; what
     the user should hear (labels read, a test set carved) goes to ``probe.messages``.
     """
     from probe.data.targets import CLASSIFICATION, TargetSpec
 
+    if isinstance(target, str):  # the Python API: prepare(..., target="regression")
+        from probe.data.targets import target_spec
+
+        target = target_spec(label_col, target == "regression", target == "multi-label")
     target = target or TargetSpec(columns=(label_col,))
     cache_given = any(map(is_cache_file, (train, val, test, data)))
     if target.kind != CLASSIFICATION and (labels is not None or cache_given):

@@ -209,9 +209,11 @@ def sweep_section(result: ResultFile, index: int) -> str:
     if grouped:
         parts.append(f"<p>{html.escape(grouped)}</p>")
     figure = plots.layer_plot(data, f"sweep{index}")
-    parts += [figure or "", _table(_plain_titles(_headers(columns), data), body)]
+    scatter = plots.scatter_plot(data, f"scatter{index}")  # regression: predicted vs true
+    parts += [figure or "", scatter or "", _table(_plain_titles(_headers(columns), data), body)]
     if isinstance(data.get("baselines"), dict):
-        parts.append(_baselines_table(result))
+        target = data.get("target", "classification") != "classification"
+        parts.append(_target_baselines(result) if target else _baselines_table(result))
     return "\n".join(parts)
 
 
@@ -237,6 +239,29 @@ def _headline(result: ResultFile) -> str:
     split = held_out_name(result.data) if split == "val" else split
     name = html.escape(f"{split} {TITLES.get(metric, metric)}")
     return f"<p>Selected by {how}; headline {name}: {text}.</p>"
+
+
+def _target_baselines(result: ResultFile) -> str:
+    """A regression or multi-label sweep's baselines: constant, bag of words, random weights."""
+    found = result.data["baselines"]
+    rows = [
+        (["baselines", key], found[key])
+        for key in ("constant", "bag_of_words", "random_weights")
+        if isinstance(found.get(key), dict)
+    ]
+    columns = row_columns([row for _, row in rows], ["method", str(found.get("metric"))])
+    body = [
+        "<tr>"
+        + "".join(_cell(result.name, [*where, *p], lookup(row, list(p))) for p in columns)
+        + "</tr>"
+        for where, row in rows
+    ]
+    note = (
+        f'<p class="note">Baselines on the {html.escape(str(found.get("held_out")))} split; '
+        f"each row's selectivity is its {html.escape(str(found.get('metric')))} minus the "
+        "best baseline's.</p>"
+    )
+    return "\n".join(["<h3>Baselines</h3>", note, _table(_headers(columns), body)])
 
 
 def _baselines_table(result: ResultFile) -> str:

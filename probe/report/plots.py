@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
+
 from probe.figures import new_figure
 from probe.report.results import curve_points, held_out_name, interval_path, lookup
 
@@ -46,16 +48,20 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
     found = sweep.get("baselines") if isinstance(sweep.get("baselines"), dict) else {}
     split = str(found.get("split", "test"))
     held_out = held_out_name(sweep)  # what val_accuracy holds
-    random = [r for r in found.get("random_weights") or [] if isinstance(r.get("layer"), int)]
+    random = [r for r in found.get("random_weights") or [] if isinstance(r, dict)]
+    random = [r for r in random if isinstance(r.get("layer"), int)]
+    target = sweep.get("target", "classification") != "classification"
+    metric = str(sweep.get("metric")) if target else "accuracy"  # R², macro-F1 for targets
+    val_key = f"selection_{metric}" if target else "val_accuracy"
     for pool, colour in zip(pools, COLOURS * 4, strict=False):
         mine = sorted((r for r in rows if str(r.get("pool")) == pool), key=lambda r: r["layer"])
-        for key, style in (("test_accuracy", "-"), ("val_accuracy", "--")):
+        for key, style in ((f"test_{metric}", "-"), (val_key, "--")):
             points = [(r["layer"], _number(r.get(key))) for r in mine]
             points = [(x, y) for x, y in points if y is not None]
             if not points:
                 continue
             xs, ys = zip(*points, strict=True)
-            name = key.split("_")[0]
+            name = "val" if key == val_key else key.split("_")[0]
             shown = held_out if name == "val" else name
             (line,) = axes.plot(
                 xs, ys, style, color=colour, marker="o", markersize=3, label=f"{pool} ({shown})"
@@ -100,7 +106,7 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
                 value, color=colour, linestyle="-.", linewidth=1, label=f"{name} ({split})"
             ).set_gid(f"{salt}-{key}")
     best = sweep.get("best") or {}
-    best_y = _number(best.get("test_accuracy")) or _number(best.get("val_accuracy"))
+    best_y = _number(best.get(f"test_{metric}")) or _number(best.get(val_key))
     if isinstance(best.get("layer"), int) and best_y is not None:
         label = f"selected: layer {best['layer']}, {best.get('pool')}"
         (star,) = axes.plot(
@@ -108,10 +114,32 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
         )
         star.set_gid(f"{salt}-selected")
     axes.set_xlabel("layer (0 = embeddings)")
-    axes.set_ylabel("accuracy")
+    axes.set_ylabel(metric)
     axes.set_title(f"{Path(str(sweep.get('model', ''))).name}: linear probe per layer")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return to_svg(figure, salt)
+
+
+def scatter_plot(sweep: dict, salt: str) -> str | None:
+    """Predicted against true values of the selected regression row on its held-out split,
+    one panel per target (the first four), the diagonal drawn; None for other sweeps."""
+    found = (sweep.get("best") or {}).get("predictions")
+    if not isinstance(found, dict) or not found.get("truth"):
+        return None
+    truth, predicted = np.asarray(found["truth"], float), np.asarray(found["predicted"], float)
+    names = list(found.get("names") or [])[:4]
+    figure, axes = new_figure(size=(3.6 * len(names), 3.4), columns=len(names))
+    for column, (ax, name) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
+        ax.scatter(truth[:, column], predicted[:, column], s=4, alpha=0.4, color="tab:blue")
+        low = float(min(truth[:, column].min(), predicted[:, column].min()))
+        high = float(max(truth[:, column].max(), predicted[:, column].max()))
+        ax.plot([low, high], [low, high], color="black", linewidth=1, gid=f"{salt}-diagonal")
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel(f"predicted {name}")
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"selected row on {found.get('split')}: predicted vs true")
     figure.tight_layout()
     return to_svg(figure, salt)
 

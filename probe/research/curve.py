@@ -73,6 +73,24 @@ def learning_curve(
     scored = "test" if "test" in features else "val" if "val" in features else None
     if scored is None:
         raise ProbeError("a learning curve needs --test or --val data to score on")
+    if data.target != "classification":  # numbers, label sets: rows drawn, the task's metrics
+        from probe.heads.tasks import task_module
+        from probe.research.targets.curve import TARGET_SIZES, target_points
+
+        task = task_module(data.target)
+        points = target_points(
+            data,
+            task,
+            features,
+            labels,
+            scored,
+            seed=seed,
+            C=C,
+            n_jobs=n_jobs,
+            seeds=seeds,
+            sizes=TARGET_SIZES if tuple(sizes) == SIZES else sizes,
+        )
+        return _curve(data, name, pool, scored, C, features, seed, points, started)
     y = np.asarray(labels["train"])
     largest = int(np.unique(y, return_counts=True)[1].max())
     sizes = sorted({int(k) for k in sizes if 0 < int(k) < largest})
@@ -99,12 +117,17 @@ def learning_curve(
                 "C": [fit["C"] for fit in mine],
             }
         )
+    return _curve(data, name, pool, scored, C, features, seed, points, started)
+
+
+def _curve(data, name, pool, scored, C, features, seed, points, started) -> dict:
     return {
         "model": data.model,
         "layer": name,
         "pool": pool,
         "data": data.sources,
         "n": {split_name: len(split) for split_name, split in data.splits().items()},
+        "target": data.target,
         "scored_on": scored,
         "C_chosen_on": "validation" if "val" in features and C is None else "given or default",
         "seed": seed,
@@ -137,17 +160,26 @@ def _fit_draw(features, labels, scored, k, seed, C, Cs, groups=None) -> dict:
     }
 
 
+def curve_metrics(curve: dict) -> list[str]:
+    """The metrics a curve's points hold (accuracy and macro-F1; a task's first two)."""
+    return [key[: -len("_mean")] for key in curve["points"][0] if key.endswith("_mean")]
+
+
 def markdown_table(curve: dict) -> str:
+    metrics = curve_metrics(curve)
+    size = "per class" if curve.get("target", "classification") == "classification" else "rows"
     lines = [
-        f"| per class | n train | seeds | {curve['scored_on']} acc (mean ± sd) | "
-        "macro-F1 (mean ± sd) |",
-        "|---|---|---|---|---|",
+        f"| {size} | n train | seeds | "
+        + " | ".join(f"{curve['scored_on']} {m} (mean ± sd)" for m in metrics)
+        + " |",
+        "|---|---|---|" + "---|" * len(metrics),
     ]
     for point in curve["points"]:
+        cells = [f"{point[f'{m}_mean']:.4f} ± {point[f'{m}_sd']:.4f}" for m in metrics]
         lines.append(
             f"| {point['per_class']} | {point['n_train']} | {point['seeds']} | "
-            f"{point['accuracy_mean']:.4f} ± {point['accuracy_sd']:.4f} | "
-            f"{point['macro_f1_mean']:.4f} ± {point['macro_f1_sd']:.4f} |"
+            + " | ".join(cells)
+            + " |"
         )
     lines.append("")
     lines.append(
@@ -163,8 +195,9 @@ def plot_curve(curve: dict, path: str | Path) -> Path:
 
     points = curve["points"]
     n = np.array([p["n_train"] for p in points], float)
-    mean = np.array([p["accuracy_mean"] for p in points])
-    sd = np.array([p["accuracy_sd"] for p in points])
+    metric = curve_metrics(curve)[0]
+    mean = np.array([p[f"{metric}_mean"] for p in points])
+    sd = np.array([p[f"{metric}_sd"] for p in points])
     figure, axes = new_figure(size=(7, 4.2))
     axes.errorbar(
         n,
@@ -179,7 +212,7 @@ def plot_curve(curve: dict, path: str | Path) -> Path:
     axes.fill_between(n, mean - sd, mean + sd, color="tab:blue", alpha=0.15, linewidth=0)
     axes.set_xscale("log")
     axes.set_xlabel("training examples (1, 2, 4, ... per class; last: all)")
-    axes.set_ylabel(f"{curve['scored_on']} accuracy")
+    axes.set_ylabel(f"{curve['scored_on']} {metric}")
     axes.set_title(f"{Path(str(curve['model'])).name}: learning curve")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

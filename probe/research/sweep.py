@@ -217,6 +217,7 @@ def run_sweep(
             "val": best.reports.get("val"),
             "test": best.reports.get("test"),
             "C_search": best.classifier.search_,
+            **_held_predictions(data, best),
         },
         "entries": rows,
         **extra,
@@ -225,6 +226,20 @@ def run_sweep(
         "n_jobs": n_jobs,
         "_best_result": best,
     }
+
+
+def _held_predictions(data: CachedData, best, limit: int = 2000) -> dict:
+    """A regression row's held-out predictions beside the truth (the first ``limit`` rows):
+    what the report's predicted-vs-true scatter draws. Empty for other rows."""
+    if data.target != "regression":
+        return {}
+    split = "test" if data.test is not None else "val" if data.val is not None else None
+    if split is None or split not in best.predictions:
+        return {}
+    truth = getattr(data, split).labels[:limit]
+    predicted = best.predictions[split][:limit]
+    names = data.target_names
+    return {"predictions": {"split": split, "names": names, "truth": truth, "predicted": predicted}}
 
 
 def _majority(labels) -> float:

@@ -21,14 +21,18 @@ def target_baselines(data, task, inputs, rows: list[dict], best_row: dict, *, cv
         return {**found, "note": "no held-out split: baselines need --test or --val"}
     truth = getattr(data, held).labels
     constant = task.constant_outputs(data.train.labels, len(truth))
-    found["constant"] = {"method": task.CONSTANT_METHOD, **task.split_report(truth, constant)}
+    names = data.target_names
+    found["constant"] = {
+        "method": task.CONSTANT_METHOD,
+        **task.split_report(truth, constant, names),
+    }
     found["bag_of_words"] = _bag_of_words(data, task, inputs.texts, held, cv)
     if inputs.random is not None and isinstance(best_row.get("layer"), int):
         from probe.research.fitting import fit_target
 
         result = fit_target(inputs.random, best_row["layer"], best_row["pool"], cv=cv)
         found["random_weights"] = {
-            "model": inputs.random_model,
+            "method": f"random weights: {inputs.random_model}",
             "layer": best_row["layer"],
             "pool": best_row["pool"],
             **result.reports[held],
@@ -55,5 +59,5 @@ def _bag_of_words(data, task, texts: dict, held: str, cv: int) -> dict:
         val = vectorizer.transform(texts["val"]).toarray().astype(np.float32), data.val.labels
     head.fit(train, data.train.labels, *val, groups=data.train.group_ids())
     X = vectorizer.transform(texts[held]).toarray().astype(np.float32)
-    report = task.split_report(getattr(data, held).labels, task.outputs(head, X))
+    report = task.split_report(getattr(data, held).labels, task.outputs(head, X), data.target_names)
     return {"method": BOW_METHOD, task.PENALTY: task.penalty_of(head), **report}
