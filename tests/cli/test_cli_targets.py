@@ -127,3 +127,78 @@ def test_bad_targets_are_one_line(tiny_gpt2_dir, tmp_path, cells, options, messa
     assert done.exit_code == 1
     assert message in done.output and "Traceback" not in done.output
     assert len(done.output.strip().splitlines()) == 1
+
+
+def test_a_regression_head_round_trips_and_its_onnx_export_agrees(tiny_gpt2_dir, places, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from probe.data.targets import target_spec
+    from probe.heads.persistence import load_head, save_head
+    from probe.heads.rows import prepare
+    from probe.research.fitting import fit_one, head_meta
+    from probe.serve.export import OnnxPredictor, export_head
+    from probe.serve.predict import load_predictor
+
+    spec = target_spec("latitude,longitude", regression=True)
+    data = prepare(str(tiny_gpt2_dir), data=str(places), max_length=32, layers="2", target=spec)
+    result = fit_one(data, 2, "mean")
+    path = save_head(tmp_path / "head.json", result.classifier, head_meta(data, result))
+    loaded, record = load_head(path)
+    X = data.test.features(2, "mean")
+    assert record["target"] == "regression" and record["target_names"] == ["latitude", "longitude"]
+    assert abs(loaded.predict(X) - result.classifier.predict(X)).max() < 1e-9
+    texts = ["Paris", "Lake Victoria", "Mount Fuji"]
+    rows = load_predictor(str(path)).predict(texts)
+    exported = OnnxPredictor.load(export_head(path, tmp_path / "onnx")).predict(texts)
+    for ours, theirs in zip(rows, exported, strict=True):
+        for name, value in ours["prediction"].items():
+            assert abs(value - theirs["prediction"][name]) <= 1e-3 * (1 + abs(value))
+
+
+def test_learning_curves_and_the_report_carry_target_rows(tiny_gpt2_dir, places, tmp_path):
+    rows = {"model": tiny_gpt2_dir, "data": places, "max_length": 32}
+    options = {"task": "regression", "label_col": "latitude,longitude"}
+    curve = run_probe(
+        "curve",
+        **rows,
+        **options,
+        layer=2,
+        pool="mean",
+        seeds=2,
+        out_dir=tmp_path / "results" / "curve",
+    )
+    assert curve.exit_code == 0, curve.output
+    found = json.loads((tmp_path / "results" / "curve" / "curve.json").read_text())
+    points = found["points"]
+    assert points[-1]["per_class"] == "all" and "r2_mean" in points[0]
+    assert points[-1]["n_train"] == found["n"]["train"] and found["n"]["test"] >= 25
+    sweep = run_probe("sweep", **rows, **options, out_dir=tmp_path / "results" / "sweep")
+    assert sweep.exit_code == 0, sweep.output
+    swept = json.loads((tmp_path / "results" / "sweep" / "sweep.json").read_text())
+    held = swept["best"]["predictions"]
+    assert len(held["truth"]) == swept["n"]["test"] == len(held["predicted"])
+    report = run_probe("report", tmp_path / "results", out=tmp_path / "report.html")
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "report.html").read_text()
+    assert "predicted vs true" in page and "r2_mean" in page
+
+
+def test_penalty_options_follow_the_task(tiny_gpt2_dir, places, tmp_path):
+    rows = {"model": tiny_gpt2_dir, "data": places, "max_length": 32}
+    given = run_probe(
+        "fit",
+        **rows,
+        task="regression",
+        label_col="latitude",
+        alpha=10.0,
+        layer=2,
+        out=tmp_path / "head",
+        json=True,
+    )
+    assert given.exit_code == 0, given.output
+    summary = json.loads(given.output[given.output.index("{") :])
+    assert summary["penalty"] == "alpha" and summary["C"] == 10.0
+    assert summary["C_search"]["method"] == "given"
+    wrong = run_probe("sweep", **rows, task="regression", label_col="latitude", C=1.0)
+    assert wrong.exit_code == 1 and "takes --alpha" in wrong.output
+    other = run_probe("sweep", **rows, label_col="country", alpha=1.0)
+    assert other.exit_code == 1 and "--alpha is the ridge penalty" in other.output
