@@ -54,6 +54,8 @@ def test_bad_split_requests(tmp_path):
     with pytest.raises(ProbeError, match="unknown split values holdout"):
         load_splits(data=str(path))
     single = tmp_path / "single.csv"
-    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "y"]}).to_csv(single, index=False)
-    with pytest.raises(ProbeError, match="class 'y' has 1 example"):
-        load_splits(data=str(single))
+    texts = ["a", "b", "c", "d", "e"]
+    pd.DataFrame({"text": texts, "label": ["x"] * 4 + ["y"]}).to_csv(single, index=False)
+    found = load_splits(data=str(single))  # a class of one example stays in training
+    assert "y" in found.train.labels and sum(found.sizes().values()) == 5
+    assert "y" not in found.val.labels + found.test.labels
