@@ -5,9 +5,9 @@ head's deepest layer (blocks above it are not in the graph; the final norm only 
 is the top one, the numbering of ``hidden_states_by_layer``), the pooling, the fp16 rounding
 the cache applies (so probabilities match the head's fit-time view of the features), the
 combination of a multi-layer head's layers (concat or mix), the standardisation and the linear
-head. Inputs ``input_ids`` and ``attention_mask`` (B, T)
-int64, right-padded, with dynamic B and T; outputs ``logits`` (B, K) and
-``probabilities`` (B, K) in label order (for two classes the logits are ``[0, s]``).
+head (an MLP head, ``--probe mlp``: its two layers, a ReLU between). Inputs ``input_ids``
+and ``attention_mask`` (B, T) int64, right-padded, with dynamic B and T; outputs ``logits``
+(B, K) and ``probabilities`` (B, K) in label order (for two classes the logits are ``[0, s]``).
 
 Beside it: the tokenizer (``tokenizer.json``, loadable with ``tokenizers`` alone or with
 ``transformers.AutoTokenizer``) and ``probe-export.json`` (labels, layer, pool, model

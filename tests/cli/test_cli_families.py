@@ -29,8 +29,12 @@ def test_a_sweep_compares_probes_side_by_side(sms_rows, tmp_path):
     assert report["lowest_loss"]["probe"] in families
     table = (out / "sweep.md").read_text()
     assert "| probe |" in table and "mass-mean" in table
+    assert "accuracy against K" in table  # the sparse curve at the selected layer and pool
     head = json.loads((out / "head.json").read_text())
     assert head["probe"] == report["best"]["probe"]
+    page = run_probe("report", out, out=tmp_path / "report.html")
+    assert page.exit_code == 0, page.output
+    assert "mass-mean" in (tmp_path / "report.html").read_text()
 
 
 def test_a_default_sweep_has_no_probe_key(sms_rows, tmp_path):
