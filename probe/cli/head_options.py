@@ -91,6 +91,22 @@ def head_data_options(command):
     return stack_options(command, options)
 
 
+def probe_option(several: bool):
+    """``--probe``: the head's family (``probe.heads.families``); a sweep compares several."""
+    more = (
+        " Several, comma-separated, side by side (sparse:1,2,4 = sparse:1,sparse:2,..."
+        if several
+        else ""
+    )
+    return click.option(
+        "--probe",
+        default=None,
+        help="logistic (default), mass-mean (difference of class means), mass-mean-iid "
+        "(shrinkage LDA), sparse:K (the K best neurons on train, then logistic) or mlp "
+        "(one hidden layer, early stopping on --val)." + (more and more + ")."),
+    )
+
+
 def head_options(options: dict) -> dict:
     """The library's keywords among a head command's options (all but --json). A regression
     head's penalty is ``--alpha`` (ridge); the library takes it where a classifier takes C."""

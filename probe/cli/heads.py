@@ -13,7 +13,7 @@ from probe.cli.common import (
     say,
     verbosity_options,
 )
-from probe.cli.head_options import head_data_options, head_options
+from probe.cli.head_options import head_data_options, head_options, probe_option
 from probe.cli.research import research_options
 
 features_option = click.option(
@@ -42,6 +42,7 @@ features_option = click.option(
     "results/heads/MODEL-DATA-lLAYER-POOL.json ($PROBE_OUT instead of results when set).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a head that exists at that path.")
+@probe_option(several=False)
 @verbosity_options
 @fail_cleanly
 def fit(layer, pool, out, overwrite, **options):
@@ -89,6 +90,7 @@ def fit(layer, pool, out, overwrite, **options):
     "(default results/sweeps/MODEL-DATA; $PROBE_OUT instead of results when set).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a selected head that exists there.")
+@probe_option(several=True)
 @research_options
 @keep_going_option
 @verbosity_options

@@ -60,15 +60,18 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
         raise ProbeError(f"head metadata lacks {', '.join(missing)}")
     check_pool(meta["pool"])
     json_path, weights_path = head_paths(path)
-    task = _task_of(meta)
-    tensors = {
-        "coef": np.ascontiguousarray(clf.coef_, np.float64),  # (K', D)
-        "intercept": np.ascontiguousarray(clf.intercept_, np.float64),  # (K',)
-        "mean": np.ascontiguousarray(clf.mean_, np.float64),  # (D,)
-        "scale": np.ascontiguousarray(clf.scale_, np.float64),  # (D,)
-    }
+    task, family = _task_of(meta), _family_of(meta)  # family: an MLP's two layers
     if task is not None:  # regression, multi-label: the task's own tensors (thresholds...)
         tensors = {k: np.ascontiguousarray(v, np.float64) for k, v in task.tensors(clf).items()}
+    elif family is not None:
+        tensors = {k: np.ascontiguousarray(v, np.float64) for k, v in family.tensors(clf).items()}
+    else:
+        tensors = {
+            "coef": np.ascontiguousarray(clf.coef_, np.float64),  # (K', D)
+            "intercept": np.ascontiguousarray(clf.intercept_, np.float64),  # (K',)
+            "mean": np.ascontiguousarray(clf.mean_, np.float64),  # (D,)
+            "scale": np.ascontiguousarray(clf.scale_, np.float64),  # (D,)
+        }
     if combiner is not None:
         tensors.update(
             {
@@ -88,7 +91,7 @@ def save_head(path: str | Path, clf: ProbeClassifier, meta: dict, combiner=None)
         "max_length": int(meta["max_length"]),
         "classes": classes,
         "label_names": [str(c) for c in meta.get("label_names") or classes],
-        "n_features": int(clf.coef_.shape[1]),
+        "n_features": int(clf.coef_.shape[1] if family is None else clf.n_features_in_),
         "C": float(task.penalty_of(clf)) if task is not None else _C_of(clf),
         "class_weight": to_jsonable(getattr(clf, "class_weight", None)),
         # which solver fitted it ("sklearn-fallback" when the fast path failed, and why);
@@ -155,24 +158,28 @@ def load_head_parts(path: str | Path):
             f"{weights_path} does not match {json_path.name} (sha256 differs): the weights "
             "were truncated, edited or replaced; fit the head again"
         )
-    task = _task_of(record)
+    task, family = _task_of(record), _family_of(record)
     try:
         tensors = load(weights)
         if task is not None:
             if not all(np.isfinite(value).all() for value in tensors.values()):
                 raise ProbeError(f"{weights_path} holds non-finite weights; fit the head again")
             return task.from_tensors(tensors, record), record, None
-        clf = ProbeClassifier.from_weights(
-            tensors["coef"],
-            tensors["intercept"],
-            record["classes"],
-            mean=tensors["mean"],
-            scale=tensors["scale"],
-            C=record.get("C"),
-        )
+        if family is not None:
+            clf = family.from_tensors(tensors, record)
+        else:
+            clf = ProbeClassifier.from_weights(
+                tensors["coef"],
+                tensors["intercept"],
+                record["classes"],
+                mean=tensors["mean"],
+                scale=tensors["scale"],
+                C=record.get("C"),
+            )
     except (SafetensorError, KeyError, TypeError, ValueError, ProbeError):
         raise ProbeError(f"{weights_path} is not a valid head weights file") from None
-    if not all(np.isfinite(tensors[name]).all() for name in WEIGHT_NAMES):
+    names = family.TENSOR_NAMES if family is not None else WEIGHT_NAMES
+    if not all(np.isfinite(tensors[name]).all() for name in names):
         raise ProbeError(f"{weights_path} holds non-finite weights; fit the head again")
     clf.class_weight = record.get("class_weight")
     kind = record.get("combine", SINGLE)
@@ -199,6 +206,15 @@ def _task_of(record: dict):
     from probe.heads.tasks import task_module
 
     return task_module(kind)
+
+
+def _family_of(record: dict):
+    """The module of a non-linear probe family's head (an MLP); None for a linear head."""
+    if record.get("probe") is None:
+        return None
+    from probe.heads.families import family_module
+
+    return family_module(record)
 
 
 def _content_sha256(record: dict) -> str:

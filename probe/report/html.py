@@ -32,6 +32,7 @@ from probe.research.sweep_report import grouping_line
 SWEEP_FIRST = [
     "layer",
     "pool",
+    "probe",  # --probe rows (probe.heads.families); absent from a default sweep's
     "C",
     "val_accuracy",
     "val_macro_f1",
@@ -191,7 +192,7 @@ def sweep_section(result: ResultFile, index: int) -> str:
     best = data.get("best") or {}
     body = []
     for i, row in enumerate(rows):
-        chosen = (row.get("layer"), row.get("pool")) == (best.get("layer"), best.get("pool"))
+        chosen = all(row.get(key) == best.get(key) for key in ("layer", "pool", "probe"))
         cells = "".join(
             _cell(result.name, ["entries", i, *p], lookup(row, list(p))) for p in columns
         )
@@ -202,7 +203,8 @@ def sweep_section(result: ResultFile, index: int) -> str:
         parts.append(
             f"<p>Selected on {html.escape(str(data.get('selection', 'validation')))}: layer "
             f"{html.escape(str(best.get('layer')))}, pool {html.escape(str(best.get('pool')))} "
-            "(bold row).</p>"
+            + (f"probe {html.escape(str(best['probe']))} " if best.get("probe") else "")
+            + "(bold row).</p>"
         )
         parts.append(_headline(result))
     grouped = grouping_line(data.get("grouping"))

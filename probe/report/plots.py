@@ -41,6 +41,8 @@ def layer_plot(sweep: dict, salt: str) -> str | None:
     Every plotted series carries an SVG id (``SALT-test-last``, ``SALT-random-mean``,
     ``SALT-bow``, ``SALT-selected``, ...) so the report test can read its points back."""
     rows = [r for r in sweep.get("entries", []) if isinstance(r.get("layer"), int)]
+    chosen = (sweep.get("best") or {}).get("probe")  # --probe rows: the selected row's probe
+    rows = [r for r in rows if r.get("probe") == chosen]
     if not rows:
         return None
     figure, axes = new_figure(size=(8, 4.2))

@@ -152,22 +152,30 @@ def fit_and_save(
     class_weight: str | None = None,
     exact: bool = False,
     overwrite: bool = False,
+    probe: str | None = None,
     **options,
 ) -> dict:
     """Fit a head on one layer (or a multi-layer spec) and pool, save it; return the summary
     (``probe fit --json``). ``out`` None: results/heads/MODEL-DATA-lLAYER-POOL.json (under
-    ``$PROBE_OUT`` when set); a head there is replaced only with ``overwrite``."""
+    ``$PROBE_OUT`` when set); a head there is replaced only with ``overwrite``. ``probe``:
+    the head's family (``--probe``: mass-mean, mlp...; ``probe.heads.families``); None: the
+    default logistic head."""
     from probe.features.pooling import check_pool
     from probe.heads.persistence import head_paths, save_head
     from probe.outputs import claim_head, default_output
     from probe.research.sweep import fit_one, head_meta, say_fallback
 
     check_pool(pool)
+    if probe is not None:  # refused before any extraction or fit
+        from probe.heads.families import probe_name
+
+        probe = probe_name(probe)
     if out is not None:  # refused before any extraction or fit
         claim_head(head_paths(out)[0], overwrite)
     data, spec, chosen = _rows_for_spec(layer, options)
     pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
-    result = fit_one(data, chosen, pool, C=C, class_weight=class_weight, exact=exact)
+    head = {"C": C, "class_weight": class_weight, "exact": exact, "probe": probe}
+    result = fit_one(data, chosen, pool, **head)
     say_fallback(result)
     meta = {**head_meta(data, result), **word_meta(data)}
     task = next((options[k] for k in ("labels_file", "features", "data") if options.get(k)), None)
@@ -180,6 +188,7 @@ def fit_and_save(
         "head": str(head_path),
         **{k: meta[k] for k in ("model", "layer", "pool")},
         **result.layers_info,
+        **result.probe_fields(),
         "C": result.task.penalty_of(result.classifier) if result.task else result.classifier.C_,
         "penalty": result.task.PENALTY if result.task else "C",
         "target": data.target,
@@ -202,7 +211,9 @@ def format_fit(summary: dict) -> str:
     lines = [
         f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
         + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
-        f"C {summary['C']:g} ({summary['C_search']['method']})  "
+        (f"probe {summary['probe']}  " if summary.get("probe") else "")
+        + ("" if summary["C"] is None else f"C {summary['C']:g} ")
+        + f"({summary['C_search']['method']})  "
         f"fit {summary['train_seconds']:.2f} s  train accuracy {summary['train_accuracy']:.4f}",
     ]
     for split in ("val", "test"):
@@ -211,6 +222,8 @@ def format_fit(summary: dict) -> str:
     if "mix_weights" in summary:
         pairs = zip(summary["layers"], summary["mix_weights"], strict=True)
         lines.append("mix weights: " + "  ".join(f"{layer}:{w:.3f}" for layer, w in pairs))
+    if summary.get("neurons"):
+        lines.append("neurons (ranked on train): " + ", ".join(map(str, summary["neurons"])))
     return "\n".join([*lines, "", f"head: {summary['head']}"])
 
 
@@ -244,6 +257,7 @@ def sweep_and_save(
     exact: bool = False,
     research: dict | None = None,
     overwrite: bool = False,
+    probe: str | None = None,
     **options,
 ) -> tuple[dict, str]:
     """Sweep every layer x pool, save the table, JSON, plot and the selected head (multi-layer
@@ -252,6 +266,8 @@ def sweep_and_save(
 
     ``research`` holds ``run_sweep``'s research keywords (resamples, repeats, prefer_early,
     metric, control, mdl, ``multi``: "mix" and concat specs) and ``baselines`` (bool).
+    ``probe``: the probes to compare (``--probe logistic,mass-mean``; ``sparse:1,2,4``), each
+    fitted on every row; None: the default logistic head.
     """
     from probe.features.layers import MIX, parse_row_spec, resolve_layers
     from probe.outputs import claim_head, default_output
@@ -262,6 +278,10 @@ def sweep_and_save(
     research = dict(research or {})
     check_metric(research.get("metric"), 2)  # its name, before any extraction; classes later
     o = row_options(options)
+    if probe is not None:  # refused before any extraction or fit
+        from probe.heads.families import parse_probes
+
+        research["probes"] = parse_probes(probe)
     if out_dir is not None:  # refused before any extraction or fit
         claim_head(Path(out_dir) / "head.json", overwrite)
     # --concat layers are extracted with the swept ones; a mix mixes the swept layers.

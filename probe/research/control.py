@@ -52,12 +52,13 @@ def control_task(data) -> dict:
     }
 
 
-def memorisation_capacity(X_train, labels: dict, C: float) -> dict:
-    """Train accuracy of the same probe (same C) on the hashed labels of the training rows."""
-    from probe.heads.estimator import ProbeClassifier
+def memorisation_capacity(X_train, labels: dict, C) -> dict:
+    """Train accuracy of the same probe (same C; a ``--probe`` family's head: its ``refit``,
+    see ``probe.heads.families.new_head``) on the hashed labels of the training rows."""
+    from probe.heads.families import new_head
 
     train_labels = labels["train"]
     if len(np.unique(train_labels)) < 2:  # a tiny or very skewed set: nothing to fit
         return {"memorisation_capacity": None}
-    classifier = ProbeClassifier(C=C).fit(X_train, train_labels)
+    classifier = new_head(C).fit(X_train, train_labels)
     return {"memorisation_capacity": float(np.mean(classifier.predict(X_train) == train_labels))}

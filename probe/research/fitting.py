@@ -44,6 +44,7 @@ class FitResult:
     predictions: dict = field(default_factory=dict)  # split -> predicted labels (val, test)
     task: object = None  # the target's task module (probe.heads.tasks); None: classes
     target_names: list | None = None  # regression columns, multi-label names
+    probe: str | None = None  # --probe family ("mass-mean", "sparse:8"...); None: the default
 
     @property
     def label_names(self) -> list[str]:
@@ -55,7 +56,12 @@ class FitResult:
         """One row of a sweep table."""
         if self.task is not None:
             return self._target_summary()
-        row = {"layer": self.layer, "pool": self.pool, "C": self.classifier.C_}
+        row = {
+            "layer": self.layer,
+            "pool": self.pool,
+            **self.probe_fields(),
+            "C": self.classifier.C_,
+        }
         search = self.classifier.search_
         binary = len(self.classifier.classes_) == 2
         for split in ("val", "test"):
@@ -72,6 +78,14 @@ class FitResult:
         row.update(self.layers_info)
         row.update(self.measures)
         return row
+
+    def probe_fields(self) -> dict:
+        """The row's ``probe`` (and a sparse head's ``neurons``) when ``--probe`` named it."""
+        if self.probe is None:
+            return {}
+        neurons = getattr(self.classifier, "neurons_", None)
+        found = {"probe": self.probe}
+        return found if neurons is None else {**found, "neurons": [int(n) for n in neurons]}
 
     def _target_summary(self) -> dict:
         """A regression or multi-label row: its penalty, the task's metrics per split."""
@@ -131,8 +145,12 @@ def fit_one(
     exact: bool = False,
     train_accuracy: bool = True,
     measures=None,
+    probe: str | None = None,
 ) -> FitResult:
     """A head on one stored (layer, pool); C chosen on val (or by CV), scored on val and test.
+
+    ``probe`` names the head's family (``probe.heads.families``: "logistic", "mass-mean",
+    "sparse:8"...); None is the default logistic head, its row without a ``probe`` key.
 
     ``layer`` may be a multi-layer ``RowSpec`` (see ``row_features``). ``measures``
     (``probe.research.measures.Measures``) adds intervals, the selection loss and the research
@@ -144,6 +162,8 @@ def fit_one(
 
     check_pool(pool)
     if data.target != "classification":
+        if probe not in (None, "logistic"):
+            raise ProbeError(f"--probe {probe} fits classes; a {data.target} head is linear only")
         return fit_target(data, layer, pool, C=C, Cs=Cs, cv=cv, measures=measures)
     cpu_started = time.process_time()
     name, features, info, combiner = row_features(data, layer, pool)
@@ -151,9 +171,15 @@ def fit_one(
     val = (features["val"], data.val.labels) if data.val is not None else (None, None)
     started = time.perf_counter()
     copy_X = train_accuracy or _refits_on_train(measures, data)
-    classifier = ProbeClassifier(
-        C=C, Cs=Cs, class_weight=class_weight, cv=cv, copy_X=copy_X, exact=exact
-    )
+    if probe is None:
+        classifier = ProbeClassifier(
+            C=C, Cs=Cs, class_weight=class_weight, cv=cv, copy_X=copy_X, exact=exact
+        )
+    else:
+        from probe.heads.families import make_probe
+
+        head = {"C": C, "Cs": Cs, "class_weight": class_weight, "cv": cv, "exact": exact}
+        classifier = make_probe(probe, copy_X=copy_X, **head)
     classifier.fit(X, data.train.labels, *val, groups=data.train.group_ids())
     seconds = time.perf_counter() - started
     names = [str(c) for c in classifier.classes_]
@@ -185,6 +211,7 @@ def fit_one(
         info,
         combiner=combiner,
         predictions=predictions,
+        probe=probe,
     )
 
 
@@ -253,6 +280,7 @@ def head_meta(data: CachedData, result: FitResult) -> dict:
         "grouping": getattr(data, "grouping", {}),
         "train_seconds": result.seconds,
         **result.layers_info,
+        **result.probe_fields(),
     }
 
 
@@ -269,16 +297,21 @@ def numbered_fit(index: int, *args, **kwargs) -> tuple[int, FitResult | str]:
         return index, f"{type(error).__name__}: {short_reason(error, 160)}"
 
 
-def row_name(layer, pool: str) -> str:
-    """A row as messages name it: ``layer 12 mean``, ``layer 12+18+24 last``, ``layer mix``."""
-    return f"layer {layer.name if isinstance(layer, RowSpec) else layer} {pool}"
+def row_name(layer, pool: str, probe: str | None = None) -> str:
+    """A row as messages name it: ``layer 12 mean``, ``layer 12+18+24 last``, ``layer mix``
+    (``layer 12 mean mass-mean`` for a ``--probe`` row)."""
+    name = f"layer {layer.name if isinstance(layer, RowSpec) else layer} {pool}"
+    return name if probe is None else f"{name} {probe}"
 
 
 def row_errors(rows: list[dict], prefix: str = "") -> list[dict]:
     """``{"row": "layer 12 mean", "error": "LinAlgError: ..."}`` per row that failed: the
     ``errors`` of a sweep's result, which ``probe sweep`` prints and exits non-zero on."""
     return [
-        {"row": prefix + row_name(row["layer"], row["pool"]), "error": row["error"]}
+        {
+            "row": prefix + row_name(row["layer"], row["pool"], row.get("probe")),
+            "error": row["error"],
+        }
         for row in rows
         if row.get("error")
     ]
@@ -309,13 +342,14 @@ def say_fallback(result: FitResult, prefix: str = "") -> None:
         )
 
 
-def error_row(layer, pool: str, error: str) -> dict:
+def error_row(layer, pool: str, error: str, probe: str | None = None) -> dict:
     """The row of a head that could not be fitted: its error, no metrics."""
     if isinstance(layer, RowSpec):
         layer = layer.name
     return {
         "layer": layer,
         "pool": pool,
+        **({} if probe is None else {"probe": probe}),
         "C": None,
         "val_accuracy": None,
         "val_macro_f1": None,

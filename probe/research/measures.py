@@ -3,8 +3,10 @@ memorisation capacity and codelength. Runs inside the row's worker, on features 
 read.
 
 Repeats and memorisation refit with the row's chosen C (no new search): they describe the
-probe the row chose. MDL does not: each online block chooses its own C on its own prefix
-(``probe.research.mdl``), since a C chosen on all the data would leak into the code.
+probe the row chose; a ``--probe`` family's row refits its own family (``refit_spec``). MDL
+does not: each online block chooses its own C on its own prefix (``probe.research.mdl``),
+since a C chosen on all the data would leak into the code. MDL is the logistic head's
+codelength: other families' rows leave it out.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from probe.heads.families import new_head, refit_spec
 from probe.heads.metrics import positive_scores
 from probe.research.uncertainty import (
     RESAMPLES,
@@ -72,7 +75,7 @@ def row_measures(
     scores = selection_scores(classifier, features, codes, measures, probabilities.get("val"))
     fields["selection_log_loss"] = float(scores["log_loss"].mean()) if scores else None
     held = held_out_name(features)
-    C = float(classifier.C_)
+    C = refit_spec(classifier)  # the chosen C; a --probe family's head: its refit
     if measures.repeats and held is not None:
         fields.update(repeat_fits(features, labels, held, C, measures))
     if hasattr(measures.control, "row_fields"):  # word types (probe.research.words.control)
@@ -81,7 +84,7 @@ def row_measures(
         from probe.research.control import memorisation_capacity
 
         fields.update(memorisation_capacity(features["train"], measures.control, C))
-    if measures.mdl:
+    if measures.mdl and not callable(C):
         from probe.research.mdl import online_codelength
 
         fields.update(
@@ -111,7 +114,7 @@ def selection_scores(
         probabilities = search_out_of_fold(classifier, measures)
         if probabilities is None:
             probabilities = out_of_fold_probabilities(
-                features["train"], codes["train"], float(classifier.C_), measures
+                features["train"], codes["train"], refit_spec(classifier), measures
             )
         if probabilities is None:
             return None
@@ -141,9 +144,9 @@ def search_out_of_fold(classifier, measures: Measures):
     return proba() if proba is not None and same_folds else None
 
 
-def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
-    """(n, K) probabilities of each training row from a probe that did not see it."""
-    from probe.heads.estimator import ProbeClassifier
+def out_of_fold_probabilities(X, codes, C, measures: Measures):
+    """(n, K) probabilities of each training row from a probe that did not see it (``C``: a
+    number, or a family head's ``refit``: see ``probe.heads.families.new_head``)."""
     from probe.heads.search import fold_count, fold_rows
 
     k = int(codes.max()) + 1
@@ -153,7 +156,7 @@ def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
         return None
     probabilities = np.zeros((len(codes), k))
     for train_rows, held_rows in fold_rows(codes, folds, measures.seed, groups):
-        fold = ProbeClassifier(C=C).fit(X[train_rows], codes[train_rows])
+        fold = new_head(C).fit(X[train_rows], codes[train_rows])
         probabilities[np.ix_(held_rows, fold.classes_)] = fold.predict_proba(X[held_rows])
     return probabilities
 
@@ -161,7 +164,6 @@ def out_of_fold_probabilities(X, codes, C: float, measures: Measures):
 def repeat_fits(features, labels, held: str, C: float, measures: Measures) -> dict:
     """Mean and sd of held-out accuracy and macro F1 over refits on bootstrap resamples
     of the training rows, whole groups at a time (seeded: seed, seed + 1, ...)."""
-    from probe.heads.estimator import ProbeClassifier
     from probe.heads.metrics import classification_report
 
     X, y = features["train"], np.asarray(labels["train"])
@@ -171,7 +173,7 @@ def repeat_fits(features, labels, held: str, C: float, measures: Measures) -> di
         rows = bootstrap_rows(len(y), _train_groups(measures), measures.seed + 1 + repeat)
         if len(np.unique(y[rows])) < 2:
             continue
-        refit = ProbeClassifier(C=C).fit(X[rows], y[rows])
+        refit = new_head(C).fit(X[rows], y[rows])
         report = classification_report(labels[held], refit.predict(features[held]), names)
         accuracy.append(report["accuracy"])
         macro_f1.append(report["macro_f1"])

@@ -142,7 +142,11 @@ def select_row(
     return {
         "index": chosen,
         "selected_by": f"{where} {how}",
-        reference: {"layer": rows[best]["layer"], "pool": rows[best]["pool"]},
+        reference: {
+            "layer": rows[best]["layer"],
+            "pool": rows[best]["pool"],
+            **({"probe": rows[best]["probe"]} if "probe" in rows[best] else {}),
+        },
         "n_indistinguishable": int(same.sum()) - 1,
         "prefer_early": prefer_early,
     }

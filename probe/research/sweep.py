@@ -71,6 +71,7 @@ def run_sweep(
     prefer_early: bool = False,
     baselines=None,
     metric: str | None = None,
+    probes=None,
 ) -> dict:
     """Fit every (layer, pool) in parallel, plus ``multi`` heads (row specs such as ``mix`` or
     ``12,18,24``) per pool; choose one row by validation log loss, or by the highest
@@ -81,6 +82,9 @@ def run_sweep(
     row reports (CIs always; ``repeats``, ``control`` and ``mdl`` on request).
     ``baselines`` (``probe.research.baselines.inputs.prepare_baselines``) adds the majority,
     bag-of-words and random-weights rows, and every row's selectivity against them.
+    ``probes`` (``--probe``: "logistic", "mass-mean", "sparse:8"...; ``probe.heads.families``)
+    fits every (layer, pool) with each; its rows carry ``probe``. None: the default logistic
+    head alone, rows without that key.
     Progress goes to ``probe.messages`` (shown where its ``say`` lines are).
     """
     import os
@@ -98,6 +102,10 @@ def run_sweep(
         from probe.research.targets.selection import check_target_metric
 
         task = task_module(data.target)
+        if probes is not None and list(probes) != ["logistic"]:
+            raise ProbeError(
+                f"--probe {','.join(probes)} fits classes; {data.target} rows: logistic"
+            )
         metric = check_target_metric(task, metric, data.target)
         n_classes = None
     else:
@@ -127,17 +135,18 @@ def run_sweep(
     )
     if hasattr(data, "word_measures"):  # word rows: sentence clusters, control per word type
         measures = data.word_measures(measures)
-    tasks = [(layer, pool) for layer in layers for pool in pools]
-    tasks += [(spec, pool) for spec in multi for pool in pools]
+    families = [None] if probes is None else list(probes)
+    tasks = [(layer, pool, probe) for layer in layers for pool in pools for probe in families]
+    tasks += [(spec, pool, probe) for spec in multi for pool in pools for probe in families]
     n_jobs = n_jobs or min(len(os.sched_getaffinity(0)), len(tasks))
     started = time.perf_counter()
     results = [None] * len(tasks)
     head = {"C": C, "Cs": Cs, "class_weight": class_weight, "cv": cv, "exact": exact}
     finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
         delayed(numbered_fit)(
-            index, data, layer, pool, train_accuracy=False, measures=measures, **head
+            index, data, layer, pool, train_accuracy=False, measures=measures, probe=probe, **head
         )
-        for index, (layer, pool) in enumerate(tasks)
+        for index, (layer, pool, probe) in enumerate(tasks)
     )
     with progress(len(tasks), "sweep", unit="heads", workers=n_jobs) as bar:
         for index, result in finished:  # in completion order: one update per finished head
@@ -151,7 +160,7 @@ def run_sweep(
     for i in fitted:  # in the parent process: the workers' lines would not reach the user
         say_fallback(results[i])
     rows = [
-        result.summary() if isinstance(result, FitResult) else error_row(*spec, result)
+        result.summary() if isinstance(result, FitResult) else error_row(*spec[:2], result, spec[2])
         for spec, result in zip(tasks, results, strict=True)
     ]
     selection_split = "val" if data.val is not None else "train"  # where the scores are
@@ -182,7 +191,7 @@ def run_sweep(
             baselines,
             rows,
             results,
-            tasks,
+            _rows_once(tasks),
             n_jobs=n_jobs,
             resamples=resamples,
             seed=seed,
@@ -240,6 +249,16 @@ def _held_predictions(data: CachedData, best, limit: int = 2000) -> dict:
     predicted = best.predictions[split][:limit]
     names = data.target_names
     return {"predictions": {"split": split, "names": names, "truth": truth, "predicted": predicted}}
+
+
+def _rows_once(tasks) -> list[tuple]:
+    """Each (layer, pool) of the tasks once: the random-weights baseline fits a logistic head
+    per row, whichever probes the sweep compares."""
+    found = []
+    for layer, pool, _ in tasks:
+        if (layer, pool) not in found:
+            found.append((layer, pool))
+    return found
 
 
 def _majority(labels) -> float:

@@ -16,7 +16,22 @@ from probe.research.uncertainty import with_ci
 
 
 def _is_best(row: dict, best: dict) -> bool:
-    return (row["layer"], row["pool"]) == (best["layer"], best["pool"])
+    keys = ("layer", "pool", "probe")  # probe: --probe rows (probe.heads.families)
+    return all(row.get(key) == best.get(key) for key in keys)
+
+
+def _probes(entries: list[dict]) -> list[str]:
+    """The --probe families of a sweep's rows, in order; empty for a default sweep."""
+    return list(dict.fromkeys(row["probe"] for row in entries if row.get("probe")))
+
+
+def _selected_probe(best: dict) -> str:
+    """``, probe sparse:4 (neurons 17, 5, ...)`` for a --probe row; empty otherwise."""
+    if not best.get("probe"):
+        return ""
+    neurons = best.get("neurons")
+    named = f" (neurons {', '.join(map(str, neurons))})" if neurons else ""
+    return f", probe {best['probe']}{named}"
 
 
 def _number(value, spec: str = ".4f") -> str:
@@ -55,6 +70,8 @@ def markdown_table(result: dict) -> str:
         ("pool", lambda r: r["pool"]),
         ("C", lambda r: _number(r["C"], "g")),
     ]
+    if len(_probes(entries)) > 1:
+        columns.insert(2, ("probe", lambda r: r.get("probe") or ""))
     if has(chosen_by):
         name = "log-loss" if chosen_by == "selection_log_loss" else SHORT[metric]
         columns.append((f"{val_name} {name}", lambda r: _number(r.get(chosen_by))))
@@ -117,7 +134,8 @@ def markdown_table(result: dict) -> str:
         f"highest {val_name} {TITLES[metric]}" if "highest_metric" in result else "lowest loss"
     )
     lines.append(
-        f"Selected by {how}: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}"
+        f"Selected by {how}: layer {best['layer']}, pool {best['pool']}"
+        + f"{_selected_probe(best)}, C {_number(best['C'], 'g')}"
         + headline
         + f". {result.get('n_indistinguishable', 0)} rows indistinguishable from the "
         f"{reference}. {len(entries)} heads in {result['seconds']:.1f} s ({result['n_jobs']} "
@@ -126,11 +144,44 @@ def markdown_table(result: dict) -> str:
     grouped = grouping_line(result.get("grouping"))
     if grouped:
         lines.append(grouped)
+    curve = sparse_curve(result)
+    if len(curve) > 1:
+        lines += [
+            "",
+            f"Sparse probes, accuracy against K (layer {best['layer']}, pool {best['pool']}):",
+        ]
+        lines += ["", "| K | val acc | test acc | neurons (ranked on train) |", "|---|---|---|---|"]
+        for point in curve:
+            cells = [
+                str(point["k"]),
+                _number(point["val_accuracy"]),
+                _number(point["test_accuracy"]),
+            ]
+            lines.append("| " + " | ".join([*cells, ", ".join(map(str, point["neurons"]))]) + " |")
     if result.get("baselines"):
         from probe.research.baselines.report import markdown_baselines
 
         lines += ["", markdown_baselines(result)]
     return "\n".join(lines)
+
+
+def sparse_curve(result: dict) -> list[dict]:
+    """The ``sparse:K`` rows at the selected row's layer and pool, by K: {k, val_accuracy,
+    test_accuracy, neurons}; empty when the sweep fitted no sparse probe there."""
+    best = result["best"]
+    points = [
+        {
+            "k": int(row["probe"].split(":")[1]),
+            "val_accuracy": row.get("val_accuracy"),
+            "test_accuracy": row.get("test_accuracy"),
+            "neurons": row.get("neurons") or [],
+        }
+        for row in result["entries"]
+        if str(row.get("probe", "")).startswith("sparse:")
+        and (row["layer"], row["pool"]) == (best["layer"], best["pool"])
+        and not row.get("error")
+    ]
+    return sorted(points, key=lambda point: point["k"])
 
 
 def console_summary(report: dict, top: int = 5) -> str:
@@ -162,7 +213,7 @@ def console_summary(report: dict, top: int = 5) -> str:
             [
                 "*" if _is_best(row, best) else "",
                 str(row["layer"]),
-                row["pool"],
+                row["pool"] + (f" {row['probe']}" if len(_probes(entries)) > 1 else ""),
                 _number(row["C"], "g"),
                 _number(row.get(key)) + (" =" if row.get("indistinguishable") else ""),
                 with_ci(row, f"{split}_{metric}"),
@@ -171,7 +222,8 @@ def console_summary(report: dict, top: int = 5) -> str:
     widths = [max(len(cells[i]) for cells in rows) for i in range(len(rows[0]))]
     table = ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in rows]
     lines = [
-        f"selected: layer {best['layer']}, pool {best['pool']}, C {best['C']:g}; {headline} "
+        f"selected: layer {best['layer']}, pool {best['pool']}{_selected_probe(best)}, "
+        f"C {_number(best['C'], 'g')}; {headline} "
         f"{with_ci(best, f'{split}_{metric}')}",
         f"chosen by {report.get('selected_by', name)}",
     ]
@@ -240,6 +292,7 @@ def plot_sweep(result: dict, path: str | Path) -> Path:
     figure, axes = new_figure()
     val_name = "validation" if result["selection"] == "validation" else "cross-validated"
     single = [r for r in result["entries"] if isinstance(r["layer"], int) and not r.get("error")]
+    single = [r for r in single if r.get("probe") == result["best"].get("probe")]  # its probe
     for pool, colour in zip(POOL_NAMES, ("tab:blue", "tab:orange"), strict=True):
         rows = sorted((r for r in single if r["pool"] == pool), key=lambda r: r["layer"])
         if not rows:

@@ -5,9 +5,9 @@ head's deepest layer (blocks above it are not in the graph; the final norm only 
 is the top one, the numbering of ``hidden_states_by_layer``), the pooling, the fp16 rounding
 the cache applies (so probabilities match the head's fit-time view of the features), the
 combination of a multi-layer head's layers (concat or mix), the standardisation and the linear
-head. Inputs ``input_ids`` and ``attention_mask`` (B, T)
-int64, right-padded, with dynamic B and T; outputs ``logits`` (B, K) and
-``probabilities`` (B, K) in label order (for two classes the logits are ``[0, s]``).
+head (an MLP head, ``--probe mlp``: its two layers, a ReLU between). Inputs ``input_ids``
+and ``attention_mask`` (B, T) int64, right-padded, with dynamic B and T; outputs ``logits``
+(B, K) and ``probabilities`` (B, K) in label order (for two classes the logits are ``[0, s]``).
 
 Beside it: the tokenizer (``tokenizer.json``, loadable with ``tokenizers`` alone or with
 ``transformers.AutoTokenizer``) and ``probe-export.json`` (labels, layer, pool, model
@@ -64,10 +64,16 @@ def _serving_module(model, pool: str, classifier, combiner=None, kind="classific
     from probe.features.pooling import POOLS
     from probe.heads.maths import folded_weights
 
-    weight, bias = folded_weights(
-        classifier.coef_, classifier.intercept_, classifier.mean_, classifier.scale_
-    )
-    weight = weight.T  # (D, K')
+    hidden = None  # an MLP head (--probe mlp): relu(x W1 + b1) before the output layer
+    if hasattr(classifier, "hidden_weight_"):
+        from probe.heads.families.mlp import serving_layers
+
+        hidden, (weight, bias) = serving_layers(classifier)  # standardisation in W1, b1
+    else:
+        weight, bias = folded_weights(
+            classifier.coef_, classifier.intercept_, classifier.mean_, classifier.scale_
+        )
+        weight = weight.T  # (D, K')
 
     class ServingHead(nn.Module):
         def __init__(self):
@@ -75,6 +81,9 @@ def _serving_module(model, pool: str, classifier, combiner=None, kind="classific
             self.backbone = base_model(model)
             self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
             self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float32))
+            if hidden is not None:
+                self.register_buffer("hidden_weight", torch.as_tensor(hidden[0]).float())
+                self.register_buffer("hidden_bias", torch.as_tensor(hidden[1]).float())
             for name, value in (combiner.tensors() if combiner else {}).items():
                 self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32))
 
@@ -97,6 +106,8 @@ def _serving_module(model, pool: str, classifier, combiner=None, kind="classific
                     for layer in combiner.layers
                 ]
                 features = self.combined(stack)
+            if hidden is not None:
+                features = torch.relu(features @ self.hidden_weight + self.hidden_bias)
             logits = features @ self.weight + self.bias  # (B, K')
             if kind == "regression":  # the predictions themselves, one column per target
                 return logits, logits

@@ -62,7 +62,7 @@ class WordControl:
 
     def row_fields(self, classifier, features: dict, labels: dict) -> dict:
         """Control accuracy (train and held-out seen types), selectivity and its interval."""
-        from probe.heads.estimator import ProbeClassifier
+        from probe.heads.families import new_head, refit_spec
 
         held = "test" if "test" in features else "val" if "val" in features else None
         train_labels = self.labels["train"]
@@ -75,7 +75,7 @@ class WordControl:
         }
         if len(np.unique(train_labels)) < 2:
             return empty
-        control = ProbeClassifier(C=float(classifier.C_)).fit(features["train"], train_labels)
+        control = new_head(refit_spec(classifier)).fit(features["train"], train_labels)
         fields = dict(empty)
         fields["control_train_accuracy"] = float(
             np.mean(control.predict(features["train"]) == train_labels)
