@@ -24,10 +24,11 @@ from probe.cli.common import COLUMN_OPTIONS, fail_cleanly, say, verbosity_option
 def report(results_dir, out):
     """Write one self-contained HTML report of the results under RESULTS_DIR.
 
-    Finds sweep.json, curve JSON and compare.json files (any depth) and renders their tables
-    (with CIs, control and MDL columns when present), the accuracy-by-layer plot with CI
-    bands, learning curves and the probe-vs-fine-tuning table, with the settings and
-    versions that made them. No network is needed to view it: figures are inline SVG.
+    Finds sweep.json, curve JSON, compare.json and intervene.json files (any depth) and
+    renders their tables (with CIs, control and MDL columns when present), the
+    accuracy-by-layer plot with CI bands, learning curves, the probe-vs-fine-tuning table and
+    intervention dose-responses, with the settings and versions that made them. No network
+    is needed to view it: figures are inline SVG.
 
     \b
     Example:

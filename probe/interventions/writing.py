@@ -69,9 +69,16 @@ def _number(value) -> str:
 
 
 def plot_dose(result: dict, path: str | Path) -> Path:
+    """``draw_dose`` as a PNG at ``path``."""
+    from probe.figures import save_png
+
+    return save_png(draw_dose(result), path)
+
+
+def draw_dose(result: dict):
     """Effect over random against alpha, one line per readout with its interval as a band;
     the verbalizers (log-probabilities, another scale) in a second panel."""
-    from probe.figures import new_figure, save_png
+    from probe.figures import new_figure
 
     names = list(dict.fromkeys(row["readout"] for row in result["dose"]))
     panels = [[n for n in names if n != "verbalizers"], [n for n in names if n == "verbalizers"]]
@@ -98,7 +105,7 @@ def plot_dose(result: dict, path: str | Path) -> Path:
         )
         axis.legend(fontsize=8)
     axes[0].set_title(f"Direction of the layer-{result['layer']} head, against random")
-    return save_png(figure, path)
+    return figure
 
 
 def save_intervention(result: dict, folder: str | Path) -> list[Path]:

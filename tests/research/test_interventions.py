@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import run_probe
+from conftest import run_probe
 
 PAIRS = [(" good", " bad"), (" great", " awful"), (" happy", " sad")]
 FILLERS = [
@@ -185,6 +185,10 @@ def test_the_command_writes_its_files_and_prints_json(planted, tmp_path):
     assert printed["alphas"] == [0.0, 1.0, 2.0] and printed["erasure"] is None
     assert {p.name for p in out.iterdir()} == {"intervene.md", "intervene.json", "intervene.png"}
     assert "| layer 2 | 2 |" in (out / "intervene.md").read_text()
+    page = run_probe("report", tmp_path, out=tmp_path / "report.html", q=True)
+    assert page.exit_code == 0, page.output
+    text = (tmp_path / "report.html").read_text()
+    assert "Intervention at layer 1 toward &#x27;pos&#x27;" in text and "<svg" in text
 
 
 @pytest.mark.parametrize(
