@@ -1,8 +1,9 @@
 """The one writer of results: tables, JSON and whole folders, each replaced atomically.
 
 Results go under one folder (``probe.files.output_root``: ``$PROBE_OUT``, else ./results),
-in ``heads/``, ``sweeps/``, ``curves/`` and ``reports/``, unless a command is given
-``--out``/``--out-dir``; a head that exists is replaced only when asked (``--overwrite``).
+in ``heads/``, ``sweeps/``, ``curves/``, ``reports/`` and ``interventions/``, unless a
+command is given ``--out``/``--out-dir``; a head that exists is replaced only when asked
+(``--overwrite``).
 Every result file a command leaves (sweep, curve, comparison, fine-tuning report, export)
 is written here: JSON always through ``to_jsonable`` (numpy values, Paths, NaN -> null), text
 and JSON to a temporary name moved into place, and a folder built aside and swapped in by
@@ -21,7 +22,7 @@ from probe.errors import ProbeError
 from probe.files import output_root, write_atomic
 from probe.jsonable import to_jsonable
 
-OUTPUT_KINDS = ("heads", "sweeps", "curves", "reports")
+OUTPUT_KINDS = ("heads", "sweeps", "curves", "reports", "interventions")
 
 
 def default_output(kind: str, name: str) -> Path:

@@ -17,7 +17,7 @@
 # PROBE_INSTALL_DRY_RUN=1 prints the commands (venv, pip) instead of running them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${PROBE_EXTRAS-dev,export,distributed,docs}"
+extras="${PROBE_EXTRAS-dev,export,distributed,docs,erasure}"
 torch_version=2.13.0
 choice="${PROBE_TORCH:-auto}"
 dry="${PROBE_INSTALL_DRY_RUN:-}"

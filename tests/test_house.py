@@ -19,7 +19,7 @@ MAX_MODULE_LINES = 450
 MAX_PACKAGE_MODULES = 10
 MAX_CLI_LINES = 200
 MAX_CLI_STAGES = 2
-STAGES = ("data", "features", "heads", "research", "serve", "finetune", "report")
+STAGES = ("data", "features", "heads", "research", "serve", "finetune", "interventions", "report")
 
 
 def _modules(folder: Path) -> list[Path]:

@@ -39,7 +39,8 @@ def test_outside_a_venv_it_creates_dot_venv_with_python3_and_says_to_activate_it
     assert lines[0] == "+ python3 -m venv .venv"
     commands = [line for line in lines if line.startswith("+ ")]
     assert all(line.startswith("+ .venv/bin/python ") for line in commands[1:])
-    assert any("pip install -q -e .[dev,export,distributed,docs]" in line for line in commands)
+    extras = "dev,export,distributed,docs,erasure"
+    assert any(f"pip install -q -e .[{extras}]" in line for line in commands)
     assert lines[-1] == "install.sh: done; now run: . .venv/bin/activate"
     assert not (tmp_path / ".venv").exists()  # a dry run creates nothing
 

@@ -366,7 +366,34 @@ def _settings(result: ResultFile) -> str:
     )
 
 
-SECTIONS = {"sweep": sweep_section, "curve": curve_section, "compare": compare_section}
+DOSE = ("readout", "alpha", "head_shift", "random_shift", "effect", "effect_ci", "moved")
+ERASED = ("readout", "clean", "erased", "random_erased", "effect", "effect_ci")
+
+
+def intervene_section(result: ResultFile, index: int) -> str:
+    """``probe intervene``: the dose-response against random, and the erasure."""
+    data, name = result.data, result.name
+    title = f"Intervention at layer {data.get('layer')} toward {data.get('target')!r}: {name}"
+    parts = [f"<h2>{html.escape(title)}</h2>", _settings(result)]
+    parts.append(plots.intervene_plot(data, f"intervene{index}") or "")
+    for where, rows, keys in (
+        (["dose"], data["dose"], DOSE),
+        (["erasure", "readouts"], (data.get("erasure") or {}).get("readouts") or [], ERASED),
+    ):
+        body = [
+            "<tr>" + "".join(_cell(name, [*where, i, k], row.get(k)) for k in keys) + "</tr>"
+            for i, row in enumerate(rows)
+        ]
+        parts.append(_table([k.replace("_", " ") for k in keys], body) if body else "")
+    return "\n".join(parts)
+
+
+SECTIONS = {
+    "sweep": sweep_section,
+    "curve": curve_section,
+    "compare": compare_section,
+    "intervene": intervene_section,
+}
 
 
 def render(results: Results) -> str:
@@ -376,7 +403,7 @@ def render(results: Results) -> str:
     from probe import __version__
 
     body = []
-    for kind in ("sweep", "curve", "compare"):
+    for kind in SECTIONS:
         body += [SECTIONS[kind](f, i) for i, f in enumerate(results.of(kind))]
     listed = "".join(
         f"<li>{html.escape(f.kind)}: {html.escape(f.name)}</li>" for f in results.files

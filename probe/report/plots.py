@@ -210,3 +210,14 @@ def compare_plot(compare: dict, salt: str) -> str | None:
     axes.grid(alpha=0.3)
     figure.tight_layout()
     return to_svg(figure, salt)
+
+
+def intervene_plot(result: dict, salt: str) -> str | None:
+    """The dose-response figure of ``probe intervene`` (``draw_dose``) as inline SVG."""
+    from probe.interventions.writing import draw_dose
+
+    if not result.get("dose"):
+        return None
+    figure = draw_dose(result)
+    figure.tight_layout()
+    return to_svg(figure, salt)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from probe.errors import ProbeError
 
-KINDS = ("sweep", "curve", "compare")
+KINDS = ("sweep", "curve", "compare", "intervene")
 
 
 @dataclass
@@ -46,6 +46,8 @@ def kind_of(data) -> str | None:
         return "compare"
     if isinstance(curve_points(data), list):
         return "curve"
+    if data.get("kind") == "intervene" and isinstance(data.get("dose"), list):
+        return "intervene"
     return None
 
 
