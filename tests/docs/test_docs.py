@@ -27,7 +27,7 @@ run exactly as written:
   under the same names in the page's ``data/``.
 - ``data/ud_ewt/en_ewt-ud-dev-first400.conllu`` -> its first 40 sentences, likewise.
 - ``data/world_places/places_slice.csv`` and ``data/ewt_properties.csv`` -> their first 90
-  rows, likewise (the numbers and label sets of ``tutorials/any-target.md``).
+  rows, likewise (the numbers and label sets of ``tutorials/regression.md`` and ``multi-label.md``).
 
 The tiny model's predictions are random, so these tests check that the commands run, not what
 they print; ``test_the_quick_start_predicts_on_unseen_texts_of_the_datas_kind`` checks the
