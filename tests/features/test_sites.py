@@ -159,3 +159,27 @@ def test_the_default_site_leaves_the_row_key_alone():
     assert "site" not in setting.as_dict()
     assert setting.key == "bc91883cba822a494d35ab8803d68863"
     assert Setting("fp", "tok", 128, "right", "float32", site="attn").key != setting.key
+
+
+def test_a_head_records_its_site_and_predict_reads_it(models, tmp_path):
+    """fit on an ``--site mlp --position max`` view; predict's features equal the cache's."""
+    import json
+
+    from click.testing import CliRunner
+
+    from probe.cli.main import main
+    from probe.serve.predict import load_predictor
+
+    labels = ["a" if i % 2 else "b" for i in range(len(TEXTS))]
+    dataset = TextDataset(TEXTS, labels=labels, source="sites")
+    view = extract(
+        str(models["gpt2"]), dataset, "all", site="mlp", positions=["max"], out=tmp_path / "v.h5"
+    )
+    head = tmp_path / "head.json"
+    arguments = ["fit", "--train", str(view), "--layer", "2", "--pool", "max", "--out", str(head)]
+    result = CliRunner().invoke(main, [*arguments, "-q", "--test-size", "0.25"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(head.read_text())
+    assert (meta["site"], meta["pool"]) == ("mlp", "max")
+    features = load_predictor(str(head)).features(TEXTS)
+    np.testing.assert_array_equal(features, open_cache(view).features(2, "max"))
