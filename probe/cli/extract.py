@@ -105,6 +105,24 @@ class TokenBudget(click.ParamType):
     help="Run modeling code shipped with the model (only for sources you trust). Recorded "
     "in the cache key.",
 )
+@click.option(
+    "--site",
+    type=click.Choice(["block", "attn", "mlp", "resid_mid"]),
+    default="block",
+    show_default=True,
+    help="Where in a block: block (the residual stream after it), attn / mlp (the sublayer "
+    "outputs added to it), resid_mid (the stream between them). Layer k is block k's part "
+    "(all: 1..L). Part of the cache key; heads record it and predict reads it again.",
+)
+@click.option(
+    "--position",
+    "positions",
+    multiple=True,
+    help="Store more pools beside last and mean: first, max, index:K (K<0 from the end), "
+    "or marker:TEXT (the last token of the last TEXT in the prompted text). Repeat it or "
+    "give a comma list (a marker takes the whole value): --position first,max,index:-2 "
+    "--position 'marker: Answer:'. Part of the cache key; fit --pool reads them.",
+)
 @click.option("--address", help="Ray cluster to join (--engine ray; default: start a local one).")
 @click.option(
     "--workers",
@@ -146,6 +164,7 @@ def extract(model, data, layers, **options):
       probe extract --model gpt2 --data big.csv --engine ray --workers 4
       probe extract --model smollm2-135m --data big.csv --dtype bfloat16 --compile
       probe extract --model smollm2-135m --data sst2.csv --prompt 'Review: {text}\\nSentiment:'
+      probe extract --model gpt2 --data sms.csv --site attn --position first,max
     """
     from probe.features.commands import extract_file
 

@@ -49,6 +49,9 @@ def extract(
     if engine == "ray":
         from probe.features.distributed import fill_for_view
 
+        if options.get("site", "block") != "block" or options.get("positions"):
+            raise ProbeError("--site and --position run with --engine local only")
+
         ray_options = {key: options[key] for key in RAY_OPTIONS if key in options}
         dtype = fill_for_view(model, data, layers, address=address, workers=workers, **ray_options)
         options["dtype"] = dtype  # a CPU driver must not recompute a GPU cluster's rows
@@ -102,6 +105,8 @@ def _extract_ragged(model, data, text_col, split, unit, word_pool, layers, engin
 
     if engine != "local":
         raise ProbeError(f"--unit {unit} runs on the local engine only")
+    if options.get("site", "block") != "block" or options.get("positions"):
+        raise ProbeError(f"--site and --position read sentence rows, not --unit {unit}")
     if is_word_source(data):
         dataset = read_word_dataset(data)
     elif unit == "word":

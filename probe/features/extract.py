@@ -22,10 +22,11 @@ from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
 from probe.features.batching import DEFAULT_TOKEN_BUDGET, length_sorted_batches
 from probe.features.device import BackgroundWriter
-from probe.features.forward import encode_texts, pooled_batches
+from probe.features.forward import encode_texts, pooled_batches, reading_for
 from probe.features.layers import resolve_layers
 from probe.features.models.fusion import compiled_blocks
 from probe.features.models.loading import Backbone
+from probe.features.models.sites import check_reading, site_layers
 from probe.features.store import caches as store
 from probe.features.store import views
 from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
@@ -58,6 +59,8 @@ def extract(
     chat_template: bool = False,
     attn: str = "auto",
     trust_remote_code: bool = False,
+    site: str = "block",
+    positions: Sequence[str] = (),
 ) -> Path:
     """Cache the features of ``data`` and return its view: one complete HDF5 file.
 
@@ -74,19 +77,25 @@ def extract(
     eager would read as a slow machine, so even ``-q`` shows it). ``prompt`` and
     ``chat_template`` wrap each text first (``probe.features.models.prompts``) and, with
     ``trust_remote_code``, are part of the row setting; ``attn`` picks the attention kernel.
+    ``site`` (``--site``: block, attn, mlp, resid_mid) and ``positions`` (``--position``:
+    first, max, index:K, marker:TEXT, stored beside last and mean) are part of it where not
+    the default, so default rows keep their keys.
     """
     from probe.features.models.loading import load_backbone
     from probe.features.models.prompts import check_prompt
 
     prompt = check_prompt(prompt)
+    site, pools = check_reading(site, positions, use_compile)  # before any model loads
     info, wanted, max_length = resolve_request(model, layers, max_length, trust_remote_code)
+    wanted = site_layers(site, layers, wanted)
     hashes = text_keys(data.texts)
     text_options = {
         "prompt": prompt,
         "chat_template": chat_template,
         "trust_remote_code": trust_remote_code,
+        "site": site,
     }
-    setting = row_setting(model, info, max_length, device, dtype, **text_options)
+    setting = row_setting(model, info, max_length, device, dtype, pools=pools, **text_options)
     key = views.view_key(setting, hashes)
     final_path = views.view_file(key, out)
 
@@ -118,6 +127,10 @@ def extract(
             )
             for note in backbone.notes:
                 say(note)
+        if site != "block":
+            from probe.features.models.sites import require_site
+
+            require_site(backbone.model, site)
         _hint_faster_dtype(backbone, dtype)
         with compiled_blocks(backbone.model, use_compile) as compiled:
             _compute_rows(
@@ -170,12 +183,20 @@ def text_keys(texts) -> np.ndarray:
     return np.frombuffer(b"".join(text_sha1(t) for t in texts), np.uint8).reshape(-1, 20)
 
 
-def row_setting(model, info, max_length: int, device, dtype, **text_options) -> Setting:
+def row_setting(model, info, max_length: int, device, dtype, pools=None, **text_options) -> Setting:
     """The setting of the rows a request computes: model, tokenizer, length, compute dtype
     and (sentence rows) the text options; rows of two settings never answer for each other."""
+    from probe.features.pooling import POOL_NAMES
+
     dtype_name = compute_dtype_name(model, device, dtype)
     return Setting(
-        info.fingerprint, info.tokenizer_id, max_length, TRUNCATION_SIDE, dtype_name, **text_options
+        info.fingerprint,
+        info.tokenizer_id,
+        max_length,
+        TRUNCATION_SIDE,
+        dtype_name,
+        tuple(pools or POOL_NAMES),
+        **text_options,
     )
 
 
@@ -228,7 +249,7 @@ def _compute_rows(
 
     max_length = rows.setting.max_length
     if force:
-        plan = [(todo, layers_to_compute(wanted))]
+        plan = [(todo, layers_to_compute(wanted, rows.setting.site))]
     else:
         plan = [(todo[group], layers) for group, layers in rows.plan(hashes[todo], wanted)]
     work = [
@@ -247,14 +268,24 @@ def _compute_rows(
     def tokenize(item):
         chunk, layers = item
         setting = rows.setting
+        chunk_texts = [texts[i] for i in chunk]
         encoded = encode_texts(
-            backbone, [texts[i] for i in chunk], max_length, setting.prompt, setting.chat_template
+            backbone, chunk_texts, max_length, setting.prompt, setting.chat_template
         )
         lengths = np.asarray([len(ids) for ids in encoded.token_ids], dtype=np.int64)
         if lengths.min() == 0:
             empty = int((lengths == 0).sum())
             raise ProbeError(f"{empty} texts have no tokens; remove them from the data")
-        return chunk, layers, encoded, lengths
+        reading = reading_for(
+            backbone,
+            chunk_texts,
+            encoded.token_ids,
+            setting.site,
+            setting.pools,
+            setting.prompt,
+            setting.chat_template,
+        )
+        return chunk, layers, encoded, lengths, reading
 
     def commit(positions: np.ndarray, lengths: np.ndarray, pooled: dict, layers) -> None:
         # truncated: exact unless a text is exactly max_length tokens long
@@ -271,7 +302,7 @@ def _compute_rows(
     tokens_seen = characters_seen = 0
     with BackgroundWriter(depth=1) as writer:
         shards = _ShardBuffer(writer, commit, shard_rows)
-        for chunk, layers, encoded, lengths in prefetched(work, tokenize, depth=1):
+        for chunk, layers, encoded, lengths, reading in prefetched(work, tokenize, depth=1):
             truncated += encoded.truncated
             tokens_seen += int(lengths.sum())
             characters_seen += sum(len(texts[i]) for i in chunk)
@@ -279,7 +310,8 @@ def _compute_rows(
             bar.set_total(tokens_seen + rate * (total_characters - characters_seen))
             shards.start(layers)
             batches = length_sorted_batches(lengths, budgets[len(layers)])
-            for batch, pooled in pooled_batches(backbone, encoded.token_ids, batches, layers):
+            tokens = encoded.token_ids
+            for batch, pooled in pooled_batches(backbone, tokens, batches, layers, True, reading):
                 shards.add(chunk[batch], lengths[batch], pooled)
                 bar.update(int(lengths[batch].sum()))
         shards.flush()

@@ -13,6 +13,7 @@ through its own ``output_hidden_states`` instead: every layer runs, the numbers 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,15 +30,33 @@ class _StopForward(Exception):
     """Raised by a hook once the highest requested layer has been computed."""
 
 
-def hidden_states_by_layer(model, input_ids, attention_mask, layers: Sequence[int]) -> dict:
+@dataclass(frozen=True)
+class Reading:
+    """What a pass reads beyond the default (``--site``, ``--position``): the site, every
+    pool, and the token each text's indexed positions read ({pool: int64 [N]})."""
+
+    site: str = "block"
+    pools: tuple[str, ...] = POOL_NAMES
+    indices: dict = field(default_factory=dict)
+
+
+def hidden_states_by_layer(
+    model, input_ids, attention_mask, layers: Sequence[int], site: str = "block"
+) -> dict:
     """Run ``model`` only as far as needed; return {layer: hidden (B, T, D)}.
 
     Numbering follows ``output_hidden_states``: layer 0 is the input of block 0 (the
     embeddings), layer i < L the output of block i-1, layer L the model's final output
     (after the final norm, where there is one). A model without a block list (ALBERT) is
     read through ``output_hidden_states``: every layer runs, the numbers are the same.
+    Another ``site`` reads a part of blocks 1..L instead (``probe.features.models.sites``).
     """
     from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+
+    if site != "block":
+        from probe.features.models.sites import site_states
+
+        return site_states(model, input_ids, attention_mask, layers, site)
 
     base = base_model(model)
     blocks = find_blocks(model)
@@ -97,9 +116,11 @@ def _all_hidden_states(base, input_ids, attention_mask, layers: Sequence[int]) -
 # --- pooled batches ---------------------------------------------------------------------
 
 
-def pooled_batch(backbone: Backbone, token_ids, layers: Sequence[int]) -> dict[str, np.ndarray]:
+def pooled_batch(
+    backbone: Backbone, token_ids, layers: Sequence[int], reading: Reading | None = None
+) -> dict[str, np.ndarray]:
     """{pool: float16 [n_layers, B, D]} for one batch of token id lists."""
-    return pool_on_device(backbone, host_batch(backbone, token_ids), layers).result()
+    return pool_on_device(backbone, host_batch(backbone, token_ids), layers, reading).result()
 
 
 def pooled_batches(
@@ -108,6 +129,7 @@ def pooled_batches(
     batches: Sequence[np.ndarray],
     layers: Sequence[int],
     overlap: bool = True,
+    reading: Reading | None = None,
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield (rows, {pool: float16 [n_layers, B, D]}) for each batch of row indices, in order.
 
@@ -124,7 +146,7 @@ def pooled_batches(
     staged = prefetched(batches, prepare) if overlap else map(prepare, batches)
     waiting = None  # (rows, HostCopy) of the batch before
     for rows, host in staged:
-        copy = pool_on_device(backbone, host, layers)
+        copy = pool_on_device(backbone, host, layers, _batch_reading(reading, rows))
         if waiting is not None:
             yield waiting[0], waiting[1].result()
         waiting = (rows, copy) if overlap else None
@@ -142,24 +164,58 @@ def host_batch(backbone: Backbone, token_ids):
     return input_ids, attention_mask
 
 
-def pool_on_device(backbone: Backbone, host_batch, layers: Sequence[int]) -> dict:
+def _batch_reading(reading: Reading | None, rows) -> Reading | None:
+    """The reading of one batch: each indexed position's tokens for these rows."""
+    if reading is None or not reading.indices:
+        return reading
+    indices = {name: np.asarray(index)[rows] for name, index in reading.indices.items()}
+    return Reading(reading.site, reading.pools, indices)
+
+
+def pool_on_device(
+    backbone: Backbone, host_batch, layers: Sequence[int], reading: Reading | None = None
+) -> dict:
     import torch
 
     from probe.features.device import HostCopy, to_device
-    from probe.features.pooling import POOLS
+    from probe.features.pooling import pool_any
 
+    reading = reading or Reading()
     device = next(backbone.model.parameters()).device
     input_ids, attention_mask = (to_device(t, device) for t in host_batch)
+    indices = {name: torch.as_tensor(index) for name, index in reading.indices.items()}
     with torch.inference_mode():
-        hidden = hidden_states_by_layer(backbone.model, input_ids, attention_mask, layers)
+        hidden = hidden_states_by_layer(
+            backbone.model, input_ids, attention_mask, layers, reading.site
+        )
         return HostCopy(
             {
-                name: torch.stack([pool(hidden[layer], attention_mask) for layer in layers]).to(
-                    torch.float16
-                )
-                for name, pool in POOLS.items()
+                name: torch.stack(
+                    [pool_any(name, hidden[layer], attention_mask, indices) for layer in layers]
+                ).to(torch.float16)
+                for name in reading.pools
             }
         )  # (n_layers, B, D) per pool; the copy to the host may still be running
+
+
+def reading_for(
+    backbone: Backbone, texts, token_ids, site="block", pools=POOL_NAMES, prompt=None, chat=False
+) -> Reading:
+    """The ``Reading`` of these texts: each indexed position's token per text (a marker
+    searched in the prompted text), or a one-line error naming how many texts lack one."""
+    from probe.features.models.prompts import format_texts
+    from probe.features.models.tokenize import marker_token_ends
+    from probe.features.pooling import is_indexed, token_indices
+
+    lengths = [len(ids) for ids in token_ids]
+    indices = {}
+    for name in (p for p in pools if is_indexed(p)):
+        ends = None
+        if name.startswith("marker:"):
+            formatted = format_texts(texts, backbone.tokenizer, prompt, chat)
+            ends = marker_token_ends(backbone.tokenizer, formatted, token_ids, name[7:], not chat)
+        indices[name] = token_indices(name, lengths, ends)
+    return Reading(site, tuple(pools), indices)
 
 
 def embed_texts(
@@ -171,11 +227,14 @@ def embed_texts(
     overlap: bool = True,
     prompt: str | None = None,
     chat_template: bool = False,
+    site: str = "block",
+    pools: Sequence[str] = POOL_NAMES,
 ) -> dict[str, np.ndarray]:
     """Features for a few texts without the cache: {pool: float32 [n_layers, N, D]}.
 
     Values are rounded through fp16 exactly as the cache stores them, so a head applied
-    here gives the predictions it gives on cached features.
+    here gives the predictions it gives on cached features. ``site`` and ``pools`` (any
+    position) read as ``probe extract --site/--position`` stored them.
     """
     encoded = encode_texts(
         backbone, texts, max_length or backbone.default_max_length, prompt, chat_template
@@ -183,13 +242,16 @@ def embed_texts(
     lengths = [len(ids) for ids in encoded.token_ids]
     if min(lengths, default=1) == 0:
         raise ProbeError("a text is empty or whitespace-only after tokenization")
+    pools = tuple(dict.fromkeys(pools))
+    reading = reading_for(backbone, texts, encoded.token_ids, site, pools, prompt, chat_template)
     out = {
         pool: np.zeros((len(layers), len(texts), backbone.hidden_size), np.float32)
-        for pool in POOL_NAMES
+        for pool in pools
     }
     batches = length_sorted_batches(lengths, token_budget)
-    for rows, batch in pooled_batches(backbone, encoded.token_ids, batches, layers, overlap):
-        for pool in POOL_NAMES:
+    tokens = encoded.token_ids
+    for rows, batch in pooled_batches(backbone, tokens, batches, layers, overlap, reading):
+        for pool in pools:
             out[pool][:, rows] = batch[pool]
     return out
 

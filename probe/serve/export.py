@@ -61,7 +61,7 @@ def _serving_module(model, pool: str, classifier, combiner=None, kind="classific
     from torch import nn
 
     from probe.features.models.architecture import base_model
-    from probe.features.pooling import POOLS
+    from probe.features.pooling import traced_pool
     from probe.heads.maths import folded_weights
 
     hidden = None  # an MLP head (--probe mlp): relu(x W1 + b1) before the output layer
@@ -88,7 +88,7 @@ def _serving_module(model, pool: str, classifier, combiner=None, kind="classific
                 self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32))
 
         def pooled(self, hidden, attention_mask):
-            pooled = POOLS[pool](hidden, attention_mask)  # (B, T, D) -> (B, D)
+            pooled = traced_pool(pool, hidden, attention_mask)  # (B, T, D) -> (B, D)
             return pooled.to(torch.float16).to(torch.float32)  # the cache stores fp16
 
         def forward(self, input_ids, attention_mask):
@@ -159,6 +159,11 @@ def export_head(
     predictor = load_predictor(str(head), model, device="cpu")
     backbone, meta = predictor.backbone, predictor.meta
     layer, pool = max(predictor.layers), meta["pool"]
+    if meta.get("site", "block") != "block" or pool.startswith("marker:"):
+        what = f"--site {meta['site']}" if meta.get("site", "block") != "block" else pool
+        raise ProbeError(
+            f"probe export serves block heads without markers, not {what}: use probe predict"
+        )
     detail(f"exporting {backbone.name} up to layer {layer} of {backbone.num_layers}, pool {pool}")
 
     staging = staging_folder(out)

@@ -57,6 +57,8 @@ class Predictor:
             int(self.meta["max_length"]),
             prompt=self.meta.get("prompt"),
             chat_template=bool(self.meta.get("chat_template")),
+            site=self.meta.get("site", "block"),
+            pools=(self.meta["pool"],),
         )
         stack = pooled[self.meta["pool"]]  # (L, N, D)
         return self.combiner.apply(stack) if self.combiner else stack[0]

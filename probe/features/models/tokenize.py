@@ -97,6 +97,51 @@ class HFTokenizer:
         return Encoded([list(row) for row in rows], truncated)
 
 
+def marker_token_ends(tokenizer, texts, token_ids, marker: str, special_tokens=True):
+    """int64 [N]: the token holding the last character of the last occurrence of ``marker``
+    in each text (-1 where it never occurs, or was cut by truncation), found through the
+    tokenizer's character offsets of the very ids the model reads (``token_ids``)."""
+    import numpy as np
+
+    from probe.errors import ProbeError
+
+    ends = np.full(len(texts), -1, np.int64)
+    for row, (text, ids) in enumerate(zip(texts, token_ids, strict=True)):
+        at = text.rfind(marker)
+        if at < 0:
+            continue
+        spans = _token_spans(tokenizer, text, list(ids), special_tokens)
+        if spans is None:
+            raise ProbeError(f"marker: the tokenizer {tokenizer.name} gives no character offsets")
+        char = at + len(marker) - 1
+        held = [i for i, (start, end) in enumerate(spans) if start <= char < end]
+        ends[row] = held[-1] if held else -1
+    return ends
+
+
+def _token_spans(tokenizer, text: str, ids: list[int], special_tokens: bool):
+    """(start, end) characters of each of ``ids`` in ``text`` ((0, 0): a special token);
+    None where the tokenizer gives no offsets."""
+    if isinstance(tokenizer, TiktokenGPT2):
+        full = gpt2_encoding().encode_ordinary(text)
+        _, starts = gpt2_encoding().decode_with_offsets(full)
+        ends = [*starts[1:], len(text)]
+        return list(zip(starts, ends, strict=True))[: len(ids)]
+    hf = getattr(tokenizer, "tokenizer", None)
+    if hf is None or not getattr(hf, "is_fast", False):
+        return None
+    encoded = hf(
+        text,
+        truncation=True,
+        max_length=max(len(ids), 1),
+        add_special_tokens=special_tokens,
+        return_offsets_mapping=True,
+    )
+    if list(encoded["input_ids"]) != ids:  # another truncation: read the ids given
+        return None
+    return [tuple(span) for span in encoded["offset_mapping"]]
+
+
 def is_gpt2_vocab(config) -> bool:
     """True for models that use OpenAI's GPT-2 BPE (GPT-2 and its tiny test variants).
 

@@ -101,7 +101,8 @@ def open_cache(path: str | Path) -> FeatureCache:
             attrs = {k: _plain(v) for k, v in handle.attrs.items()}
             if not attrs.get("complete", False):
                 raise ProbeError(f"{path} is marked incomplete; re-run probe extract")
-            pools = tuple(p for p in VIEW_POOLS if p in handle)
+            stored = [str(p) for p in attrs.get("pools", [])]  # --position pools too
+            pools = tuple(dict.fromkeys(p for p in (*VIEW_POOLS, *stored) if p in handle))
             n_layers, n, dim = handle[pools[0]].shape
             labels = None
             if "labels" in handle:

@@ -68,6 +68,7 @@ class Setting:
     prompt: str | None = None  # --prompt: each text was wrapped in it before tokenization
     chat_template: bool = False  # --chat-template: ...then made the user turn of a chat
     trust_remote_code: bool = False  # the model ran code shipped with it
+    site: str = "block"  # --site: which part of a block (probe.features.models.sites)
 
     @property
     def key(self) -> str:
@@ -84,16 +85,22 @@ class Setting:
         return values
 
 
-OPTIONAL_DEFAULTS = {"prompt": None, "chat_template": False, "trust_remote_code": False}
+OPTIONAL_DEFAULTS = {
+    "prompt": None,
+    "chat_template": False,
+    "trust_remote_code": False,
+    "site": "block",
+}
 
 
 def rows_dir(root: Path | None = None) -> Path:
     return (root or cache_root()) / "rows"
 
 
-def layers_to_compute(layers: Sequence[int]) -> list[int]:
-    """Extract once: a pass up to layer L computes 0..L anyway, so all of them are stored."""
-    return list(range(max(int(x) for x in layers) + 1))
+def layers_to_compute(layers: Sequence[int], site: str = "block") -> list[int]:
+    """Extract once: a pass up to layer L computes 0..L anyway, so all of them are stored
+    (1..L at a site inside the blocks: the embeddings have no sublayers)."""
+    return list(range(0 if site == "block" else 1, max(int(x) for x in layers) + 1))
 
 
 KEY = np.dtype([("prefix", "<u8"), ("middle", "<u8"), ("tail", "<u4")])  # a sha1's 20 bytes
@@ -271,7 +278,7 @@ class RowStore:
         0..L for every text anyway, but a (text, layer) the store holds is never written
         again: texts whose shallow layers are stored get only the deeper ones, beside new
         texts that get all of them."""
-        wanted = layers_to_compute(layers)
+        wanted = layers_to_compute(layers, self.setting.site)
         if not len(as_keys(text_sha1)):
             return []
         located = self.locate(text_sha1, wanted)
