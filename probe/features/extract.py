@@ -26,7 +26,6 @@ from probe.features.forward import encode_texts, pooled_batches, reading_for
 from probe.features.layers import resolve_layers
 from probe.features.models.fusion import compiled_blocks
 from probe.features.models.loading import Backbone
-from probe.features.models.sites import check_reading, site_layers
 from probe.features.store import caches as store
 from probe.features.store import views
 from probe.features.store.rowstore import RowStore, Setting, layers_to_compute
@@ -85,6 +84,8 @@ def extract(
     from probe.features.models.prompts import check_prompt
 
     prompt = check_prompt(prompt)
+    from probe.features.models.sites import check_reading, site_layers  # torch: lazily
+
     site, pools = check_reading(site, positions, use_compile)  # before any model loads
     info, wanted, max_length = resolve_request(model, layers, max_length, trust_remote_code)
     wanted = site_layers(site, layers, wanted)

@@ -1,0 +1,45 @@
+"""The figures of the task-type pages (docs/tutorials/regression.md, multi-label.md,
+many-classes.md): the ridge, multi-label and many-class benchmarks, each with its CPU and
+load, read from their results JSON."""
+
+from __future__ import annotations
+
+from readme_figures.common import Results, block, machine, num, results_file, sci, sig, times
+
+
+@block("tasks-regression")
+def regression(results: Results) -> str:
+    run = results("ridge_places")
+    chosen, theirs = run["selected"]["ours"], run["selected"]["baseline"]
+    loads = [run["load_average_before"], run["load_average_after"]]
+    where = machine(run["machine"]["cpu"], loads, run["machine"]["cores"])
+    return (
+        f"**Measured** ({where}): latitude and longitude of {num(run['n_train'] + run['n_test'])} "
+        f"place names, SmolLM2-135M, {len(run['rows'])} rows (layers x pools), penalty by "
+        f"5-fold CV over {len(run['alphas'])} alphas: probe's ridge took {sig(run['ours_seconds'])}"
+        f" s against {sig(run['baseline_seconds'])} s for scikit-learn's `RidgeCV` with the same "
+        f"alphas and folds ({times(run['speedup'])} faster; target 5x). The same alpha on "
+        f"{run['same_alpha_rows']} of {len(run['rows'])} rows; test R² apart by at most "
+        f"{sci(run['max_test_r2_difference'])} (target 0.01). Selected: layer {chosen['layer']} "
+        f"{chosen['pool']}, alpha {chosen['alpha']:g}, test R² {chosen['test_r2']:.3f} (RidgeCV's "
+        f"choice: layer {theirs['layer']} {theirs['pool']}, test R² {theirs['test_r2']:.3f}) "
+        f"({results_file('ridge_places.md')}, `benchmarks/bench_ridge.py`)."
+    )
+
+
+@block("tasks-multilabel")
+def multilabel(results: Results) -> str:
+    run = results("multilabel_ewt")
+    summary, sklearn = run["summary"], run["summary"]["sklearn"]
+    where = machine(run["cpu"], [run["load_before"], run["load_after"]], run["cores"])
+    return (
+        f"**Measured** ({where}): {num(run['n'])} EWT sentences, {len(run['labels'])} properties, "
+        f"SmolLM2-135M features cached: the {summary['rows']} heads (layers x pools) with a "
+        f"5-fold C search took {sig(summary['cv_wall_s'])} s wall ({sig(summary['cv_cpu_s'])} s "
+        f"CPU; target: a 62-row sweep under 60 s), {sig(summary['validation_wall_s'])} s with a "
+        f"validation split. Against scikit-learn's `LogisticRegressionCV` per label on "
+        f"{sklearn['rows']} rows: {times(sklearn['speedup_wall'])} faster, the same C on "
+        f"{sklearn['same_C_rows']} of {sklearn['rows']}, test macro-F1 apart by at most "
+        f"{sig(sklearn['max_abs_macro_f1_gap'], 1)} ({results_file('multilabel_ewt.md')}, "
+        "`benchmarks/bench_multilabel.py`)."
+    )
