@@ -22,7 +22,7 @@ from probe.errors import ProbeError
 from probe.heads.estimator import DEFAULT_CS
 from probe.heads.inputs import InvalidTrainingData, check_finite, standardise
 from probe.heads.maths import folded_weights, pick_C
-from probe.heads.search import checked_groups, confirming, turned_up
+from probe.heads.search import beaten, checked_groups, confirming, turned_up
 from probe.heads.solver import SEARCH_TOL, SolverFailure
 from probe.heads.solver.onevsrest import JointReference, OneVsRestPath, Rotation
 
@@ -126,7 +126,9 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
         if self.C is None and X_val is not None:
             path, losses, states = self._new_path(X, Y), [], []
             for C in grid:
-                path.solve(C, search_tol, self.max_iter, rtol=confirming(_scored(losses)))
+                screen = _screen(min(losses) if losses else None, X_val, Y_val)
+                rtol = confirming(_scored(losses))
+                path.solve(C, search_tol, self.max_iter, rtol=rtol, screen=screen)
                 losses.append(_log_loss(path.logits(X_val), Y_val))
                 states.append(path.snapshot())
                 if turned_up(_scored(losses)):
@@ -180,16 +182,29 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
             splits = splitter.split(X, groups=groups)
         splits = list(splits)
         paths = [self._new_path(X[train], Y[train]) for train, _ in splits]
-        losses, held, means = [], [], []
+        held_X, held_Y = [X[rows] for _, rows in splits], [Y[rows] for _, rows in splits]
+        losses, held, means, per_fold = [], [], [], []  # per_fold: (Cs, folds) losses
         for C in Cs:
-            probabilities, fold_losses = np.zeros(Y.shape), []
-            for fold, ((_, rows), path) in enumerate(zip(splits, paths, strict=True)):
+            best = int(np.argmin(losses)) if losses else None
+            rtol, solved = confirming(_scored(losses)), []
+            for fold, path in enumerate(paths):
                 if C == Cs[0] and fold > 0:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close
-                path.solve(C, tol, self.max_iter, rtol=confirming(_scored(losses)))
-                logits = path.logits(X[rows])
-                fold_losses.append(_log_loss(logits, Y[rows]))
+                limit = None if best is None else per_fold[best][fold]
+                screen = _screen(limit, held_X[fold], held_Y[fold])
+                path.solve(C, tol, self.max_iter, rtol=rtol, screen=screen)
+                solved.append(path.logits(held_X[fold]))
+            fold_losses = [_log_loss(z, y) for z, y in zip(solved, held_Y, strict=True)]
+            if best is not None and not _beaten(losses[best], np.mean(fold_losses)):
+                # screened folds lost on their own but the mean is close: finish them
+                for fold in [i for i, path in enumerate(paths) if path.screened]:
+                    paths[fold].solve(C, tol, self.max_iter, rtol=rtol)
+                    solved[fold] = paths[fold].logits(held_X[fold])
+                fold_losses = [_log_loss(z, y) for z, y in zip(solved, held_Y, strict=True)]
+            probabilities = np.zeros(Y.shape)
+            for logits, (_, rows) in zip(solved, splits, strict=True):
                 probabilities[rows] = _expit(logits)
+            per_fold.append(fold_losses)
             losses.append(float(np.mean(fold_losses)))
             held.append(probabilities)
             means.append((np.mean([p.W for p in paths], 0), np.mean([p.b for p in paths], 0)))
@@ -230,6 +245,19 @@ def _log_loss(logits: np.ndarray, Y: np.ndarray) -> float:
     from scipy.special import log_expit
 
     return float(-log_expit(np.where(Y == 1, logits, -logits)).mean(axis=0).sum())
+
+
+def _beaten(best: float, loss: float) -> bool:
+    """``probe.heads.search.beaten`` on summed log losses: ``LOSS_MARGIN`` above the best."""
+    return beaten((0.0, best), (0.0, loss))
+
+
+def _screen(best, X_held, Y_held):
+    """A screen for ``OneVsRestPath.solve``: whether its unfinished fit already clearly
+    loses to ``best`` (a held-out loss on the same rows); None before there is a best."""
+    if best is None:
+        return None
+    return lambda path: _beaten(best, _log_loss(path.logits(X_held), Y_held))
 
 
 def _scored(losses) -> np.ndarray:
