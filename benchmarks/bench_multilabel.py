@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -192,7 +193,9 @@ def main(argv=None) -> None:
             print(json.dumps(entry), flush=True)
     summary = summarise(entries)
     result = {
-        "command": "python benchmarks/bench_multilabel.py " + " ".join(argv or sys.argv[1:]),
+        "command": shlex.join(
+            ["python", "benchmarks/bench_multilabel.py", *(argv or sys.argv[1:])]
+        ),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load_before": [round(x, 2) for x in load_before],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -40,8 +41,12 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
     log loss summed over labels: on validation data passed to ``fit``, else by k-fold
     cross-validation (``cv`` folds; grouped when ``groups`` repeat). Thresholds: each label's
     best F1 on the validation probabilities, else on the out-of-fold ones at the chosen C
-    (a given C without validation data still runs its k folds for them), else 0.5. A label
-    constant in training gets a constant head (``constant_labels_``) and threshold 0.5.
+    (a given C without validation data still runs its k folds for them; ``cv=None``: none),
+    else 0.5. A label constant in training gets a constant head (``constant_labels_``) and
+    threshold 0.5. The search skips what ``ProbeClassifier``'s does: it stops once the
+    held-out loss has risen at two Cs in a row, and a C's fit stops once it has clearly
+    lost (``probe.heads.search``). ``tol``, ``max_iter``: as ``ProbeClassifier``'s.
+    ``solver_`` says "probe-ovr", or the scipy fallback and why.
     """
 
     def __init__(self, C=None, Cs=None, cv=5, random_state=0, copy_X=True, tol=1e-3, max_iter=500):
@@ -78,9 +83,7 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
         with np.errstate(over="ignore", invalid="ignore"):
             standardised, self.mean_, self.scale_ = standardise(X, self.copy_X)
         if X_val is not None:
-            X_val = (np.asarray(X_val, np.float32) - self.mean_.astype(np.float32)) / (
-                self.scale_.astype(np.float32)
-            )
+            X_val = (X_val - self.mean_).astype(np.float32) / self.scale_.astype(np.float32)
         grid = sorted(float(c) for c in (self.Cs if self.Cs is not None else DEFAULT_CS))
         if not grid or min(grid) <= 0 or (self.C is not None and self.C <= 0):
             raise InvalidTrainingData("C values must be positive")
@@ -101,18 +104,14 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
                 path = self._fit(JointReference, standardised, Y, grid, X_val, Y_val, groups)
                 coef = path.W
         if not path.converged:
-            warnings.warn(
-                f"ProbeMultiLabel did not converge in max_iter={self.max_iter} iterations; "
-                "raise max_iter or lower C",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            message = f"ProbeMultiLabel did not converge in max_iter={self.max_iter} iterations"
+            warnings.warn(message + "; raise max_iter or lower C", ConvergenceWarning, stacklevel=2)
         self.coef_, self.intercept_ = coef, path.b.copy()
         self.constant_labels_ = np.flatnonzero(path.constant)
         self.n_iter_ = self._n_iter
         held, truth = self.oof_probabilities_, Y
         if X_val is not None:  # probabilities of the final fit on the validation rows
-            held, truth = _expit(X_val @ self.coef_.T + self.intercept_), Y_val
+            held, truth = expit(X_val @ self.coef_.T + self.intercept_), Y_val
         self.thresholds_ = np.full(self.n_labels_, 0.5)
         if held is not None:
             for label in np.flatnonzero(~path.constant):
@@ -203,7 +202,7 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
                 fold_losses = [_log_loss(z, y) for z, y in zip(solved, held_Y, strict=True)]
             probabilities = np.zeros(Y.shape)
             for logits, (_, rows) in zip(solved, splits, strict=True):
-                probabilities[rows] = _expit(logits)
+                probabilities[rows] = expit(logits)
             per_fold.append(fold_losses)
             losses.append(float(np.mean(fold_losses)))
             held.append(probabilities)
@@ -227,23 +226,15 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, L): the probability of each label."""
-        return _expit(self.decision_function(X))
+        return expit(self.decision_function(X))
 
     def predict(self, X) -> np.ndarray:
         """(n, L) int8 0/1: probability at or above the label's threshold."""
         return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
 
 
-def _expit(logits):
-    from scipy.special import expit
-
-    return expit(logits)
-
-
 def _log_loss(logits: np.ndarray, Y: np.ndarray) -> float:
     """Mean log loss of each label, summed over labels."""
-    from scipy.special import log_expit
-
     return float(-log_expit(np.where(Y == 1, logits, -logits)).mean(axis=0).sum())
 
 
@@ -379,13 +370,10 @@ def multilabel_report(Y_true, Y_pred, scores=None, label_names=None) -> dict:
     tp, fp, fn = c["tp"][0], c["fp"][0], c["fn"][0]
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    support = np.round(tp + fn).astype(int)
     report["per_label"] = {
-        name: {
-            "f1": float(f1[i]),
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "support": int(round(tp[i] + fn[i])),
-        }
+        name: {"f1": float(f1[i]), "precision": float(precision[i]), "recall": float(recall[i])}
+        | {"support": int(support[i])}
         for i, name in enumerate(names)
     }
     report["n"] = int(n)
