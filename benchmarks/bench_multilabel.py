@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -46,9 +47,9 @@ def split(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.isin(groups, chosen)
 
 
-def timed(function):
+def timed(function, *args, **kwargs):
     wall, cpu = time.perf_counter(), time.process_time()
-    result = function()
+    result = function(*args, **kwargs)
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -117,6 +118,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data/ewt_properties.csv"))
     parser.add_argument("--cache", type=Path, default=Path("/work/places/ewt_props.h5"))
     parser.add_argument("--baseline-layers", default="0,6,12,18,24,30")
+    parser.add_argument("--layers", default="", help="comma list (default: every stored layer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="multilabel_ewt")
     args = parser.parse_args(argv)
@@ -144,14 +146,14 @@ def main(argv=None) -> None:
     baseline_layers = {int(x) for x in args.baseline_layers.split(",") if x}
     load_before = os.getloadavg()
     entries = []
-    for layer in cache.layers:
+    layers = [int(x) for x in args.layers.split(",") if x] or cache.layers
+    for layer in layers:
         for pool in POOLS:
-            features, read_s, _ = timed(lambda: cache.features(layer, pool)[rows])  # noqa: B023
+            features, read_s, _ = timed(cache.features, layer, pool)
+            features = features[rows]
             X_train, Y_train, g_train = features[train], Y[train], groups[train]
             X_test, Y_test = features[test], Y[test]
-            cv_model, wall, cpu = timed(
-                lambda: ProbeMultiLabel().fit(X_train, Y_train, groups=g_train)  # noqa: B023
-            )
+            cv_model, wall, cpu = timed(ProbeMultiLabel().fit, X_train, Y_train, groups=g_train)
             entry = {"layer": layer, "pool": pool, "read_s": round(read_s, 3)}
             entry["cv"] = {
                 "C": cv_model.C_,
@@ -162,12 +164,7 @@ def main(argv=None) -> None:
                 **scores(cv_model.predict_proba(X_test), cv_model.thresholds_, Y_test),
             }
             val_model, wall, cpu = timed(
-                lambda: ProbeMultiLabel().fit(  # noqa: B023
-                    features[fit_rows],
-                    Y[fit_rows],
-                    features[val],
-                    Y[val],  # noqa: B023
-                )
+                ProbeMultiLabel().fit, features[fit_rows], Y[fit_rows], features[val], Y[val]
             )
             entry["validation"] = {
                 "C": val_model.C_,
@@ -177,14 +174,7 @@ def main(argv=None) -> None:
             }
             if layer in baseline_layers:
                 (C, thresholds, proba, warned), wall, cpu = timed(
-                    lambda: sklearn_baseline(  # noqa: B023
-                        X_train,
-                        Y_train,
-                        g_train,
-                        DEFAULT_CS,
-                        5,
-                        0,  # noqa: B023
-                    )
+                    sklearn_baseline, X_train, Y_train, g_train, DEFAULT_CS, 5, 0
                 )
                 entry["sklearn"] = {
                     "C": C,
@@ -193,9 +183,7 @@ def main(argv=None) -> None:
                     "convergence_warnings": warned,
                     **scores(proba(X_test), thresholds, Y_test),
                 }
-                joint, wall, cpu = timed(
-                    lambda: joint_reference_fit(X_train, Y_train, g_train)  # noqa: B023
-                )
+                joint, wall, cpu = timed(joint_reference_fit, X_train, Y_train, g_train)
                 entry["scipy_joint"] = {
                     "C": joint.C_,
                     "wall_s": round(wall, 3),
@@ -206,7 +194,9 @@ def main(argv=None) -> None:
             print(json.dumps(entry), flush=True)
     summary = summarise(entries)
     result = {
-        "command": "python benchmarks/bench_multilabel.py " + " ".join(argv or sys.argv[1:]),
+        "command": shlex.join(
+            ["python", "benchmarks/bench_multilabel.py", *(argv or sys.argv[1:])]
+        ),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load_before": [round(x, 2) for x in load_before],

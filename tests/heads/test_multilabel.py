@@ -25,6 +25,7 @@ from probe.heads.tasks.multilabel import (
     multilabel_report,
     resampled_multilabel_metrics,
 )
+from probe.research.uncertainty import resample_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,9 +119,11 @@ def test_groups_keep_repeated_rows_in_one_fold():
 def test_degenerate_labels_and_features_do_not_break_the_fit():
     X, Y, _ = planted(n=120, dim=10, labels=2, seed=6)
     X = np.hstack([X, np.full((120, 2), 7.0, np.float32), X[:, :3]])  # constant, duplicated
-    Y = np.column_stack([np.zeros(120), Y[:, 0], np.ones(120), Y[:, 1]]).astype(int)
+    single = np.zeros(120)
+    single[7] = 1  # one positive: constant in the folds that do not train on it
+    Y = np.column_stack([np.zeros(120), Y[:, 0], np.ones(120), Y[:, 1], single]).astype(int)
     model = ProbeMultiLabel(Cs=(0.1, 1.0), cv=3).fit(X, Y)
-    assert list(model.constant_labels_) == [0, 2]
+    assert list(model.constant_labels_) == [0, 2] and np.isfinite(model.thresholds_).all()
     assert np.all(model.coef_[[0, 2]] == 0) and np.isfinite(model.coef_).all()
     probabilities = model.predict_proba(X)
     assert np.allclose(probabilities[:, 0], 0.5 / 120) and np.allclose(
@@ -174,10 +177,10 @@ def test_report_equals_scikit_learn():
 
 def test_resampled_metrics_equal_the_metric_on_expanded_rows():
     truth, guess, scores = random_labels(seed=1)
-    counts = np.random.default_rng(2).multinomial(60, np.full(60, 1 / 60), size=6)
-    resampled = resampled_multilabel_metrics(truth, guess, counts.astype(np.float32), scores)
+    counts = next(resample_counts(60, n_resamples=6, seed=2))  # the house bootstrap
+    resampled = resampled_multilabel_metrics(truth, guess, counts, scores)
     for r, row_counts in enumerate(counts):
-        t, g, s = (np.repeat(a, row_counts, axis=0) for a in (truth, guess, scores))
+        t, g, s = (np.repeat(a, row_counts.astype(int), axis=0) for a in (truth, guess, scores))
         expected = {
             "micro_f1": f1_score(t, g, average="micro", zero_division=0),
             "macro_f1": f1_score(t, g, average="macro", zero_division=0),

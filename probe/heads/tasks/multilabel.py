@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -22,7 +23,7 @@ from probe.errors import ProbeError
 from probe.heads.estimator import DEFAULT_CS
 from probe.heads.inputs import InvalidTrainingData, check_finite, standardise
 from probe.heads.maths import folded_weights, pick_C
-from probe.heads.search import checked_groups, confirming, turned_up
+from probe.heads.search import beaten, checked_groups, confirming, turned_up
 from probe.heads.solver import SEARCH_TOL, SolverFailure
 from probe.heads.solver.onevsrest import JointReference, OneVsRestPath, Rotation
 
@@ -40,8 +41,12 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
     log loss summed over labels: on validation data passed to ``fit``, else by k-fold
     cross-validation (``cv`` folds; grouped when ``groups`` repeat). Thresholds: each label's
     best F1 on the validation probabilities, else on the out-of-fold ones at the chosen C
-    (a given C without validation data still runs its k folds for them), else 0.5. A label
-    constant in training gets a constant head (``constant_labels_``) and threshold 0.5.
+    (a given C without validation data still runs its k folds for them; ``cv=None``: none),
+    else 0.5. A label constant in training gets a constant head (``constant_labels_``) and
+    threshold 0.5. The search skips what ``ProbeClassifier``'s does: it stops once the
+    held-out loss has risen at two Cs in a row, and a C's fit stops once it has clearly
+    lost (``probe.heads.search``). ``tol``, ``max_iter``: as ``ProbeClassifier``'s.
+    ``solver_`` says "probe-ovr", or the scipy fallback and why.
     """
 
     def __init__(self, C=None, Cs=None, cv=5, random_state=0, copy_X=True, tol=1e-3, max_iter=500):
@@ -78,9 +83,7 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
         with np.errstate(over="ignore", invalid="ignore"):
             standardised, self.mean_, self.scale_ = standardise(X, self.copy_X)
         if X_val is not None:
-            X_val = (np.asarray(X_val, np.float32) - self.mean_.astype(np.float32)) / (
-                self.scale_.astype(np.float32)
-            )
+            X_val = (X_val - self.mean_).astype(np.float32) / self.scale_.astype(np.float32)
         grid = sorted(float(c) for c in (self.Cs if self.Cs is not None else DEFAULT_CS))
         if not grid or min(grid) <= 0 or (self.C is not None and self.C <= 0):
             raise InvalidTrainingData("C values must be positive")
@@ -101,18 +104,14 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
                 path = self._fit(JointReference, standardised, Y, grid, X_val, Y_val, groups)
                 coef = path.W
         if not path.converged:
-            warnings.warn(
-                f"ProbeMultiLabel did not converge in max_iter={self.max_iter} iterations; "
-                "raise max_iter or lower C",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            message = f"ProbeMultiLabel did not converge in max_iter={self.max_iter} iterations"
+            warnings.warn(message + "; raise max_iter or lower C", ConvergenceWarning, stacklevel=2)
         self.coef_, self.intercept_ = coef, path.b.copy()
         self.constant_labels_ = np.flatnonzero(path.constant)
         self.n_iter_ = self._n_iter
         held, truth = self.oof_probabilities_, Y
         if X_val is not None:  # probabilities of the final fit on the validation rows
-            held, truth = _expit(X_val @ self.coef_.T + self.intercept_), Y_val
+            held, truth = expit(X_val @ self.coef_.T + self.intercept_), Y_val
         self.thresholds_ = np.full(self.n_labels_, 0.5)
         if held is not None:
             for label in np.flatnonzero(~path.constant):
@@ -126,7 +125,9 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
         if self.C is None and X_val is not None:
             path, losses, states = self._new_path(X, Y), [], []
             for C in grid:
-                path.solve(C, search_tol, self.max_iter, rtol=confirming(_scored(losses)))
+                screen = _screen(min(losses) if losses else None, X_val, Y_val)
+                rtol = confirming(_scored(losses))
+                path.solve(C, search_tol, self.max_iter, rtol=rtol, screen=screen)
                 losses.append(_log_loss(path.logits(X_val), Y_val))
                 states.append(path.snapshot())
                 if turned_up(_scored(losses)):
@@ -180,16 +181,29 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
             splits = splitter.split(X, groups=groups)
         splits = list(splits)
         paths = [self._new_path(X[train], Y[train]) for train, _ in splits]
-        losses, held, means = [], [], []
+        held_X, held_Y = [X[rows] for _, rows in splits], [Y[rows] for _, rows in splits]
+        losses, held, means, per_fold = [], [], [], []  # per_fold: (Cs, folds) losses
         for C in Cs:
-            probabilities, fold_losses = np.zeros(Y.shape), []
-            for fold, ((_, rows), path) in enumerate(zip(splits, paths, strict=True)):
+            best = int(np.argmin(losses)) if losses else None
+            rtol, solved = confirming(_scored(losses)), []
+            for fold, path in enumerate(paths):
                 if C == Cs[0] and fold > 0:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close
-                path.solve(C, tol, self.max_iter, rtol=confirming(_scored(losses)))
-                logits = path.logits(X[rows])
-                fold_losses.append(_log_loss(logits, Y[rows]))
-                probabilities[rows] = _expit(logits)
+                limit = None if best is None else per_fold[best][fold]
+                screen = _screen(limit, held_X[fold], held_Y[fold])
+                path.solve(C, tol, self.max_iter, rtol=rtol, screen=screen)
+                solved.append(path.logits(held_X[fold]))
+            fold_losses = [_log_loss(z, y) for z, y in zip(solved, held_Y, strict=True)]
+            if best is not None and not _beaten(losses[best], np.mean(fold_losses)):
+                # screened folds lost on their own but the mean is close: finish them
+                for fold in [i for i, path in enumerate(paths) if path.screened]:
+                    paths[fold].solve(C, tol, self.max_iter, rtol=rtol)
+                    solved[fold] = paths[fold].logits(held_X[fold])
+                fold_losses = [_log_loss(z, y) for z, y in zip(solved, held_Y, strict=True)]
+            probabilities = np.zeros(Y.shape)
+            for logits, (_, rows) in zip(solved, splits, strict=True):
+                probabilities[rows] = expit(logits)
+            per_fold.append(fold_losses)
             losses.append(float(np.mean(fold_losses)))
             held.append(probabilities)
             means.append((np.mean([p.W for p in paths], 0), np.mean([p.b for p in paths], 0)))
@@ -212,24 +226,29 @@ class ProbeMultiLabel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, L): the probability of each label."""
-        return _expit(self.decision_function(X))
+        return expit(self.decision_function(X))
 
     def predict(self, X) -> np.ndarray:
         """(n, L) int8 0/1: probability at or above the label's threshold."""
         return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
 
 
-def _expit(logits):
-    from scipy.special import expit
-
-    return expit(logits)
-
-
 def _log_loss(logits: np.ndarray, Y: np.ndarray) -> float:
     """Mean log loss of each label, summed over labels."""
-    from scipy.special import log_expit
-
     return float(-log_expit(np.where(Y == 1, logits, -logits)).mean(axis=0).sum())
+
+
+def _beaten(best: float, loss: float) -> bool:
+    """``probe.heads.search.beaten`` on summed log losses: ``LOSS_MARGIN`` above the best."""
+    return beaten((0.0, best), (0.0, loss))
+
+
+def _screen(best, X_held, Y_held):
+    """A screen for ``OneVsRestPath.solve``: whether its unfinished fit already clearly
+    loses to ``best`` (a held-out loss on the same rows); None before there is a best."""
+    if best is None:
+        return None
+    return lambda path: _beaten(best, _log_loss(path.logits(X_held), Y_held))
 
 
 def _scored(losses) -> np.ndarray:
@@ -351,13 +370,10 @@ def multilabel_report(Y_true, Y_pred, scores=None, label_names=None) -> dict:
     tp, fp, fn = c["tp"][0], c["fp"][0], c["fn"][0]
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    support = np.round(tp + fn).astype(int)
     report["per_label"] = {
-        name: {
-            "f1": float(f1[i]),
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "support": int(round(tp[i] + fn[i])),
-        }
+        name: {"f1": float(f1[i]), "precision": float(precision[i]), "recall": float(recall[i])}
+        | {"support": int(support[i])}
         for i, name in enumerate(names)
     }
     report["n"] = int(n)
