@@ -13,6 +13,8 @@ hidden states (they are badly conditioned), and a sweep fits 62 heads with a C s
   there survives that;
 - ``reference``: scikit-learn's lbfgs behind the same interface. A non-finite value anywhere
   raises ``SolverFailure``, on which the estimator refits with it: slower, never wrong.
+- ``ridge``: the regression heads' solver, apart from the above: ridge for every penalty and
+  target from one eigendecomposition per fold (``probe.heads.tasks.regression``).
 """
 
 from probe.heads.solver.curvature import PRECONDITIONER_ROWS, SharedSubsample
