@@ -59,3 +59,22 @@ def test_bad_split_requests(tmp_path):
     found = load_splits(data=str(single))  # a class of one example stays in training
     assert "y" in found.train.labels and sum(found.sizes().values()) == 5
     assert "y" not in found.val.labels + found.test.labels
+
+
+def test_many_classes_with_singletons_split_without_losing_a_row():
+    """300 classes, a third of them seen once: the carved split neither fails nor drops a
+    row; every singleton stays in training, every class with two or more is on both sides."""
+    import numpy as np
+
+    from probe.data.splits import held_out_rows, rare_classes
+
+    rng = np.random.default_rng(0)
+    sizes = [1] * 100 + [2] * 100 + list(rng.integers(3, 30, size=100))
+    labels = np.concatenate([[f"c{i}"] * n for i, n in enumerate(sizes)])
+    held = held_out_rows(labels, 0.2, np.random.default_rng(0))
+    assert held.shape == labels.shape and 0 < held.sum() < len(labels)
+    assert rare_classes(labels) == 100
+    for i, n in enumerate(sizes):
+        mine = held[labels == f"c{i}"]
+        assert not mine.all()  # some of every class trains
+        assert mine.any() == (n >= 2)  # and a class of two or more is also held out
