@@ -243,6 +243,16 @@ def _headline(result: ResultFile) -> str:
     return f"<p>Selected by {how}; headline {name}: {text}.</p>"
 
 
+def _placed_rows(result: ResultFile, rows: list, columns: list) -> list[str]:
+    """Table rows whose cells name where in the result file each number sits."""
+    return [
+        "<tr>"
+        + "".join(_cell(result.name, [*where, *p], lookup(row, list(p))) for p in columns)
+        + "</tr>"
+        for where, row in rows
+    ]
+
+
 def _target_baselines(result: ResultFile) -> str:
     """A regression or multi-label sweep's baselines: constant, bag of words, random weights."""
     found = result.data["baselines"]
@@ -252,12 +262,7 @@ def _target_baselines(result: ResultFile) -> str:
         if isinstance(found.get(key), dict)
     ]
     columns = row_columns([row for _, row in rows], ["method", str(found.get("metric"))])
-    body = [
-        "<tr>"
-        + "".join(_cell(result.name, [*where, *p], lookup(row, list(p))) for p in columns)
-        + "</tr>"
-        for where, row in rows
-    ]
+    body = _placed_rows(result, rows, columns)
     note = (
         f'<p class="note">Baselines on the {html.escape(str(found.get("held_out")))} split; '
         f"each row's selectivity is its {html.escape(str(found.get('metric')))} minus the "
@@ -281,12 +286,7 @@ def _baselines_table(result: ResultFile) -> str:
     split = str(found.get("split", "test"))
     first = [*BASELINE_FIRST, f"{split}_accuracy", f"{split}_macro_f1"]
     columns = row_columns([row for _, row in rows], first)
-    body = [
-        "<tr>"
-        + "".join(_cell(result.name, [*where, *p], lookup(row, list(p))) for p in columns)
-        + "</tr>"
-        for where, row in rows
-    ]
+    body = _placed_rows(result, rows, columns)
     note = (
         f'<p class="note">Baselines on the same {html.escape(split)} split; each sweep '
         "row's selectivity is its accuracy minus theirs (paired bootstrap 95% CI).</p>"
