@@ -27,7 +27,7 @@ from probe.data.readers import TextDataset, text_sha1
 from probe.errors import ProbeError
 from probe.features.batching import collate, length_sorted_batches
 from probe.features.models import architecture
-from probe.features.pooling import check_pool
+from probe.features.pooling import POOL_NAMES, check_pool
 from probe.finetune.classifier import (
     FinetuneClassifier,
     FinetuneConfig,
@@ -231,6 +231,8 @@ def finetune(model, splits, config: FinetuneConfig, device=None) -> FinetuneResu
     if config.epochs < 1 or config.batch_size < 1:
         raise ProbeError("--epochs and --batch-size must be at least 1")
     check_pool(config.pool)  # before the model loads: a typo costs nothing
+    if config.pool not in POOL_NAMES:  # positions are read from a cache, not fine-tuned
+        raise ProbeError(f"unknown pool '{config.pool}'; choose {' or '.join(POOL_NAMES)}")
     backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
     backbone.model.float()  # AdamW on fp16 weights loses the small updates: train in fp32
     plan = make_plan(

@@ -17,12 +17,13 @@ block: not GPT-J's parallel one). Any other family is a one-line error naming it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-from torch import nn
-
 from probe.errors import ProbeError
-from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+
+if TYPE_CHECKING:  # torch only where a model runs: opening caches stays torch-free
+    from torch import nn
 
 SITES = ("block", "attn", "mlp", "resid_mid")
 DEFAULT_SITE = "block"
@@ -89,6 +90,8 @@ def model_sites(model: nn.Module) -> tuple[str, ...]:
 def _probe_sites(model: nn.Module) -> tuple[str, ...]:
     import torch
 
+    from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+
     blocks = find_blocks(model)
     if blocks is None or not len(blocks):
         return (DEFAULT_SITE,)
@@ -146,6 +149,8 @@ def _probe_sites(model: nn.Module) -> tuple[str, ...]:
 
 def require_site(model: nn.Module, site: str) -> None:
     """A one-line error when this model's blocks lack ``site``, naming the ones they have."""
+    from probe.features.models.architecture import base_model
+
     have = model_sites(model)
     if site not in have:
         family = getattr(base_model(model).config, "model_type", type(model).__name__)
@@ -157,6 +162,8 @@ def require_site(model: nn.Module, site: str) -> None:
 def site_states(model, input_ids, attention_mask, layers: Sequence[int], site: str) -> dict:
     """{layer: (B, T, D)} of ``site`` for blocks ``layers`` (1-based), the pass stopped right
     after the deepest part needed."""
+    from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+
     require_site(model, site)
     blocks = find_blocks(model)
     layers = [int(x) for x in layers]
