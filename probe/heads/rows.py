@@ -356,25 +356,14 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, group_
         )
     label_values = np.asarray(label_set.labels, dtype=str)
     found = {}
-    names = [name for name in given] if given else ["data"]
-    for index, name in enumerate(names):
+    for index, name in enumerate(given):  # given caches: the rows each one holds
         mine = [i for i, (cache_index, _) in enumerate(owner) if cache_index == index]
-        if not mine:
-            continue
-        rows = np.asarray([owner[i][1] for i in mine], dtype=np.int64)
-        split = CachedSplit(name, [(str(candidates[index].path), rows)], label_values[mine])
-        column = [label_set.splits[i] for i in mine] if label_set.splits else None
-        groups = [label_set.groups[i] for i in mine] if label_set.groups else None
-        found[name] = _Found(split, str(candidates[index].path), column, groups)
-    if not given and len(found) != 1:  # store search: rows spread over several caches
-        parts = [item.split.parts[0] for item in found.values()]
-        order = [
-            i for index in range(len(candidates)) for i, hit in enumerate(owner) if hit[0] == index
-        ]
-        split = CachedSplit("data", parts, label_values[order])
-        column = [label_set.splits[i] for i in order] if label_set.splits else None
-        groups = [label_set.groups[i] for i in order] if label_set.groups else None
-        found = {"data": _Found(split, "the cache store", column, groups)}
+        if mine:
+            found[name] = _found_rows(name, candidates, [index], owner, mine, label_set)
+    if not given:  # store search: the rows of every cache that holds some, in cache order
+        holders = sorted({hit[0] for hit in owner})
+        order = [i for index in holders for i, hit in enumerate(owner) if hit[0] == index]
+        found = {"data": _found_rows("data", candidates, holders, owner, order, label_set)}
     if "data" in found and "train" in found:
         raise ProbeError("give --data CACHE or --train CACHE with --labels, not both")
     if "data" not in found and "train" not in found:
@@ -384,6 +373,21 @@ def _rows_for_new_labels(labels_file, model, inputs, text_col, label_col, group_
         f"{label_names_line(label_values)} from {labels_file}"
     )
     return found
+
+
+def _found_rows(name, candidates, holders, owner, order, label_set) -> _Found:
+    """The labelled rows ``order`` (positions in the label file) as one split over the
+    caches ``holders``, each cache's rows in the label file's order."""
+    parts = []
+    for index in holders:
+        rows = [owner[i][1] for i in order if owner[i][0] == index]
+        parts.append((str(candidates[index].path), np.asarray(rows, dtype=np.int64)))
+    labels = np.asarray(label_set.labels, dtype=str)[order]
+    split = CachedSplit(name, parts, labels)
+    column = [label_set.splits[i] for i in order] if label_set.splits else None
+    groups = [label_set.groups[i] for i in order] if label_set.groups else None
+    source = parts[0][0] if len(parts) == 1 else "the cache store"
+    return _Found(split, source, column, groups)
 
 
 def _store_candidates(model, max_length):
