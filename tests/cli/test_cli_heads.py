@@ -233,3 +233,30 @@ def test_real_processes(sms_rows, tmp_path):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     assert bad.stderr.startswith("Error: invalid layer '9'")
+
+
+def test_new_labels_are_found_in_whichever_caches_of_the_store_hold_them(sms_rows, tmp_path):
+    """Two views in the store: the labelled texts split across both, and none in one of
+    them alone, still make one training set (no model run, every labelled text used)."""
+    frame = pd.read_csv(sms_rows["data"])
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    frame.iloc[:45].to_csv(first, index=False)
+    frame.iloc[45:].to_csv(second, index=False)
+    for part in (first, second):
+        done = run_probe("extract", model=sms_rows["model"], data=part, max_length=48, q=True)
+        assert done.exit_code == 0, done.output
+    frame["label"] = (frame.text.str.len() > 60).map({True: "long", False: "short"})
+    for rows, name in ((frame, "all.csv"), (frame.iloc[45:], "second_only.csv")):
+        rows[["text", "label"]].to_csv(tmp_path / name, index=False)
+        fit = run_probe(
+            "fit",
+            model=sms_rows["model"],
+            labels=tmp_path / name,
+            layer=2,
+            max_length=48,
+            out=tmp_path / f"{name}.json",
+            json=True,
+        )
+        assert fit.exit_code == 0, fit.output
+        report = json.loads(fit.stdout[fit.stdout.index("{") :])
+        assert sum(report["n"].values()) == len(rows)
