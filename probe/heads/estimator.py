@@ -294,24 +294,32 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             for train, _ in splits
         ]
         held_X = [X[held] for _, held in splits]
+        # a held-out row of a class its fold never trained on (one of a class's two rows)
+        # scores no C: its loss says how far that class's free intercept drifted. Scored: the rest
+        known = [np.isin(codes[held], codes[train]) for train, held in splits]
+        scored = [
+            (rows_X[k], codes[held][k])
+            for rows_X, (_, held), k in zip(held_X, splits, known, strict=True)
+        ]
         scores, self._held_logits, self._fold_means, self._screened = [], [], {}, []
         per_fold = []  # (folds, 2) held-out scores at each C: a fold is screened on its own
 
         def solve_fold(fold: int, C: float, rtol, screen=None) -> tuple:
             """Fold ``fold``'s path solved at C: its held-out (logits, (accuracy, loss))."""
-            path, held = paths[fold], splits[fold][1]
+            path = paths[fold]
             path.solve(C, self._search_tol(), self.max_iter, rtol=rtol, screen=screen)
             fold_logits = path.logits(held_X[fold])
-            return fold_logits, accuracy_and_log_loss(fold_logits, codes[held], path.binary)
+            held_codes = scored[fold][1]
+            score = accuracy_and_log_loss(fold_logits[known[fold]], held_codes, path.binary)
+            return fold_logits, score
 
         for C in grid:
             rtol, best, solved = self._confirming(scores), self._best(grid, scores), []
             for fold, path in enumerate(paths):
                 if C == grid[0] and fold > 0:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
-                held = splits[fold][1]
                 screen = screen_against(
-                    None if best is None else per_fold[best][fold], held_X[fold], codes[held]
+                    None if best is None else per_fold[best][fold], *scored[fold]
                 )
                 solved.append(solve_fold(fold, C, rtol, screen))
             fold_scores = [fold_score for _, fold_score in solved]
@@ -420,30 +428,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_weights(cls, coef, intercept, classes, mean=None, scale=None, C=None):
-        """A fitted classifier from raw arrays (a head trained elsewhere, e.g. fine-tuned).
+        """A fitted classifier from raw arrays (a head trained elsewhere, e.g. fine-tuned):
+        ``probe.heads.persistence.classifier_from_weights`` says how."""
+        from probe.heads.persistence import classifier_from_weights
 
-        ``coef`` is (1, D) for two classes, (K, D) otherwise; with no ``mean``/``scale`` the
-        features are used as they are.
-        """
-        coef = np.atleast_2d(np.asarray(coef, np.float64))
-        intercept = np.atleast_1d(np.asarray(intercept, np.float64))
-        classes = np.asarray(classes)
-        expected = 1 if len(classes) == 2 else len(classes)
-        if len(classes) < 2 or coef.shape[0] != expected or intercept.shape != (expected,):
-            raise ProbeError(
-                f"head weights do not fit {len(classes)} classes: coef {coef.shape}, "
-                f"intercept {intercept.shape} (two classes take 1 row, K classes K rows)"
-            )
-        dim = coef.shape[1]
-        clf = cls(C=C)
-        clf.classes_ = classes
-        clf.coef_, clf.intercept_ = coef, intercept
-        clf.mean_ = np.zeros(dim) if mean is None else np.asarray(mean, np.float64)
-        clf.scale_ = np.ones(dim) if scale is None else np.asarray(scale, np.float64)
-        if clf.mean_.shape != (dim,) or clf.scale_.shape != (dim,):
-            raise ProbeError(
-                f"head scaler shapes {clf.mean_.shape}, {clf.scale_.shape} != ({dim},)"
-            )
-        clf.n_features_in_ = dim
-        clf.C_ = C
-        return clf
+        return classifier_from_weights(cls, coef, intercept, classes, mean, scale, C)

@@ -186,9 +186,17 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_
                 raise ProbeError(f"{item.source}: the split column has no 'train' rows")
         else:
             splits["train"] = whole.take(np.arange(len(whole)), "train")
+    train_only = []
     if splits["test"] is None and test_size > 0:
+        from probe.data.splits import train_only_classes, train_only_notice
+
         whole = splits["train"]
         keep, held = stratified_rows(whole.labels, test_size, seed, whole.group_ids())
+        if not len(held):
+            raise ProbeError(
+                "no class has 2 examples to hold one out for a test set; give --test FILE "
+                "or --test-size 0"
+            )
         splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
         how = "stratified" + (", whole groups" if whole.group_ids() is not None else "")
         carved = (
@@ -196,8 +204,15 @@ def _assign_splits(found: dict[str, _Found], test_size: float, seed: int, group_
             f"({round(test_size * 100, 2):g}%, {how}, seed {seed}) as the test set; "
             "--test-size 0 to use all for training"
         )
+        train_only = train_only_classes(whole.labels, whole.group_ids())
+        if train_only:
+            carved += "; " + train_only_notice(train_only, "test")
     present = {name: split for name, split in splits.items() if split is not None}
-    return splits, carved, grouping_summary(present, group_col)
+    grouping = grouping_summary(present, group_col)
+    if train_only:  # recorded with the groups: the results say what the split could not do
+        rows = int(np.isin(splits["train"].labels, train_only).sum())
+        grouping["train_only"] = {"classes": len(train_only), "rows": rows, "split": "test"}
+    return splits, carved, grouping
 
 
 def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
@@ -210,17 +225,14 @@ def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
 
 def stratified_rows(labels: np.ndarray, fraction: float, seed: int, groups=None):
     """(kept, held out) positions: ``fraction`` of every class held out, whole ``groups``
-    at a time.
+    at a time; a class with one row (group) is kept whole (``held_out_rows``).
 
     The same draw as ``probe.data.splits.stratified_split`` (its first call), so ``probe
     fit`` and ``probe finetune`` test on the same rows of one file for the same seed.
     """
     from probe.data.splits import held_out_rows
 
-    try:
-        held = held_out_rows(labels, fraction, np.random.default_rng(seed), groups)
-    except ProbeError as error:
-        raise ProbeError(f"the training data: {error}") from None
+    held = held_out_rows(labels, fraction, np.random.default_rng(seed), groups)
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 

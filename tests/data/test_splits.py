@@ -55,5 +55,19 @@ def test_bad_split_requests(tmp_path):
         load_splits(data=str(path))
     single = tmp_path / "single.csv"
     pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "y"]}).to_csv(single, index=False)
-    with pytest.raises(ProbeError, match="class 'y' has 1 example"):
-        load_splits(data=str(single))
+    with pytest.raises(ProbeError, match="no class has 2 examples; a val split needs 2"):
+        load_splits(data=str(single))  # test takes one 'x'; the rest has one of each
+
+
+def test_a_class_with_one_example_stays_in_training_and_is_said(tmp_path, said):
+    rows = [(f"text {i}", "x" if i < 12 else "y") for i in range(24)] + [("lone", "z")]
+    path = tmp_path / "lone.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    splits = load_splits(data=str(path), seed=0)
+    assert "lone" in splits.train.texts  # kept, in training: never dropped
+    assert sum(splits.sizes().values()) == 25
+    assert "z" not in splits.val.labels and "z" not in splits.test.labels
+    assert (
+        "1 class has fewer than 2 examples ('z'): kept in training only, not in the test split"
+        in ("\n".join(said))
+    )

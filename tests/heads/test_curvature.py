@@ -49,7 +49,10 @@ def test_the_sheared_blocks_invert_each_class_block_exactly():
     q = rng.normal(size=(3, 7))
     q -= q.mean(axis=0)
     expected = np.stack(
-        [np.linalg.solve((augmented * c[:, k, None]).T @ augmented + penalty, q[k]) for k in range(3)]
+        [
+            np.linalg.solve((augmented * c[:, k, None]).T @ augmented + penalty, q[k])
+            for k in range(3)
+        ]
     )
     expected -= expected.mean(axis=0)
     np.testing.assert_allclose(solve(q), expected, rtol=2e-3, atol=1e-6 * np.abs(expected).max())
@@ -69,7 +72,9 @@ def test_a_folds_share_of_the_subsample_gives_the_blocks_of_its_own_copy():
     in_place = curvature.class_blocks(c, fold, 400)
     copied = curvature.class_blocks(c, copy, 400)
     for name in ("s", "mean", "scales", "values"):
-        np.testing.assert_allclose(getattr(in_place, name), getattr(copied, name), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(
+            getattr(in_place, name), getattr(copied, name), rtol=1e-5, atol=1e-9
+        )
 
 
 @pytest.mark.parametrize("classes", [2, 5])
