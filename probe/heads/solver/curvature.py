@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from probe.heads.solver.linalg import cholesky_solver, feature_basis, weighted_gram
 
@@ -127,10 +128,13 @@ def class_blocks(c: np.ndarray, shared: SharedSubsample, n_rows: int) -> ClassBl
     t = int(min(r, np.sqrt(BLOCK_COST * 2 * n_rows * dim / max(m, 1))))
     leading = projected[:, :t]
     blocks = np.empty((len(s), t, t))
-    for k, row in enumerate(weights):  # a covariance around the class's curvature mean
-        blocks[k] = (leading * row[:, None]).T @ leading
-    blocks -= s[:, None, None] * mean[:, :t, None] * mean[:, None, :t]
-    values, vectors = np.linalg.eigh((blocks + blocks.transpose(0, 2, 1)) / 2)
+    # small products and eigenproblems: one thread (two spin and wait; on a loaded machine
+    # a 352 x 352 eigh took 2 s on two OpenBLAS threads, 0.02 s on one)
+    with threadpool_limits(limits=1):
+        for k, row in enumerate(weights):  # a covariance around the class's curvature mean
+            blocks[k] = (leading * row[:, None]).T @ leading
+        blocks -= s[:, None, None] * mean[:, :t, None] * mean[:, None, :t]
+        values, vectors = np.linalg.eigh((blocks + blocks.transpose(0, 2, 1)) / 2)
     return ClassBlocks(s, mean, scales, np.maximum(values, 0.0), vectors, shared.basis)
 
 

@@ -11,6 +11,7 @@ non-finite input raises ``SolverFailure`` (the estimator then refits with scikit
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 class SolverFailure(ArithmeticError):
@@ -40,13 +41,14 @@ def feature_basis(sub: np.ndarray) -> np.ndarray:
     gram = weighted_gram(sub, np.ones(len(sub), np.float32))
     if not np.isfinite(gram).all():
         raise SolverFailure("non-finite curvature estimate")
-    try:  # float32 divide and conquer: ~3x faster than float64 MRRR; a basis needs no more
-        _, vectors = eigh(gram.astype(np.float32), driver="evd", check_finite=False)
-        if np.isfinite(vectors).all():
-            return np.linalg.qr(vectors[:, ::-1].astype(np.float64))[0]
-    except (LinAlgError, ValueError):
-        pass
-    return np.ascontiguousarray(robust_eigh(gram)[1][:, ::-1])
+    with threadpool_limits(limits=1):  # two threads spin and wait on a loaded machine
+        try:  # float32 divide and conquer: ~3x faster than float64 MRRR; enough for a basis
+            _, vectors = eigh(gram.astype(np.float32), driver="evd", check_finite=False)
+            if np.isfinite(vectors).all():
+                return np.linalg.qr(vectors[:, ::-1].astype(np.float64))[0]
+        except (LinAlgError, ValueError):
+            pass
+        return np.ascontiguousarray(robust_eigh(gram)[1][:, ::-1])
 
 
 def cholesky_solver(matrix: np.ndarray):
