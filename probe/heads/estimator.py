@@ -27,12 +27,15 @@ from probe.heads.maths import (
     softmax,
 )
 from probe.heads.search import (
+    COARSE_RTOL,
+    COARSE_TOL,
     beaten,
     best_index,
     checked_groups,
     confirming,
     fold_count,
     fold_rows,
+    refine_next,
     screen_against,
     turned_up,
 )
@@ -193,7 +196,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             self.search_ = {"method": "given", "Cs": [best_C]}
         elif val_codes is not None:
             scores, states, path = self._path_scores(
-                X, codes, sample_weight, grid, X_val, val_codes, keep_states=True
+                X, codes, sample_weight, grid, X_val, val_codes
             )
             best_C = self._pick(grid, scores, "validation")
             path.restore(states[grid.index(best_C)])
@@ -260,23 +263,31 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             )
         return np.searchsorted(self.classes_, y)
 
-    def _path_scores(self, X, codes, sample_weight, grid, X_val, val_codes, keep_states=False):
-        """Validation (accuracy, log loss) at each C of a warm-started path, solved to the
-        search tolerance: (Cs tried, 2); the path's state at each C (if kept); the path.
-        The path stops early where the loss has turned up (``stop_early``)."""
+    def _path_scores(self, X, codes, sample_weight, grid, X_val, val_codes):
+        """Validation (accuracy, log loss) at each C of a warm-started path: (Cs tried, 2);
+        the path's state at each C; the path. The path stops early where the loss has turned
+        up (``stop_early``); it then solves each C coarsely and refines only the Cs that can
+        still win (``refine_next``), the search's tolerance applied where it decides."""
         path = self._new_path(X, codes, sample_weight)
-        scores, states, self._screened = [], [], []
+        coarse = self._stops_early()
+        scores, states, self._screened, self._refined = [], [], [], [] if coarse else None
         for C in grid:
             best = self._best(grid, scores)
             screen = screen_against(None if best is None else scores[best], X_val, val_codes)
-            rtol = self._confirming(scores)
-            path.solve(C, self._search_tol(), self.max_iter, rtol=rtol, screen=screen)
+            tol, rtol = (self._search_tol(), self._confirming(scores))
+            tol, rtol = (COARSE_TOL, COARSE_RTOL) if coarse else (tol, rtol)
+            path.solve(C, tol, self.max_iter, rtol=rtol, screen=screen)
             self._screened.append(int(path.screened))
             scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
-            if keep_states:
-                states.append(path.snapshot())
+            states.append(path.snapshot())
             if self._stops_early() and turned_up(np.asarray(scores)):
                 break
+        while coarse and (at := refine_next(scores, self._refined)) is not None:
+            path.restore(states[at])
+            path.solve(grid[at], self._search_tol(), self.max_iter)
+            scores[at] = accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary)
+            states[at] = path.snapshot()
+            self._refined.append(at)
         return np.asarray(scores), states, path
 
     def _cross_validate(self, X, codes, sample_weight, grid) -> float:
@@ -389,6 +400,9 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             # per C tried: fits ended once they had clearly lost (``screen_against``); their
             # scores are those of the unfinished fit
             "screened": list(self._screened),
+            # validation search: the Cs refined to the search's tolerance (the others' scores
+            # are of coarse fits, clearly beaten: ``probe.heads.search.refine_next``)
+            "refined": getattr(self, "_refined", None),
             "chosen_by": "held-out log loss",
             "exact": bool(self.exact),
         }

@@ -81,8 +81,8 @@ def overfitting_with_validation(seed=3):
 
 def test_a_C_clearly_beaten_on_held_out_rows_is_screened_out_before_its_fit_finishes():
     """Known answer: the whole grid, every fit finished. The screened Cs are the ones whose
-    finished fits lost too, the chosen C and its weights are the same, and fewer passes
-    over X were made."""
+    finished fits lost too, the chosen C and its fit are the same, and fewer passes over X
+    were made."""
     from probe.heads.solver import path as solver_path
 
     X, y, X_val, y_val = overfitting_with_validation()
@@ -110,7 +110,9 @@ def test_a_C_clearly_beaten_on_held_out_rows_is_screened_out_before_its_fit_fini
     for i in screened:  # finished, they lose on log loss as the screen foresaw
         assert whole.search_["log_loss"][i] > whole.search_["log_loss"][chosen]
         assert early.search_["log_loss"][i] > early.search_["log_loss"][chosen]
-    np.testing.assert_allclose(early.coef_, whole.coef_, atol=1e-6)
+    # the same optimum, reached by another route (coarse fits, then the chosen C refined):
+    # equal to the final tolerance (1e-3 on the decrement), not to the last bit
+    np.testing.assert_allclose(early.predict_proba(X_val), whole.predict_proba(X_val), atol=3e-3)
 
 
 def test_the_screen_needs_a_held_out_loss_clearly_above_the_best():
