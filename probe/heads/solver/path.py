@@ -227,9 +227,10 @@ class LogisticPath:
     def _preconditioner(self, lam: float):
         """Approximate inverse Hessian of the objective, as a function (K', D+1) -> (K', D+1).
 
-        The data term's Hessian is estimated on a subsample where the path starts; at each C
-        only the penalty changes (a Cholesky, or a division in an eigenbasis) and the L-BFGS
-        pairs follow the curvature as it moves. On (nearly) separable data p(1 - p)
+        The data term's Hessian is estimated on a subsample where the path starts (K classes:
+        again at every C, from the last C's solution: at 352 classes an estimate kept from
+        the C before cost twice the passes); at each C the penalty changes (a Cholesky, or a
+        division in an eigenbasis) and the L-BFGS pairs follow the curvature as it moves. On (nearly) separable data p(1 - p)
         collapses as C grows and the estimate becomes far too stiff: after ``RENEW_EVERY``
         iterations at one C it is renewed, which cuts iterations per C there from 100-180
         to ~15. (``probe.heads.solver.curvature`` says how it is estimated.)
