@@ -34,11 +34,17 @@ class CachedSplit:
 
         return self.groups if has_shared_groups(self.groups) else None
 
-    def features(self, layer: int, pool: str) -> np.ndarray:
-        """float32 (n, D), the fp16 cache values widened."""
+    def features(self, layer: int, pool: str, read: dict | None = None) -> np.ndarray:
+        """float32 (n, D), the fp16 cache values widened. ``read`` (path -> (N_file, D)), shared
+        by the splits of one file split here, reads that file's layer once, not per split."""
         blocks = []
         for path, rows in self.parts:
-            layer_features = open_cached(path).features(layer, pool)  # (N_file, D)
+            if read is not None and path in read:
+                layer_features = read[path]
+            else:
+                layer_features = open_cached(path).features(layer, pool)  # (N_file, D)
+                if read is not None:
+                    read[path] = layer_features
             blocks.append(layer_features if rows is None else layer_features[rows])
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 

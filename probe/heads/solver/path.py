@@ -230,10 +230,11 @@ class LogisticPath:
         The data term's Hessian is estimated on a subsample where the path starts (K classes:
         again at every C, from the last C's solution: at 352 classes an estimate kept from
         the C before cost twice the passes); at each C the penalty changes (a Cholesky, or a
-        division in an eigenbasis) and the L-BFGS pairs follow the curvature as it moves. On (nearly) separable data p(1 - p)
-        collapses as C grows and the estimate becomes far too stiff: after ``RENEW_EVERY``
-        iterations at one C it is renewed, which cuts iterations per C there from 100-180
-        to ~15. (``probe.heads.solver.curvature`` says how it is estimated.)
+        division in an eigenbasis) and the L-BFGS pairs follow the curvature as it moves. On
+        (nearly) separable data p(1 - p) collapses as C grows and the estimate becomes far
+        too stiff: after ``RENEW_EVERY`` iterations at one C it is renewed, which cuts
+        iterations per C there from 100-180 to ~15. (``probe.heads.solver.curvature`` says
+        how it is estimated.)
         """
         if self._curvature is None:
             exact = self.binary and len(self.sub_rows) > self.X.shape[1]
