@@ -132,7 +132,9 @@ def careful_user(X, y, X_val, y_val, X_test, grid) -> tuple[dict, np.ndarray]:
     return figures, predictions[best]
 
 
-def one_head(data, layer: int, pool: str, reuse: bool = False) -> dict:
+def one_head(data, layer: int, pool: str, reuse: bool = False, peer: bool = True) -> dict:
+    from threadpoolctl import threadpool_limits
+
     from probe.heads.estimator import DEFAULT_CS
 
     X = data.train.features(layer, pool)
@@ -142,7 +144,13 @@ def one_head(data, layer: int, pool: str, reuse: bool = False) -> dict:
     mine, clf = ours(X, y, X_val, y_val)
     predicted = clf.predict(X_test)
     mine["test_accuracy"] = float(np.mean(predicted == y_test))
+    # the same fit on one BLAS thread: on a machine shared with other jobs two OpenBLAS
+    # threads spin and wait on the pass's small block products (up to 6x slower here)
+    with threadpool_limits(limits=1):
+        mine["one_thread"] = ours(X, y, X_val, y_val)[0]
     print(f"layer {layer} {pool}: probe {mine}", file=sys.stderr, flush=True)
+    if not peer:
+        return {"layer": layer, "pool": pool, "load_before": load, "probe": mine}
     saved = RESULTS / f"many_classes_sklearn_{layer}_{pool}.json"  # scikit-learn's, reusable
     if reuse and saved.is_file():
         theirs = json.loads(saved.read_text())
@@ -161,6 +169,7 @@ def one_head(data, layer: int, pool: str, reuse: bool = False) -> dict:
         "probe": mine,
         "sklearn": theirs,
         "ratio_wall": theirs["seconds"] / mine["seconds"],
+        "ratio_wall_one_thread": theirs["seconds"] / mine["one_thread"]["seconds"],
         "ratio_cpu": theirs["cpu_seconds"] / mine["cpu_seconds"],
         # scikit-learn on only the Cs the probe's search solved (it stops once the
         # validation loss has turned up): the conservative ratio
@@ -224,18 +233,29 @@ def write_markdown(report: dict, path: Path) -> None:
             "|---|---|---|---|---|---|---|---|",
         ]
         for head in heads:
-            mine, theirs = head["probe"], head["sklearn"]
+            mine, theirs = head["probe"], head.get("sklearn")
+            single = mine["one_thread"]
+            ours_cell = (
+                f"{mine['seconds']:.1f} s ({mine['cpu_seconds']:.1f} s CPU); one thread "
+                f"{single['seconds']:.1f} s ({single['cpu_seconds']:.1f} s CPU); C {mine['C']:g}"
+            )
+            if theirs is None:
+                lines.append(
+                    f"| {head['layer']} {head['pool']} | {ours_cell} | (not run) | | | "
+                    f"{mine['test_accuracy']:.4f} / - | | {head['load_before']} |"
+                )
+                continue
             lines.append(
-                f"| {head['layer']} {head['pool']} | {mine['seconds']:.1f} s "
-                f"({mine['cpu_seconds']:.1f} s CPU), C {mine['C']:g} | {theirs['seconds']:.1f} s "
+                f"| {head['layer']} {head['pool']} | {ours_cell} | {theirs['seconds']:.1f} s "
                 f"({theirs['cpu_seconds']:.1f} s CPU), C {theirs['C']:g} | "
-                f"**{head['ratio_wall']:.1f}x** ({head['ratio_cpu']:.1f}x) | "
+                f"**{head['ratio_wall']:.1f}x** ({head['ratio_cpu']:.1f}x); one thread "
+                f"{head['ratio_wall_one_thread']:.1f}x | "
                 f"{head['ratio_wall_same_Cs']:.1f}x | {mine['test_accuracy']:.4f} / "
                 f"{theirs['test_accuracy']:.4f} | {head['test_prediction_agreement']:.2%} | "
                 f"{head['load_before']} -> {head['load_after']} |"
             )
         lines += ["", "scikit-learn per C (iterations, converged within max_iter):", ""]
-        for head in heads:
+        for head in [h for h in heads if "sklearn" in h]:
             steps = ", ".join(
                 f"C {r['C']:g}: {r['seconds']:.0f} s, {r['iterations']} it"
                 + ("" if r["converged"] else " (not converged)")
@@ -264,6 +284,7 @@ def main() -> None:
     parser.add_argument("--pools", default="mean,last")
     parser.add_argument("--skip", default="", help="comma list: heads,sweep")
     parser.add_argument("--name", default="many_classes_country")
+    parser.add_argument("--sklearn-pools", default="mean,last", help="pools with the peer")
     parser.add_argument(
         "--reuse-sklearn", action="store_true", help="scikit-learn's figures from a run before"
     )
@@ -280,8 +301,10 @@ def main() -> None:
         **{name: len(split) for name, split in data.splits().items()},
     }
     if "heads" not in skip:
+        peers = set(args.sklearn_pools.split(","))
         report["heads"] = [
-            one_head(data, args.layer, pool, args.reuse_sklearn) for pool in args.pools.split(",")
+            one_head(data, args.layer, pool, args.reuse_sklearn, pool in peers)
+            for pool in args.pools.split(",")
         ]
     if "sweep" not in skip:
         report["sweep"] = sweep(data)
