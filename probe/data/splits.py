@@ -63,40 +63,49 @@ def has_shared_groups(groups) -> bool:
 
 def held_out_rows(labels, fraction: float, rng: np.random.Generator, groups=None) -> np.ndarray:
     """bool (n,): ``fraction`` of every class held out, at least one example each, whole
-    groups at a time. A group counts for the class most of its rows carry; a class with a
-    single example (group) stays in training: it cannot be on both sides, and dropping it
-    would lose rows (``rare_classes`` counts them for the notice)."""
+    groups at a time. A group counts for the class most of its rows carry. A class with a
+    single row (group) stays wholly in training: it cannot be on both sides, and dropping it
+    would lose a class the user gave (``train_only_classes`` names them for the notice)."""
     labels = np.asarray(labels)
     held = np.zeros(len(labels), dtype=bool)
-    if not has_shared_groups(groups):
-        for name in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == name))
-            if len(members) < 2:
-                continue
-            take = min(max(1, round(fraction * len(members))), len(members) - 1)
-            held[members[:take]] = True
-        return held
-    groups = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)  # 0..G-1
-    group_label = group_label_of(labels, groups)  # (G,)
-    for name in np.unique(group_label):
-        members = rng.permutation(np.flatnonzero(group_label == name))
+    grouped = has_shared_groups(groups)
+    if grouped:
+        groups = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)  # 0..G-1
+        unit_label = group_label_of(labels, groups)  # (G,)
+    else:
+        unit_label = labels
+    for name in np.unique(unit_label):
+        members = rng.permutation(np.flatnonzero(unit_label == name))
         if len(members) < 2:
             continue
         take = min(max(1, round(fraction * len(members))), len(members) - 1)
-        held[np.isin(groups, members[:take])] = True
+        if grouped:
+            held[np.isin(groups, members[:take])] = True
+        else:
+            held[members[:take]] = True
     return held
 
 
-def rare_classes(labels, groups=None) -> int:
-    """How many classes have one example (one group): kept whole in training by every
-    stratified split, so never in a test or validation split."""
+def train_only_classes(labels, groups=None) -> list[str]:
+    """The classes a stratified split keeps wholly in training (``held_out_rows``): those
+    with fewer than 2 rows, or groups when rows are grouped."""
     labels = np.asarray(labels)
-    units = np.arange(len(labels)) if not has_shared_groups(groups) else np.asarray(groups)
-    pairs = set(zip(labels.astype(str).tolist(), units.tolist(), strict=True))
-    per_class: dict[str, int] = {}
-    for label, _ in pairs:
-        per_class[label] = per_class.get(label, 0) + 1
-    return sum(count < 2 for count in per_class.values())
+    if has_shared_groups(groups):
+        groups = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+        labels = group_label_of(labels, groups)
+    names, counts = np.unique(labels, return_counts=True)
+    return [str(name) for name in names[counts < 2]]
+
+
+def train_only_notice(classes: list[str], split: str) -> str | None:
+    """The line that says which classes a carved ``split`` could not take (None: none)."""
+    if not classes:
+        return None
+    names = ", ".join(repr(name) for name in classes[:3]) + (", ..." if len(classes) > 3 else "")
+    have = "1 class has" if len(classes) == 1 else f"{len(classes)} classes have"
+    return (
+        f"{have} fewer than 2 examples ({names}): kept in training only, not in the {split} split"
+    )
 
 
 def group_label_of(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -185,8 +194,8 @@ def load_splits(
         if balance:
             dataset = balanced(dataset, rng)
         if dataset.splits is None:
-            rest, test_set = stratified_split(dataset, test_size, rng)
-            train_set, val_set = stratified_split(rest, val_size / (1 - test_size), rng)
+            rest, test_set = stratified_split(dataset, test_size, rng, "test")
+            train_set, val_set = stratified_split(rest, val_size / (1 - test_size), rng, "val")
             return Splits(train_set, val_set, test_set)
         parts = _by_split_column(dataset)
         train_set, val_set, test_set = parts.get("train"), parts.get("val"), parts.get("test")
@@ -199,9 +208,9 @@ def load_splits(
         val_set = read(val) if val else None
         test_set = read(test) if test else None
     if test_set is None:
-        train_set, test_set = stratified_split(train_set, test_size, rng)
+        train_set, test_set = stratified_split(train_set, test_size, rng, "test")
     if val_set is None:
-        train_set, val_set = stratified_split(train_set, val_size, rng)
+        train_set, val_set = stratified_split(train_set, val_size, rng, "val")
     return Splits(train_set, val_set, test_set)
 
 
@@ -217,15 +226,22 @@ def balanced(dataset: TextDataset, rng: np.random.Generator) -> TextDataset:
 
 
 def stratified_split(
-    dataset: TextDataset, fraction: float, rng: np.random.Generator
+    dataset: TextDataset, fraction: float, rng: np.random.Generator, split: str = "held-out"
 ) -> tuple[TextDataset, TextDataset]:
     """(rest, held out): ``fraction`` of every class held out, at least one example each;
-    rows of one text (or one ``--group-col`` group) stay together."""
+    rows of one text (or one ``--group-col`` group) stay together; a class with one example
+    (group) stays in the rest, and the user is told (``train_only_notice``)."""
+    from probe.messages import say
+
     groups = dataset_groups(dataset)
-    try:
-        held = held_out_rows(dataset.labels, fraction, rng, groups)
-    except ProbeError as error:
-        raise ProbeError(f"{dataset.source}: {error}") from None
+    held = held_out_rows(dataset.labels, fraction, rng, groups)
+    if not held.any():
+        raise ProbeError(
+            f"{dataset.source}: no class has 2 examples; a {split} split needs 2 in some class"
+        )
+    notice = train_only_notice(train_only_classes(dataset.labels, groups), split)
+    if notice:
+        say(f"{dataset.source}: {notice}")
     return dataset.subset(~held), dataset.subset(held)
 
 

@@ -215,3 +215,12 @@ def label_names_line(labels) -> str:
     """``ham/spam``: the label names a head will learn, for the log line that says so."""
     names = sorted({str(v) for v in labels})
     return "/".join(names) if len(names) <= 8 else "/".join(names[:8]) + f"/... ({len(names)})"
+
+
+def same_target_names(names: list, kind: str) -> list[str] | None:
+    """The target's names (columns or labels) every file holds (None: classes); files that
+    name different ones are an error."""
+    names = [item for item in names if item is not None]
+    if names and any(other != names[0] for other in names):
+        raise ProbeError(f"the files hold different {kind} labels: {names[0]} vs {names[1]}")
+    return names[0] if names else None

@@ -27,12 +27,15 @@ from probe.heads.maths import (
     softmax,
 )
 from probe.heads.search import (
+    COARSE_RTOL,
+    COARSE_TOL,
     beaten,
     best_index,
     checked_groups,
     confirming,
     fold_count,
     fold_rows,
+    refine_next,
     screen_against,
     turned_up,
 )
@@ -193,7 +196,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             self.search_ = {"method": "given", "Cs": [best_C]}
         elif val_codes is not None:
             scores, states, path = self._path_scores(
-                X, codes, sample_weight, grid, X_val, val_codes, keep_states=True
+                X, codes, sample_weight, grid, X_val, val_codes
             )
             best_C = self._pick(grid, scores, "validation")
             path.restore(states[grid.index(best_C)])
@@ -260,23 +263,31 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             )
         return np.searchsorted(self.classes_, y)
 
-    def _path_scores(self, X, codes, sample_weight, grid, X_val, val_codes, keep_states=False):
-        """Validation (accuracy, log loss) at each C of a warm-started path, solved to the
-        search tolerance: (Cs tried, 2); the path's state at each C (if kept); the path.
-        The path stops early where the loss has turned up (``stop_early``)."""
+    def _path_scores(self, X, codes, sample_weight, grid, X_val, val_codes):
+        """Validation (accuracy, log loss) at each C of a warm-started path: (Cs tried, 2);
+        the path's state at each C; the path. The path stops early where the loss has turned
+        up (``stop_early``); it then solves each C coarsely and refines only the Cs that can
+        still win (``refine_next``), the search's tolerance applied where it decides."""
         path = self._new_path(X, codes, sample_weight)
-        scores, states, self._screened = [], [], []
+        coarse = self._stops_early()
+        scores, states, self._screened, self._refined = [], [], [], [] if coarse else None
         for C in grid:
             best = self._best(grid, scores)
             screen = screen_against(None if best is None else scores[best], X_val, val_codes)
-            rtol = self._confirming(scores)
-            path.solve(C, self._search_tol(), self.max_iter, rtol=rtol, screen=screen)
+            tol, rtol = (self._search_tol(), self._confirming(scores))
+            tol, rtol = (COARSE_TOL, COARSE_RTOL) if coarse else (tol, rtol)
+            path.solve(C, tol, self.max_iter, rtol=rtol, screen=screen)
             self._screened.append(int(path.screened))
             scores.append(accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary))
-            if keep_states:
-                states.append(path.snapshot())
+            states.append(path.snapshot())
             if self._stops_early() and turned_up(np.asarray(scores)):
                 break
+        while coarse and (at := refine_next(scores, self._refined)) is not None:
+            path.restore(states[at])
+            path.solve(grid[at], self._search_tol(), self.max_iter)
+            scores[at] = accuracy_and_log_loss(path.logits(X_val), val_codes, path.binary)
+            states[at] = path.snapshot()
+            self._refined.append(at)
         return np.asarray(scores), states, path
 
     def _cross_validate(self, X, codes, sample_weight, grid) -> float:
@@ -294,24 +305,32 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             for train, _ in splits
         ]
         held_X = [X[held] for _, held in splits]
+        # a held-out row of a class its fold never trained on (one of a class's two rows)
+        # scores no C: its loss says how far that class's free intercept drifted. Scored: the rest
+        known = [np.isin(codes[held], codes[train]) for train, held in splits]
+        scored = [
+            (rows_X[k], codes[held][k])
+            for rows_X, (_, held), k in zip(held_X, splits, known, strict=True)
+        ]
         scores, self._held_logits, self._fold_means, self._screened = [], [], {}, []
         per_fold = []  # (folds, 2) held-out scores at each C: a fold is screened on its own
 
         def solve_fold(fold: int, C: float, rtol, screen=None) -> tuple:
             """Fold ``fold``'s path solved at C: its held-out (logits, (accuracy, loss))."""
-            path, held = paths[fold], splits[fold][1]
+            path = paths[fold]
             path.solve(C, self._search_tol(), self.max_iter, rtol=rtol, screen=screen)
             fold_logits = path.logits(held_X[fold])
-            return fold_logits, accuracy_and_log_loss(fold_logits, codes[held], path.binary)
+            held_codes = scored[fold][1]
+            score = accuracy_and_log_loss(fold_logits[known[fold]], held_codes, path.binary)
+            return fold_logits, score
 
         for C in grid:
             rtol, best, solved = self._confirming(scores), self._best(grid, scores), []
             for fold, path in enumerate(paths):
                 if C == grid[0] and fold > 0:
                     path.start_from(paths[0].W, paths[0].b)  # the folds' optima are close there
-                held = splits[fold][1]
                 screen = screen_against(
-                    None if best is None else per_fold[best][fold], held_X[fold], codes[held]
+                    None if best is None else per_fold[best][fold], *scored[fold]
                 )
                 solved.append(solve_fold(fold, C, rtol, screen))
             fold_scores = [fold_score for _, fold_score in solved]
@@ -381,6 +400,9 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             # per C tried: fits ended once they had clearly lost (``screen_against``); their
             # scores are those of the unfinished fit
             "screened": list(self._screened),
+            # validation search: the Cs refined to the search's tolerance (the others' scores
+            # are of coarse fits, clearly beaten: ``probe.heads.search.refine_next``)
+            "refined": getattr(self, "_refined", None),
             "chosen_by": "held-out log loss",
             "exact": bool(self.exact),
         }
@@ -420,30 +442,8 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_weights(cls, coef, intercept, classes, mean=None, scale=None, C=None):
-        """A fitted classifier from raw arrays (a head trained elsewhere, e.g. fine-tuned).
+        """A fitted classifier from raw arrays (a head trained elsewhere, e.g. fine-tuned):
+        ``probe.heads.persistence.classifier_from_weights`` says how."""
+        from probe.heads.persistence import classifier_from_weights
 
-        ``coef`` is (1, D) for two classes, (K, D) otherwise; with no ``mean``/``scale`` the
-        features are used as they are.
-        """
-        coef = np.atleast_2d(np.asarray(coef, np.float64))
-        intercept = np.atleast_1d(np.asarray(intercept, np.float64))
-        classes = np.asarray(classes)
-        expected = 1 if len(classes) == 2 else len(classes)
-        if len(classes) < 2 or coef.shape[0] != expected or intercept.shape != (expected,):
-            raise ProbeError(
-                f"head weights do not fit {len(classes)} classes: coef {coef.shape}, "
-                f"intercept {intercept.shape} (two classes take 1 row, K classes K rows)"
-            )
-        dim = coef.shape[1]
-        clf = cls(C=C)
-        clf.classes_ = classes
-        clf.coef_, clf.intercept_ = coef, intercept
-        clf.mean_ = np.zeros(dim) if mean is None else np.asarray(mean, np.float64)
-        clf.scale_ = np.ones(dim) if scale is None else np.asarray(scale, np.float64)
-        if clf.mean_.shape != (dim,) or clf.scale_.shape != (dim,):
-            raise ProbeError(
-                f"head scaler shapes {clf.mean_.shape}, {clf.scale_.shape} != ({dim},)"
-            )
-        clf.n_features_in_ = dim
-        clf.C_ = C
-        return clf
+        return classifier_from_weights(cls, coef, intercept, classes, mean, scale, C)

@@ -132,7 +132,7 @@ def mix_features(data, layers: list[int], pool: str, *, C: float = 1.0):
     Each layer is standardised with the training rows' mean and scale before mixing, as a
     head standardises its input (``standardise``: constant columns keep scale 1).
     """
-    from probe.heads.estimator import standardise
+    from probe.heads.inputs import standardise
 
     train = _stack(data.train, layers, pool)  # (L, n, D) float32
     mean = np.empty(train.shape[::2], np.float32)  # (L, D)

@@ -22,6 +22,36 @@ from probe.files import write_atomic
 from probe.heads.estimator import ProbeClassifier
 from probe.jsonable import to_jsonable
 
+
+def classifier_from_weights(cls, coef, intercept, classes, mean=None, scale=None, C=None):
+    """A fitted ``cls`` (``ProbeClassifier``) from raw arrays (a head trained elsewhere, e.g.
+    fine-tuned).
+
+    ``coef`` is (1, D) for two classes, (K, D) otherwise; with no ``mean``/``scale`` the
+    features are used as they are.
+    """
+    coef = np.atleast_2d(np.asarray(coef, np.float64))
+    intercept = np.atleast_1d(np.asarray(intercept, np.float64))
+    classes = np.asarray(classes)
+    expected = 1 if len(classes) == 2 else len(classes)
+    if len(classes) < 2 or coef.shape[0] != expected or intercept.shape != (expected,):
+        raise ProbeError(
+            f"head weights do not fit {len(classes)} classes: coef {coef.shape}, "
+            f"intercept {intercept.shape} (two classes take 1 row, K classes K rows)"
+        )
+    dim = coef.shape[1]
+    clf = cls(C=C)
+    clf.classes_ = classes
+    clf.coef_, clf.intercept_ = coef, intercept
+    clf.mean_ = np.zeros(dim) if mean is None else np.asarray(mean, np.float64)
+    clf.scale_ = np.ones(dim) if scale is None else np.asarray(scale, np.float64)
+    if clf.mean_.shape != (dim,) or clf.scale_.shape != (dim,):
+        raise ProbeError(f"head scaler shapes {clf.mean_.shape}, {clf.scale_.shape} != ({dim},)")
+    clf.n_features_in_ = dim
+    clf.C_ = C
+    return clf
+
+
 # --- saving and loading ---------------------------------------------------------------------
 
 HEAD_FORMAT = "probe-head"

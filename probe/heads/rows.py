@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from probe.data.splits import rare_classes, split_names
-from probe.data.targets import label_names_line, split_strata
+from probe.data.splits import split_names
+from probe.data.targets import label_names_line, same_target_names, split_strata
 from probe.errors import ProbeError
 from probe.heads.cached import (
     CachedData,
@@ -103,7 +103,8 @@ def prepare(
     splits, carved, grouping = _assign_splits(found, test_size, seed, group_col, target.kind)
     described = _describe(splits, model, found, target.kind)
     described.grouping = grouping
-    described.target, described.target_names = target.kind, found_names(found, target)
+    names = [item.names for item in found.values()]
+    described.target, described.target_names = target.kind, same_target_names(names, target.kind)
     _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
     for line in (carved, grouping.pop("notice", None)):
         if line:
@@ -190,29 +191,35 @@ def _assign_splits(found: dict, test_size: float, seed: int, group_col=None, kin
                 raise ProbeError(f"{item.source}: the split column has no 'train' rows")
         else:
             splits["train"] = whole.take(np.arange(len(whole)), "train")
+    train_only = []
     if splits["test"] is None and test_size > 0:
+        from probe.data.splits import train_only_classes, train_only_notice
+
         whole = splits["train"]
         strata = split_strata(whole.labels, kind)
         keep, held = stratified_rows(strata, test_size, seed, whole.group_ids())
+        if not len(held):
+            raise ProbeError(
+                "no class has 2 examples to hold one out for a test set; give --test FILE "
+                "or --test-size 0"
+            )
         splits["train"], splits["test"] = whole.take(keep, "train"), whole.take(held, "test")
         how = "stratified" + (", whole groups" if whole.group_ids() is not None else "")
-        rare = rare_classes(strata, whole.group_ids()) if kind in (None, "classification") else 0
-        how += f"; {rare} classes with one example kept in training only" if rare else ""
         carved = (
             f"no --test given: holding out {len(held)} of {len(whole)} examples "
             f"({round(test_size * 100, 2):g}%, {how}, seed {seed}) as the test set; "
             "--test-size 0 to use all for training"
         )
+        classes = kind in (None, "classification")  # a number or label set is no class
+        train_only = train_only_classes(strata, whole.group_ids()) if classes else []
+        if train_only:
+            carved += "; " + train_only_notice(train_only, "test")
     present = {name: split for name, split in splits.items() if split is not None}
-    return splits, carved, grouping_summary(present, group_col)
-
-
-def found_names(found: dict, target) -> list[str] | None:
-    """The target's names (columns or labels); every file must name the same ones."""
-    names = [item.names for item in found.values() if item.names is not None]
-    if names and any(other != names[0] for other in names):
-        raise ProbeError(f"the files hold different {target.kind} labels: {names[0]} vs {names[1]}")
-    return names[0] if names else None
+    grouping = grouping_summary(present, group_col)
+    if train_only:  # recorded with the groups: the results say what the split could not do
+        rows = int(np.isin(splits["train"].labels.astype(str), train_only).sum())
+        grouping["train_only"] = {"classes": len(train_only), "rows": rows, "split": "test"}
+    return splits, carved, grouping
 
 
 def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
@@ -225,17 +232,14 @@ def _grouped(split: CachedSplit, name: str, user_groups=None) -> CachedSplit:
 
 def stratified_rows(labels: np.ndarray, fraction: float, seed: int, groups=None):
     """(kept, held out) positions: ``fraction`` of every class held out, whole ``groups``
-    at a time.
+    at a time; a class with one row (group) is kept whole (``held_out_rows``).
 
     The same draw as ``probe.data.splits.stratified_split`` (its first call), so ``probe
     fit`` and ``probe finetune`` test on the same rows of one file for the same seed.
     """
     from probe.data.splits import held_out_rows
 
-    try:
-        held = held_out_rows(labels, fraction, np.random.default_rng(seed), groups)
-    except ProbeError as error:
-        raise ProbeError(f"the training data: {error}") from None
+    held = held_out_rows(labels, fraction, np.random.default_rng(seed), groups)
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 

@@ -277,6 +277,13 @@ def grouping_line(grouping: dict | None) -> str | None:
     for name, count in (grouping.get("held_out_texts_in_train") or {}).items():
         if count:
             line += f" {count:,} {name} texts also occur in train (given splits kept as given)."
+    train_only = grouping.get("train_only")
+    if train_only:
+        have = "class has" if train_only["classes"] == 1 else "classes have"
+        line += (
+            f" {train_only['classes']:,} {have} fewer than 2 examples: kept in training only, "
+            f"not in the {train_only['split']} split."
+        )
     return line
 
 

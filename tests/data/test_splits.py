@@ -59,6 +59,10 @@ def test_bad_split_requests(tmp_path):
     found = load_splits(data=str(single))  # a class of one example stays in training
     assert "y" in found.train.labels and sum(found.sizes().values()) == 5
     assert "y" not in found.val.labels + found.test.labels
+    three = tmp_path / "three.csv"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "y"]}).to_csv(three, index=False)
+    with pytest.raises(ProbeError, match="no class has 2 examples; a val split needs 2"):
+        load_splits(data=str(three))  # test takes one 'x'; the rest has one of each
 
 
 def test_many_classes_with_singletons_split_without_losing_a_row():
@@ -66,15 +70,29 @@ def test_many_classes_with_singletons_split_without_losing_a_row():
     row; every singleton stays in training, every class with two or more is on both sides."""
     import numpy as np
 
-    from probe.data.splits import held_out_rows, rare_classes
+    from probe.data.splits import held_out_rows, train_only_classes
 
     rng = np.random.default_rng(0)
     sizes = [1] * 100 + [2] * 100 + list(rng.integers(3, 30, size=100))
     labels = np.concatenate([[f"c{i}"] * n for i, n in enumerate(sizes)])
     held = held_out_rows(labels, 0.2, np.random.default_rng(0))
     assert held.shape == labels.shape and 0 < held.sum() < len(labels)
-    assert rare_classes(labels) == 100
+    assert len(train_only_classes(labels)) == 100
     for i, n in enumerate(sizes):
         mine = held[labels == f"c{i}"]
         assert not mine.all()  # some of every class trains
         assert mine.any() == (n >= 2)  # and a class of two or more is also held out
+
+
+def test_a_class_with_one_example_stays_in_training_and_is_said(tmp_path, said):
+    rows = [(f"text {i}", "x" if i < 12 else "y") for i in range(24)] + [("lone", "z")]
+    path = tmp_path / "lone.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    splits = load_splits(data=str(path), seed=0)
+    assert "lone" in splits.train.texts  # kept, in training: never dropped
+    assert sum(splits.sizes().values()) == 25
+    assert "z" not in splits.val.labels and "z" not in splits.test.labels
+    assert (
+        "1 class has fewer than 2 examples ('z'): kept in training only, not in the test split"
+        in ("\n".join(said))
+    )

@@ -8,23 +8,58 @@ import pytest
 from probe.heads.solver import curvature
 
 
+def blocks_of(X, Z, shared=None):
+    """The per-class blocks of X's rows at logits Z (weights 1/n, softmax curvature)."""
+    from probe.heads.maths import softmax
+
+    p = softmax(Z)
+    c = p * (1 - p) / len(X)
+    shared = curvature.SharedSubsample.of(X, seed=0) if shared is None else shared
+    return curvature.class_blocks(c, shared, len(X))
+
+
 @pytest.mark.parametrize("rows", [300, 8])  # more rows than features, and a thin (wide) basis
 def test_quadratic_equals_q_dot_solve_q(rows):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(rows, 10)).astype(np.float32)
     Z = rng.normal(size=(rows, 4))
-    weight = np.full(rows, 1.0 / rows)
-    estimate = curvature.estimate(X, Z, weight, binary=False, shared=None)
-    solve = curvature.inverse(estimate, lam=0.05, dim=10)
+    solve = curvature.inverse(blocks_of(X, Z), lam=0.05, dim=10)
     q = rng.normal(size=(4, 11))
     assert np.isclose(solve.quadratic(q), float(np.vdot(q, solve(q))), rtol=1e-8)
-    # and the solve inverts the Kronecker estimate: positive along every direction that
-    # changes a prediction (the all-ones class direction changes none)
+    # and the solve inverts the blocks: positive along every direction that changes a
+    # prediction (the all-ones class direction changes none), symmetric
     assert solve.quadratic(q - q.mean(axis=0)) > 0
+    other = rng.normal(size=(4, 11))
+    assert np.isclose(np.vdot(other, solve(q)), np.vdot(q, solve(other)), rtol=1e-8)
 
 
-def test_a_folds_share_of_the_subsample_gives_the_scales_of_its_own_copy():
-    """A fold reads the shared projected rows in place (``kept``); the scales must equal those
+def test_the_sheared_blocks_invert_each_class_block_exactly():
+    """With the dense part as wide as the basis, the preconditioner is the exact inverse of
+    each class's Hessian block ``sum_i c_ik x~_i x~_i^T + lam P`` (intercept free): the shear
+    moves the intercept out of the weights' block and changes nothing else."""
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(400, 6)) + 2.0).astype(np.float32)  # off-centre: the shear matters
+    Z = rng.normal(size=(400, 3)) * 2
+    p = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    c = p * (1 - p) / 400
+    shared = curvature.SharedSubsample.of(X, seed=0)
+    solve = curvature.inverse(curvature.class_blocks(c, shared, 10**9), lam=0.01, dim=6)
+    augmented = np.hstack([X, np.ones((400, 1))]).astype(np.float64)
+    penalty = np.diag([0.01] * 6 + [0.0])
+    q = rng.normal(size=(3, 7))
+    q -= q.mean(axis=0)
+    expected = np.stack(
+        [
+            np.linalg.solve((augmented * c[:, k, None]).T @ augmented + penalty, q[k])
+            for k in range(3)
+        ]
+    )
+    expected -= expected.mean(axis=0)
+    np.testing.assert_allclose(solve(q), expected, rtol=2e-3, atol=1e-6 * np.abs(expected).max())
+
+
+def test_a_folds_share_of_the_subsample_gives_the_blocks_of_its_own_copy():
+    """A fold reads the shared projected rows in place (``kept``); its blocks must equal those
     from a copy of just its rows."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(500, 12)).astype(np.float32)
@@ -32,13 +67,14 @@ def test_a_folds_share_of_the_subsample_gives_the_scales_of_its_own_copy():
     train = np.sort(rng.choice(500, 400, replace=False))
     fold = shared.within(train)
     copy = curvature.SharedSubsample(fold.rows, shared.basis, shared.projected[fold.kept])
-    sub = X[train][fold.rows]
-    Z = rng.normal(size=(len(sub), 3))
-    weight = np.full(len(sub), 1.0 / len(sub))
-    in_place = curvature.estimate(sub, Z, weight, binary=False, shared=fold)
-    copied = curvature.estimate(sub, Z, weight, binary=False, shared=copy)
-    np.testing.assert_allclose(in_place[0], copied[0], rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(in_place[2], copied[2])
+    Z = rng.normal(size=(len(fold.rows), 3))
+    c = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True) / 400
+    in_place = curvature.class_blocks(c, fold, 400)
+    copied = curvature.class_blocks(c, copy, 400)
+    for name in ("s", "mean", "scales", "values"):
+        np.testing.assert_allclose(
+            getattr(in_place, name), getattr(copied, name), rtol=1e-5, atol=1e-9
+        )
 
 
 @pytest.mark.parametrize("classes", [2, 5])

@@ -81,8 +81,8 @@ def overfitting_with_validation(seed=3):
 
 def test_a_C_clearly_beaten_on_held_out_rows_is_screened_out_before_its_fit_finishes():
     """Known answer: the whole grid, every fit finished. The screened Cs are the ones whose
-    finished fits lost too, the chosen C and its weights are the same, and fewer passes
-    over X were made."""
+    finished fits lost too, the chosen C and its fit are the same, and fewer passes over X
+    were made."""
     from probe.heads.solver import path as solver_path
 
     X, y, X_val, y_val = overfitting_with_validation()
@@ -110,7 +110,9 @@ def test_a_C_clearly_beaten_on_held_out_rows_is_screened_out_before_its_fit_fini
     for i in screened:  # finished, they lose on log loss as the screen foresaw
         assert whole.search_["log_loss"][i] > whole.search_["log_loss"][chosen]
         assert early.search_["log_loss"][i] > early.search_["log_loss"][chosen]
-    np.testing.assert_allclose(early.coef_, whole.coef_, atol=1e-6)
+    # the same optimum, reached by another route (coarse fits, then the chosen C refined):
+    # equal to the final tolerance (1e-3 on the decrement), not to the last bit
+    np.testing.assert_allclose(early.predict_proba(X_val), whole.predict_proba(X_val), atol=3e-3)
 
 
 def test_the_screen_needs_a_held_out_loss_clearly_above_the_best():
@@ -190,8 +192,8 @@ def test_folds_and_the_final_fit_share_one_feature_basis_and_subsample():
     X, y = noisy_linear(n=400, dim=20, classes=4, seed=5)
     clf = ProbeClassifier().fit(X, y)
     shared = clf._shared
-    assert shared.basis.shape == (21, 21)
-    np.testing.assert_allclose(shared.basis.T @ shared.basis, np.eye(21), atol=1e-5)
+    assert shared.basis.shape == (20, 20)
+    np.testing.assert_allclose(shared.basis.T @ shared.basis, np.eye(20), atol=1e-10)
     assert ProbeClassifier().fit(X, y % 2)._shared is None  # two classes: exact Hessian
     # a fold reads the shared rows it trains on, projected as if it had projected them itself
     standardised = standardise(X)[0]
@@ -200,8 +202,7 @@ def test_folds_and_the_final_fit_share_one_feature_basis_and_subsample():
     assert 200 < len(fold.rows) < 400 and np.all(np.isin(train[fold.rows], shared.rows))
     assert fold.projected is shared.projected and fold.kept.sum() == len(fold.rows)  # no copy
     rows = standardised[train][fold.rows]
-    augmented = np.hstack([rows, np.ones((len(rows), 1), np.float32)])
-    expected = np.square(augmented @ shared.basis.astype(np.float32))
+    expected = rows @ shared.basis.astype(np.float32)
     np.testing.assert_allclose(fold.projected[fold.kept], expected, rtol=1e-4, atol=1e-4)
 
 

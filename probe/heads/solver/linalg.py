@@ -11,6 +11,7 @@ non-finite input raises ``SolverFailure`` (the estimator then refits with scikit
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 class SolverFailure(ArithmeticError):
@@ -27,22 +28,27 @@ def weighted_gram(augmented: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.triu(upper) + np.triu(upper, 1).T
 
 
-def feature_basis(augmented: np.ndarray) -> np.ndarray:
-    """Eigenbasis (D+1, D+1) of ``augmented^T augmented`` (rows (m, D+1), ones last): the
-    multi-class preconditioner's feature basis, one per matrix (folds of one matrix may
-    share it: they differ in the rows, not in the features' correlations)."""
+def feature_basis(sub: np.ndarray) -> np.ndarray:
+    """Orthonormal eigenbasis (D, r) float64 of ``sub^T sub`` (rows (m, D)), leading directions
+    first: the multi-class preconditioner's feature basis, one per matrix (folds of one matrix
+    may share it: they differ in the rows, not in the features' correlations). Fewer rows
+    than features: the thin basis of the rows' span, r <= m, from the m x m Gram matrix."""
     from scipy.linalg import LinAlgError, eigh
 
-    gram = weighted_gram(augmented, np.ones(len(augmented), np.float32))
+    if len(sub) < sub.shape[1]:
+        thin = thin_gram_eigh(sub, np.ones(len(sub), np.float32))[1][:, ::-1]
+        return np.linalg.qr(thin)[0]  # orthonormal to float64 precision, order kept
+    gram = weighted_gram(sub, np.ones(len(sub), np.float32))
     if not np.isfinite(gram).all():
         raise SolverFailure("non-finite curvature estimate")
-    try:  # float32 divide and conquer: ~3x faster than float64 MRRR; a basis needs no more
-        _, vectors = eigh(gram.astype(np.float32), driver="evd", check_finite=False)
-        if np.isfinite(vectors).all():
-            return vectors.astype(np.float64)
-    except (LinAlgError, ValueError):
-        pass
-    return robust_eigh(gram)[1]
+    with threadpool_limits(limits=1):  # two threads spin and wait on a loaded machine
+        try:  # float32 divide and conquer: ~3x faster than float64 MRRR; enough for a basis
+            _, vectors = eigh(gram.astype(np.float32), driver="evd", check_finite=False)
+            if np.isfinite(vectors).all():
+                return np.linalg.qr(vectors[:, ::-1].astype(np.float64))[0]
+        except (LinAlgError, ValueError):
+            pass
+        return np.ascontiguousarray(robust_eigh(gram)[1][:, ::-1])
 
 
 def cholesky_solver(matrix: np.ndarray):

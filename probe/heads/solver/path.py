@@ -43,7 +43,10 @@ SEARCH_RTOL = 1e-5
 # a C past a rise of the held-out loss is there to confirm the turn (``turned_up``): at 1e-4
 # its held-out accuracy was unchanged and the rise kept, for half the passes (UPOS, C = 10)
 CONFIRM_RTOL = 1e-4
+MISFIT_CURVATURE = 0.05  # floor of a row's curvature along its true class (below)
 RENEW_EVERY = 12  # iterations at one C after which the curvature is estimated again
+LINE_ROWS = 512  # rows per block of a line-search trial: its (rows, K) temporaries in L2
+LINE_TRIALS = 10  # a line search's trials at most (convex along the line: 1-2 are usual)
 WOLFE = 0.9  # curvature condition of the full step: 0.9 is the usual one for quasi-Newton
 SCREEN_EVERY = 3  # iterations between a screen's checks (one held-out product: ~1/8 pass)
 
@@ -174,37 +177,77 @@ class LogisticPath:
             loss += block_loss
         return along, grad, loss
 
-    def _slope_and_bend(self, t: float, along: np.ndarray) -> tuple[float, float]:
-        """First and second derivative of the data term at Z + t * along: O(N), no pass."""
+    def _along(self, t: float, along: np.ndarray) -> tuple[float, float, float]:
+        """Data loss, slope and bend at Z + t * along: O(N K), no read of X; by row blocks, so
+        the (N, K) temporaries stay in cache (at 352 classes a trial was a third of a pass)."""
+        from scipy.special import expit, log_expit
+
+        loss = slope = bend = 0.0
+        for start in range(0, len(self.Z), LINE_ROWS):
+            rows = slice(start, start + LINE_ROWS)
+            Z, u, w = self.Z[rows] + t * along[rows], along[rows], self.w[rows]
+            if self.binary:
+                margin, u = self.sign[rows] * Z[:, 0], u[:, 0]
+                p = expit(Z[:, 0])
+                loss -= float(w @ log_expit(margin))
+                slope += float(w @ ((p - self.target[rows]) * u))
+                bend += float(w @ (p * (1 - p) * u * u))
+                continue
+            top = Z.max(axis=1, keepdims=True)
+            p = np.exp(Z - top)
+            total = p.sum(axis=1)
+            p /= total[:, None]
+            picked = np.arange(len(Z)), self.codes[rows]
+            loss += float(w @ (top[:, 0] + np.log(total) - Z[picked]))
+            pu = p * u
+            p_u = pu.sum(axis=1)
+            slope += float(w @ (p_u - u[picked]))
+            bend += float(w @ (np.einsum("ij,ij->i", pu, u) - p_u * p_u))
+        return loss, slope, bend
+
+    def _curvature_weights(self, rows: np.ndarray) -> np.ndarray:
+        """``w_i p_ik (1 - p_ik)`` (m, K') of the given rows: each one's curvature along its own
+        logits, the true class's floored at ``w_i (1 - p) MISFIT_CURVATURE``: a row whose own
+        class is all but ruled out (p ~ e^-24, a class the start never saw) has a loss that is
+        linear there, not quadratic, and its Newton step on the intercept was 1e10."""
         from scipy.special import expit
 
-        Z = self.Z + t * along
+        weight = self.w[rows] * (len(self.X) / len(rows))  # (m,): weights sum to ~1
+        Z, codes = self.Z[rows], self.codes[rows]
+        p = expit(Z) if self.binary else softmax(Z)
+        c = p * (1.0 - p)
         if self.binary:
-            p, u = expit(Z[:, 0]), along[:, 0]
-            return float(self.w @ ((p - self.target) * u)), float(self.w @ (p * (1 - p) * u * u))
-        p = softmax(Z)
-        p_u = (p * along).sum(axis=1)
-        slope = self.w @ (p_u - along[np.arange(len(Z)), self.codes])
-        return float(slope), float(self.w @ ((p * along * along).sum(axis=1) - p_u * p_u))
+            true = np.where(codes == 1, p[:, 0], 1.0 - p[:, 0])
+            c[:, 0] = (1.0 - true) * np.maximum(true, MISFIT_CURVATURE)
+        else:
+            own = np.arange(len(rows)), codes
+            c[own] = (1.0 - p[own]) * np.maximum(p[own], MISFIT_CURVATURE)
+        return c * weight[:, None]
 
     def _preconditioner(self, lam: float):
         """Approximate inverse Hessian of the objective, as a function (K', D+1) -> (K', D+1).
 
-        The data term's Hessian is estimated on a subsample where the path starts; at each C
-        only the penalty changes (a Cholesky, or a division in an eigenbasis) and the L-BFGS
-        pairs follow the curvature as it moves. On (nearly) separable data p(1 - p)
-        collapses as C grows and the estimate becomes far too stiff: after ``RENEW_EVERY``
-        iterations at one C it is renewed, which cuts iterations per C there from 100-180
-        to ~15. (``probe.heads.solver.curvature`` says how it is estimated.)
+        The data term's Hessian is estimated on a subsample where the path starts (K classes:
+        again at every C, from the last C's solution: at 352 classes an estimate kept from
+        the C before cost twice the passes); at each C the penalty changes (a Cholesky, or a
+        division in an eigenbasis) and the L-BFGS pairs follow the curvature as it moves. On
+        (nearly) separable data p(1 - p) collapses as C grows and the estimate becomes far
+        too stiff: after ``RENEW_EVERY`` iterations at one C it is renewed, which cuts
+        iterations per C there from 100-180 to ~15. (``probe.heads.solver.curvature`` says
+        how it is estimated.)
         """
         if self._curvature is None:
-            if self.shared is None and not self.binary:  # one basis for the whole path
+            exact = self.binary and len(self.sub_rows) > self.X.shape[1]
+            if self.shared is None and not exact:  # one basis for the whole path
                 self.shared = SharedSubsample.of(self.X, self.seed)
                 self.sub_rows = self.shared.rows
-            weight = self.w[self.sub_rows] * (len(self.X) / len(self.sub_rows))  # (m,)
-            self._curvature = curvature.estimate(
-                self.X[self.sub_rows], self.Z[self.sub_rows], weight, self.binary, self.shared
-            )
+            sub = self.sub_rows
+            if exact:
+                weight = self.w[sub] * (len(self.X) / len(sub))  # (m,)
+                self._curvature = curvature.binary_hessian(self.X[sub], self.Z[sub], weight)
+            else:
+                c = self._curvature_weights(sub)
+                self._curvature = curvature.class_blocks(c, self.shared, len(self.X))
         return curvature.inverse(self._curvature, lam, self.W.shape[1])
 
     # one C -----------------------------------------------------------------------------------
@@ -232,6 +275,8 @@ class LogisticPath:
         penalty = np.full(self.W.shape[1] + 1, lam)
         penalty[-1] = 0.0  # (D+1,): the intercept is not penalised
         params = lambda: np.hstack([self.W, self.b[:, None]])  # noqa: E731  (K', D+1)
+        if not self.binary:  # K classes: the curvature moved with the last C's solution
+            self._curvature = None
         precondition = self._preconditioner(lam)
         self.pairs.set_penalty(penalty)
         if self.grad_data is None:
@@ -267,12 +312,16 @@ class LogisticPath:
             slope_1 = float(np.vdot(grad_data_full_step, direction)) + penalty_slope + penalty_bend
             decrease = loss_1 - loss + penalty_slope + penalty_bend / 2
             full_step = decrease <= 1e-4 * slope_0 and abs(slope_1) <= WOLFE * -slope_0
-            step = 1.0 if full_step else self._line_search(along, penalty_slope, penalty_bend)
+            step, loss_step = 1.0, loss_1
+            if not full_step:
+                step, loss_step = self._line_search(
+                    along, loss, slope_0, decrease, slope_1, penalty_slope, penalty_bend
+                )
             self.W += step * direction[:, :-1]
             self.b += step * direction[:, -1]
             self.Z += step * along
             new_grad_data = grad_data_full_step if full_step else self._gradient_pass()
-            loss = loss_1 if full_step else self._loss(self.Z)
+            loss = loss_step
             self.pairs.add(step * direction, new_grad_data - self.grad_data)
             self.grad_data = new_grad_data
             if step * np.abs(direction).max() <= 1e-12 * (1.0 + np.abs(params()).max()):
@@ -308,26 +357,34 @@ class LogisticPath:
         self.pairs.restore(state["pairs"])
         self._curvature = state["curvature"]
 
-    def _line_search(self, along: np.ndarray, penalty_slope: float, penalty_bend: float) -> float:
-        """Minimise the objective along the direction: safeguarded Newton steps on t from 1."""
-        low, high, t = 0.0, math.inf, 1.0
-        for _ in range(20):
-            slope, bend = self._slope_and_bend(t, along)
+    def _line_search(self, along, loss, slope_0, change_1, slope_1, penalty_slope, penalty_bend):
+        """(t, data loss at t): a step meeting the conditions the full step missed (Armijo,
+        strong Wolfe), from the minimiser of the cubic through the objective's values and
+        slopes at t = 0 and 1 (known from the pass), then safeguarded Newton steps on t.
+        The objective is convex along the line, so the slope's sign brackets the minimum;
+        each trial is O(N K), no read of X. Usually one trial: the Newton steps from t = 1
+        this replaced took 2-9 (352 classes: half a head's time)."""
+        low, high = (1.0, math.inf) if slope_1 < 0 else (0.0, 1.0)
+        d1 = slope_0 + slope_1 - 3.0 * change_1
+        d2 = math.sqrt(max(d1 * d1 - slope_0 * slope_1, 0.0))
+        denominator = slope_1 - slope_0 + 2.0 * d2
+        t = 1.0 - (slope_1 + d2 - d1) / denominator if denominator != 0 else math.nan
+        if not math.isfinite(t):
+            t = 0.5 if high == 1.0 else 2.0
+        t = min(max(t, 0.05), 0.95) if high == 1.0 else min(max(t, 1.5), 8.0)
+        for trial in range(LINE_TRIALS):
+            loss_t, slope, bend = self._along(t, along)
             slope += penalty_slope + t * penalty_bend
             bend += penalty_bend
-            if slope > 0:
-                high = t
-            else:
-                low = t
-            if bend <= 0:
-                break
-            t_next = t - slope / bend
+            change = loss_t - loss + t * penalty_slope + t * t * penalty_bend / 2
+            met = change <= 1e-4 * t * slope_0 and abs(slope) <= WOLFE * -slope_0
+            if met or trial == LINE_TRIALS - 1:
+                return t, loss_t
+            low, high = (low, t) if slope > 0 else (t, high)
+            t_next = t - slope / bend if bend > 0 else math.nan
             if not low < t_next < high:
                 t_next = (low + high) / 2 if math.isfinite(high) else 2 * t
-            if abs(t_next - t) <= 1e-3 * t:
-                return t_next
             t = t_next
-        return t
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W.T + self.b  # (n, K')

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+ABSENT_LOGIT = -1e3  # a class the rows do not have: probability 0, no overflow
+
 
 class ReferencePath:
     """scikit-learn's lbfgs behind ``LogisticPath``'s interface: the fallback and reference.
@@ -44,9 +46,19 @@ class ReferencePath:
             self._model.fit(self.X, self.codes, sample_weight=self.sample_weight)
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
             self.converged = False
-        self.W = self._model.coef_.astype(np.float64)
-        self.b = self._model.intercept_.astype(np.float64)
+        self.W, self.b = self._full(self._model.coef_, self._model.intercept_)
         return int(np.max(self._model.n_iter_))
+
+    def _full(self, coef, intercept) -> tuple[np.ndarray, np.ndarray]:
+        """(W, b) over all K classes: scikit-learn fits the classes present (a fold may miss
+        one, e.g. a class of two rows); a missing class gets weights 0 and a logit of
+        ``ABSENT_LOGIT``, where its unpenalised intercept heads (probability 0)."""
+        present = self._model.classes_.astype(int)
+        if self.binary or len(present) == self.k:
+            return coef.astype(np.float64), intercept.astype(np.float64)
+        W, b = np.zeros((self.k, coef.shape[1])), np.full(self.k, ABSENT_LOGIT)
+        W[present], b[present] = coef, intercept
+        return W, b
 
     def start_from(self, W: np.ndarray, b: np.ndarray) -> None:
         """Start the next solve at (W, b), as ``LogisticPath.start_from`` does."""
@@ -58,7 +70,8 @@ class ReferencePath:
     def restore(self, state: dict) -> None:
         self.W, self.b = state["W"].copy(), state["b"].copy()
         if self._model is not None:  # the next solve warm-starts from here
-            self._model.coef_, self._model.intercept_ = self.W.copy(), self.b.copy()
+            present = slice(None) if self.binary else self._model.classes_.astype(int)
+            self._model.coef_, self._model.intercept_ = self.W[present], self.b[present]
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W.T + self.b  # (n, K')

@@ -27,6 +27,7 @@ from probe.heads.cached import (
     CachedData,
     CachedSplit,
     extraction_settings,
+    file_layer,
     open_cached,
     shared_layers,
 )
@@ -44,11 +45,12 @@ class WordSplit(CachedSplit):
     partners: list = field(default_factory=list)  # per part: head rows (edges) or None
     clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    def features(self, layer: int, pool: str) -> np.ndarray:
-        """float32 (n, D), or (n, 2D) ``[h_head; h_dependent]`` for an edge task."""
+    def features(self, layer: int, pool: str, read: dict | None = None) -> np.ndarray:
+        """float32 (n, D), or (n, 2D) ``[h_head; h_dependent]`` for an edge task; ``read``
+        as in ``CachedSplit.features``."""
         blocks = []
         for (path, rows), partner in zip(self.parts, self.partners, strict=True):
-            layer_features = open_cached(path).features(layer, pool)  # (n_words_file, D)
+            layer_features = file_layer(path, layer, pool, read)  # (n_words_file, D)
             block = layer_features[rows]
             if partner is not None:
                 block = np.concatenate([layer_features[partner], block], axis=1)
