@@ -77,12 +77,44 @@ def data_options(command):
     return stack_options(command, options)
 
 
+def reading_options(site_default: str | None) -> list:
+    """``--site`` and ``--position``: what a pass reads (``probe extract``, and a head
+    command's on-demand extraction, where None means the cache's site, block when extracting)."""
+    return [
+        click.option(
+            "--site",
+            type=click.Choice(["block", "attn", "mlp", "resid_mid"]),
+            default=site_default,
+            show_default=site_default is not None,
+            help="Where in a block: block (the residual stream after it), attn / mlp (the "
+            "sublayer outputs added to it), resid_mid (the stream between them). Layer k is "
+            "block k's part (all: 1..L). Part of the cache key; heads record it and predict "
+            "reads it again.",
+        ),
+        click.option(
+            "--position",
+            "positions",
+            multiple=True,
+            help="Store more pools beside last and mean: first, max, index:K (K<0 from the "
+            "end), or marker:TEXT (the last token of the last TEXT in the prompted text). "
+            "Repeat it or give a comma list (a marker takes the whole value): --position "
+            "first,max,index:-2 --position 'marker: Answer:'. Part of the cache key; --pool "
+            "reads them, a sweep sweeps them.",
+        ),
+    ]
+
+
 def stack_options(command, options: list):
     """``command`` with ``options`` (click decorators) applied so ``--help`` lists them in
     the order given."""
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def stacked(options: list):
+    """``stack_options`` as a decorator."""
+    return lambda command: stack_options(command, options)
 
 
 # --- -v/--verbose and -q/--quiet: the same on every command ----------------------------------

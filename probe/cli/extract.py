@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from probe.cli.common import data_options, fail_cleanly, model_option, verbosity_options
+from probe.cli.common import (
+    data_options,
+    fail_cleanly,
+    model_option,
+    reading_options,
+    stacked,
+    verbosity_options,
+)
 from probe.features.batching import DEFAULT_TOKEN_BUDGET
 from probe.features.device import DTYPE_CHOICES
 from probe.features.extract import SHARD_ROWS
@@ -105,24 +112,7 @@ class TokenBudget(click.ParamType):
     help="Run modeling code shipped with the model (only for sources you trust). Recorded "
     "in the cache key.",
 )
-@click.option(
-    "--site",
-    type=click.Choice(["block", "attn", "mlp", "resid_mid"]),
-    default="block",
-    show_default=True,
-    help="Where in a block: block (the residual stream after it), attn / mlp (the sublayer "
-    "outputs added to it), resid_mid (the stream between them). Layer k is block k's part "
-    "(all: 1..L). Part of the cache key; heads record it and predict reads it again.",
-)
-@click.option(
-    "--position",
-    "positions",
-    multiple=True,
-    help="Store more pools beside last and mean: first, max, index:K (K<0 from the end), "
-    "or marker:TEXT (the last token of the last TEXT in the prompted text). Repeat it or "
-    "give a comma list (a marker takes the whole value): --position first,max,index:-2 "
-    "--position 'marker: Answer:'. Part of the cache key; fit --pool reads them.",
-)
+@stacked(reading_options("block"))
 @click.option("--address", help="Ray cluster to join (--engine ray; default: start a local one).")
 @click.option(
     "--workers",

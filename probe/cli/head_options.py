@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from probe.cli.common import COLUMN_OPTIONS, stack_options
+from probe.cli.common import COLUMN_OPTIONS, reading_options, stack_options
 
 
 def head_data_options(command):
@@ -32,6 +32,7 @@ def head_data_options(command):
             "optional split) for texts already cached: no model is loaded.",
         ),
         *COLUMN_OPTIONS,
+        *reading_options(None),
         click.option(
             "--test-size",
             default=0.2,
@@ -111,8 +112,10 @@ def head_options(options: dict) -> dict:
     """The library's keywords among a head command's options (all but --json). A regression
     head's penalty is ``--alpha`` (ridge); the library takes it where a classifier takes C."""
     from probe.errors import ProbeError
+    from probe.features.pooling import parse_positions
 
     found = {k: v for k, v in options.items() if k not in ("as_json", "alpha")}
+    found["positions"] = parse_positions(options.get("positions", ()))
     regression = options.get("task") == "regression"
     if options.get("alpha") is not None:
         if not regression:

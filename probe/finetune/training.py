@@ -388,8 +388,7 @@ def save_finetuned(result: FinetuneResult, out_dir: str | Path) -> Path:
 
     from probe.features.models.loading import model_fingerprint
     from probe.features.models.tokenize import HFTokenizer
-    from probe.heads.estimator import ProbeClassifier
-    from probe.heads.persistence import save_head
+    from probe.heads.persistence import classifier_from_weights, save_head
 
     transformers_logging.disable_progress_bar()  # our output stays one report
     out = Path(out_dir)
@@ -403,7 +402,7 @@ def save_finetuned(result: FinetuneResult, out_dir: str | Path) -> Path:
     except OSError as exc:
         raise ProbeError(f"cannot write {model_dir}: {exc.strerror or exc}") from None
     weight, bias = unfold_binary(result.classifier.head)
-    classifier = ProbeClassifier.from_weights(weight, bias, list(result.label_names))
+    classifier = classifier_from_weights(weight, bias, list(result.label_names))
     meta = {
         "model": str(model_dir.resolve()),  # absolute: the head may be used from elsewhere
         "model_fingerprint": model_fingerprint(str(model_dir)),

@@ -138,3 +138,11 @@ def extraction_settings(cache, *keys: str) -> tuple:
 def shared_layers(caches) -> list[int]:
     """The layers every one of ``caches`` stores: the ones a head on all its splits can use."""
     return sorted(set.intersection(*(set(cache.layers) for cache in caches)))
+
+
+def check_site(text_format: dict, site: str | None) -> None:
+    """A one-line error when the rows were read at another site than ``--site`` asks (None:
+    any site; the rows record theirs, and heads fitted on them too)."""
+    held = text_format.get("site", "block")
+    if site is not None and held != site:
+        raise ProbeError(f"the cache holds site '{held}', not --site {site}; extract at {site}")

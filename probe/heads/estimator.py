@@ -439,11 +439,3 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         scores = self.decision_function(X)
         best = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_[best]
-
-    @classmethod
-    def from_weights(cls, coef, intercept, classes, mean=None, scale=None, C=None):
-        """A fitted classifier from raw arrays (a head trained elsewhere, e.g. fine-tuned):
-        ``probe.heads.persistence.classifier_from_weights`` says how."""
-        from probe.heads.persistence import classifier_from_weights
-
-        return classifier_from_weights(cls, coef, intercept, classes, mean, scale, C)

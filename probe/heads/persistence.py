@@ -23,8 +23,8 @@ from probe.heads.estimator import ProbeClassifier
 from probe.jsonable import to_jsonable
 
 
-def classifier_from_weights(cls, coef, intercept, classes, mean=None, scale=None, C=None):
-    """A fitted ``cls`` (``ProbeClassifier``) from raw arrays (a head trained elsewhere, e.g.
+def classifier_from_weights(coef, intercept, classes, mean=None, scale=None, C=None):
+    """A fitted ``ProbeClassifier`` from raw arrays (a head trained elsewhere, e.g.
     fine-tuned).
 
     ``coef`` is (1, D) for two classes, (K, D) otherwise; with no ``mean``/``scale`` the
@@ -40,7 +40,7 @@ def classifier_from_weights(cls, coef, intercept, classes, mean=None, scale=None
             f"intercept {intercept.shape} (two classes take 1 row, K classes K rows)"
         )
     dim = coef.shape[1]
-    clf = cls(C=C)
+    clf = ProbeClassifier(C=C)
     clf.classes_ = classes
     clf.coef_, clf.intercept_ = coef, intercept
     clf.mean_ = np.zeros(dim) if mean is None else np.asarray(mean, np.float64)
@@ -198,7 +198,7 @@ def load_head_parts(path: str | Path):
         if family is not None:
             clf = family.from_tensors(tensors, record)
         else:
-            clf = ProbeClassifier.from_weights(
+            clf = classifier_from_weights(
                 tensors["coef"],
                 tensors["intercept"],
                 record["classes"],

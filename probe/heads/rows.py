@@ -22,6 +22,7 @@ from probe.errors import ProbeError
 from probe.heads.cached import (
     CachedData,
     CachedSplit,
+    check_site,
     extraction_settings,
     is_cache_file,
     open_cached,
@@ -47,14 +48,16 @@ def prepare(
     device: str | None = None,
     group_col: str | None = None,
     target=None,
+    site: str | None = None,
+    positions=(),
 ) -> CachedData:
-    """Labelled cached rows for train/val/test; see the module docstring.
-
-    ``layers`` is what an on-demand extraction stores (``"all"`` for a sweep, the fitted
-    layer for a single fit). ``target`` (a ``probe.data.targets.TargetSpec``, or "regression" or
-    "multi-label" with ``label_col`` its columns) reads numbers or
-    label sets instead of one class per text. Every problem is a one-line ``ProbeError``; what
-    the user should hear (labels read, a test set carved) goes to ``probe.messages``.
+    """Labelled cached rows for train/val/test (see the module docstring). ``layers`` is what
+    an on-demand extraction stores (``"all"`` for a sweep, the fitted layer for a single fit).
+    ``target`` (a ``probe.data.targets.TargetSpec``, or "regression" or "multi-label" with
+    ``label_col`` its columns) reads numbers or label sets. ``site`` and ``positions`` are
+    what an on-demand extraction reads (``probe extract --site/--position``); a cache file
+    must hold ``site``. Every problem is a one-line ``ProbeError``; what the user should hear
+    (labels read, a test set carved) goes to ``probe.messages``.
     """
     from probe.data.targets import CLASSIFICATION, TargetSpec
 
@@ -80,6 +83,7 @@ def prepare(
     if model is None and labels is None and caches and len(caches) < len(sources):
         model = str(open_cached(caches[0]).meta.get("model"))  # extract data files like the cache
     columns = (text_col, label_col, group_col, target)
+    reading = {"device": device, "site": site or "block", "positions": tuple(positions)}
     if labels is not None:
         found = _rows_for_new_labels(
             labels,
@@ -89,11 +93,11 @@ def prepare(
             max_length,
         )
     elif data is not None:
-        found = {"data": _labelled_source(data, model, columns, max_length, layers, device)}
+        found = {"data": _labelled_source(data, model, columns, max_length, layers, reading)}
     elif train is not None:
         found = {
             name: _labelled_source(
-                source, model, columns, max_length, layers, device, training=name == "train"
+                source, model, columns, max_length, layers, reading, training=name == "train"
             )
             for name, source in (("train", train), ("val", val), ("test", test))
             if source is not None
@@ -103,6 +107,7 @@ def prepare(
     splits, carved, grouping = _assign_splits(found, test_size, seed, group_col, target.kind)
     described = _describe(splits, model, found, target.kind)
     described.grouping = grouping
+    check_site(described.text_format, site)
     names = [item.names for item in found.values()]
     described.target, described.target_names = target.kind, same_target_names(names, target.kind)
     _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
@@ -130,7 +135,7 @@ class _Found:
     names: list[str] | None = None  # the target's columns or label names (not classes)
 
 
-def _labelled_source(source, model, columns, max_length, layers, device, training=True):
+def _labelled_source(source, model, columns, max_length, layers, reading, training=True):
     """A cache file with stored labels, or a data file extracted on demand (after the
     checks that need no model, so a bad input costs no extraction)."""
     text_col, label_col, group_col, target = columns
@@ -157,7 +162,7 @@ def _labelled_source(source, model, columns, max_length, layers, device, trainin
     )
     for line in label_lines(dataset, label_col, training, target.kind):
         say(line)
-    path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length, device=device)
+    path = extract(model or DEFAULT_MODEL, dataset, layers, max_length=max_length, **reading)
     found = dataset.targets if dataset.targets is not None else np.asarray(dataset.labels, str)
     split = CachedSplit("data", [(str(path), None)], found)
     return _Found(split, str(source), dataset.splits, dataset.groups, dataset.target_names)
@@ -260,9 +265,8 @@ def _describe(splits: dict, model: str | None, found: dict[str, _Found], kind=No
     for path, cache in caches.items():
         if settings(cache) != settings(first):
             raise ProbeError(
-                f"{Path(path).name} was extracted with another model, max_length, dtype or "
-                f"prompt than "
-                f"{first.path.name}; every split must come from the same extraction settings"
+                f"{Path(path).name} was extracted with another model, max_length, dtype, prompt"
+                f" or site than {first.path.name}; every split needs the same extraction settings"
             )
     fingerprint = str(first.meta.get("model_fingerprint"))
     if model is not None and any(is_cache_file(item.source) for item in found.values()):

@@ -97,8 +97,9 @@ def fit_streamed(
     loading the layer; C given, or chosen on (X_val, y_val) over ``Cs``."""
     from sklearn.exceptions import ConvergenceWarning
 
-    from probe.heads.estimator import DEFAULT_CS, InvalidTrainingData, ProbeClassifier
+    from probe.heads.estimator import DEFAULT_CS, InvalidTrainingData
     from probe.heads.maths import accuracy_and_log_loss, pick_C
+    from probe.heads.persistence import classifier_from_weights
     from probe.heads.solver import SEARCH_TOL, LogisticPath
 
     if C is None and X_val is None:
@@ -140,7 +141,7 @@ def fit_streamed(
         warnings.warn(
             "fit_streamed did not converge; raise max_iter", ConvergenceWarning, stacklevel=2
         )
-    classifier = ProbeClassifier.from_weights(path_.W, path_.b, classes, mean, scale, C=chosen)
+    classifier = classifier_from_weights(path_.W, path_.b, classes, mean, scale, C=chosen)
     classifier.search_, classifier.n_iter_ = search, n_iter
     classifier.solver_, classifier.fallback_reason_ = "probe-lbfgs (streamed)", None
     classifier.passes_ = path_.passes

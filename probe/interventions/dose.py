@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from probe.errors import ProbeError
+from probe.features.pooling import POOL_NAMES
 from probe.interventions.directions import (
     DEFAULT_ALPHAS,
     fit_eraser,
@@ -83,6 +84,11 @@ def intervene(
     if predictor.combiner is not None or predictor.task is not None:
         raise ProbeError(f"{head}: intervene takes a single-layer classifier head")
     backbone, layer, pool = predictor.backbone, int(meta["layer"]), meta["pool"]
+    if meta.get("site", "block") != "block" or pool not in POOL_NAMES:
+        raise ProbeError(
+            f"{head} reads site {meta.get('site', 'block')}, pool {pool}: intervene edits the "
+            "residual stream after a block (--site block) at the positions of pool last or mean"
+        )
     classes = [str(c) for c in classifier.classes_]
     if direction not in DIRECTIONS:
         raise ProbeError(f"--direction must be {' or '.join(DIRECTIONS)}, not {direction!r}")

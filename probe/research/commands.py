@@ -37,6 +37,8 @@ ROW_OPTIONS = {
     "features": None,
     "multi_label": False,
     "label_sep": "|",
+    "site": None,  # --site: where in a block an on-demand extraction reads (None: block)
+    "positions": (),  # --position: pools stored beside last and mean
 }
 SHARED_OPTIONS = ("train", "val", "test", "data", "test_size", "seed", "max_length", "device")
 SWEEP_SETTINGS = (
@@ -50,6 +52,8 @@ SWEEP_SETTINGS = (
     "val_size",
     "multi_label",
     "label_sep",
+    "site",
+    "positions",
 )
 
 
@@ -82,11 +86,14 @@ def prepare_rows(layers: str = "all", **options):
             raise ProbeError(
                 "--group-col applies to sentence rows; word rows are grouped by sentence"
             )
+        if o["site"] or o["positions"]:
+            raise ProbeError("--site and --position read sentence rows; word rows have neither")
         if not o["task"]:
             say("task: upos (word-level data; --task to change)")
         words = {key: o[key] for key in (*SHARED_OPTIONS, "word_pool", "val_size")}
         return prepare_words(o["model"], task=o["task"] or "upos", layers=layers, **words)
-    sentences = {key: o[key] for key in (*SHARED_OPTIONS, "text_col", "label_col", "group_col")}
+    columns = ("text_col", "label_col", "group_col", "site", "positions")
+    sentences = {key: o[key] for key in (*SHARED_OPTIONS, *columns)}
     return prepare(o["model"], labels=o["labels_file"], layers=layers, target=target, **sentences)
 
 
@@ -160,7 +167,7 @@ def fit_and_save(
     ``$PROBE_OUT`` when set); a head there is replaced only with ``overwrite``. ``probe``:
     the head's family (``--probe``: mass-mean, mlp...; ``probe.heads.families``); None: the
     default logistic head."""
-    from probe.features.pooling import check_pool
+    from probe.features.pooling import POOL_NAMES, check_pool
     from probe.heads.persistence import head_paths, save_head
     from probe.outputs import claim_head, default_output
     from probe.research.sweep import fit_one, head_meta, say_fallback
@@ -172,6 +179,8 @@ def fit_and_save(
         probe = probe_name(probe)
     if out is not None:  # refused before any extraction or fit
         claim_head(head_paths(out)[0], overwrite)
+    if pool not in POOL_NAMES and pool not in options.get("positions", ()):
+        options["positions"] = (*options.get("positions", ()), pool)  # --pool first reads it
     data, spec, chosen = _rows_for_spec(layer, options)
     pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool
     head = {"C": C, "class_weight": class_weight, "exact": exact, "probe": probe}
@@ -180,13 +189,16 @@ def fit_and_save(
     meta = {**head_meta(data, result), **word_meta(data)}
     task = next((options[k] for k in ("labels_file", "features", "data") if options.get(k)), None)
     task = task or options.get("train")
+    site = data.text_format.get("site", "block")
     name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
+    name += "" if site == "block" else f"-{site}"
     if out is None:
         out = claim_head(default_output("heads", f"{name}.json"), overwrite)
     head_path = save_head(out, result.classifier, meta, result.combiner)
     return {
         "head": str(head_path),
         **{k: meta[k] for k in ("model", "layer", "pool")},
+        "site": site,
         **result.layers_info,
         **result.probe_fields(),
         "C": result.task.penalty_of(result.classifier) if result.task else result.classifier.C_,
@@ -207,9 +219,12 @@ def format_fit(summary: dict) -> str:
     from probe.heads.metrics import format_report
 
     if summary.get("target", "classification") != "classification":
-        return _format_target_fit(summary)
+        from probe.research.targets.report import format_target_fit
+
+        return format_target_fit(summary)
     lines = [
         f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
+        + (f"site {summary['site']}  " if summary.get("site", "block") != "block" else "")
         + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
         (f"probe {summary['probe']}  " if summary.get("probe") else "")
         + ("" if summary["C"] is None else f"C {summary['C']:g} ")
@@ -224,21 +239,6 @@ def format_fit(summary: dict) -> str:
         lines.append("mix weights: " + "  ".join(f"{layer}:{w:.3f}" for layer, w in pairs))
     if summary.get("neurons"):
         lines.append("neurons (ranked on train): " + ", ".join(map(str, summary["neurons"])))
-    return "\n".join([*lines, "", f"head: {summary['head']}"])
-
-
-def _format_target_fit(summary: dict) -> str:
-    """``probe fit``'s report of a regression or multi-label head: the metrics per split."""
-    lines = [
-        f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
-        + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
-        f"{summary['target']}: {summary['penalty']} {summary['C']:g} "
-        f"({summary['C_search']['method']})  fit {summary['train_seconds']:.2f} s",
-    ]
-    for split, report in summary["metrics"].items():
-        plain = {k: v for k, v in report.items() if isinstance(v, (int, float)) or v is None}
-        cells = "  ".join(f"{k} {'-' if v is None else format(v, '.4g')}" for k, v in plain.items())
-        lines.append(f"{split}: {cells}")
     return "\n".join([*lines, "", f"head: {summary['head']}"])
 
 
@@ -291,6 +291,7 @@ def sweep_and_save(
     chosen = resolve_layers(layers, data.n_layers_model)
     chosen = [layer for layer in chosen if layer in data.layers] if layers == "all" else chosen
     pool_names = [p.strip() for p in pools.split(",") if p.strip()]
+    pool_names += [p for p in o["positions"] if p not in pool_names]  # --position: swept too
     if research.pop("baselines", False):
         from probe.research.baselines.inputs import prepare_baselines
 

@@ -183,3 +183,46 @@ def test_a_head_records_its_site_and_predict_reads_it(models, tmp_path):
     assert (meta["site"], meta["pool"]) == ("mlp", "max")
     features = load_predictor(str(head)).features(TEXTS)
     np.testing.assert_array_equal(features, open_cache(view).features(2, "max"))
+
+
+def test_fit_and_sweep_extract_at_the_site_and_position_they_are_given(models, tmp_path):
+    """``probe fit/sweep --site attn --position first`` extract the data file at that site
+    (the head records it, predict reads it), a sweep sweeps the position, and a cache of
+    another site is refused in one line."""
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from probe.cli.main import main
+    from probe.serve.predict import load_predictor
+
+    texts = [f"{text} {i}" for i, text in enumerate(VARIED_TEXTS + VARIED_TEXTS[:2])]
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"text": texts, "label": ["a", "b"] * 6}).to_csv(data, index=False)
+    model = str(models["gpt2"])
+    common = ["--model", model, "--data", str(data), "--test-size", "0.25", "-q"]
+    head = tmp_path / "head.json"
+    fit = ["fit", *common, "--site", "attn", "--layer", "2", "--pool", "first", "--out", str(head)]
+    result = CliRunner().invoke(main, fit)
+    assert result.exit_code == 0, result.output
+    meta = json.loads(head.read_text())
+    assert (meta["site"], meta["pool"]) == ("attn", "first")
+    labelled = TextDataset(texts, ["a", "b"] * 6, source="d")
+    view = extract(model, labelled, "all", site="attn", positions=["first"])
+    features = load_predictor(str(head)).features(texts)
+    np.testing.assert_allclose(features, open_cache(view).features(2, "first"), atol=2e-3)
+
+    out = tmp_path / "sweep"
+    sweep = ["sweep", *common, "--site", "attn", "--position", "first", "--out-dir", str(out)]
+    result = CliRunner().invoke(main, [*sweep, "--layers", "1,2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "sweep.json").read_text())
+    assert {row["pool"] for row in report["entries"]} == {"last", "mean", "first"}
+    assert report["settings"]["site"] == "attn"
+
+    block = extract(model, labelled, "all")
+    refused = ["fit", "--train", str(block), "--site", "mlp", "--layer", "1"]
+    result = CliRunner().invoke(main, refused)
+    assert result.exit_code != 0
+    assert "the cache holds site 'block', not --site mlp" in result.output

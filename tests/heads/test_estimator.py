@@ -106,16 +106,18 @@ def test_validation_labels_must_be_known():
 
 
 def test_from_weights_builds_a_fitted_classifier():
+    from probe.heads.persistence import classifier_from_weights
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 6))
     coef, intercept = rng.normal(size=(1, 6)), np.array([0.3])
-    clf = ProbeClassifier.from_weights(coef, intercept, ["ham", "spam"])
+    clf = classifier_from_weights(coef, intercept, ["ham", "spam"])
     expected = np.where(X @ coef[0] + 0.3 > 0, "spam", "ham")
     assert list(clf.predict(X)) == list(expected)
-    three = ProbeClassifier.from_weights(rng.normal(size=(3, 6)), np.zeros(3), ["a", "b", "c"])
+    three = classifier_from_weights(rng.normal(size=(3, 6)), np.zeros(3), ["a", "b", "c"])
     assert three.predict_proba(X).shape == (50, 3)
     with pytest.raises(ProbeError, match="do not fit 3 classes"):
-        ProbeClassifier.from_weights(coef, intercept, ["a", "b", "c"])
+        classifier_from_weights(coef, intercept, ["a", "b", "c"])
 
 
 # --- saved heads ------------------------------------------------------------------------------

@@ -205,3 +205,16 @@ def test_bad_input_is_one_line(planted, tiny_gpt2_dir, options, message):
     done = run_probe("intervene", head=head, data=data, **options)
     assert done.exit_code == 1
     assert message in done.output and len(done.output.strip().splitlines()) == 1, done.output
+
+
+@pytest.mark.parametrize("reading", [{"site": "attn", "pool": "last"}, {"pool": "max"}])
+def test_a_head_at_another_site_or_position_is_one_line(planted, tmp_path, reading):
+    """The edit is made on the residual stream after a block at last/mean positions: a head
+    that read elsewhere is refused before any pass, not edited at the wrong place."""
+    model, data, _ = planted
+    head = tmp_path / "elsewhere.json"
+    fitted = run_probe("fit", model=model, data=data, layer=1, out=head, q=True, **reading)
+    assert fitted.exit_code == 0, fitted.output
+    done = run_probe("intervene", head=head, data=data, alphas="1")
+    assert done.exit_code == 1
+    assert "intervene edits the residual stream after a block" in done.output, done.output

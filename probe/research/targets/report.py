@@ -134,3 +134,18 @@ def plot_target_sweep(result: dict, path: str | Path) -> Path:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
     return save_png(figure, path)
+
+
+def format_target_fit(summary: dict) -> str:
+    """``probe fit``'s report of a regression or multi-label head: the metrics per split."""
+    lines = [
+        f"model {summary['model']}  layer {summary['layer']}  pool {summary['pool']}  "
+        + "  ".join(f"{name} {n}" for name, n in summary["n"].items()),
+        f"{summary['target']}: {summary['penalty']} {summary['C']:g} "
+        f"({summary['C_search']['method']})  fit {summary['train_seconds']:.2f} s",
+    ]
+    for split, report in summary["metrics"].items():
+        plain = {k: v for k, v in report.items() if isinstance(v, (int, float)) or v is None}
+        cells = "  ".join(f"{k} {'-' if v is None else format(v, '.4g')}" for k, v in plain.items())
+        lines.append(f"{split}: {cells}")
+    return "\n".join([*lines, "", f"head: {summary['head']}"])
