@@ -9,7 +9,7 @@ fills it), or lines laid out as they are (a table). ``table`` holds the Benchmar
 ``prose`` the figures in the README's sentences.
 """
 
-from readme_figures import prose, table, tasks  # noqa: F401  (each module registers its blocks)
+from readme_figures import instruments, prose, table, tasks  # noqa: F401  (each module registers its blocks)
 from readme_figures.common import BLOCKS, RESULTS, FigureError, Results, render_block
 
 __all__ = ["BLOCKS", "RESULTS", "FigureError", "Results", "render_block"]

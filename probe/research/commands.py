@@ -190,7 +190,8 @@ def fit_and_save(
     task = next((options[k] for k in ("labels_file", "features", "data") if options.get(k)), None)
     task = task or options.get("train")
     site = data.text_format.get("site", "block")
-    name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{pool}"
+    reading = re.sub(r"[^A-Za-z0-9_.-]+", "-", pool).strip("-")  # marker: is in -> marker-is-in
+    name = f"{short_name(data.model)}-{short_name(task)}-l{spec.file_stem}-{reading}"
     name += "" if site == "block" else f"-{site}"
     if out is None:
         out = claim_head(default_output("heads", f"{name}.json"), overwrite)

@@ -26,8 +26,9 @@ run exactly as written:
 - ``data/sms_slice.csv`` and ``data/sms_spam.csv`` (``DATA``) -> the slice's first 90 messages,
   under the same names in the page's ``data/``.
 - ``data/ud_ewt/en_ewt-ud-dev-first400.conllu`` -> its first 40 sentences, likewise.
-- ``data/world_places/places_slice.csv`` and ``data/ewt_properties.csv`` -> their first 90
-  rows, likewise (the numbers and label sets of ``tutorials/regression.md`` and ``multi-label.md``).
+- ``data/world_places/places_slice.csv``, ``city_statements_slice.csv`` and
+  ``data/ewt_properties.csv`` -> their first 90 rows, likewise (the numbers, label sets and city
+  statements of ``tutorials/regression.md``, ``multi-label.md`` and ``instruments.md``).
 
 The tiny model's predictions are random, so these tests check that the commands run, not what
 they print; ``test_the_quick_start_predicts_on_unseen_texts_of_the_datas_kind`` checks the
@@ -59,6 +60,7 @@ DATA = {  # name under data/ -> how many rows (sentences) of the shipped file st
     str(CONLLU): (str(CONLLU), 40),
     "world_places/places_slice.csv": ("world_places/places_slice.csv", 90),
     "ewt_properties.csv": ("ewt_properties.csv", 90),
+    "world_places/city_statements_slice.csv": ("world_places/city_statements_slice.csv", 90),
 }
 HANG_SECONDS = 600  # a bash block still running then is stuck, not slow (no timing assert)
 FENCE = re.compile(r"(?P<before>[^\n]*)\n```(?P<lang>bash|python)\n(?P<body>.*?)\n```", re.DOTALL)
