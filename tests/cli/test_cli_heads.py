@@ -185,7 +185,7 @@ def test_damaged_head_is_a_one_line_error(head, how, fragment):
 def test_bad_inputs_are_one_line_errors(sms_rows, head, tmp_path, tiny_gpt2_dir):
     fit = {**sms_rows, "q": True}
     assert_one_line_error(run_probe("fit", **fit, layer=7), "invalid layer '7'", "0..3")
-    assert_one_line_error(run_probe("fit", **fit, pool="max"), "unknown pool 'max'")
+    assert_one_line_error(run_probe("fit", **fit, pool="median"), "unknown pool 'median'")
     one_class = tmp_path / "one.csv"
     pd.DataFrame({"text": ["a b", "c d", "e f"], "label": ["x"] * 3}).to_csv(one_class, index=False)
     assert_one_line_error(
