@@ -82,12 +82,50 @@ def collect(results: Path) -> dict:
     winner = min(selected.items(), key=lambda item: item[1]["selection_log_loss"])
     n = sum(sweeps["block"]["n"].values())
     return {
+        "baselines": baselines(sweeps["block"].get("baselines")),
         "sites": list(SITES),
         "n_statements": n,
         "rows": table,
         "selected": selected,
         "best_site": winner[0],
     }
+
+
+def baselines(found: dict | None) -> dict | None:
+    """The block sweep's baselines (``--baselines``): majority, bag of words, and the best
+    random-weights row, each with its test accuracy and interval."""
+    if not found:
+        return None
+    split = found["split"]
+
+    def keep(row: dict) -> dict:
+        fields = ("baseline", "layer", "pool", f"{split}_accuracy", f"{split}_accuracy_ci")
+        return {key: row.get(key) for key in fields}
+
+    random_rows = [r for r in found.get("random_weights", []) if r.get(f"{split}_accuracy")]
+    best_random = max(random_rows, key=lambda r: r[f"{split}_accuracy"]) if random_rows else None
+    return {
+        "split": split,
+        "majority": keep(found["majority"]),
+        "bag_of_words": keep(found["bag_of_words"]),
+        "random_weights_best": keep(best_random) if best_random else None,
+    }
+
+
+def baseline_lines(found: dict | None) -> list[str]:
+    if not found:
+        return []
+    split, lines = found["split"], ["", "Baselines (block sweep, `--baselines`):", ""]
+    for key in ("majority", "bag_of_words", "random_weights_best"):
+        row = found.get(key)
+        if row:
+            low, high = row[f"{split}_accuracy_ci"]
+            where = f" (layer {row['layer']} {row['pool']})" if row.get("layer") else ""
+            lines.append(
+                f"- {key.replace('_', ' ')}{where}: {split} accuracy "
+                f"{row[f'{split}_accuracy']:.3f} [{low:.3f}, {high:.3f}]"
+            )
+    return lines
 
 
 def markdown(report: dict, machine: list[str]) -> str:
@@ -101,10 +139,10 @@ def markdown(report: dict, machine: list[str]) -> str:
         "",
         *[f"- {line}" for line in machine],
         "",
-        "1,200 statements `The city of X is in Y.` (600 cities, true and false for each, a city's "
-        "two statements one group), 20% held out by city; C and the pool chosen by grouped "
-        "5-fold CV log loss. Each cell: test accuracy [95% cluster-bootstrap CI] and the pool the "
-        "CV loss preferred at that site, layer and probe.",
+        f"{report['n_statements']:,} statements `The city of X is in Y.` (true and false for "
+        "each city, a city's two statements one group), 20% held out by city; C and the pool "
+        "chosen by grouped 5-fold CV log loss. Each cell: test accuracy [95% cluster-bootstrap "
+        "CI] and the pool the CV loss preferred at that site, layer and probe.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -122,7 +160,8 @@ def markdown(report: dict, machine: list[str]) -> str:
             f"{best['selection_log_loss']:.4f}, test accuracy {best['test_accuracy']:.3f} "
             f"[{low:.3f}, {high:.3f}] (sweep {best['seconds']:.0f} s)"
         )
-    lines += ["", f"Lowest CV loss of all: the {report['best_site']} site.", ""]
+    lines += ["", f"Lowest CV loss of all: the {report['best_site']} site."]
+    lines += [*baseline_lines(report.get("baselines")), ""]
     return "\n".join(lines)
 
 

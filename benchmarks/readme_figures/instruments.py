@@ -57,9 +57,27 @@ def cities(results: Results) -> str:
         f"logistic in {below} of {len(pairs)} (site, layer) cells, with disjoint intervals in "
         f"{apart}; its best cell ({best['mass-mean']['site']} layer {best['mass-mean']['layer']}, "
         f"{_accuracy(best['mass-mean'])}) against logistic's best ({best['logistic']['site']} "
-        f"layer {best['logistic']['layer']}, {_accuracy(best['logistic'])}) "
-        f"({results_file('cities_sites.md')})."
+        f"layer {best['logistic']['layer']}, {_accuracy(best['logistic'])})."
+        f"{_baselines(report.get('baselines'))} ({results_file('cities_sites.md')})."
     )
+
+
+def _baselines(found: dict | None) -> str:
+    """What the words alone reach: the share of the accuracy a probe must beat."""
+    if not found:
+        return ""
+    split = found["split"]
+    words, random = found["bag_of_words"], found.get("random_weights_best")
+    text = (
+        f" A bag-of-words head on the same split reaches {words[f'{split}_accuracy']:.3f} "
+        f"{interval(words[f'{split}_accuracy_ci'])}"
+    )
+    if random:
+        text += (
+            f" and the best random-weights row {random[f'{split}_accuracy']:.3f} "
+            f"{interval(random[f'{split}_accuracy_ci'])}"
+        )
+    return text
 
 
 @block("instruments-intervene")
@@ -76,10 +94,10 @@ def intervene(results: Results) -> str:
     if same:
         drops = [r["effect"] for r in erasure["readouts"]]
         erased = (
-            f" Erasing it ({erasure['method']}) took a same-layer logistic probe refitted on the "
-            f"erased rows from {same['clean']:.3f} to {same['erased']:.3f} (random erasures: "
+            f". Erasing it with {erasure['method']} took a same-layer logistic probe refitted on "
+            f"the erased rows from {same['clean']:.3f} to {same['erased']:.3f} (random erasures: "
             f"{same['random_erased']:.3f}; chance {same['chance']:.3f}) and the later readouts' "
-            f"accuracy by {sig(-max(drops), 2)} to {sig(-min(drops), 2)} beyond random."
+            f"accuracy by {sig(-max(drops), 2)} to {sig(-min(drops), 2)} beyond random"
         )
     return (
         f"**Measured** (same machine): the block sweep's head (layer {run['layer']} "
@@ -90,6 +108,31 @@ def intervene(results: Results) -> str:
         f"the same norm. At alpha {smallest:g} the readouts of {layers[0]}-"
         f"{layers[-1].split()[-1]} (fitted on clean rows) moved toward the target beyond random "
         f"on {moved} of {len(at)}, by "
-        f"{sig(min(effects), 2)} to {sig(max(effects), 2)} in probability.{erased} "
-        f"({results_file('cities_intervene/intervene.md')})"
+        f"{sig(min(effects), 2)} to {sig(max(effects), 2)} in probability{erased} "
+        f"({results_file('cities_intervene/intervene.md')})."
+    )
+
+
+@block("instruments-verbalizers")
+def verbalizers(results: Results) -> str:
+    run = results("cities_intervene_prompted/intervene")
+    clean = run["clean"]["verbalizers"]
+    words = " over ".join(repr(word) for word in run["verbalizers"].values())
+    rows = {row["alpha"]: row for row in run["dose"] if row["readout"] == "verbalizers"}
+    positive = sorted(alpha for alpha in rows if alpha > 0)
+    against = [a for a in positive if rows[a]["effect_ci"][1] < 0]
+    toward = [a for a in positive if rows[a]["effect_ci"][0] > 0]
+    at = rows[positive[0]]
+    return (
+        f"**Measured** (same machine): the statements prompted (`{{text}} This statement is`), a "
+        f"head at layer {run['layer']} {run['pool']} on that view, the same intervention read as "
+        f"the next-token log-probability margin of {words}. On the clean statements that margin "
+        f"toward the correct word averages {clean['true']:+.3f} nats (0: chance), toward "
+        f"{run['verbalizers'][run['target']]!r} on all of them {clean['toward_target']:+.2f}: "
+        f"the model's own answer does not track the truth its hidden states hold. Pushing along "
+        f"the direction toward {run['target']!r} moved the margin *against* that word beyond "
+        f"random at {len(against)} of {len(positive)} positive alphas (at {positive[0]:g}: "
+        f"{at['effect']:+.3f} {interval(at['effect_ci'], sign='+')}) and toward it at "
+        f"{len(toward)}. A null result for use: the direction steers later probes, not "
+        f"this model's answer ({results_file('cities_intervene_prompted/intervene.md')})."
     )
