@@ -212,11 +212,17 @@ def write_markdown(report: dict, path: Path) -> None:
     lines = [
         "# Hundreds of classes: country of a place (issue 29 item 3)",
         "",
-        f"Command: `{report['command']}`",
+        f"Command: `{report['command']}`"
+        + "".join(
+            f"; {part} from `{report[part + '_command']}`"
+            for part in ("heads", "sweep")
+            if part + "_command" in report
+        ),
         "",
         f"Machine: {report['machine_before']['cpu']}, {report['machine_before']['cores']} "
-        f"cores, shared with other jobs; load average {report['machine_before']['load_average']}"
-        f" before, {report['machine_after']['load_average']} after (per part below).",
+        f"cores; load average {report['machine_before']['load_average']} before, "
+        f"{report['machine_after']['load_average']} after (per part below; a part kept from an "
+        "earlier run says its own).",
         "",
         f"Data: {shape['n']:,} places, D = {shape['dim']}, K = {shape['classes']} countries; "
         f"train / val / test {shape['train']:,} / {shape['val']:,} / {shape['test']:,}. Said:",
@@ -300,6 +306,11 @@ def main() -> None:
         "classes": len(np.unique(labels)),
         **{name: len(split) for name, split in data.splits().items()},
     }
+    path = RESULTS / f"{args.name}.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    for part in skip & set(earlier):  # a part not run this time keeps its recorded figures
+        report[part] = earlier[part]
+        report[f"{part}_command"] = earlier.get(f"{part}_command", earlier.get("command"))
     if "heads" not in skip:
         peers = set(args.sklearn_pools.split(","))
         report["heads"] = [
@@ -311,7 +322,6 @@ def main() -> None:
         print(f"sweep: {report['sweep']['seconds']:.1f} s", file=sys.stderr)
     report["machine_after"] = machine()
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{args.name}.json"
     path.write_text(json.dumps(report, indent=2, default=float))
     write_markdown(report, path)
     print(path)
