@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from probe.features.models.loading import Backbone
 
 
-class _StopForward(Exception):
-    """Raised by a hook once the highest requested layer has been computed."""
-
-
 @dataclass(frozen=True)
 class Reading:
     """What a pass reads beyond the default (``--site``, ``--position``): the site, every
@@ -51,7 +47,12 @@ def hidden_states_by_layer(
     read through ``output_hidden_states``: every layer runs, the numbers are the same.
     Another ``site`` reads a part of blocks 1..L instead (``probe.features.models.sites``).
     """
-    from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+    from probe.features.models.architecture import (
+        StopForward,
+        base_model,
+        find_blocks,
+        run_until_stopped,
+    )
 
     if site != "block":
         from probe.features.models.sites import site_states
@@ -70,7 +71,7 @@ def hidden_states_by_layer(
         def hook(module, args, kwargs):
             captured[layer] = args[0] if args else kwargs["hidden_states"]
             if layer == top:
-                raise _StopForward
+                raise StopForward
 
         return hook
 
@@ -78,7 +79,7 @@ def hidden_states_by_layer(
         def hook(module, args, output):
             captured[layer] = output[0] if isinstance(output, tuple) else output
             if layer == top:
-                raise _StopForward
+                raise StopForward
 
         return hook
 
@@ -87,14 +88,9 @@ def hidden_states_by_layer(
     for layer in layers:
         if 0 < layer < len(blocks):
             handles.append(blocks[layer - 1].register_forward_hook(keep_output(layer)))
-    try:
-        output = base(input_ids=input_ids, attention_mask=attention_mask, **without_kv_cache(base))
+    output = run_until_stopped(base, input_ids, attention_mask, handles)
+    if output is not None:  # no hook stopped it: the last layer is the model's output
         captured[len(blocks)] = output.last_hidden_state
-    except _StopForward:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
     return {layer: captured[layer] for layer in layers}
 
 

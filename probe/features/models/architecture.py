@@ -32,6 +32,22 @@ def without_kv_cache(base: nn.Module) -> dict:
     return {"use_cache": False} if "use_cache" in inspect.signature(base.forward).parameters else {}
 
 
+class StopForward(Exception):
+    """Raised by a hook once the deepest part a pass needs has run: the pass ends there."""
+
+
+def run_until_stopped(base: nn.Module, input_ids, attention_mask, handles: list):
+    """Run ``base`` on a batch with ``handles`` (hooks) in place: its output, or None where a
+    hook ended the pass early (``StopForward``); the hooks are removed either way."""
+    try:
+        return base(input_ids=input_ids, attention_mask=attention_mask, **without_kv_cache(base))
+    except StopForward:
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def num_blocks(model: nn.Module) -> int:
     return len(transformer_blocks(model))
 

@@ -32,10 +32,6 @@ MLP_NAMES = ("mlp", "feed_forward", "ffn", "block_sparse_moe")
 _FOUND: WeakKeyDictionary = WeakKeyDictionary()  # model -> its sites (one toy pass each)
 
 
-class _StopForward(Exception):
-    """Raised once the deepest requested part has been computed."""
-
-
 def check_site(site: str | None) -> str:
     """The site name, or a one-line error naming the choices."""
     site = site or DEFAULT_SITE
@@ -90,7 +86,12 @@ def model_sites(model: nn.Module) -> tuple[str, ...]:
 def _probe_sites(model: nn.Module) -> tuple[str, ...]:
     import torch
 
-    from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+    from probe.features.models.architecture import (
+        StopForward,
+        base_model,
+        find_blocks,
+        run_until_stopped,
+    )
 
     blocks = find_blocks(model)
     if blocks is None or not len(blocks):
@@ -105,7 +106,7 @@ def _probe_sites(model: nn.Module) -> tuple[str, ...]:
 
     def stop(module, args, output):
         seen["out"] = _first(output)
-        raise _StopForward
+        raise StopForward
 
     handles = [
         block.register_forward_pre_hook(
@@ -125,14 +126,9 @@ def _probe_sites(model: nn.Module) -> tuple[str, ...]:
     ids = (torch.arange(1, 7, device=parameter.device) % max(vocab, 7)).unsqueeze(0)
     try:
         with torch.inference_mode():
-            base(input_ids=ids, attention_mask=torch.ones_like(ids), **without_kv_cache(base))
-    except _StopForward:
-        pass
+            run_until_stopped(base, ids, torch.ones_like(ids), handles)
     except (RuntimeError, ValueError, IndexError, TypeError):
         return (DEFAULT_SITE,)
-    finally:
-        for handle in handles:
-            handle.remove()
     if not all(isinstance(seen.get(k), torch.Tensor) for k in ("in", "attn", "mlp", "out")):
         return (DEFAULT_SITE,)
     x, a, m, y = (seen[k].float() for k in ("in", "attn", "mlp", "out"))
@@ -162,7 +158,12 @@ def require_site(model: nn.Module, site: str) -> None:
 def site_states(model, input_ids, attention_mask, layers: Sequence[int], site: str) -> dict:
     """{layer: (B, T, D)} of ``site`` for blocks ``layers`` (1-based), the pass stopped right
     after the deepest part needed."""
-    from probe.features.models.architecture import base_model, find_blocks, without_kv_cache
+    from probe.features.models.architecture import (
+        StopForward,
+        base_model,
+        find_blocks,
+        run_until_stopped,
+    )
 
     require_site(model, site)
     blocks = find_blocks(model)
@@ -179,7 +180,7 @@ def site_states(model, input_ids, attention_mask, layers: Sequence[int], site: s
             value = _first(output)
             captured[layer] = block_in.pop(layer) + value if add_input else value
             if layer == top:
-                raise _StopForward
+                raise StopForward
 
         return hook
 
@@ -198,12 +199,5 @@ def site_states(model, input_ids, attention_mask, layers: Sequence[int], site: s
             handles.append(attn.register_forward_hook(keep(layer, site == "resid_mid")))
             if site == "resid_mid":
                 handles.append(block.register_forward_pre_hook(remember(layer), with_kwargs=True))
-    base = base_model(model)
-    try:
-        base(input_ids=input_ids, attention_mask=attention_mask, **without_kv_cache(base))
-    except _StopForward:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_until_stopped(base_model(model), input_ids, attention_mask, handles)
     return {layer: captured[layer] for layer in layers}
