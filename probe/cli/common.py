@@ -80,10 +80,12 @@ def data_options(command):
 def reading_options(site_default: str | None) -> list:
     """``--site`` and ``--position``: what a pass reads (``probe extract``, and a head
     command's on-demand extraction, where None means the cache's site, block when extracting)."""
+    from probe.features.models.sites import SITES  # torch-free: the names only
+
     return [
         click.option(
             "--site",
-            type=click.Choice(["block", "attn", "mlp", "resid_mid"]),
+            type=click.Choice(SITES),
             default=site_default,
             show_default=site_default is not None,
             help="Where in a block: block (the residual stream after it), attn / mlp (the "

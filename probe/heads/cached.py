@@ -140,7 +140,7 @@ def shared_layers(caches) -> list[int]:
     return sorted(set.intersection(*(set(cache.layers) for cache in caches)))
 
 
-def check_site(text_format: dict, site: str | None) -> None:
+def check_cached_site(text_format: dict, site: str | None) -> None:
     """A one-line error when the rows were read at another site than ``--site`` asks (None:
     any site; the rows record theirs, and heads fitted on them too)."""
     held = text_format.get("site", "block")

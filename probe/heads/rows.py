@@ -22,7 +22,7 @@ from probe.errors import ProbeError
 from probe.heads.cached import (
     CachedData,
     CachedSplit,
-    check_site,
+    check_cached_site,
     extraction_settings,
     is_cache_file,
     open_cached,
@@ -107,7 +107,7 @@ def prepare(
     splits, carved, grouping = _assign_splits(found, test_size, seed, group_col, target.kind)
     described = _describe(splits, model, found, target.kind)
     described.grouping = grouping
-    check_site(described.text_format, site)
+    check_cached_site(described.text_format, site)
     names = [item.names for item in found.values()]
     described.target, described.target_names = target.kind, same_target_names(names, target.kind)
     _check_layer_spec(layers, {"n_layers_model": described.n_layers_model})
