@@ -70,7 +70,7 @@ def prepare_rows(layers: str = "all", **options):
     ``task``, else sentence rows (``probe.heads.rows.prepare``); extracts on demand."""
     from probe.data.targets import target_spec
     from probe.heads.rows import prepare
-    from probe.research.words.rows import is_word_input, prepare_words
+    from probe.research.words.rows import is_word_input, prepare_words, reads_sentences
 
     o = row_options(options)
     if o["features"]:
@@ -79,7 +79,7 @@ def prepare_rows(layers: str = "all", **options):
     target = target_spec(o["label_col"], regression, o["multi_label"], o["label_sep"])
     if target.kind != "classification" and is_word_input(o["data"], o["train"]):
         raise ProbeError(f"--task {target.kind} reads sentence rows; word-level data has none")
-    if not regression and (o["task"] or is_word_input(o["data"], o["train"])):
+    if not reads_sentences(o):
         if o["labels_file"]:
             raise ProbeError("--labels applies to sentence rows; word labels come with the data")
         if o["group_col"]:
@@ -171,6 +171,7 @@ def fit_and_save(
     from probe.heads.persistence import head_paths, save_head
     from probe.outputs import claim_head, default_output
     from probe.research.sweep import fit_one, head_meta, say_fallback
+    from probe.research.words.rows import reads_sentences
 
     check_pool(pool)
     if probe is not None:  # refused before any extraction or fit
@@ -179,7 +180,8 @@ def fit_and_save(
         probe = probe_name(probe)
     if out is not None:  # refused before any extraction or fit
         claim_head(head_paths(out)[0], overwrite)
-    if pool not in POOL_NAMES and pool not in options.get("positions", ()):
+    positions = options.get("positions", ())
+    if pool not in (*POOL_NAMES, *positions) and reads_sentences(options):
         options["positions"] = (*options.get("positions", ()), pool)  # --pool first reads it
     data, spec, chosen = _rows_for_spec(layer, options)
     pool = getattr(data, "word_pool", pool)  # word rows hold one pool: the word pool

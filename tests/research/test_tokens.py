@@ -211,6 +211,8 @@ def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
     row = json.loads(tagged.output.strip().splitlines()[0])
     assert [w["word"] for w in row["words"]] == ["Hello", "world"]
     assert all(w["label"] in record["label_names"] for w in row["words"])
+    first = run_probe("fit", **words, layer=2, pool="first", out=tmp_path / "f.json", q=True)
+    assert first.exit_code == 0, first.output  # --pool names no sentence position here
 
 
 def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path, said):

@@ -122,6 +122,14 @@ class WordData(CachedData):
         return replace(measures, clusters=clusters, control=control)
 
 
+def reads_sentences(options: dict) -> bool:
+    """Whether a head command's data options read sentence rows: no word-level ``task``, no
+    word-level data (word rows hold one pool, the word pool, and no site or position)."""
+    if options.get("task") not in (None, "regression"):
+        return False
+    return not is_word_input(options.get("data"), options.get("train"))
+
+
 def is_word_input(*sources) -> bool:
     """Whether any input is word-level: CoNLL-U, token-JSONL, or a word view."""
     from probe.data.conllu import is_word_source
