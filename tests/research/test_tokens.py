@@ -213,6 +213,9 @@ def test_fit_a_word_head_and_tag(tiny_gpt2_dir, ewt_small, tmp_path):
     assert all(w["label"] in record["label_names"] for w in row["words"])
     first = run_probe("fit", **words, layer=2, pool="first", out=tmp_path / "f.json", q=True)
     assert first.exit_code == 0, first.output  # --pool names no sentence position here
+    at_site = run_probe("fit", **words, layer=2, site="attn", out=tmp_path / "s.json")
+    assert at_site.exit_code == 1 and len(at_site.output.strip().splitlines()) == 1
+    assert "--site and --position read sentence rows" in at_site.output
 
 
 def test_train_and_test_files_keep_their_sentences_apart(tiny_gpt2_dir, ewt_small, tmp_path, said):
