@@ -16,6 +16,11 @@ import numpy as np
 
 from probe.errors import ProbeError
 
+# a column per class up to this many classes; past it, each text's TOP_CLASSES most probable
+# (a 313-class head printed 313 columns a line)
+TABLE_CLASSES = 8
+TOP_CLASSES = 3
+
 
 @dataclass
 class Predictor:
@@ -127,12 +132,16 @@ def predict_texts(head: str, texts: list[str], model: str | None = None, device=
 
 
 def format_predictions(rows: list[dict], width: int = 60) -> str:
-    """A table: label, one probability column per class, the text (clipped)."""
+    """A table: label, one probability column per class, the text (clipped); with more than
+    ``TABLE_CLASSES`` classes each text's ``TOP_CLASSES`` most probable instead (``--json``
+    keeps every class)."""
     if not rows:
         return ""
     if "probabilities" not in rows[0] or "prediction" in rows[0]:
         return _format_targets(rows, width)
     names = list(rows[0]["probabilities"])
+    if len(names) > TABLE_CLASSES:
+        return _format_top_classes(rows, width)
     label_width = max(len("label"), *(len(name) for name in names))
     columns = [max(6, len(name)) for name in names]
     header = f"{'label':<{label_width}}  " + "  ".join(
@@ -140,8 +149,7 @@ def format_predictions(rows: list[dict], width: int = 60) -> str:
     )
     lines = [header + "  text"]
     for row in rows:
-        text = " ".join(row["text"].split())
-        text = text if len(text) <= width else text[: width - 1] + "…"
+        text = _clipped(row, width)
         cells = "  ".join(
             f"{row['probabilities'][name]:>{w}.4f}" for name, w in zip(names, columns, strict=True)
         )
@@ -149,12 +157,31 @@ def format_predictions(rows: list[dict], width: int = 60) -> str:
     return "\n".join(lines)
 
 
+def _format_top_classes(rows: list[dict], width: int) -> str:
+    """Many classes: label, then the most probable classes with their probabilities."""
+    tops = []
+    for row in rows:
+        ranked = sorted(row["probabilities"].items(), key=lambda item: -item[1])
+        tops.append(", ".join(f"{name} {p:.4f}" for name, p in ranked[:TOP_CLASSES]))
+    label_width = max(len("label"), *(len(row["label"]) for row in rows))
+    top_width = max(len(top) for top in tops)
+    lines = [f"{'label':<{label_width}}  {f'top {TOP_CLASSES}':<{top_width}}  text"]
+    for row, top in zip(rows, tops, strict=True):
+        lines.append(f"{row['label']:<{label_width}}  {top:<{top_width}}  {_clipped(row, width)}")
+    return "\n".join(lines)
+
+
+def _clipped(row: dict, width: int) -> str:
+    """The row's text on one line, at most ``width`` characters."""
+    text = " ".join(row["text"].split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _format_targets(rows: list[dict], width: int) -> str:
     """Regression: one column per target; multi-label: the predicted label set."""
     lines = []
     for row in rows:
-        text = " ".join(row["text"].split())
-        text = text if len(text) <= width else text[: width - 1] + "…"
+        text = _clipped(row, width)
         found = row["prediction"]
         if isinstance(found, dict):
             cells = "  ".join(f"{name} {value:.4g}" for name, value in found.items())

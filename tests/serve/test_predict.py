@@ -12,7 +12,7 @@ from probe.errors import ProbeError
 from probe.heads.persistence import save_head
 from probe.heads.rows import prepare
 from probe.research.sweep import fit_one, head_meta
-from probe.serve.predict import format_predictions, load_predictor
+from probe.serve.predict import format_predictions, load_predictor, prediction_rows
 
 
 @pytest.fixture
@@ -87,3 +87,17 @@ def test_empty_texts_and_the_table(sms_data, tmp_path):
     assert table[0].split() == ["label", "ham", "spam", "text"]
     assert table[1].endswith("Free entry! Text WIN now")
     assert all(abs(sum(row["probabilities"].values()) - 1) < 1e-12 for row in rows)
+
+
+def test_many_classes_print_each_texts_most_probable():
+    names = [f"country {k}" for k in range(20)]
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(20), size=2)
+    rows = prediction_rows(["Lagos", "Paris"], probabilities, names)
+    table = format_predictions(rows).splitlines()
+    assert table[0].split()[:3] == ["label", "top", "3"]
+    for line, row, p in zip(table[1:], rows, probabilities, strict=True):
+        best = np.argsort(-p)[:3]
+        assert line.startswith(names[best[0]])
+        shown = ", ".join(f"{names[k]} {p[k]:.4f}" for k in best)
+        assert shown in line and line.endswith(row["text"])
+    assert len(table) == 3
