@@ -87,8 +87,14 @@ class LogisticPath:
         self.signed_w = self.sign * self.w if self.binary else None  # (N,)
         self.W = np.zeros((self.k, dim))
         # start at W = 0 with the best intercept there: the weighted class log-odds
-        share = np.bincount(codes, weights=self.w, minlength=n_classes).clip(1e-12)  # (K,)
-        log_share = np.log(share)
+        share = np.bincount(codes, weights=self.w, minlength=n_classes)  # (K,)
+        # K classes: one with no rows here (a fold's, when the class has one or two rows) has
+        # no optimum, its intercept falls without end and its zero curvature sent steps of
+        # 1e4-1e5 through the preconditioner (a fold's training loss rose to 4e4): it stays
+        # where it starts (probability ~1e-12 of the others'), its gradient held at zero
+        absent = share <= 0
+        self.absent = absent if (absent.any() and not self.binary) else None  # (K,) or None
+        log_share = np.log(share.clip(1e-12))
         self.b = (log_share[1:] - log_share[:1]) if self.binary else log_share - log_share.mean()
         self.Z = np.tile(self.b, (n, 1))  # logits X W^T + b, kept in step with W, b
         self.pairs = CurvaturePairs()  # (step, change of data gradient): they carry over C
@@ -156,7 +162,24 @@ class LogisticPath:
             grad_w = np.zeros((self.k, self.X.shape[1]), np.float32)
             for rows in self._blocks():
                 grad_w += residual[rows].T.astype(np.float32) @ self.X[rows]
-        return np.hstack([grad_w.astype(np.float64), residual.sum(axis=0)[:, None]])
+        return self._held(np.hstack([grad_w.astype(np.float64), residual.sum(axis=0)[:, None]]))
+
+    def _held(self, grad: np.ndarray) -> np.ndarray:
+        """``grad`` (K', D+1) with the rows of absent classes zeroed: they do not move."""
+        if self.absent is not None:
+            grad[self.absent] = 0.0
+        return grad
+
+    def _moving(self, direction: np.ndarray) -> np.ndarray:
+        """A step ``direction`` (K', D+1) that leaves absent classes where they are: their
+        rows zeroed, and no shift common to all the other classes (which would move only the
+        absent ones, relatively: the preconditioner's centring put their huge intercept step
+        there, 4e4 in one fold)."""
+        if self.absent is not None:
+            direction[self.absent] = 0.0
+            present = ~self.absent
+            direction[present] -= direction[present].mean(axis=0)
+        return direction
 
     def _step_pass(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """One read of X, block by block: how the logits move along ``direction`` (N, K'),
@@ -175,7 +198,7 @@ class LogisticPath:
             grad[:, :-1] += residual.T.astype(np.float32) @ block
             grad[:, -1] += residual.sum(axis=0)
             loss += block_loss
-        return along, grad, loss
+        return along, self._held(grad), loss
 
     def _along(self, t: float, along: np.ndarray) -> tuple[float, float, float]:
         """Data loss, slope and bend at Z + t * along: O(N K), no read of X; by row blocks, so
@@ -290,11 +313,11 @@ class LogisticPath:
                 self._curvature = None
                 precondition = self._preconditioner(lam)
             grad = self.grad_data + penalty * params()
-            direction = -self.pairs.inverse_hessian_times(grad, precondition)  # (K', D+1)
+            direction = self._moving(-self.pairs.inverse_hessian_times(grad, precondition))
             slope_0 = float(np.vdot(grad, direction))  # -(Newton decrement)^2
             if slope_0 >= 0:  # stale curvature pairs: restart from the preconditioner
                 self.pairs.clear()
-                direction = -precondition(grad)
+                direction = self._moving(-precondition(grad))
                 slope_0 = float(np.vdot(grad, direction))
             # the decrement bounds the distance to the minimum; relative to the objective
             # too, or a near-separable fit (objective ~1e-4) would stop percent away from it
@@ -317,6 +340,11 @@ class LogisticPath:
                 step, loss_step = self._line_search(
                     along, loss, slope_0, decrease, slope_1, penalty_slope, penalty_bend
                 )
+                if step == 0.0:  # no trial lowered the objective: the pairs misled it
+                    if not len(self.pairs):
+                        break  # the preconditioner's own direction failed: not converged
+                    self.pairs.clear()
+                    continue
             self.W += step * direction[:, :-1]
             self.b += step * direction[:, -1]
             self.Z += step * along
@@ -333,6 +361,9 @@ class LogisticPath:
         """Start the next solve at (W, b) (e.g. the mean of a C search's fold fits) instead of
         walking the path up to its C: one read of X for the logits, no curvature pairs."""
         self.W, self.b = np.array(W, np.float64), np.array(b, np.float64)
+        if self.absent is not None:  # another fold's fit: a class it had, this one has not
+            self.W[self.absent] = 0.0  # (at that fit's level it took 1% of the probability)
+            self.b[self.absent] = self.b[~self.absent].min() + math.log(1e-12)
         self.passes += 1
         weights = np.ascontiguousarray(self.W.T, np.float32)  # (D, K')
         for rows in self._blocks():
@@ -372,19 +403,21 @@ class LogisticPath:
         if not math.isfinite(t):
             t = 0.5 if high == 1.0 else 2.0
         t = min(max(t, 0.05), 0.95) if high == 1.0 else min(max(t, 1.5), 8.0)
-        for trial in range(LINE_TRIALS):
+        best = (0.0, 0.0, loss)  # (change, t, loss at t): no step unless a trial lowers it
+        for _ in range(LINE_TRIALS):
             loss_t, slope, bend = self._along(t, along)
             slope += penalty_slope + t * penalty_bend
             bend += penalty_bend
             change = loss_t - loss + t * penalty_slope + t * t * penalty_bend / 2
-            met = change <= 1e-4 * t * slope_0 and abs(slope) <= WOLFE * -slope_0
-            if met or trial == LINE_TRIALS - 1:
+            if change <= 1e-4 * t * slope_0 and abs(slope) <= WOLFE * -slope_0:
                 return t, loss_t
+            best = min(best, (change, t, loss_t))
             low, high = (low, t) if slope > 0 else (t, high)
             t_next = t - slope / bend if bend > 0 else math.nan
             if not low < t_next < high:
                 t_next = (low + high) / 2 if math.isfinite(high) else 2 * t
             t = t_next
+        return best[1], best[2]  # conditions unmet: the lowest objective tried, or t = 0
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W.T + self.b  # (n, K')
