@@ -352,6 +352,7 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
             if self._stops_early() and turned_up(np.asarray(scores)):
                 break
         self._held_rows = [held for _, held in splits]
+        self._fold_absent = [getattr(path, "absent", None) for path in paths]
         how = "grouped " if groups is not None else ""
         return self._pick(grid, np.asarray(scores), f"{folds}-fold {how}cross-validation")
 
@@ -363,14 +364,19 @@ class ProbeClassifier(ClassifierMixin, BaseEstimator):
         index = self.search_["Cs"].index(self.C_)
         n = sum(len(rows) for rows in self._held_rows)
         probabilities = np.zeros((n, len(self.classes_)))
-        for rows, logits in zip(self._held_rows, self._held_logits[index], strict=True):
+        folds = zip(self._held_rows, self._held_logits[index], self._fold_absent, strict=True)
+        for rows, logits, absent in folds:
             if logits.shape[1] == 1:
                 from scipy.special import expit
 
                 positive = expit(logits[:, 0])
                 probabilities[rows] = np.column_stack([1.0 - positive, positive])
             else:
-                probabilities[rows] = softmax(logits)
+                fold = softmax(logits)
+                if absent is not None:  # a class the fold never saw: 0, as a refit gives it
+                    fold[:, absent] = 0.0  # (its frozen intercept left it ~1e-12, varying)
+                    fold /= fold.sum(axis=1, keepdims=True)
+                probabilities[rows] = fold
         return probabilities
 
     def _best(self, grid, scores) -> int | None:

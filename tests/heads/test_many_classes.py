@@ -93,14 +93,19 @@ def test_k_fold_losses_equal_scikit_learns_fold_fits_when_folds_lack_classes(sha
     codes = np.searchsorted(clf.classes_, y)
     standardised = (X - clf.mean_) / clf.scale_
     for C, loss in zip(Cs, clf.search_["log_loss"], strict=True):
-        per_fold = []
+        per_fold, out_of_fold = [], np.zeros((len(y), len(clf.classes_)))
         for train, held in fold_rows(codes, 5, 0):
             known = held[np.isin(codes[held], codes[train])]
             fold = LogisticRegression(C=C, tol=1e-9, max_iter=20000)
             fold.fit(standardised[train], codes[train])
             probabilities = fold.predict_proba(standardised[known])
             per_fold.append(log_loss(codes[known], probabilities, labels=fold.classes_))
+            out_of_fold[np.ix_(held, fold.classes_)] = fold.predict_proba(standardised[held])
         assert abs(loss - np.mean(per_fold)) < 2e-3, (C, loss, np.mean(per_fold))
+        if C == clf.C_:  # a class a fold lacks has probability 0 there, as in the refit
+            found = clf.out_of_fold_proba()
+            np.testing.assert_allclose(found, out_of_fold, atol=2e-3)
+            assert np.array_equal(found == 0, out_of_fold == 0)
 
 
 def test_scikit_learns_fallback_maps_a_folds_missing_class(monkeypatch):
