@@ -53,8 +53,13 @@ def classification_report(y_true, y_pred, label_names: Sequence | None = None, s
     recall = _ratio(hits, support)
     f1 = _ratio(2 * precision * recall, precision + recall)
 
+    seen = (support + predicted) > 0  # scikit-learn's default labels: in truth or predicted
+
     def macro(values):
-        return float(values.mean())
+        """Over the classes seen here: a class of the head with no example and no
+        prediction has no F1 (counted as 0, it made a bootstrap's macro-F1 fall whenever a
+        rare class was left out of a resample: the estimate sat above its own interval)."""
+        return float(values[seen].mean()) if seen.any() else 0.0
 
     names = [str(label) for label in labels]
     report = {

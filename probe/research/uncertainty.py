@@ -111,16 +111,18 @@ def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
 
 def class_metrics(hits, support, predicted) -> dict[str, np.ndarray]:
     """Accuracy, macro F1 and balanced accuracy from each class's hits, support and predicted
-    count (..., K); zero divisions count as 0 and balanced accuracy averages the classes
-    present, as in ``probe.heads.metrics``."""
+    count (..., K); zero divisions count as 0, macro F1 averages the classes in the truth or
+    the predictions and balanced accuracy those in the truth, as in ``probe.heads.metrics``:
+    each resample's value is scikit-learn's on the resampled rows."""
     total = support.sum(axis=-1)
     present = (support > 0).sum(axis=-1)
+    seen = (support + predicted > 0).sum(axis=-1)  # the classes macro-F1 averages
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(support + predicted > 0, 2 * hits / (support + predicted), 0.0)
         recall = np.where(support > 0, hits / support, 0.0)
         return {
             "accuracy": np.where(total > 0, hits.sum(axis=-1) / total, 0.0),
-            "macro_f1": f1.mean(axis=-1),
+            "macro_f1": np.where(seen > 0, f1.sum(axis=-1) / np.maximum(seen, 1), 0.0),
             "balanced_accuracy": np.where(present > 0, recall.sum(axis=-1) / present, 0.0),
         }
 

@@ -39,6 +39,19 @@ def test_numbers_equal_scikit_learn():
     assert report["per_class"]["eggs"]["precision"] == 0.0  # 0/0 is 0, not nan
 
 
+def test_macro_averages_run_over_the_classes_in_the_truth_or_the_predictions():
+    """A class of the head with no test example and no prediction (a rare class kept in
+    training) has no F1: the macro averages are scikit-learn's default ones."""
+    from sklearn.metrics import f1_score, precision_score
+
+    truth, predicted = random_labels()
+    report = classification_report(truth, predicted, ["eggs", "ham", "spam", "toast"])
+    assert report["per_class"]["toast"]["support"] == 0
+    assert np.isclose(report["macro_f1"], f1_score(truth, predicted, average="macro"))
+    expected = precision_score(truth, predicted, average="macro", zero_division=0)
+    assert np.isclose(report["macro_precision"], expected)
+
+
 def test_fine_tuning_reports_in_the_same_format():
     from probe.finetune.training import classification_metrics
 
