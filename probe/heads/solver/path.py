@@ -341,8 +341,8 @@ class LogisticPath:
                     along, loss, slope_0, decrease, slope_1, penalty_slope, penalty_bend
                 )
                 if step == 0.0:  # no trial lowered the objective: the pairs misled it
-                    if not len(self.pairs):
-                        break  # the preconditioner's own direction failed: not converged
+                    if not len(self.pairs):  # the preconditioner's own direction did too
+                        raise SolverFailure(f"no step lowered the objective at C={C:g}")
                     self.pairs.clear()
                     continue
             self.W += step * direction[:, :-1]
