@@ -8,7 +8,10 @@ fold's own classes (the reference: a class the fold lacks has probability 0 ther
 each chooses, and the test accuracy of the head. Before the fix, a class a fold lacked kept
 another fold's intercept or let its own run off (held-out log loss 12,415 at C = 0.01).
 
-    python benchmarks/bench_kfold_rare_classes.py
+    python benchmarks/bench_kfold_rare_classes.py [--name kfold_rare_classes_before]
+
+(``--name``: the results' file name, e.g. for a run of an older checkout; the results say
+which commit ran.)
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def reference_losses(X, codes, Cs, folds) -> list[float]:
             known = held[np.isin(codes[held], codes[train])]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fold = LogisticRegression(C=C, tol=1e-8, max_iter=5000)
+                fold = LogisticRegression(C=C, tol=1e-6, max_iter=3000)
                 fold.fit(X[train], codes[train])
             probabilities = fold.predict_proba(X[known])
             per_fold.append(log_loss(codes[known], probabilities, labels=fold.classes_))
@@ -48,10 +51,20 @@ def reference_losses(X, codes, Cs, folds) -> list[float]:
 
 
 def main() -> None:
+    import argparse
+    import subprocess
+
     import probe
     from probe.heads.estimator import ProbeClassifier
     from probe.heads.search import fold_rows
 
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", default="kfold_rare_classes")
+    name = parser.parse_args().name
+    source = Path(probe.__file__).resolve().parent.parent
+    commit = subprocess.run(
+        ["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     before = machine()
     data = probe.prepare("smollm2-135m", data=str(DATA), label_col="country", layers="6,12,18")
     rows = []
@@ -84,9 +97,9 @@ def main() -> None:
         )
         print(rows[-1])
     result = {"machine_before": before, "data": str(DATA.relative_to(ROOT)), "rows": rows}
-    result["machine_after"] = machine()
-    (RESULTS / "kfold_rare_classes.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "kfold_rare_classes.md").write_text(render(result))
+    result["machine_after"], result["probe_commit"] = machine(), commit
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{name}.md").write_text(render(result))
 
 
 def render(result: dict) -> str:
@@ -94,7 +107,8 @@ def render(result: dict) -> str:
     lines = [
         "# k-fold C search with classes a fold lacks: probe vs scikit-learn's fold fits",
         "",
-        f"Places slice (`{result['data']}`), country, SmolLM2-135M mean pool, 5 folds.",
+        f"Places slice (`{result['data']}`), country, SmolLM2-135M mean pool, 5 folds; "
+        f"probe at commit {result.get('probe_commit') or '?'}.",
         f"Machine: {cpu['cpu']}, {cpu['cores']} cores; load {cpu['load_average']} before, "
         f"{result['machine_after']['load_average']} after.",
         "",
