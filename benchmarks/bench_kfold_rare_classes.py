@@ -26,7 +26,6 @@ from bench_many_classes import RESULTS, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "world_places" / "places_slice.csv"
-LAYERS = (6, 12, 18)
 
 
 def reference_losses(X, codes, Cs, folds) -> list[float]:
@@ -60,15 +59,17 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="kfold_rare_classes")
-    name = parser.parse_args().name
+    parser.add_argument("--layers", default="6,12,18", help="scikit-learn's fits: ~4 min each")
+    args = parser.parse_args()
+    name, layers = args.name, [int(layer) for layer in args.layers.split(",")]
     source = Path(probe.__file__).resolve().parent.parent
     commit = subprocess.run(
         ["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     before = machine()
-    data = probe.prepare("smollm2-135m", data=str(DATA), label_col="country", layers="6,12,18")
+    data = probe.prepare("smollm2-135m", data=str(DATA), label_col="country", layers=args.layers)
     rows = []
-    for layer in LAYERS:
+    for layer in layers:
         X, y = data.train.features(layer, "mean"), np.asarray(data.train.labels).astype(str)
         started = time.perf_counter()
         head = ProbeClassifier().fit(X, y)
